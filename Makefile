@@ -1,0 +1,77 @@
+# envrouter — the two commands: `make demo` (the whole environment in the lab) and `make test`.
+# Both do their own set-up on a fresh Debian 12 machine as root.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+ENVROUTER := $(VENV)/bin/envrouter
+
+# Debian packages the lab, the agent, the HA layer and the tests use.
+DEB_RUNTIME := iproute2 nftables conntrack conntrackd pacemaker corosync crmsh pcs \
+  resource-agents dnsmasq chrony openvswitch-switch iputils-ping iputils-arping \
+  dnsutils netcat-openbsd procps curl
+DEB_TEST := $(DEB_RUNTIME) postgresql chromium chromium-driver dnsperf python3-venv
+
+.PHONY: help deps deps-runtime venv test test-unit lint demo demo-down bench clean
+
+help:
+	@echo "make demo   - install what the lab needs, bring up the lab, print its status"
+	@echo "make test   - install what the tests need (Debian packages, .venv) and run the suite"
+	@echo "make deps-runtime - only the Debian packages the lab needs"
+	@echo "make lint   - ruff"
+	@echo "make bench  - run the benchmarks under bench/"
+
+# Install only what is missing, so a prepared machine does not wait on apt.
+define apt_install
+	@missing=""; for p in $(1); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing </dev/null; \
+	fi
+endef
+
+deps-runtime:
+	$(call apt_install,$(DEB_RUNTIME))
+
+deps:
+	$(call apt_install,$(DEB_TEST))
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+lint: venv
+	$(VENV)/bin/ruff check src tests bench
+
+test: deps venv
+	$(VENV)/bin/ruff check src tests bench
+	$(PY) -m pytest -q -ra
+
+test-unit: venv
+	$(PY) -m pytest -q tests/unit
+
+demo: deps-runtime venv
+	$(ENVROUTER) lab up
+	$(ENVROUTER) lab status || true
+	@echo
+	@echo "The lab is up. Next:"
+	@echo "  UI:      open the URL printed above ('envrouter lab status' shows it again)"
+	@echo "  drills:  $(ENVROUTER) lab drill all"
+	@echo "  a node:  $(ENVROUTER) lab exec cmp1 -- ping -c3 <management VIP>"
+	@echo "  stop:    $(ENVROUTER) lab down"
+
+demo-down: venv
+	$(ENVROUTER) lab down
+
+bench: venv
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) build *.egg-info
