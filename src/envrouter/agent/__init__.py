@@ -1,0 +1,106 @@
+"""The node agent: converge one node to its deployment document.
+
+document -> desired state (desired.py, pure) -> plan(desired, observed) (plan.py, pure)
+-> apply (apply.py, the only module that changes anything). observe.py reads the kernel.
+
+This module is the API the HA layer and the CLI call; imports stay lazy so a no-op converge
+does not pay for more than pyroute2 and the document model.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from envrouter.agent.plan import Step
+    from envrouter.document import DeploymentDocument
+
+ScopeArg = Literal["all", "vrouter", "host"]
+
+
+def load_document(path: str) -> DeploymentDocument:
+    from envrouter.document import parse_document
+    from envrouter.errors import ValidationError
+
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as exc:
+        raise ValidationError("deployment document", "path", f"cannot read {path}: {exc}") from exc
+    return parse_document(raw)
+
+
+def compute_plan(
+    doc: DeploymentDocument | None,
+    *,
+    root: str = "/",
+    scope: ScopeArg = "all",
+    host_netns: str = "",
+    teardown: bool = False,
+) -> list[Step]:
+    """Observe the node and plan; changes nothing."""
+    from envrouter.agent.desired import desired_state, empty_like
+    from envrouter.agent.netlink import Netlink
+    from envrouter.agent.observe import observe
+    from envrouter.agent.plan import plan
+
+    _need_doc(doc)
+    desired = desired_state(doc, root=root, scope=scope, host_netns=host_netns)
+    if teardown:
+        desired = empty_like(desired)
+    with Netlink() as link:
+        return plan(desired, observe(desired, link))
+
+
+def _need_doc(doc: object) -> None:
+    from envrouter.errors import ValidationError
+
+    if doc is None:
+        raise ValidationError(
+            "agent", "document", "no document given and none saved in the state directory"
+        )
+
+
+def _run(
+    doc: DeploymentDocument | None, *, root: str, scope: ScopeArg, host_netns: str, teardown: bool
+) -> list[str]:
+    from envrouter.agent.apply import apply
+    from envrouter.agent.desired import desired_state, empty_like
+    from envrouter.agent.netlink import Netlink
+    from envrouter.agent.observe import observe
+    from envrouter.agent.plan import plan
+
+    _need_doc(doc)
+    desired = desired_state(doc, root=root, scope=scope, host_netns=host_netns)
+    if teardown:
+        desired = empty_like(desired)
+    with Netlink() as link:
+        steps = plan(desired, observe(desired, link))
+        return apply(steps, link)
+
+
+def converge(
+    doc: DeploymentDocument, *, root: str = "/", scope: ScopeArg = "all", host_netns: str = ""
+) -> list[str]:
+    """Plan against the kernel and apply; returns the descriptions of the steps applied."""
+    return _run(doc, root=root, scope=scope, host_netns=host_netns, teardown=False)
+
+
+def check(
+    doc: DeploymentDocument, *, root: str = "/", scope: ScopeArg = "all", host_netns: str = ""
+) -> list[str]:
+    """The steps a converge would apply now; [] means converged."""
+    return [s.description for s in compute_plan(doc, root=root, scope=scope, host_netns=host_netns)]
+
+
+def teardown(
+    doc: DeploymentDocument | None,
+    *,
+    root: str = "/",
+    scope: ScopeArg = "all",
+    host_netns: str = "",
+) -> list[str]:
+    """Remove everything the agent owns for this document and scope; nothing else."""
+    if doc is None:
+        return []  # nothing known to be ours: nothing to remove (idempotent stop)
+    return _run(doc, root=root, scope=scope, host_netns=host_netns, teardown=True)

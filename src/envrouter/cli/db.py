@@ -1,5 +1,46 @@
-"""envrouter db — not built yet (its issue is open)."""
+"""envrouter db: create, upgrade or downgrade the schema (Alembic, shipped in the package)."""
+
+from __future__ import annotations
 
 import typer
 
-app = typer.Typer(no_args_is_help=True, help="Not built yet.")
+from envrouter.cli.common import handle_errors
+
+app = typer.Typer(no_args_is_help=True, help="Database: create or upgrade the schema.")
+
+URL = typer.Option(None, "--database-url", help="SQLAlchemy URL (default: see docs)")
+
+
+@app.command()
+@handle_errors
+def upgrade(
+    revision: str = typer.Argument("head", help="target revision"), database_url: str = URL
+) -> None:
+    """Upgrade the schema (from empty too) to REVISION, the newest by default."""
+    from envrouter.db import migrate
+
+    migrate.upgrade(database_url, revision)
+    typer.echo(f"database at revision {migrate.current(database_url)}")
+
+
+@app.command()
+@handle_errors
+def downgrade(
+    revision: str = typer.Argument(..., help="target revision, e.g. 0001_baseline or base"),
+    database_url: str = URL,
+) -> None:
+    """Downgrade the schema to REVISION (0001_baseline: before the vrouter)."""
+    from envrouter.db import migrate
+
+    migrate.downgrade(database_url, revision)
+    typer.echo(f"database at revision {migrate.current(database_url)}")
+
+
+@app.command()
+@handle_errors
+def current(database_url: str = URL) -> None:
+    """Print the schema's revision (none: empty database)."""
+    from envrouter.db import migrate
+
+    rev = migrate.current(database_url)
+    typer.echo(f"{rev or 'none'} (newest: {migrate.head()})")

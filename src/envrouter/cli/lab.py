@@ -1,5 +1,105 @@
-"""envrouter lab — not built yet (its issue is open)."""
+"""envrouter lab — a whole environment on this machine (namespaces, cluster, control plane)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
 
 import typer
+from rich.console import Console
 
-app = typer.Typer(no_args_is_help=True, help="Not built yet.")
+from envrouter.cli.common import EXIT_FAILED, handle_errors
+from envrouter.lab.topology import DEFAULT_PREFIX, DEFAULT_STATE_DIR, plan_lab
+
+app = typer.Typer(no_args_is_help=True, help="The lab: a whole environment on this machine.")
+
+STATE_DIR = typer.Option(DEFAULT_STATE_DIR, "--state-dir", envvar="ENVROUTER_LAB_STATE_DIR",
+                         help="where the lab keeps its nodes' files and state")
+PREFIX = typer.Option(DEFAULT_PREFIX, "--prefix", envvar="ENVROUTER_LAB_PREFIX",
+                      help="name prefix of the lab's network namespaces")
+
+
+def _prefix_of(state_dir: str, default: str) -> str:
+    try:
+        with open(os.path.join(state_dir, "state.json")) as f:
+            return json.load(f)["plan"]["prefix"]
+    except (OSError, ValueError, KeyError):
+        return default
+
+
+@app.command()
+@handle_errors
+def up(
+    controllers: int = typer.Option(3, "--controllers", help="number of controllers"),
+    nodes: int = typer.Option(2, "--nodes", help="number of compute nodes"),
+    bridge: str = typer.Option("linux", "--bridge", help="vrouter bridge kind: linux | ovs"),
+    deploy: bool = typer.Option(True, "--deploy/--no-deploy",
+                                help="run the control plane and the agents"),
+    state_dir: str = STATE_DIR,
+    prefix: str = PREFIX,
+) -> None:
+    """Build the lab (cleans leftovers of an earlier one first), then print its status."""
+    from envrouter.lab.build import lab_up
+    from envrouter.lab.status import collect_status, print_status
+
+    plan = plan_lab(controllers, nodes, prefix=prefix, state_dir=state_dir, bridge_kind=bridge)
+    console = Console()
+    lab = lab_up(plan, console, deploy_parts=deploy)
+    console.print("[green]the lab is up[/green]")
+    print_status(collect_status(lab), console)
+
+
+@app.command()
+@handle_errors
+def status(
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+    state_dir: str = STATE_DIR,
+) -> None:
+    """Nodes, cluster, VIP holders, fencing and end-to-end checks from a compute node."""
+    from envrouter.lab.nodes import Lab, check_prerequisites
+    from envrouter.lab.status import FAIL, collect_status, print_status, status_json
+
+    check_prerequisites()
+    st = collect_status(Lab.load(state_dir))
+    if as_json:
+        print(status_json(st))
+    else:
+        print_status(st, Console())
+    if any(c["status"] == FAIL for c in st["checks"]):
+        sys.exit(EXIT_FAILED)
+
+
+@app.command()
+@handle_errors
+def down(state_dir: str = STATE_DIR, prefix: str = PREFIX) -> None:
+    """Remove everything of the lab: processes, namespaces, mounts, state."""
+    from envrouter.lab.build import lab_down
+    from envrouter.lab.nodes import check_prerequisites
+
+    check_prerequisites()
+    console = Console()
+    removed = lab_down(state_dir, _prefix_of(state_dir, prefix), console)
+    console.print(f"removed {len(removed)} objects" if removed else "nothing to remove")
+
+
+@app.command(name="exec", context_settings={"allow_extra_args": True,
+                                             "ignore_unknown_options": True})
+@handle_errors
+def exec_(
+    ctx: typer.Context,
+    node: str = typer.Argument(..., help="node name, e.g. ctl1, cmp1, up, master"),
+    state_dir: str = STATE_DIR,
+) -> None:
+    """Run a command inside a node: envrouter lab exec NODE -- CMD [ARGS]..."""
+    from envrouter.lab.nodes import Lab
+
+    argv = list(ctx.args)
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv:
+        argv = ["bash"]
+    lab = Lab.load(state_dir)
+    lab.plan.node(node)
+    sys.exit(subprocess.call(lab.nsenter_argv(node, argv)))

@@ -1,5 +1,57 @@
-"""envrouter serve — not built yet (its issue is open)."""
+"""envrouter serve: migrate the database, then run the API (and the UI, when installed)."""
+
+from __future__ import annotations
+
+import os
 
 import typer
 
-app = typer.Typer(no_args_is_help=True, help="Not built yet.")
+from envrouter.cli.common import handle_errors
+
+app = typer.Typer(help="Run the control plane: REST API, UI and /metrics.", add_completion=False)
+
+
+@app.command()
+@handle_errors
+def serve(
+    host: str = typer.Option("127.0.0.1", help="address to listen on"),
+    port: int = typer.Option(8700, help="TCP port"),
+    database_url: str = typer.Option(
+        None,
+        "--database-url",
+        help="SQLAlchemy URL (default: ENVROUTER_DATABASE_URL, the config file, "
+        "or sqlite:////var/lib/envrouter/envrouter.db)",
+    ),
+    workers: int = typer.Option(1, "--workers", min=1, max=64, help="server processes"),
+    log_level: str = typer.Option("warning", help="uvicorn log level"),
+) -> None:
+    """Upgrade the schema to the newest revision, then serve the API on HOST:PORT."""
+    import uvicorn
+
+    from envrouter.api.app import create_app
+    from envrouter.db import migrate
+    from envrouter.db.config import resolve_database_url
+
+    url = resolve_database_url(database_url)
+    migrate.upgrade(url)
+    typer.echo(f"envrouter: serving on http://{host}:{port} (database {_safe(url)})", err=True)
+    if workers == 1:
+        uvicorn.run(create_app(url), host=host, port=port, log_level=log_level, access_log=False)
+        return
+    # several processes: each builds its own app from the URL passed in the environment
+    os.environ["ENVROUTER_DATABASE_URL"] = url
+    uvicorn.run(
+        "envrouter.api.app:create_app",
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+    )
+
+
+def _safe(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

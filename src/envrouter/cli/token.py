@@ -1,5 +1,59 @@
-"""envrouter token — not built yet (its issue is open)."""
+"""envrouter token: API tokens (shown once, stored as SHA-256 digests)."""
+
+from __future__ import annotations
 
 import typer
 
-app = typer.Typer(no_args_is_help=True, help="Not built yet.")
+from envrouter.cli.common import handle_errors
+
+app = typer.Typer(no_args_is_help=True, help="API tokens: create, list, revoke.")
+
+URL = typer.Option(None, "--database-url", help="SQLAlchemy URL (default: see docs)")
+
+
+def _db(url: str | None):  # noqa: ANN202
+    from envrouter.db.engine import Database
+
+    return Database(url)
+
+
+@app.command()
+@handle_errors
+def create(
+    name: str = typer.Option(..., "--name", help="a name for the token's holder"),
+    read_only: bool = typer.Option(False, "--read-only", help="may read, never write"),
+    expires_days: float = typer.Option(None, "--expires-days", help="lifetime in days"),
+    database_url: str = URL,
+) -> None:
+    """Create a token and print it (the only time it is shown)."""
+    from envrouter.model.tokens import create_token
+
+    with _db(database_url).writing() as session:
+        secret = create_token(session, name, read_only=read_only, expires_days=expires_days)
+    typer.echo(secret)
+
+
+@app.command("list")
+@handle_errors
+def list_(database_url: str = URL) -> None:
+    """List the tokens (never their secrets)."""
+    from envrouter.model.tokens import list_tokens
+
+    with _db(database_url).reading() as session:
+        tokens = list_tokens(session)
+    for t in tokens:
+        access = "read-only" if t.read_only else "admin"
+        expires = t.expires_at.isoformat(timespec="seconds") if t.expires_at else "never"
+        state = " (expired)" if t.expired else ""
+        typer.echo(f"{t.name:<24} {access:<9} expires {expires}{state}")
+
+
+@app.command()
+@handle_errors
+def revoke(name: str = typer.Argument(..., help="token name"), database_url: str = URL) -> None:
+    """Delete a token: it stops working (within 5 s on a running server)."""
+    from envrouter.model.tokens import revoke_token
+
+    with _db(database_url).writing() as session:
+        revoke_token(session, name)
+    typer.echo(f"revoked {name}")

@@ -1,0 +1,269 @@
+#!/usr/bin/env python3
+"""Control-plane benchmark (prints figures; not a test).
+
+1. An environment of 1000 nodes (3 controllers) on a temporary SQLite file: time to allocate
+   every address (one bulk transaction), reserve the VIPs, and build + serialise every node's
+   deployment document.
+2. `envrouter serve` as a subprocess on 127.0.0.1 and 50 concurrent keep-alive clients doing
+   GET /api/v1/nodes/by-hostname/{hostname}/document (5000 requests): p50/p99 latency.
+
+Targets: all 1000 documents <= 1 s; p99 <= 25 ms.
+Usage: .venv/bin/python bench/control_plane.py [--nodes 1000] [--clients 50] [--requests 5000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def build(url: str, nodes: int) -> tuple[dict[str, float], str, list[str]]:
+    from envrouter.db import migrate
+    from envrouter.db.engine import Database
+    from envrouter.model import service
+    from envrouter.model.tokens import create_token
+
+    migrate.upgrade(url)
+    db = Database(url)
+    figures: dict[str, float] = {}
+    with db.writing() as s:
+        env_id = service.create_environment(s, "bench", True).id
+        for net in (
+            {
+                "name": "admin",
+                "role": "admin",
+                "cidr": "10.20.0.0/20",
+                "gateway": "10.20.0.1",
+                "ranges": [{"start": "10.20.0.10", "end": "10.20.15.250"}],
+            },
+            {
+                "name": "management",
+                "role": "management",
+                "cidr": "192.168.0.0/20",
+                "ranges": [{"start": "192.168.0.10", "end": "192.168.15.250"}],
+            },
+            {
+                "name": "public",
+                "role": "public",
+                "cidr": "203.0.113.0/24",
+                "gateway": "203.0.113.1",
+                "ranges": [{"start": "203.0.113.10", "end": "203.0.113.100"}],
+            },
+            {
+                "name": "storage",
+                "role": "storage",
+                "cidr": "192.168.16.0/20",
+                "ranges": [{"start": "192.168.16.10", "end": "192.168.31.250"}],
+            },
+        ):
+            service.create_network(s, env_id, net)
+        service.put_settings(
+            s,
+            env_id,
+            {"dns_list": ["198.51.100.53"], "ntp_list": ["198.51.100.123"], "enabled": True},
+        )
+        token = create_token(s, "bench", read_only=True)
+    specs = [{"hostname": f"ctl{i + 1}", "roles": ["controller"]} for i in range(3)] + [
+        {"hostname": f"cmp{i + 1}", "roles": ["compute"]} for i in range(nodes - 3)
+    ]
+    t0 = time.perf_counter()
+    with db.writing() as s:
+        service.create_nodes(s, env_id, specs)
+    figures["allocate every address (bulk, 1 transaction)"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    with db.writing() as s:
+        service.reserve_vips(s, env_id)
+    figures["reserve the VIPs (+ namespace addresses)"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    with db.reading() as s:
+        docs = service.environment_documents(s, env_id)
+        blobs = [d.model_dump_json() for d in docs.values()]
+    figures[f"build + serialise all {len(blobs)} documents"] = time.perf_counter() - t0
+    assert docs["cmp1"].host.gateway_source == "vrouter"
+    assert sum(1 for d in docs.values() if d.vrouter is not None) == 3
+    # a second pass, warm
+    t0 = time.perf_counter()
+    with db.reading() as s:
+        docs = service.environment_documents(s, env_id)
+        blobs = [d.model_dump_json() for d in docs.values()]
+    figures[f"build + serialise all {len(blobs)} documents (again)"] = time.perf_counter() - t0
+    db.dispose()
+    return figures, token, list(docs)
+
+
+async def _client(port: int, token: str, paths: list[str], latencies: list[float]) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        for path in paths:
+            request = (
+                f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\r\n"
+            ).encode()
+            t0 = time.perf_counter()
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head.split(b" ", 2)[1])
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":", 1)[1])
+            await reader.readexactly(length)
+            latencies.append(time.perf_counter() - t0)
+            if status != 200:
+                raise RuntimeError(f"{path}: HTTP {status}")
+    finally:
+        writer.close()
+
+
+async def load(
+    port: int, token: str, hostnames: list[str], clients: int, requests: int, every: bool = False
+):
+    """`clients` keep-alive connections; random hostnames, or (every=True) each one once."""
+    rng = random.Random(1)
+    if every:
+        names = list(hostnames)
+    else:
+        names = [rng.choice(hostnames) for _ in range(requests)]
+    paths = [f"/api/v1/nodes/by-hostname/{h}/document" for h in names]
+    latencies: list[float] = []
+    t0 = time.perf_counter()
+    await asyncio.gather(
+        *(_client(port, token, paths[i::clients], latencies) for i in range(clients))
+    )
+    return latencies, time.perf_counter() - t0
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--nodes", type=int, default=1000)
+    ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--requests", type=int, default=5000)
+    ap.add_argument("--workers", type=int, default=1, help="envrouter serve --workers")
+    args = ap.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="ert-bench-"))
+    url = f"sqlite:///{tmp / 'bench.db'}"
+    proc = None
+    try:
+        print(
+            f"machine: {os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), "
+            f"{cpu_model()}, Python {platform.python_version()}, {platform.system()} "
+            f"{platform.release()}"
+        )
+        figures, token, hostnames = build(url, args.nodes)
+        print(f"\n{args.nodes} nodes, 3 controllers, SQLite:")
+        for name, seconds in figures.items():
+            print(f"  {name:<52} {seconds * 1000:8.1f} ms")
+
+        port = free_port()
+        envrouter = Path(sys.executable).with_name("envrouter")
+        cmd = [
+            str(envrouter) if envrouter.exists() else "envrouter",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--database-url",
+            url,
+            "--workers",
+            str(args.workers),
+        ]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(
+                        f"envrouter serve did not start: {proc.stderr.read().decode()}"
+                    ) from None
+                time.sleep(0.1)
+        # cold: every document once (built on the server, then cached per revision)
+        cold, cold_s = asyncio.run(load(port, token, hostnames, args.clients, 0, every=True))
+        seq, _ = asyncio.run(load(port, token, hostnames, 1, 200))
+        latencies, elapsed = asyncio.run(load(port, token, hostnames, args.clients, args.requests))
+        print(
+            f"\nGET document via `envrouter serve` ({args.workers} uvicorn process(es), SQLite), "
+            f"{args.clients} concurrent keep-alive clients:"
+        )
+        print(
+            f"  cold (each of the {len(cold)} documents once): p50 {pct(cold, 50) * 1000:7.2f} ms"
+            f"   p99 {pct(cold, 99) * 1000:7.2f} ms   throughput {len(cold) / cold_s:7.0f} req/s"
+        )
+        print(f"  warm ({len(latencies)} requests, random nodes):")
+        print(
+            f"  p50 {pct(latencies, 50) * 1000:7.2f} ms   p99 {pct(latencies, 99) * 1000:7.2f} ms"
+            f"   mean {statistics.mean(latencies) * 1000:7.2f} ms   "
+            f"throughput {len(latencies) / elapsed:7.0f} req/s"
+        )
+        print(
+            f"  one client at a time: p50 {pct(seq, 50) * 1000:.2f} ms, "
+            f"p99 {pct(seq, 99) * 1000:.2f} ms"
+        )
+        docs_s = [v for k, v in figures.items() if k.startswith("build") and "again" not in k][0]
+        p99 = pct(latencies, 99)
+        print(
+            "\ntargets: all documents <= 1 s: "
+            f"{'met' if docs_s <= 1 else 'NOT met'} ({docs_s:.3f} s); "
+            f"p99 <= 25 ms: {'met' if p99 <= 0.025 else 'NOT met'} ({p99 * 1000:.1f} ms)"
+        )
+        print(
+            json.dumps(
+                {
+                    "documents_s": round(docs_s, 4),
+                    "p50_ms": round(pct(latencies, 50) * 1000, 2),
+                    "p99_ms": round(p99 * 1000, 2),
+                }
+            )
+        )
+        return 0
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Read the kernel (pyroute2), nftables (`nft -j`), sysctls, OVS and files into the plain data
+shape of the desired state. Reads only; never changes anything."""
+
+from __future__ import annotations
+
+import os
+
+from envrouter.agent import files as agent_files
+from envrouter.agent import netlink as nl
+from envrouter.agent.desired import (
+    AddrSpec,
+    DesiredState,
+    ObservedLink,
+    ObservedState,
+    RouteSpec,
+)
+from envrouter.agent.nftables import observe_tables
+from envrouter.agent.ovs import list_bridges, list_ports
+
+
+def observe(state: DesiredState, link: nl.Netlink) -> ObservedState:
+    u = state.universe
+    obs = ObservedState()
+    present = nl.list_netns()
+    namespaces = {ns for ns in u.namespaces if ns in present and nl.netns_valid(ns)}
+    obs.broken_namespaces = {ns for ns in u.namespaces if ns in present} - namespaces
+    obs.namespaces = namespaces
+    # every namespace that matters: the host ("" or a named one) and ours that exist
+    relevant = {ns for ns, _ in u.owned_links} | {b.ns for b in state.bridges}
+    relevant |= set(u.route_namespaces) | {ns for ns, _, _ in u.nft_tables}
+    relevant |= {s.ns for s in state.sysctls} | {ns for ns, _ in state.up}
+    live = {ns for ns in relevant if ns == "" or ns in namespaces or _is_host(ns, state)}
+    owned_links = set(u.owned_links)
+    owned_devs = set(u.owned_devs)
+    names_by_index: dict[str, dict[int, str]] = {}
+    for ns in sorted(live):
+        links = link.links(ns)
+        by_index = {lk["index"]: lk["name"] for lk in links}
+        names_by_index[ns] = by_index
+        for lk in links:
+            key = (ns, lk["name"])
+            master = by_index.get(lk["master"]) if lk["master"] else None
+            obs.links[key] = ObservedLink(ns, lk["name"], lk["kind"], lk["alias"], master, lk["up"])
+            if ns in namespaces and lk["name"] != "lo" and key not in owned_links:
+                # a link we did not make inside our namespace: a foreign object
+                if not any(key == (v.ns, v.host_name) for v in state.veths):
+                    obs.foreign_in_namespace.add(key)
+        devs = {d for n, d in owned_devs if n == ns}
+        if devs:
+            for idx, address, plen in link.addresses(ns):
+                dev = by_index.get(idx)
+                if dev in devs:
+                    obs.addresses.add(AddrSpec(ns, dev, address, plen))
+        if ns in u.route_namespaces:
+            for r in link.routes(ns, (nl.RTPROT_ENVROUTER,)):
+                obs.routes.add(
+                    RouteSpec(
+                        ns, r["dst"], r["gateway"] or "", by_index.get(r["oif"], ""), r["metric"]
+                    )
+                )
+    # sysctls: one thread per namespace reads them all
+    by_ns: dict[str, list[str]] = {}
+    for s in state.sysctls:
+        by_ns.setdefault(s.ns, []).append(s.key)
+    for ns, keys in by_ns.items():
+        if ns not in live:
+            continue
+        values = nl.in_netns(ns, lambda keys=keys: [nl.read_sysctl(k) for k in keys])
+        for k, v in zip(keys, values, strict=True):
+            obs.sysctls[(ns, k)] = v
+    # nftables
+    tables_by_ns: dict[str, set[tuple[str, str]]] = {}
+    for ns, family, name in u.nft_tables:
+        tables_by_ns.setdefault(ns, set()).add((family, name))
+    for ns, names in tables_by_ns.items():
+        if ns not in live:
+            continue
+        for (family, name), fp in observe_tables(ns, names).items():
+            obs.nft[(ns, family, name)] = fp
+    # OVS
+    if u.ovs_bridges:
+        host = state.bridges[0].ns if state.bridges else ""
+        obs.ovs_bridges = list_bridges(host)
+        for br in u.ovs_bridges:
+            if br in obs.ovs_bridges:
+                obs.ovs_ports[br] = list_ports(host, br)
+    # files
+    for path in u.files:
+        obs.files[path] = agent_files.read_file(path)
+    return obs
+
+
+def _is_host(ns: str, state: DesiredState) -> bool:
+    """A named host namespace (host_netns) is not ours but must be read."""
+    return ns not in state.universe.namespaces and os.path.exists(nl.netns_path(ns))

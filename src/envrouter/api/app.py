@@ -1,0 +1,59 @@
+"""The control plane's FastAPI application."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from envrouter import __version__
+from envrouter.api.deps import TokenCache
+from envrouter.api.doccache import DocumentCache
+from envrouter.api.errors import install_error_handlers
+from envrouter.api.metrics import Metrics, MetricsMiddleware
+from envrouter.api.routes import environments, networks, nodes, vrouter
+from envrouter.db.engine import Database
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(database_url: str | None = None, *, db: Database | None = None) -> FastAPI:
+    """The API on `database_url` (else ENVROUTER_DATABASE_URL, the config file, the default
+    SQLite file). The schema must be migrated already (`envrouter db upgrade`; `serve` does it).
+    """
+    app = FastAPI(
+        title="envrouter",
+        version=__version__,
+        description="Control plane of envrouter: environments, networks, nodes, VIPs, "
+        "vrouter settings and deployment documents.",
+    )
+    app.state.db = db or Database(database_url)
+    app.state.tokens = TokenCache()
+    app.state.documents = DocumentCache()
+    app.state.cluster_probe: Callable[[int], dict[str, Any]] | None = None
+    metrics = Metrics(app.state.db)
+    app.state.metrics = metrics
+    install_error_handlers(app)
+    for module in (environments, networks, nodes, vrouter):
+        app.include_router(module.router)  # each router carries API_PREFIX
+
+    @app.get("/healthz", tags=["system"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/metrics", tags=["system"], response_class=Response)
+    def prometheus_metrics() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.router.add_event_handler("shutdown", app.state.db.dispose)
+
+    try:
+        from envrouter.ui.pages import mount_ui
+    except ImportError:
+        mount_ui = None
+    if mount_ui is not None:
+        mount_ui(app)
+    return app

@@ -1,0 +1,98 @@
+"""Request dependencies: database sessions and token auth."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Path, Request
+from sqlalchemy.orm import Session
+
+from envrouter.db.engine import Database
+from envrouter.model.tokens import TokenInfo, hash_token, lookup_token
+
+# Ids are database integers: anything larger is refused before it reaches the driver.
+Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
+
+_CACHE_SECONDS = 5.0
+
+
+class TokenCache:
+    """Verified tokens for a few seconds, so that GET document does not pay a query for the
+    token each time. A revoked token stops working within _CACHE_SECONDS."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: dict[str, tuple[float, TokenInfo | None]] = {}
+
+    def get(self, db: Database, secret: str) -> TokenInfo | None:
+        key = hash_token(secret)
+        now = time.monotonic()
+        with self._lock:
+            hit = self._items.get(key)
+        if hit and hit[0] > now:
+            return hit[1]
+        with db.reading() as session:
+            info = lookup_token(session, secret)
+        with self._lock:
+            if len(self._items) > 10000:
+                self._items.clear()
+            self._items[key] = (now + _CACHE_SECONDS, info)
+        return info
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+def get_db(request: Request) -> Database:
+    return request.app.state.db
+
+
+def _authenticate(request: Request) -> TokenInfo:
+    header = request.headers.get("authorization")
+    if not header:
+        raise HTTPException(401, "missing token: send 'Authorization: Bearer <token>'")
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise HTTPException(401, "malformed Authorization header: expected 'Bearer <token>'")
+    info = request.app.state.tokens.get(request.app.state.db, secret.strip())
+    if info is None:
+        raise HTTPException(401, "unknown token")
+    if info.expired:
+        raise HTTPException(401, f"token {info.name!r} expired")
+    return info
+
+
+def reader(request: Request) -> TokenInfo:
+    return _authenticate(request)
+
+
+def admin(request: Request) -> TokenInfo:
+    info = _authenticate(request)
+    if info.read_only:
+        raise HTTPException(403, f"token {info.name!r} is read-only: writes need an admin token")
+    return info
+
+
+def read_session(request: Request, _auth: TokenInfo = Depends(reader)) -> Iterator[Session]:
+    with request.app.state.db.read_session() as session:
+        try:
+            yield session
+        finally:
+            session.rollback()
+
+
+def write_session(request: Request, _auth: TokenInfo = Depends(admin)) -> Iterator[Session]:
+    """A serialised write transaction; the route commits."""
+    with request.app.state.db.write_session() as session:
+        try:
+            yield session
+        finally:
+            session.rollback()
+
+
+ReadDB = Annotated[Session, Depends(read_session)]
+WriteDB = Annotated[Session, Depends(write_session)]

@@ -1,0 +1,50 @@
+"""Error bodies: {"detail": [{"object", "field", "reason"}]} for every 4xx on bad input."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
+
+from envrouter.errors import ConflictError, NotFoundError, ValidationError
+
+
+def _body(items: list[dict[str, str]]) -> dict:
+    return {"detail": items}
+
+
+def _request_validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    items = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ())]
+        where = loc[0] if loc else "request"
+        field = ".".join(loc[1:]) or where
+        items.append({"object": f"request {where}", "field": field, "reason": str(err.get("msg"))})
+    return JSONResponse(_body(items), status_code=422)
+
+
+def _validation(_request: Request, exc: ValidationError) -> JSONResponse:
+    return JSONResponse(_body([exc.as_dict()]), status_code=422)
+
+
+def _conflict(_request: Request, exc: ConflictError) -> JSONResponse:
+    return JSONResponse(_body([exc.as_dict()]), status_code=409)
+
+
+def _not_found(_request: Request, exc: NotFoundError) -> JSONResponse:
+    item = {"object": f"{exc.kind} {exc.key!r}", "field": "id", "reason": "not found"}
+    return JSONResponse(_body([item]), status_code=404)
+
+
+def _integrity(_request: Request, exc: IntegrityError) -> JSONResponse:
+    item = {"object": "database", "field": "(constraint)", "reason": str(exc.orig)}
+    return JSONResponse(_body([item]), status_code=409)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _request_validation)  # type: ignore[arg-type]
+    app.add_exception_handler(ValidationError, _validation)  # type: ignore[arg-type]
+    app.add_exception_handler(ConflictError, _conflict)  # type: ignore[arg-type]
+    app.add_exception_handler(NotFoundError, _not_found)  # type: ignore[arg-type]
+    app.add_exception_handler(IntegrityError, _integrity)  # type: ignore[arg-type]

@@ -1,0 +1,66 @@
+"""Networks and their ranges."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from envrouter.api.deps import Id, ReadDB, WriteDB
+from envrouter.api.schemas import NetworkCreate, NetworkPublic, NetworkUpdate, RangeIn
+from envrouter.db.tables import NetworkRow
+from envrouter.model import service
+
+router = APIRouter(prefix="/api/v1", tags=["networks"])
+
+
+def _public(row: NetworkRow) -> NetworkPublic:
+    return NetworkPublic(
+        id=row.id,
+        environment_id=row.environment_id,
+        name=row.name,
+        role=row.role,
+        cidr=row.cidr,
+        gateway=row.gateway,
+        vlan=row.vlan,
+        bridge=row.bridge,
+        ranges=[RangeIn(start=r.start_address, end=r.end_address) for r in row.ranges],
+    )
+
+
+@router.get("/environments/{env_id}/networks", response_model=list[NetworkPublic])
+def list_networks(env_id: Id, db: ReadDB) -> list[NetworkPublic]:
+    service.get_environment_row(db, env_id)
+    rows = db.scalars(
+        select(NetworkRow)
+        .where(NetworkRow.environment_id == env_id)
+        .options(selectinload(NetworkRow.ranges))
+        .order_by(NetworkRow.id)
+    ).all()
+    return [_public(r) for r in rows]
+
+
+@router.post("/environments/{env_id}/networks", response_model=NetworkPublic, status_code=201)
+def create_network(env_id: Id, body: NetworkCreate, db: WriteDB) -> NetworkPublic:
+    row = service.create_network(db, env_id, body.model_dump())
+    db.commit()
+    return _public(row)
+
+
+@router.get("/networks/{network_id}", response_model=NetworkPublic)
+def get_network(network_id: Id, db: ReadDB) -> NetworkPublic:
+    return _public(service.get_network_row(db, network_id))
+
+
+@router.patch("/networks/{network_id}", response_model=NetworkPublic)
+def update_network(network_id: Id, body: NetworkUpdate, db: WriteDB) -> NetworkPublic:
+    row = service.update_network(db, network_id, body.model_dump(exclude_unset=True))
+    db.commit()
+    return _public(row)
+
+
+@router.delete("/networks/{network_id}", status_code=204)
+def delete_network(network_id: Id, db: WriteDB) -> Response:
+    service.delete_network(db, network_id)
+    db.commit()
+    return Response(status_code=204)

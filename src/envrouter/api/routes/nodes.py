@@ -1,0 +1,103 @@
+"""Nodes and their deployment documents."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request, Response
+from sqlalchemy import select
+
+from envrouter.api.deps import Id, ReadDB, WriteDB
+from envrouter.api.schemas import NodeCreate, NodePublic, NodeUpdate
+from envrouter.db.tables import NodeRow
+from envrouter.document import DeploymentDocument
+from envrouter.errors import NotFoundError, ValidationError
+from envrouter.model import rules, service
+
+router = APIRouter(prefix="/api/v1", tags=["nodes"])
+
+
+def _public(db, rows) -> list[NodePublic]:  # noqa: ANN001
+    addrs = service.node_addresses_public(db, rows)
+    return [
+        NodePublic(
+            id=r.id,
+            environment_id=r.environment_id,
+            hostname=r.hostname,
+            roles=list(r.role_list),
+            status=r.status,
+            addresses=addrs[r.id]["addresses"],
+            namespace_address=addrs[r.id]["namespace_address"],
+        )
+        for r in rows
+    ]
+
+
+@router.get("/environments/{env_id}/nodes", response_model=list[NodePublic])
+def list_nodes(env_id: Id, db: ReadDB) -> list[NodePublic]:
+    service.get_environment_row(db, env_id)
+    rows = db.scalars(
+        select(NodeRow).where(NodeRow.environment_id == env_id).order_by(NodeRow.id)
+    ).all()
+    return _public(db, rows)
+
+
+@router.post("/environments/{env_id}/nodes", response_model=NodePublic, status_code=201)
+def create_node(env_id: Id, body: NodeCreate, db: WriteDB) -> NodePublic:
+    row = service.create_node(db, env_id, body.model_dump())
+    db.commit()
+    return _public(db, [row])[0]
+
+
+@router.get("/nodes/{node_id}", response_model=NodePublic)
+def get_node(node_id: Id, db: ReadDB) -> NodePublic:
+    return _public(db, [service.get_node_row(db, node_id)])[0]
+
+
+@router.patch("/nodes/{node_id}", response_model=NodePublic)
+def update_node(node_id: Id, body: NodeUpdate, db: WriteDB) -> NodePublic:
+    row = service.update_node(db, node_id, body.model_dump(exclude_unset=True))
+    db.commit()
+    return _public(db, [row])[0]
+
+
+@router.delete("/nodes/{node_id}", status_code=204)
+def delete_node(node_id: Id, db: WriteDB) -> Response:
+    service.delete_node(db, node_id)
+    db.commit()
+    return Response(status_code=204)
+
+
+@router.get(
+    "/nodes/by-hostname/{hostname}/document",
+    response_model=DeploymentDocument,
+    summary="The node's deployment document",
+)
+def document_by_hostname(
+    hostname: Annotated[str, Path(max_length=253)], request: Request, db: ReadDB
+) -> Response:
+    try:
+        rules.validate_hostname(hostname)
+    except ValidationError:
+        raise NotFoundError("node", hostname) from None
+    _env_id, body = request.app.state.documents.document_json(db, hostname=hostname)
+    return Response(body, media_type="application/json")
+
+
+@router.get("/environments/{env_id}/nodes/{node_id}/document", response_model=DeploymentDocument)
+def document(env_id: Id, node_id: Id, request: Request, db: ReadDB) -> Response:
+    found_env, body = request.app.state.documents.document_json(db, node_id=node_id)
+    if found_env != env_id:
+        raise NotFoundError("node", node_id)
+    return Response(body, media_type="application/json")
+
+
+@router.get(
+    "/environments/{env_id}/documents",
+    response_model=dict[str, DeploymentDocument],
+    summary="Every node's deployment document, by hostname",
+)
+def documents(env_id: Id, db: ReadDB) -> Response:
+    docs = service.environment_documents(db, env_id)
+    body = "{" + ",".join(f'"{h}":{d.model_dump_json()}' for h, d in docs.items()) + "}"
+    return Response(body, media_type="application/json")

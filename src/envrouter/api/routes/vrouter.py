@@ -1,0 +1,83 @@
+"""vrouter settings, VIPs, and the cluster's live state."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Request
+
+from envrouter.api.deps import Id, ReadDB, WriteDB
+from envrouter.api.schemas import (
+    ClusterState,
+    VipPublic,
+    VipUpdate,
+    VrouterSettingsPublic,
+    VrouterSettingsUpdate,
+)
+from envrouter.model import service
+
+router = APIRouter(prefix="/api/v1", tags=["vrouter"])
+
+UNKNOWN_CLUSTER = {"source": "unknown", "quorate": None, "vip_holder": None, "nodes": []}
+
+
+def _settings_public(settings) -> VrouterSettingsPublic:  # noqa: ANN001
+    data = asdict(settings)
+    data["dns_list"] = list(data["dns_list"])
+    data["ntp_list"] = list(data["ntp_list"])
+    return VrouterSettingsPublic(**data)
+
+
+@router.get("/environments/{env_id}/vrouter", response_model=VrouterSettingsPublic)
+def get_vrouter(env_id: Id, db: ReadDB) -> VrouterSettingsPublic:
+    return _settings_public(service.get_settings(db, env_id))
+
+
+@router.put("/environments/{env_id}/vrouter", response_model=VrouterSettingsPublic)
+def put_vrouter(env_id: Id, body: VrouterSettingsUpdate, db: WriteDB) -> VrouterSettingsPublic:
+    changes = body.model_dump(exclude_unset=True)
+    # null means "no change" for the switches and lists; for domain it means "no domain"
+    changes = {k: v for k, v in changes.items() if v is not None or k == "domain"}
+    settings = service.put_settings(db, env_id, changes)
+    db.commit()
+    return _settings_public(settings)
+
+
+@router.post("/environments/{env_id}/vrouter/reserve-vips", response_model=list[VipPublic])
+def reserve_vips(env_id: Id, db: WriteDB) -> list[VipPublic]:
+    vips = service.reserve_vips(db, env_id)
+    db.commit()
+    return [VipPublic(**v) for v in vips]
+
+
+@router.get("/environments/{env_id}/vips", response_model=list[VipPublic])
+def list_vips(env_id: Id, db: ReadDB) -> list[VipPublic]:
+    return [VipPublic(**v) for v in service.list_vips(db, env_id)]
+
+
+@router.put("/environments/{env_id}/vips/{name}", response_model=VipPublic)
+def put_vip(
+    env_id: Id,
+    name: Annotated[Literal["vrouter", "vrouter_pub"], Path()],
+    body: VipUpdate,
+    db: WriteDB,
+) -> VipPublic:
+    vip = service.set_vip(db, env_id, name, body.address)
+    db.commit()
+    return VipPublic(**vip)
+
+
+@router.get("/environments/{env_id}/cluster", response_model=ClusterState)
+def cluster(env_id: Id, request: Request, db: ReadDB) -> ClusterState:
+    """Live cluster state when a probe is configured (app.state.cluster_probe); otherwise
+    "unknown" -- never invented."""
+    service.get_environment_row(db, env_id)
+    probe = getattr(request.app.state, "cluster_probe", None)
+    if probe is None:
+        return ClusterState(**UNKNOWN_CLUSTER)
+    try:
+        state = probe(env_id)
+    except Exception as exc:  # a probe failing is "unknown", with the reason
+        return ClusterState(**UNKNOWN_CLUSTER, error=str(exc))
+    return ClusterState(**state)

@@ -1,0 +1,66 @@
+"""Run the Alembic migrations shipped in the package (no alembic.ini needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine
+
+from envrouter.db.engine import make_engine
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+BASELINE = "0001_baseline"
+HEAD = "head"
+
+
+def _config(engine: Engine) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    # '%' must be doubled for configparser (socket paths in URLs are percent-encoded)
+    url = engine.url.render_as_string(hide_password=False).replace("%", "%%")
+    cfg.set_main_option("sqlalchemy.url", url)
+    return cfg
+
+
+def _run(url: str | None, fn, revision: str) -> None:  # noqa: ANN001
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            cfg = _config(engine)
+            cfg.attributes["connection"] = conn
+            fn(cfg, revision)
+    finally:
+        engine.dispose()
+
+
+def upgrade(url: str | None = None, revision: str = HEAD) -> None:
+    _run(url, command.upgrade, revision)
+
+
+def downgrade(url: str | None = None, revision: str = BASELINE) -> None:
+    _run(url, command.downgrade, revision)
+
+
+def current(url: str | None = None) -> str | None:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    finally:
+        engine.dispose()
+
+
+def head() -> str:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(cfg).get_current_head() or ""
+
+
+def revisions() -> list[str]:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return [s.revision for s in reversed(list(ScriptDirectory.from_config(cfg).walk_revisions()))]

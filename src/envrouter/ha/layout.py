@@ -1,0 +1,250 @@
+"""The Pacemaker resource layout of the vrouter, generated from the deployment document (pure).
+
+Names (docs/ha.md): primitives ``vrouter``, ``vip__<vip name>`` (``vip__vrouter``,
+``vip__vrouter_pub``), ``conntrackd``, ``dns``, ``ntp``, ``ping_upstream``; a clone of X is
+``X-clone``; every constraint id starts with ``envrouter-``. These fixed names are how
+`envrouter.ha.cib` recognises what it owns (mark and sweep).
+
+Constraints, and why:
+- the VIPs with each other and with the vrouter clone, started after it (mandatory);
+- conntrackd's promoted instance with the management VIP, and ``promote`` ordered before both
+  VIPs start: the new holder commits the external cache before traffic arrives. The order is
+  Optional (it binds when both happen in one transition, i.e. at every failover and switchover)
+  so that a conntrackd restart on the holder (kill -9 drill) does not restart the VIPs: the
+  kernel's conntrack table, not the daemon, carries the flows meanwhile. The VIPs lead and
+  conntrackd follows them (not the other way round) for the same reason;
+- dns and ntp clones with the vrouter clone, after it; all clones interleaved, so one node's
+  restart never restarts the others' instances;
+- ping_upstream (ocf:pacemaker:ping) against the public gateway on every controller; a node whose
+  ``pingd`` is undefined or <= 0 may not hold the VIPs;
+- resource-stickiness so the VIPs do not fail back needlessly.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+
+from envrouter.document import DeploymentDocument, DocVip
+from envrouter.errors import ValidationError
+from envrouter.ha.ocf_base import DEFAULT_DOCUMENT, PROVIDER
+
+VROUTER = "vrouter"
+CONNTRACKD = "conntrackd"
+DNS = "dns"
+NTP = "ntp"
+PING = "ping_upstream"
+PING_ATTRIBUTE = "pingd"
+CONSTRAINT_PREFIX = "envrouter-"
+
+
+def clone_id(primitive: str) -> str:
+    return f"{primitive}-clone"
+
+
+def vip_id(vip: DocVip) -> str:
+    return f"vip__{vip.name}"
+
+
+# every top-level resource id the layout can produce: what cib.py may replace or remove
+OWNED_RESOURCE_IDS = frozenset(
+    {clone_id(VROUTER), clone_id(CONNTRACKD), clone_id(DNS), clone_id(NTP), clone_id(PING),
+     "vip__vrouter", "vip__vrouter_pub"}
+)
+
+
+@dataclass(frozen=True)
+class LayoutOptions:
+    document_path: str = DEFAULT_DOCUMENT
+    stonith_enabled: bool = True
+    resource_stickiness: int = 100
+    migration_threshold: int = 3
+    failure_timeout: str = "60s"
+    no_quorum_policy: str = "stop"
+    ping_dampen: str = "2s"
+    ping_interval: str = "2s"
+    vip_monitor_interval: str = "2s"
+    extra_cluster_options: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Layout:
+    resources: list[ET.Element]
+    constraints: list[ET.Element]
+    cluster_options: dict[str, str]  # crm_config, cib-bootstrap-options
+    rsc_defaults: dict[str, str]
+
+
+def _nvset(parent: ET.Element, tag: str, owner: str, pairs: dict[str, str]) -> None:
+    if not pairs:
+        return
+    kind = tag
+    nvs = ET.SubElement(parent, tag, id=f"{owner}-{kind}")
+    for name, value in pairs.items():
+        ET.SubElement(nvs, "nvpair", id=f"{owner}-{kind}-{name}", name=name, value=value)
+
+
+def _ops(prim: ET.Element, ops: list[dict[str, str]]) -> None:
+    el = ET.SubElement(prim, "operations")
+    for op in ops:
+        role = op.get("role", "")
+        oid = f"{prim.get('id')}-{op['name']}-interval-{op.get('interval', '0s')}"
+        if role:
+            oid += f"-{role.lower()}"
+        ET.SubElement(el, "op", id=oid, **{"interval": "0s", **op})
+
+
+def _primitive(rid: str, cls: str, provider: str | None, type_: str, params: dict[str, str],
+               ops: list[dict[str, str]]) -> ET.Element:
+    attrs = {"id": rid, "class": cls, "type": type_}
+    if provider:
+        attrs["provider"] = provider
+    prim = ET.Element("primitive", attrs)
+    _nvset(prim, "instance_attributes", rid, params)
+    _ops(prim, ops)
+    return prim
+
+
+def _clone(prim: ET.Element, meta: dict[str, str]) -> ET.Element:
+    cid = clone_id(prim.get("id", ""))
+    clone = ET.Element("clone", id=cid)
+    _nvset(clone, "meta_attributes", cid, meta)
+    clone.append(prim)
+    return clone
+
+
+def _start_stop(start: str = "60s", stop: str = "60s") -> list[dict[str, str]]:
+    return [{"name": "start", "timeout": start}, {"name": "stop", "timeout": stop}]
+
+
+def _colocation(cid: str, rsc: str, with_rsc: str, *, rsc_role: str | None = None) -> ET.Element:
+    attrs = {"id": CONSTRAINT_PREFIX + cid, "rsc": rsc, "with-rsc": with_rsc,
+             "score": "INFINITY"}
+    if rsc_role:
+        attrs["rsc-role"] = rsc_role
+    return ET.Element("rsc_colocation", attrs)
+
+
+def _order(oid: str, first: str, then: str, *, first_action: str = "start",
+           then_action: str = "start", kind: str = "Mandatory") -> ET.Element:
+    return ET.Element("rsc_order", {
+        "id": CONSTRAINT_PREFIX + oid, "first": first, "first-action": first_action,
+        "then": then, "then-action": then_action, "kind": kind,
+    })
+
+
+def _needs_upstream(vip: str) -> ET.Element:
+    lid = f"{CONSTRAINT_PREFIX}{vip}-needs-upstream"
+    loc = ET.Element("rsc_location", id=lid, rsc=vip)
+    rule = ET.SubElement(loc, "rule", id=f"{lid}-rule", score="-INFINITY", **{"boolean-op": "or"})
+    ET.SubElement(rule, "expression", id=f"{lid}-undefined", attribute=PING_ATTRIBUTE,
+                  operation="not_defined")
+    ET.SubElement(rule, "expression", id=f"{lid}-zero", attribute=PING_ATTRIBUTE,
+                  operation="lte", value="0", type="integer")
+    return loc
+
+
+def build_layout(doc: DeploymentDocument, options: LayoutOptions | None = None) -> Layout:
+    opts = options or LayoutOptions()
+    vr = doc.vrouter
+    if vr is None:
+        raise ValidationError("deployment document", "vrouter",
+                              "no vrouter section: nothing to lay out")
+    doc_param = {"document": opts.document_path}
+    interleave = {"interleave": "true"}
+    resources: list[ET.Element] = []
+    constraints: list[ET.Element] = []
+
+    vrouter = _clone(_primitive(VROUTER, "ocf", PROVIDER, "vrouter", doc_param, [
+        *_start_stop(), {"name": "monitor", "interval": "10s", "timeout": "30s"}]), interleave)
+    resources.append(vrouter)
+    vclone = clone_id(VROUTER)
+
+    vip_ids = []
+    for vip, extra in ((vr.vip_management, {}), (vr.vip_public, {"gateway": vr.public_gateway})):
+        port = vr.management_port if vip.role == "management" else vr.public_port
+        rid = vip_id(vip)
+        vip_ids.append(rid)
+        params = {"namespace": vr.namespace, "port": port, "ip": vip.address,
+                  "cidr_netmask": str(vip.prefixlen), **extra}
+        resources.append(_primitive(rid, "ocf", PROVIDER, "vip", params, [
+            *_start_stop("20s", "20s"),
+            {"name": "monitor", "interval": opts.vip_monitor_interval, "timeout": "10s"}]))
+    mgmt_vip, pub_vip = vip_ids
+    for rid in vip_ids:
+        constraints.append(_colocation(f"{rid}-with-vrouter", rid, vclone))
+        constraints.append(_order(f"vrouter-then-{rid}", vclone, rid))
+        constraints.append(_needs_upstream(rid))
+    constraints.append(_colocation(f"{pub_vip}-with-{mgmt_vip}", pub_vip, mgmt_vip))
+
+    if vr.conntrack_sync:
+        prim = _primitive(CONNTRACKD, "ocf", PROVIDER, "conntrackd", doc_param, [
+            *_start_stop("30s", "30s"),
+            {"name": "promote", "timeout": "30s"}, {"name": "demote", "timeout": "30s"},
+            {"name": "notify", "timeout": "30s"},
+            {"name": "monitor", "interval": "5s", "timeout": "20s", "role": "Promoted"},
+            {"name": "monitor", "interval": "10s", "timeout": "20s", "role": "Unpromoted"}])
+        resources.append(_clone(prim, {
+            "promotable": "true", "promoted-max": "1", "promoted-node-max": "1",
+            "clone-node-max": "1", "notify": "true", **interleave}))
+        cclone = clone_id(CONNTRACKD)
+        constraints.append(_colocation("conntrackd-with-vrouter", cclone, vclone))
+        constraints.append(_order("vrouter-then-conntrackd", vclone, cclone))
+        constraints.append(_colocation(f"conntrackd-promoted-with-{mgmt_vip}", cclone, mgmt_vip,
+                                       rsc_role="Promoted"))
+        for rid in vip_ids:
+            constraints.append(_order(f"conntrackd-promote-then-{rid}", cclone, rid,
+                                      first_action="promote", kind="Optional"))
+
+    for name in (DNS, NTP):
+        resources.append(_clone(_primitive(name, "ocf", PROVIDER, name, doc_param, [
+            *_start_stop("30s", "30s"),
+            {"name": "monitor", "interval": "10s", "timeout": "20s"}]), interleave))
+        constraints.append(_colocation(f"{name}-with-vrouter", clone_id(name), vclone))
+        constraints.append(_order(f"vrouter-then-{name}", vclone, clone_id(name)))
+
+    resources.append(_clone(_primitive(PING, "ocf", "pacemaker", "ping", {
+        "host_list": vr.public_gateway, "multiplier": "1000", "name": PING_ATTRIBUTE,
+        "dampen": opts.ping_dampen, "attempts": "2", "timeout": "1"}, [
+        *_start_stop("30s", "30s"),
+        {"name": "monitor", "interval": opts.ping_interval, "timeout": "10s"}]), interleave))
+
+    cluster = {
+        "stonith-enabled": "true" if opts.stonith_enabled else "false",
+        "no-quorum-policy": opts.no_quorum_policy,
+        **opts.extra_cluster_options,
+    }
+    defaults = {
+        "resource-stickiness": str(opts.resource_stickiness),
+        "migration-threshold": str(opts.migration_threshold),
+        "failure-timeout": opts.failure_timeout,
+    }
+    return Layout(resources, constraints, cluster, defaults)
+
+
+RSC_DEFAULTS_ID = "envrouter-rsc-defaults"
+
+
+def rsc_defaults_element(values: dict[str, str]) -> ET.Element:
+    """Resource defaults as the one meta_attributes set envrouter owns in rsc_defaults."""
+    el = ET.Element("meta_attributes", id=RSC_DEFAULTS_ID)
+    for name, value in values.items():
+        ET.SubElement(el, "nvpair", id=f"{RSC_DEFAULTS_ID}-{name}", name=name, value=value)
+    return el
+
+
+def render_layout_xml(layout: Layout) -> str:
+    """The layout as one readable XML document (for `envrouter ha layout`)."""
+    root = ET.Element("envrouter-layout")
+    crm = ET.SubElement(root, "crm_config")
+    props = ET.SubElement(crm, "cluster_property_set", id="cib-bootstrap-options")
+    for name, value in layout.cluster_options.items():  # what crm_attribute writes
+        ET.SubElement(props, "nvpair", id=f"cib-bootstrap-options-{name}", name=name,
+                      value=value)
+    ET.SubElement(root, "rsc_defaults").append(rsc_defaults_element(layout.rsc_defaults))
+    res = ET.SubElement(root, "resources")
+    res.extend(layout.resources)
+    con = ET.SubElement(root, "constraints")
+    con.extend(layout.constraints)
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode") + "\n"

@@ -1,0 +1,224 @@
+"""The OCF resource agent contract, shared by every envrouter agent.
+
+An agent is a table: its parameters (for meta-data and for reading OCF_RESKEY_*), its actions
+and a handler per action. `run` picks the action, maps the project's errors to OCF exit codes
+(chosen only here) and prints the reason in the ``ocf-exit-reason:`` form Pacemaker shows.
+A probe (monitor with interval 0) that finds the resource stopped returns 7 silently.
+
+Imports stay light (no web stack): Pacemaker runs a monitor every few seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from xml.sax.saxutils import escape, quoteattr
+
+from envrouter.errors import ConflictError, InfraError, NotFoundError, ValidationError
+
+OCF_SUCCESS = 0
+OCF_ERR_GENERIC = 1
+OCF_ERR_ARGS = 2
+OCF_ERR_UNIMPLEMENTED = 3
+OCF_ERR_PERM = 4
+OCF_ERR_INSTALLED = 5
+OCF_ERR_CONFIGURED = 6
+OCF_NOT_RUNNING = 7
+OCF_RUNNING_PROMOTED = 8
+OCF_FAILED_PROMOTED = 9
+
+PROVIDER = "envrouter"
+DEFAULT_DOCUMENT = "/var/lib/envrouter/document.json"
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    shortdesc: str
+    longdesc: str
+    type: str = "string"  # string | integer | boolean
+    default: str | None = None
+    required: bool = False
+    unique: bool = False
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str
+    timeout: str = "20s"
+    interval: str | None = None
+    role: str | None = None
+    depth: str | None = None
+
+
+@dataclass
+class Context:
+    """What one invocation knows: its action, parameters and Pacemaker's meta variables."""
+
+    action: str
+    params: dict[str, str]
+    env: dict[str, str]
+
+    @property
+    def is_probe(self) -> bool:
+        return self.action == "monitor" and self.env.get("OCF_RESKEY_CRM_meta_interval", "0") in (
+            "0", "")
+
+    def meta(self, name: str, default: str = "") -> str:
+        return self.env.get(f"OCF_RESKEY_CRM_meta_{name}", default)
+
+    def log(self, level: str, message: str) -> None:
+        print(f"{level}: {message}", file=sys.stderr)
+
+
+Handler = Callable[[Context], int]
+
+
+def exit_reason(message: str) -> None:
+    """The one-line reason Pacemaker shows for a failed action."""
+    print(f"ocf-exit-reason:{message}", file=sys.stderr)
+
+
+@dataclass
+class Agent:
+    name: str
+    shortdesc: str
+    longdesc: str
+    params: list[Param]
+    handlers: dict[str, Handler]
+    actions: list[Action] = field(default_factory=list)
+    version: str = "1.0"
+
+    def meta_data(self) -> str:
+        out = [
+            '<?xml version="1.0"?>',
+            '<!DOCTYPE resource-agent SYSTEM "ra-api-1.dtd">',
+            f"<resource-agent name={quoteattr(self.name)} version={quoteattr(self.version)}>",
+            "<version>1.0</version>",
+            f'<longdesc lang="en">{escape(self.longdesc)}</longdesc>',
+            f'<shortdesc lang="en">{escape(self.shortdesc)}</shortdesc>',
+            "<parameters>",
+        ]
+        for p in self.params:
+            out.append(
+                f"<parameter name={quoteattr(p.name)} unique=\"{int(p.unique)}\" "
+                f"required=\"{int(p.required)}\">"
+            )
+            out.append(f'<longdesc lang="en">{escape(p.longdesc)}</longdesc>')
+            out.append(f'<shortdesc lang="en">{escape(p.shortdesc)}</shortdesc>')
+            default = "" if p.default is None else f" default={quoteattr(p.default)}"
+            out.append(f"<content type={quoteattr(p.type)}{default}/>")
+            out.append("</parameter>")
+        out += ["</parameters>", "<actions>"]
+        for a in self.actions:
+            attrs = f"name={quoteattr(a.name)} timeout={quoteattr(a.timeout)}"
+            if a.interval is not None:
+                attrs += f" interval={quoteattr(a.interval)}"
+            if a.depth is not None:
+                attrs += f" depth={quoteattr(a.depth)}"
+            if a.role is not None:
+                attrs += f" role={quoteattr(a.role)}"
+            out.append(f"<action {attrs}/>")
+        out += ["</actions>", "</resource-agent>", ""]
+        return "\n".join(out)
+
+    def read_params(self, env: dict[str, str]) -> dict[str, str]:
+        params: dict[str, str] = {}
+        for p in self.params:
+            value = env.get(f"OCF_RESKEY_{p.name}")
+            if value is None or value == "":
+                value = p.default
+            if value is not None:
+                params[p.name] = value
+        return params
+
+    def usage(self) -> str:
+        names = "|".join(sorted({"meta-data", "validate-all", *self.handlers}))
+        return f"usage: {self.name} {{{names}}}"
+
+
+def run(agent: Agent, argv: list[str] | None = None, env: dict[str, str] | None = None) -> int:
+    argv = sys.argv if argv is None else argv
+    env = dict(os.environ) if env is None else env
+    if len(argv) != 2:
+        print(agent.usage(), file=sys.stderr)
+        return OCF_ERR_ARGS
+    action = argv[1]
+    if action == "meta-data":
+        sys.stdout.write(agent.meta_data())
+        return OCF_SUCCESS
+    if action in ("usage", "help"):
+        print(agent.usage())
+        return OCF_SUCCESS
+    if action == "status":
+        action = "monitor"
+    handler = agent.handlers.get(action)
+    if handler is None:
+        print(agent.usage(), file=sys.stderr)
+        return OCF_ERR_UNIMPLEMENTED
+    ctx = Context(action=action, params=agent.read_params(env), env=env)
+    missing = [p.name for p in agent.params if p.required and p.name not in ctx.params]
+    if missing:
+        print(f"ocf-exit-reason:missing required parameter(s): {', '.join(missing)}",
+              file=sys.stderr)
+        # a probe must not fail on configuration it does not need to answer "not running"
+        return OCF_NOT_RUNNING if ctx.is_probe else OCF_ERR_CONFIGURED
+    try:
+        return handler(ctx)
+    except (ValidationError, ConflictError, NotFoundError) as exc:
+        if action == "stop":
+            # stop must not fail on a bad configuration; nothing valid can be running
+            print(f"ocf-exit-reason:{exc} (stop: nothing to do)", file=sys.stderr)
+            return OCF_SUCCESS
+        if ctx.is_probe:
+            return OCF_NOT_RUNNING
+        print(f"ocf-exit-reason:{exc}", file=sys.stderr)
+        return OCF_ERR_CONFIGURED
+    except InfraError as exc:
+        print(f"ocf-exit-reason:{exc}", file=sys.stderr)
+        return OCF_ERR_GENERIC
+
+
+def main_for(agent: Agent) -> None:
+    sys.exit(run(agent))
+
+
+# -- parameters several agents share -------------------------------------------------------
+
+DOCUMENT_PARAM = Param(
+    "document",
+    "deployment document",
+    "Path of this node's deployment document (JSON), written by 'envrouter agent apply'.",
+    default=DEFAULT_DOCUMENT,
+)
+RUN_ROOT_PARAM = Param(
+    "run_root",
+    "run directory root",
+    "Daemons keep config, pid, lock and socket files under <run_root>/<namespace>/<service>/.",
+    default="/run/envrouter",
+)
+LOG_ROOT_PARAM = Param(
+    "log_root",
+    "log directory",
+    "Daemon logs are <log_root>/<namespace>-<service>.log.",
+    default="/var/log/envrouter",
+)
+
+
+def load_vrouter(ctx: Context):  # -> DocVrouter
+    """The document's vrouter section; a missing or bad document is a configuration error."""
+    from envrouter.document import parse_document
+
+    path = ctx.params.get("document", DEFAULT_DOCUMENT)
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except OSError as exc:
+        raise ValidationError("deployment document", "path", f"cannot read {path}: {exc}") from exc
+    doc = parse_document(raw)
+    if doc.vrouter is None:
+        raise ValidationError("deployment document", "vrouter",
+                              "this node has no vrouter section (not a controller?)")
+    return doc

@@ -1,0 +1,233 @@
+"""OCF agent ocf:envrouter:conntrackd — conntrackd in the vrouter namespace, promotable clone.
+
+conntrackd cannot say whether it is "master", so the promoted state is a file in the
+instance's run directory, set by promote and cleared by demote, start and stop.
+
+- start: the daemon (unpromoted), then ask the peers for a resync (-n) to fill the external
+  cache; promotion score set so Pacemaker can promote an instance.
+- promote (ordered before the VIPs start): -c commit the external cache into the kernel table
+  (the new holder must know the flows before packets arrive, or it resets them), then -f flush
+  the caches, -R resync the internal cache from the kernel, -B send it to the peers.
+- demote: -t shorten the kernel timers of the flows this node no longer forwards, -f internal
+  flush its internal cache, -n request a resync from the (new) promoted instance.
+- notify: pre-promote on the instances not being promoted: -B (the one about to commit gets the
+  latest flows, this is what makes a planned switchover lossless); post-start on the promoted
+  instance: -B (a peer that just started gets the table).
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+from envrouter.document import DeploymentDocument
+from envrouter.errors import InfraError
+from envrouter.ha.ocf_base import (
+    OCF_ERR_CONFIGURED,
+    OCF_ERR_GENERIC,
+    OCF_NOT_RUNNING,
+    OCF_RUNNING_PROMOTED,
+    OCF_SUCCESS,
+    Action,
+    Agent,
+    Context,
+    Param,
+    exit_reason,
+    main_for,
+)
+from envrouter.ha.ocf_daemon import COMMON_PARAMS, daemon_from, make_handlers
+from envrouter.services import conntrackd
+from envrouter.services.process import Daemon
+
+PROMOTED_FILE = "promoted"
+PROMOTED_SCORE = "1000"
+UNPROMOTED_SCORE = "100"
+
+
+def _build(doc: DeploymentDocument, ctx: Context) -> Daemon:
+    assert doc.vrouter is not None
+    return conntrackd.daemon(
+        doc.vrouter,
+        run_root=ctx.params["run_root"],
+        log_root=ctx.params["log_root"],
+        transport=ctx.params["transport"],  # type: ignore[arg-type]
+        multicast_group=ctx.params["multicast_group"],
+        port=int(ctx.params["port"]) if ctx.params["port"].isdigit() else -1,
+    )
+
+
+def _set_promotion_score(ctx: Context, score: str | None) -> None:
+    """crm_attribute --promotion (crm_master's successor). Outside a cluster (ocf-tester) it
+    fails; that only matters to Pacemaker, which always provides one."""
+    if "OCF_RESOURCE_INSTANCE" not in ctx.env:
+        return
+    argv = ["crm_attribute", "--promotion", "--lifetime", "reboot", "--quiet"]
+    argv += ["--delete"] if score is None else ["--update", score]
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=15, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        ctx.log("warning", f"cannot set the promotion score: {exc}")
+        return
+    if proc.returncode != 0:
+        ctx.log("warning", f"cannot set the promotion score: {proc.stderr.strip()}")
+
+
+def _commands(d: Daemon, flags: list[list[str]]) -> None:
+    for flag in flags:
+        conntrackd.command(d.paths, *flag)
+
+
+def _check_meta(ctx: Context) -> int | None:
+    for name in ("promoted_max", "promoted_node_max", "clone_node_max"):
+        value = ctx.meta(name) or ctx.meta(name.replace("promoted", "master"))
+        if value not in ("", "1"):
+            exit_reason(f"meta {name} must be 1, got {value}")
+            return OCF_ERR_CONFIGURED
+    return None
+
+
+_base = make_handlers(_build, what="conntrackd")
+
+
+def start(ctx: Context) -> int:
+    bad = _check_meta(ctx)
+    if bad is not None:
+        return bad
+    d = daemon_from(ctx, _build)
+    if d.start():
+        d.paths.file(PROMOTED_FILE).unlink(missing_ok=True)
+        ctx.log("info", f"conntrackd started in namespace {d.namespace}")
+        try:
+            conntrackd.command(d.paths, "-n")
+        except InfraError as exc:
+            ctx.log("warning", f"resync request failed: {exc}")
+    _set_promotion_score(ctx, UNPROMOTED_SCORE)
+    return OCF_SUCCESS
+
+
+def stop(ctx: Context) -> int:
+    rc = _base["stop"](ctx)
+    daemon_from(ctx, _build).paths.file(PROMOTED_FILE).unlink(missing_ok=True)
+    _set_promotion_score(ctx, None)
+    return rc
+
+
+def monitor(ctx: Context) -> int:
+    rc = _base["monitor"](ctx)
+    if rc != OCF_SUCCESS:
+        return rc
+    d = daemon_from(ctx, _build)
+    if not conntrackd.responds(d.paths):
+        exit_reason("conntrackd runs but does not answer on its control socket")
+        return OCF_ERR_GENERIC
+    promoted = d.paths.file(PROMOTED_FILE).exists()
+    if ctx.is_probe:  # the attribute lives until reboot only: restore it after a restart
+        _set_promotion_score(ctx, PROMOTED_SCORE if promoted else UNPROMOTED_SCORE)
+    return OCF_RUNNING_PROMOTED if promoted else OCF_SUCCESS
+
+
+def promote(ctx: Context) -> int:
+    d = daemon_from(ctx, _build)
+    if not d.running():
+        exit_reason("conntrackd is not running: cannot promote")
+        return OCF_NOT_RUNNING
+    marker = d.paths.file(PROMOTED_FILE)
+    if not marker.exists():
+        _commands(d, [["-c"], ["-f"], ["-R"], ["-B"]])
+        marker.write_text("promoted\n")
+        ctx.log("info", f"conntrackd promoted in {d.namespace}: external cache committed")
+    _set_promotion_score(ctx, PROMOTED_SCORE)
+    return OCF_SUCCESS
+
+
+def demote(ctx: Context) -> int:
+    d = daemon_from(ctx, _build)
+    if not d.running():
+        exit_reason("conntrackd is not running: cannot demote")
+        return OCF_NOT_RUNNING
+    marker = d.paths.file(PROMOTED_FILE)
+    if marker.exists():
+        _commands(d, [["-t"], ["-f", "internal"], ["-n"]])
+        marker.unlink()
+        ctx.log("info", f"conntrackd demoted in {d.namespace}")
+    _set_promotion_score(ctx, UNPROMOTED_SCORE)
+    return OCF_SUCCESS
+
+
+def notify(ctx: Context) -> int:
+    kind = ctx.meta("notify_type")
+    operation = ctx.meta("notify_operation")
+    me = ctx.env.get("OCF_RESKEY_CRM_meta_on_node") or _uname()
+    d = daemon_from(ctx, _build)
+    if not d.running():
+        return OCF_SUCCESS
+    promoted_here = d.paths.file(PROMOTED_FILE).exists()
+    to_promote = ctx.meta("notify_promote_uname").split()
+    started = ctx.meta("notify_start_uname").split()
+    send_bulk = (
+        (kind == "pre" and operation == "promote" and to_promote and me not in to_promote)
+        or (kind == "post" and operation == "start" and promoted_here
+            and any(n != me for n in started))
+    )
+    if send_bulk:
+        try:
+            conntrackd.command(d.paths, "-B")
+            ctx.log("info", f"conntrackd bulk update sent ({kind}-{operation})")
+        except InfraError as exc:  # a notify must not fail the transition
+            ctx.log("warning", f"bulk update failed: {exc}")
+    return OCF_SUCCESS
+
+
+def _uname() -> str:
+    import os
+
+    return os.uname().nodename
+
+
+AGENT = Agent(
+    name="conntrackd",
+    shortdesc="conntrackd (FTFW) in the vrouter namespace, promotable",
+    longdesc="Runs conntrackd inside the document's vrouter namespace, syncing TCP, UDP and "
+    "ICMP flows with the peer controllers' namespaces over the management network. The "
+    "promoted instance is the one whose namespace holds the VIPs: promote commits the external "
+    "cache into the kernel before the VIPs start. Use as a promotable clone with "
+    "promoted-max=1, promoted-node-max=1, clone-node-max=1, notify=true.",
+    params=[
+        *COMMON_PARAMS,
+        Param("transport", "sync transport",
+              "auto (UDP unicast with exactly one peer, multicast with more), udp or multicast.",
+              default="auto"),
+        Param("multicast_group", "multicast group",
+              "IPv4 multicast group for the multicast transport.",
+              default=conntrackd.DEFAULT_MULTICAST_GROUP),
+        Param("port", "sync port", "UDP port (multicast: the Group) of the sync channel.",
+              type="integer", default=str(conntrackd.DEFAULT_PORT)),
+    ],
+    handlers={
+        "start": start,
+        "stop": stop,
+        "monitor": monitor,
+        "promote": promote,
+        "demote": demote,
+        "notify": notify,
+        "validate-all": _base["validate-all"],
+    },
+    actions=[
+        Action("start", timeout="30s"),
+        Action("stop", timeout="30s"),
+        Action("promote", timeout="30s"),
+        Action("demote", timeout="30s"),
+        Action("notify", timeout="30s"),
+        Action("monitor", timeout="20s", interval="5s", role="Promoted"),
+        Action("monitor", timeout="20s", interval="10s", role="Unpromoted"),
+        Action("meta-data", timeout="5s"),
+        Action("validate-all", timeout="10s"),
+    ],
+)
+
+
+def main() -> None:
+    main_for(AGENT)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""The lab's Corosync/Pacemaker cluster across the controllers (effects), no systemd."""
+
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+
+from envrouter.errors import InfraError
+from envrouter.ha.corosync import make_authkey, render_corosync_conf
+from envrouter.lab.nodes import Lab
+from envrouter.lab.waiting import wait_for
+
+QUORUM_TIMEOUT = 180.0  # s; a DC is elected after dc-deadtime (20 s) on a busy 2-core machine
+
+
+@dataclass
+class ClusterView:
+    """What one controller's Pacemaker says (crm_mon)."""
+
+    asked: str | None = None
+    quorate: bool | None = None
+    dc: str | None = None
+    online: list[str] = field(default_factory=list)
+    offline: list[str] = field(default_factory=list)
+    stonith_enabled: bool | None = None
+    resources: dict[str, list[str]] = field(default_factory=dict)  # resource id -> nodes
+    error: str | None = None
+
+
+def write_cluster_config(lab: Lab) -> None:
+    plan = lab.plan
+    conf = render_corosync_conf(plan.cluster_name, plan.corosync_nodes())
+    key = make_authkey()
+    for node in plan.controllers:
+        etc = os.path.join(plan.node_dir(node.name), "etc-corosync")
+        with open(os.path.join(etc, "corosync.conf"), "w") as f:
+            f.write(conf)
+        keyfile = os.path.join(etc, "authkey")
+        fd = os.open(keyfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o400)
+        with os.fdopen(fd, "wb") as f:
+            f.write(key)
+        os.chmod(keyfile, 0o400)
+
+
+def start_cluster_node(lab: Lab, name: str) -> None:
+    """corosync -f, wait until it answers, then pacemakerd -f (both foreground, backgrounded)."""
+    ndir = lab.plan.node_dir(name)
+    coro = lab.spawn_in(name, "corosync", ["corosync", "-f"])
+    wait_for(f"{name}: corosync", lambda: lab.exec_in(name, ["corosync-cfgtool", "-s"],
+                                                      check=False).returncode == 0,
+             timeout=30, proc=coro, log=f"{ndir}/log/corosync/corosync.log")
+    lab.spawn_in(name, "pacemakerd", ["pacemakerd", "-f"], new_session=True,
+                 env={"PCMK_logfile": "/var/log/pacemaker/pacemaker.log", "PCMK_debug": "no"})
+
+
+def cluster_view(lab: Lab, name: str) -> ClusterView:
+    view = ClusterView(asked=name)
+    if not lab.node_running(name):
+        view.error = f"{name} is powered off"
+        return view
+    proc = lab.exec_in(name, ["crm_mon", "-1", "--output-as=xml"], check=False, timeout=20)
+    if proc.returncode != 0 or not proc.stdout.strip():
+        text = (proc.stderr or proc.stdout).strip()[-300:]
+        view.error = text or f"crm_mon exited {proc.returncode}"
+        return view
+    try:
+        root = ET.fromstring(proc.stdout)
+    except ET.ParseError as exc:
+        view.error = f"crm_mon xml: {exc}"
+        return view
+    dc = root.find("./summary/current_dc")
+    if dc is not None:
+        view.quorate = dc.get("with_quorum") == "true"
+        view.dc = dc.get("name") if dc.get("present") == "true" else None
+    for node in root.findall("./nodes/node"):
+        (view.online if node.get("online") == "true" else view.offline).append(node.get("name", ""))
+    opts = root.find("./summary/cluster_options")
+    if opts is not None and opts.get("stonith-enabled") is not None:
+        view.stonith_enabled = opts.get("stonith-enabled") == "true"
+    for res in root.iter("resource"):
+        rid = res.get("id", "")
+        if res.get("active") == "true":
+            where = [n.get("name", "") for n in res.findall("node")]
+            view.resources.setdefault(rid, []).extend(where)
+    return view
+
+
+def best_view(lab: Lab) -> ClusterView:
+    """Ask the DC if one is known (a node back from a crash answers from its stale CIB)."""
+    views = [cluster_view(lab, n.name) for n in lab.plan.controllers]
+    good = [v for v in views if v.error is None]
+    if not good:
+        return views[0] if views else ClusterView(error="no controllers")
+    for v in good:
+        if v.dc and v.dc != v.asked:
+            dc_view = next((w for w in good if w.asked == v.dc), None)
+            if dc_view is not None:
+                return dc_view
+    return next((v for v in good if v.dc == v.asked), good[0])
+
+
+def wait_quorate(lab: Lab, expected: list[str], timeout: float = QUORUM_TIMEOUT) -> ClusterView:
+    def ready() -> ClusterView | None:
+        view = best_view(lab)
+        if view.quorate and view.dc and set(expected) <= set(view.online):
+            return view
+        return None
+
+    return wait_for(f"cluster quorate with a DC and {', '.join(expected)} online", ready,
+                    timeout=timeout, interval=1.0)
+
+
+def set_lab_properties(lab: Lab, name: str) -> None:
+    # Fencing off: lab only (no fence devices here). `lab status` reports it.
+    for args in (["-t", "crm_config", "-n", "stonith-enabled", "-v", "false"],
+                 ["-t", "rsc_defaults", "-n", "resource-stickiness", "-v", "100"]):
+        lab.exec_in(name, ["crm_attribute", *args], timeout=60)
+
+
+def start_cluster(lab: Lab) -> ClusterView:
+    write_cluster_config(lab)
+    for node in lab.plan.controllers:
+        start_cluster_node(lab, node.name)
+    names = [n.name for n in lab.plan.controllers]
+    view = wait_quorate(lab, names)
+    if view.dc is None:
+        raise InfraError("cluster has no DC")
+    set_lab_properties(lab, view.dc)
+    return view

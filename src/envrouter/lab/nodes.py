@@ -1,0 +1,471 @@
+"""Lab nodes (effects): the switch namespace, node namespaces with their anchors, veth wiring,
+power-off/power-on, processes, and a state file from which everything can be removed.
+
+Every namespace, anchor and host-side process is recorded in ``<state_dir>/state.json`` as soon
+as it exists, so `teardown` works after a crash of `lab up` itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+from pyroute2 import IPRoute, NetlinkError, netns
+
+from envrouter.errors import InfraError
+from envrouter.lab.topology import (
+    CREATABLE_MOUNT_POINTS,
+    PRIVATE_DIRS,
+    LabNode,
+    LabPlan,
+    plan_lab,
+)
+
+NSENTER = "nsenter"
+REQUIRED_BINARIES = (
+    "ip", "nsenter", "unshare", "mount", "corosync", "corosync-cfgtool", "corosync-quorumtool",
+    "pacemakerd", "crm_mon", "crm_attribute", "conntrackd", "conntrack", "dnsmasq", "chronyd",
+    "nft", "arping", "dig", "ping", "curl",
+)  # fmt: skip
+
+
+def check_prerequisites() -> None:
+    """Root and the Debian packages' binaries, checked before anything is created."""
+    problems = []
+    if os.geteuid() != 0:
+        problems.append("root (it creates network namespaces)")
+    missing = [b for b in REQUIRED_BINARIES if shutil.which(b) is None]
+    if missing:
+        problems.append("the programs " + ", ".join(missing))
+    if problems:
+        raise InfraError(
+            "the lab needs " + " and ".join(problems)
+            + (" — install them with `make deps-runtime`" if missing else "")
+        )
+
+
+def _read_cmdline(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _wait_dead(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(pid, os.WNOHANG)  # reap it if it is our own child
+        if not _alive(pid):
+            return True
+        time.sleep(0.05)
+    return not _alive(pid)
+
+
+def kill_recorded(
+    pid: int, cmdline: str, *, sig: int = signal.SIGKILL, timeout: float = 10
+) -> bool:
+    """Kill `pid` only if it is still the process we started (same command line)."""
+    if _read_cmdline(pid) != cmdline:
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+    if not _wait_dead(pid, timeout) and sig != signal.SIGKILL:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        _wait_dead(pid, timeout)
+    return True
+
+
+class Lab:
+    """A lab on this machine, described by its plan and its state file."""
+
+    def __init__(self, plan: LabPlan) -> None:
+        self.plan = plan
+        self.state: dict[str, Any] = {
+            "plan": {
+                "controllers": len(plan.controllers),
+                "computes": len(plan.computes),
+                "prefix": plan.prefix,
+                "state_dir": plan.state_dir,
+                "bridge_kind": plan.bridge_kind,
+            },
+            "netns": [],
+            "anchors": {},
+            "processes": {},
+            "phase": "creating",
+            "deployment": None,
+        }
+        self._popen: dict[str, subprocess.Popen] = {}
+
+    # --- state -----------------------------------------------------------------------------
+    @classmethod
+    def load(cls, state_dir: str) -> Lab:
+        path = os.path.join(state_dir, "state.json")
+        try:
+            with open(path) as f:
+                state = json.load(f)
+        except FileNotFoundError as exc:
+            raise InfraError(f"no lab state in {state_dir} (is the lab up?)") from exc
+        p = state["plan"]
+        lab = cls(
+            plan_lab(
+                p["controllers"], p["computes"], prefix=p["prefix"], state_dir=p["state_dir"],
+                bridge_kind=p.get("bridge_kind", "linux"),
+            )
+        )
+        lab.state = state
+        return lab
+
+    def save(self) -> None:
+        os.makedirs(self.plan.state_dir, exist_ok=True)
+        tmp = self.plan.state_file + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(self.state, f, indent=2)
+        os.replace(tmp, self.plan.state_file)
+
+    def plan_dict(self) -> dict[str, Any]:
+        return asdict(self.plan)
+
+    # --- processes ---------------------------------------------------------------------------
+    def anchor_pid(self, node: str) -> int:
+        rec = self.state["anchors"].get(node)
+        if not rec or _read_cmdline(rec["pid"]) != rec["cmdline"]:
+            raise InfraError(f"node {node} is not running (no anchor process)")
+        return int(rec["pid"])
+
+    def node_running(self, node: str) -> bool:
+        rec = self.state["anchors"].get(node)
+        return bool(rec) and _read_cmdline(rec["pid"]) == rec["cmdline"]
+
+    def nsenter_argv(self, node: str, argv: Sequence[str]) -> list[str]:
+        pid = str(self.anchor_pid(node))
+        return [NSENTER, "-t", pid, "-m", "-n", "-u", "-p", "--", *argv]
+
+    def exec_in(
+        self,
+        node: str,
+        argv: Sequence[str],
+        *,
+        check: bool = True,
+        timeout: float = 60,
+        input: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run `argv` inside the node (its network, mount, UTS and PID namespaces)."""
+        full_env = {**os.environ, **(env or {})}
+        proc = subprocess.run(
+            self.nsenter_argv(node, argv), capture_output=True, text=True, timeout=timeout,
+            input=input, env=full_env, stdin=None if input is not None else subprocess.DEVNULL,
+        )
+        if check and proc.returncode != 0:
+            raise InfraError(
+                f"{node}: {' '.join(argv)} exited {proc.returncode}: "
+                f"{(proc.stderr or proc.stdout).strip()[-800:]}"
+            )
+        return proc
+
+    def spawn_in(
+        self, node: str, name: str, argv: Sequence[str], *, env: dict[str, str] | None = None,
+        new_session: bool = False,
+    ) -> subprocess.Popen:
+        """Start a long-running process in the node; output goes to <node dir>/<name>.out.
+        It dies with the node's anchor (PID namespace)."""
+        log = open(os.path.join(self.plan.node_dir(node), f"{name}.out"), "ab")  # noqa: SIM115
+        proc = subprocess.Popen(
+            self.nsenter_argv(node, argv), stdin=subprocess.DEVNULL, stdout=log,
+            stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+            start_new_session=new_session,
+        )
+        log.close()
+        self._popen[f"{node}/{name}"] = proc
+        return proc
+
+    def spawn_host(self, name: str, argv: Sequence[str], *, env: dict[str, str] | None = None
+                   ) -> subprocess.Popen:
+        """Start a lab process in the machine's own namespaces (the control plane), recorded."""
+        log = open(os.path.join(self.plan.state_dir, f"{name}.log"), "ab")  # noqa: SIM115
+        proc = subprocess.Popen(
+            list(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})}, start_new_session=True,
+        )
+        log.close()
+        cmdline = ""
+        deadline = time.monotonic() + 5
+        while not cmdline and time.monotonic() < deadline:
+            cmdline = _read_cmdline(proc.pid) or ""
+        self.state["processes"][name] = {"pid": proc.pid, "cmdline": cmdline}
+        self.save()
+        self._popen[name] = proc
+        return proc
+
+    def stop_host(self, name: str) -> None:
+        rec = self.state["processes"].pop(name, None)
+        if rec:
+            kill_recorded(rec["pid"], rec["cmdline"], sig=signal.SIGTERM)
+            self.save()
+
+    # --- namespaces and wiring ---------------------------------------------------------------
+    def _record_netns(self, name: str) -> None:
+        if name not in self.state["netns"]:
+            self.state["netns"].append(name)
+            self.save()
+
+    def _create_netns(self, name: str) -> None:
+        self._record_netns(name)
+        netns.create(name)
+        with IPRoute(netns=name) as ipr:
+            ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
+
+    def create_switch(self) -> None:
+        sw = self.plan.switch_netns
+        self._create_netns(sw)
+        with IPRoute(netns=sw) as ipr:
+            for net in self.plan.networks:
+                _ensure_bridge(ipr, net.switch_bridge)
+
+    def create_node(self, node: LabNode) -> None:
+        self._prepare_node_dir(node)
+        self._create_netns(node.netns)
+        self._start_anchor(node)
+        self._wire(node)
+
+    def _prepare_node_dir(self, node: LabNode) -> None:
+        d = self.plan.node_dir(node.name)
+        # /run is volatile on a real machine: stale pid/lock files must not survive a power-off
+        shutil.rmtree(os.path.join(d, "run"), ignore_errors=True)
+        for sub, _ in PRIVATE_DIRS:
+            os.makedirs(os.path.join(d, sub), exist_ok=True)
+        os.makedirs(os.path.join(d, "run", "netns"), exist_ok=True)
+        os.makedirs(os.path.join(d, "root"), exist_ok=True)  # the agent's --root
+        for sub in ("log/corosync", "log/crmsh", "log/envrouter"):
+            os.makedirs(os.path.join(d, sub), exist_ok=True)
+        owned = [(os.path.join(d, "log", "pacemaker"), 0o770),
+                 (os.path.join(d, "log", "pacemaker", "bundles"), 0o770),
+                 (os.path.join(d, "lib-pacemaker"), 0o750)]
+        owned += [(os.path.join(d, "lib-pacemaker", s), 0o750)
+                  for s in ("cib", "pengine", "blackbox", "cores")]
+        for p, mode in owned:
+            os.makedirs(p, exist_ok=True)
+            shutil.chown(p, "hacluster", "haclient")
+            os.chmod(p, mode)
+        os.chmod(os.path.join(d, "etc-corosync"), 0o755)
+
+    def _start_anchor(self, node: LabNode) -> None:
+        d = self.plan.node_dir(node.name)
+        for _, target in PRIVATE_DIRS:
+            if not os.path.isdir(target):
+                if target not in CREATABLE_MOUNT_POINTS:
+                    raise InfraError(f"{target} is missing (its Debian package is not installed?)"
+                                     " — install them with `make deps-runtime`")
+                os.makedirs(target, exist_ok=True)
+        ready = os.path.join(d, "anchor.ready")
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(ready)
+        log = open(os.path.join(d, "anchor.log"), "ab")  # noqa: SIM115
+        parent = subprocess.Popen(
+            ["ip", "netns", "exec", node.netns, "unshare", "--mount", "--uts", "--pid", "--fork",
+             "--mount-proc", "--propagation", "private",
+             sys.executable, "-m", "envrouter.lab.anchor", d, node.name],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        self._popen[f"{node.name}/unshare"] = parent
+        deadline = time.monotonic() + 30
+        anchor = 0
+        while time.monotonic() < deadline:
+            if parent.poll() is not None:
+                raise InfraError(f"the anchor of node {node.name} exited; see {d}/anchor.log")
+            if not anchor:
+                try:
+                    with open(f"/proc/{parent.pid}/task/{parent.pid}/children") as f:
+                        kids = f.read().split()
+                except OSError:
+                    kids = []
+                if kids:
+                    anchor = int(kids[0])
+                    # record at once: a crash from here on still finds it
+                    cmd = _read_cmdline(anchor) or ""
+                    self.state["anchors"][node.name] = {"pid": anchor, "cmdline": cmd}
+                    self.save()
+            if anchor and os.path.exists(ready):
+                # the cmdline is final once python runs the module (after unshare's exec)
+                self.state["anchors"][node.name] = {"pid": anchor, "cmdline": _read_cmdline(anchor)}
+                self.save()
+                return
+            time.sleep(0.05)
+        raise InfraError(f"the anchor of node {node.name} did not get ready; see {d}/anchor.log")
+
+    def _wire(self, node: LabNode) -> None:
+        sw = self.plan.switch_netns
+        for port in node.ports:
+            with IPRoute(netns=sw) as ipr:
+                for stale in ipr.link_lookup(ifname=port.switch_ifname):
+                    ipr.link("del", index=stale)
+                ipr.link("add", ifname=port.switch_ifname, kind="veth",
+                         peer={"ifname": port.ifname, "net_ns_fd": node.netns})
+                idx = ipr.link_lookup(ifname=port.switch_ifname)[0]
+                br = ipr.link_lookup(ifname=port.switch_bridge)[0]
+                ipr.link("set", index=idx, master=br, state="up")
+        feeding_ovs = [p.switch_ifname for p in node.ports if self.on_ovs(node, p.network)]
+        if feeding_ovs:
+            # see envrouter.lab.offload: OVS's userspace datapath needs complete checksums
+            subprocess.run(["ip", "netns", "exec", sw, sys.executable, "-m",
+                            "envrouter.lab.offload", *feeding_ovs], check=True,
+                           capture_output=True, timeout=30)
+        with IPRoute(netns=node.netns) as ipr:
+            for port in node.ports:
+                idx = ipr.link_lookup(ifname=port.ifname)[0]
+                if self.on_ovs(node, port.network):
+                    # the port goes on an OVS bridge once ovs-vswitchd runs (envrouter.lab.ovs)
+                    ipr.link("set", index=idx, state="up")
+                    continue
+                if port.node_bridge:
+                    br = _ensure_bridge(ipr, port.node_bridge)
+                    ipr.link("set", index=idx, master=br, state="up")
+                    dev = br
+                else:
+                    ipr.link("set", index=idx, state="up")
+                    dev = idx
+                _ensure_addr(ipr, dev, port.address, port.prefixlen)
+            lo = ipr.link_lookup(ifname="lo")[0]
+            for addr in node.loopback_addresses:
+                _ensure_addr(ipr, lo, addr, 32)
+            if node.default_gateway:
+                ipr.route("replace", dst="0.0.0.0/0", gateway=node.default_gateway)
+
+    def on_ovs(self, node: LabNode, network: str) -> bool:
+        return (self.plan.bridge_kind == "ovs" and node.kind == "controller"
+                and network in ("management", "public"))
+
+    # --- power -------------------------------------------------------------------------------
+    def power_off(self, name: str) -> None:
+        """A crash: SIGKILL the anchor (the kernel kills the whole PID namespace), then delete
+        the node's netns so its addresses (a VIP) vanish like on a dead machine."""
+        node = self.plan.node(name)
+        rec = self.state["anchors"].pop(name, None)
+        if rec:
+            kill_recorded(rec["pid"], rec["cmdline"])
+            parent = self._popen.pop(f"{name}/unshare", None)
+            if parent is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    parent.wait(10)
+        for key in [k for k in self._popen if k.startswith(f"{name}/")]:
+            proc = self._popen.pop(key)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(10)
+        if node.netns in netns.listnetns():
+            netns.remove(node.netns)
+        self.save()
+
+    def power_on(self, name: str) -> None:
+        """Recreate the node's netns, anchor and wiring (its disks — the node dir — survive, its
+        /run does not). Services are started by the caller (`envrouter.lab.build.start_node`)."""
+        node = self.plan.node(name)
+        if self.node_running(name):
+            raise InfraError(f"node {name} is already running")
+        self.create_node(node)
+
+
+def _ensure_bridge(ipr: IPRoute, name: str) -> int:
+    found = ipr.link_lookup(ifname=name)
+    if not found:
+        # multicast snooping off: corosync/conntrackd multicast must flood
+        ipr.link("add", ifname=name, kind="bridge", br_stp_state=0, br_forward_delay=0,
+                 br_mcast_snooping=0)
+        found = ipr.link_lookup(ifname=name)
+    ipr.link("set", index=found[0], state="up")
+    return found[0]
+
+
+def _ensure_addr(ipr: IPRoute, index: int, address: str, prefixlen: int) -> None:
+    try:
+        ipr.addr("add", index=index, address=address, prefixlen=prefixlen)
+    except NetlinkError as exc:
+        if exc.code != errno.EEXIST:
+            raise
+
+
+def _netns_inode(name: str) -> int | None:
+    try:
+        return os.stat(f"/run/netns/{name}").st_ino
+    except OSError:
+        return None
+
+
+def _pids_in_netns(inodes: set[int]) -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.stat(f"/proc/{entry}/ns/net").st_ino in inodes:
+                pids.append(int(entry))
+        except OSError:
+            continue
+    return pids
+
+
+def teardown(state_dir: str, prefix: str) -> list[str]:
+    """Remove everything a lab with this state dir and prefix made, even half-built or crashed:
+    recorded host processes and anchors (by PID, command line checked), any process still
+    inside one of the prefix's namespaces, the namespaces, the node dirs and the state file.
+    Mounts live in the anchors' mount namespaces and die with them. Returns what was removed."""
+    removed: list[str] = []
+    state: dict[str, Any] = {}
+    state_file = os.path.join(state_dir, "state.json")
+    with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
+        with open(state_file) as f:
+            state = json.load(f)
+    for name, rec in state.get("processes", {}).items():
+        if kill_recorded(rec["pid"], rec["cmdline"], sig=signal.SIGTERM):
+            removed.append(f"process {name} ({rec['pid']})")
+    for name, rec in state.get("anchors", {}).items():
+        if kill_recorded(rec["pid"], rec["cmdline"]):
+            removed.append(f"node {name} (anchor {rec['pid']})")
+    names = set(state.get("netns", []))
+    names |= {n for n in netns.listnetns() if n.startswith(prefix)}
+    names = {n for n in names if n.startswith(prefix)}
+    inodes = {i for i in (_netns_inode(n) for n in names) if i is not None}
+    if inodes:
+        for pid in _pids_in_netns(inodes):
+            # only processes living inside the lab's own network namespaces
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            _wait_dead(pid, 5)
+            removed.append(f"process {pid} left in a lab namespace")
+    for name in sorted(names):
+        if name in netns.listnetns():
+            netns.remove(name)
+            removed.append(f"netns {name}")
+    for sub in ("nodes", "server"):
+        path = os.path.join(state_dir, sub)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+            removed.append(path)
+    for fname in ("state.json", "state.json.tmp", "server.log", "relay.log"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(state_dir, fname))
+    with contextlib.suppress(OSError):
+        os.rmdir(state_dir)
+    return removed

@@ -1,0 +1,193 @@
+"""`lab status` (effects: reads the lab): nodes, cluster, VIP holders and end-to-end checks
+from a compute node. A check whose part is not deployed says so; it never passes by default."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import asdict
+from typing import Any
+
+from pyroute2 import IPRoute
+from rich.console import Console
+from rich.table import Table
+
+from envrouter.lab.cluster import best_view
+from envrouter.lab.nodes import Lab
+from envrouter.lab.topology import UPSTREAM_HTTP_PORT
+
+PASS, FAIL, NOT_DEPLOYED = "pass", "FAIL", "not deployed"
+VROUTER_NS = "vrouter"
+
+
+def vip_holders(lab: Lab, address: str, namespace: str = VROUTER_NS) -> list[str]:
+    """Controllers whose vrouter namespace holds `address` (asked via netlink inside each
+    controller's private namespace, reached through its anchor's mount namespace)."""
+    holders = []
+    for node in lab.plan.controllers:
+        if not lab.node_running(node.name):
+            continue
+        path = f"/proc/{lab.anchor_pid(node.name)}/root/run/netns/{namespace}"
+        if not os.path.exists(path):
+            continue
+        try:
+            with IPRoute(netns=path) as ipr:
+                if ipr.get_addr(address=address):
+                    holders.append(node.name)
+        except OSError:
+            continue
+    return holders
+
+
+def _vrouter_present(lab: Lab) -> bool:
+    return any(
+        lab.node_running(n.name)
+        and os.path.exists(f"/proc/{lab.anchor_pid(n.name)}/root/run/netns/{VROUTER_NS}")
+        for n in lab.plan.controllers
+    )
+
+
+def _check(name: str, status: str, detail: str) -> dict[str, str]:
+    return {"check": name, "status": status, "detail": detail}
+
+
+def run_checks(lab: Lab, deployed: bool, vips: dict[str, str]) -> list[dict[str, str]]:
+    plan = lab.plan
+    client = plan.computes[0].name if plan.computes else None
+    names = ["ping management VIP", "DNS via the VIP", "NTP via the VIP",
+             "HTTP via NAT (source seen upstream)"]
+    if client is None:
+        return [_check(n, NOT_DEPLOYED, "the lab has no compute node") for n in names]
+    if not lab.node_running(client):
+        return [_check(n, FAIL, f"{client} is powered off") for n in names]
+    if not deployed:
+        reason = lab.state.get("not_deployed_reason") or "the agents have not run"
+        return [_check(f"{n} (from {client})", NOT_DEPLOYED, reason) for n in names]
+    vip = vips.get("vrouter")
+    pub = vips.get("vrouter_pub")
+    out = []
+    if not vip:
+        return [_check(n, FAIL, "the control plane reports no management VIP") for n in names]
+    p = lab.exec_in(client, ["ping", "-c", "1", "-W", "2", vip], check=False)
+    out.append(_check(f"ping management VIP (from {client})",
+                      PASS if p.returncode == 0 else FAIL, f"{vip}: exit {p.returncode}"))
+    name = f"www.{plan.zone}"
+    d = lab.exec_in(client, ["dig", "+short", "+time=2", "+tries=2", f"@{vip}", name],
+                    check=False)
+    answer = d.stdout.split()
+    ok = plan.upstream_http in answer
+    out.append(_check(f"DNS via the VIP (from {client})", PASS if ok else FAIL,
+                      f"dig @{vip} {name} -> {' '.join(answer) or d.stderr.strip()[-200:]}"))
+    n = lab.exec_in(client, ["chronyd", "-Q", "-t", "12", f"server {vip} iburst maxsamples 1"],
+                    check=False, timeout=30)
+    text = n.stdout + n.stderr
+    m = re.search(r"[Oo]ffset\s*=?\s*([-+]?[0-9.]+)\s*seconds", text) or re.search(
+        r"System clock wrong by ([-+]?[0-9.]+) seconds", text)
+    out.append(_check(f"NTP via the VIP (from {client})",
+                      PASS if n.returncode == 0 and m else FAIL,
+                      f"offset {m.group(1)} s" if m else text.strip()[-200:]))
+    url = f"http://{plan.upstream_http}:{UPSTREAM_HTTP_PORT}/"
+    h = lab.exec_in(client, ["curl", "-s", "--max-time", "5", url], check=False)
+    try:
+        seen = json.loads(h.stdout)["source"]
+    except (ValueError, KeyError, TypeError):
+        seen = None
+    out.append(_check(f"HTTP via NAT (from {client})",
+                      PASS if seen and seen == pub else FAIL,
+                      f"upstream saw {seen or h.stderr.strip()[-200:] or 'nothing'} "
+                      f"(expected the public VIP {pub})"))
+    return out
+
+
+def collect_status(lab: Lab) -> dict[str, Any]:
+    plan = lab.plan
+    view = best_view(lab) if plan.controllers else None
+    dep = lab.state.get("deployment") or {}
+    deployed = bool(dep.get("agents")) and all(
+        n.name in dep.get("agents", {}) for n in plan.deployed_nodes)
+    nodes = []
+    for node in plan.nodes:
+        member = None
+        if node.kind == "controller" and view is not None:
+            member = ("online" if node.name in view.online else
+                      "offline" if node.name in view.offline else "unknown")
+        nodes.append({
+            "name": node.name, "kind": node.kind, "roles": list(node.roles),
+            "netns": node.netns, "running": lab.node_running(node.name),
+            "addresses": {p.network: p.address for p in node.ports},
+            "cluster": member,
+        })
+    if view is None or view.stonith_enabled is None:
+        fencing = "unknown"
+    else:
+        fencing = ("on" if view.stonith_enabled else
+                   "OFF (stonith-enabled=false, lab only: no fence devices)")
+    vips_cfg = dep.get("vips") or {}
+    vips = []
+    for vname, planned in (("vrouter", plan.vip_management), ("vrouter_pub", plan.vip_public)):
+        address = vips_cfg.get(vname, planned)
+        if not deployed and not _vrouter_present(lab):
+            holder: Any = NOT_DEPLOYED
+        else:
+            holders = vip_holders(lab, address)
+            holder = holders if holders else "nowhere"
+        crm = (view.resources.get(f"vip__{vname}") if view else None) or []
+        vips.append({"name": vname, "address": address, "holder": holder, "pacemaker": crm})
+    return {
+        "state_dir": plan.state_dir,
+        "prefix": plan.prefix,
+        "phase": lab.state.get("phase"),
+        "control_plane": (dep.get("control_plane") or {}).get("url") if dep else None,
+        "nodes": nodes,
+        "cluster": asdict(view) if view else None,
+        "fencing": fencing,
+        "vips": vips,
+        "checks": run_checks(lab, deployed, {v["name"]: v["address"] for v in vips}),
+    }
+
+
+def _style(status: str) -> str:
+    return {PASS: "[green]pass[/green]", FAIL: "[red]FAIL[/red]"}.get(
+        status, f"[yellow]{status}[/yellow]")
+
+
+def print_status(status: dict[str, Any], console: Console) -> None:
+    nodes = Table(title=f"lab nodes ({status['prefix']}*, {status['state_dir']})")
+    for col in ("node", "kind", "roles", "power", "addresses", "cluster"):
+        nodes.add_column(col)
+    for n in status["nodes"]:
+        nodes.add_row(n["name"], n["kind"], ",".join(n["roles"]) or "-",
+                      "[green]on[/green]" if n["running"] else "[red]off[/red]",
+                      " ".join(f"{k}={v}" for k, v in n["addresses"].items()),
+                      n["cluster"] or "-")
+    console.print(nodes)
+    c = status["cluster"] or {}
+    quorate = {True: "[green]yes[/green]", False: "[red]NO[/red]"}.get(c.get("quorate"), "unknown")
+    console.print(f"cluster: quorate {quorate}, DC {c.get('dc') or '-'}, online "
+                  f"{' '.join(c.get('online') or []) or '-'}, offline "
+                  f"{' '.join(c.get('offline') or []) or '-'}"
+                  + (f", error: {c['error']}" if c.get("error") else ""))
+    console.print(f"fencing: {status['fencing']}")
+    if status.get("control_plane"):
+        console.print(f"control plane (UI/API): {status['control_plane']}")
+    vips = Table(title="VIPs")
+    for col in ("VIP", "address", "held by (vrouter namespace)", "pacemaker says"):
+        vips.add_column(col)
+    for v in status["vips"]:
+        holder = v["holder"]
+        shown = (_style(NOT_DEPLOYED) if holder == NOT_DEPLOYED else
+                 "[red]nowhere[/red]" if holder == "nowhere" else
+                 (" ".join(holder) if len(holder) == 1 else f"[red]{' '.join(holder)}[/red]"))
+        vips.add_row(v["name"], v["address"], shown, " ".join(v["pacemaker"]) or "-")
+    console.print(vips)
+    checks = Table(title="checks")
+    for col in ("check", "result", "detail"):
+        checks.add_column(col)
+    for ch in status["checks"]:
+        checks.add_row(ch["check"], _style(ch["status"]), ch["detail"])
+    console.print(checks)
+
+
+def status_json(status: dict[str, Any]) -> str:
+    return json.dumps(status, indent=2)

@@ -1,0 +1,110 @@
+"""Domain objects: plain, immutable snapshots of an environment.
+
+The database rows (`envrouter.db.tables`) are turned into these once per request; documents
+are built from these only, so building them is pure and issues no query.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from envrouter.model.ipam import Pool
+
+VIP_MANAGEMENT = "vrouter"
+VIP_PUBLIC = "vrouter_pub"
+# name -> role of the network it lives on
+VIP_NETWORK_ROLES: dict[str, str] = {VIP_MANAGEMENT: "management", VIP_PUBLIC: "public"}
+CONTROLLER = "controller"
+
+
+@dataclass(frozen=True)
+class IpRange:
+    start: str
+    end: str
+
+
+@dataclass(frozen=True)
+class Network:
+    id: int
+    name: str
+    role: str
+    cidr: str
+    gateway: str | None
+    vlan: int | None
+    bridge: str
+    ranges: tuple[IpRange, ...] = ()
+
+    @property
+    def prefixlen(self) -> int:
+        return ipaddress.ip_network(self.cidr).prefixlen
+
+    def pool(self) -> Pool:
+        return Pool(
+            self.name, self.cidr, self.gateway, tuple((r.start, r.end) for r in self.ranges)
+        )
+
+
+@dataclass(frozen=True)
+class Node:
+    id: int
+    hostname: str
+    roles: tuple[str, ...]
+    status: str
+    addresses: Mapping[int, str] = field(default_factory=dict)  # network id -> host address
+    namespace_address: str | None = None  # vrouter namespace address on management
+
+    @property
+    def is_controller(self) -> bool:
+        return CONTROLLER in self.roles
+
+
+@dataclass(frozen=True)
+class Vip:
+    name: str
+    network_id: int
+    namespace: str
+    address: str
+    user_defined: bool
+
+
+@dataclass(frozen=True)
+class VrouterSettings:
+    enabled: bool = False
+    dns_list: tuple[str, ...] = ()
+    ntp_list: tuple[str, ...] = ()
+    domain: str | None = None
+    nat: bool = True
+    conntrack_sync: bool = True
+    bridge_kind: str = "linux"
+    host_link_cidr: str = "169.254.77.0/30"
+    namespace: str = "vrouter"
+
+
+@dataclass(frozen=True)
+class Environment:
+    id: int
+    name: str
+    ha: bool
+    networks: tuple[Network, ...] = ()
+    settings: VrouterSettings = VrouterSettings()
+    vips: tuple[Vip, ...] = ()
+
+    def network_by_role(self, role: str) -> Network | None:
+        for net in self.networks:
+            if net.role == role:
+                return net
+        return None
+
+    def network_by_id(self, network_id: int) -> Network:
+        for net in self.networks:
+            if net.id == network_id:
+                return net
+        raise KeyError(network_id)
+
+    def vip(self, name: str) -> Vip | None:
+        for vip in self.vips:
+            if vip.name == name:
+                return vip
+        return None

@@ -1,0 +1,909 @@
+"""The write paths and loaders: rules + IPAM + the database.
+
+Every write runs the domain rules (`envrouter.model.rules`) first, then takes the allocation
+lock (`lock_environment`) before it reads which addresses are held, so two concurrent requests
+can never pick the same free address; the unique constraint (network_id, address) stays as
+the last guard. Functions flush but never commit: the caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from envrouter.db.tables import (
+    ADDRESS_HOST,
+    ADDRESS_NAMESPACE,
+    ADDRESS_VIP,
+    AddressRow,
+    EnvironmentRow,
+    IpRangeRow,
+    NetworkRow,
+    NodeRow,
+    VipRow,
+    VrouterSettingsRow,
+)
+from envrouter.errors import ConflictError, NotFoundError, ValidationError
+from envrouter.model import rules
+from envrouter.model.entities import (
+    VIP_MANAGEMENT,
+    VIP_NETWORK_ROLES,
+    Environment,
+    IpRange,
+    Network,
+    Node,
+    Vip,
+    VrouterSettings,
+)
+from envrouter.model.ipam import Allocator, check_user_address, ensure_capacity
+
+# ---------------------------------------------------------------------------------- locking
+
+
+def lock_environment(session: Session, env_id: int) -> None:
+    """Serialise every allocation of one environment.
+
+    PostgreSQL: row locks on the environment and its networks (SELECT ... FOR UPDATE, in id
+    order so two writers never deadlock). SQLite: write sessions already began with
+    BEGIN IMMEDIATE (see envrouter.db.engine), which holds the database's write lock."""
+    if session.get_bind().dialect.name == "sqlite":
+        return
+    session.execute(
+        select(EnvironmentRow.id).where(EnvironmentRow.id == env_id).with_for_update()
+    ).all()
+    session.execute(
+        select(NetworkRow.id)
+        .where(NetworkRow.environment_id == env_id)
+        .order_by(NetworkRow.id)
+        .with_for_update()
+    ).all()
+
+
+def bump_revision(session: Session, env_id: int) -> None:
+    """Every write to an environment bumps its revision: cached documents of older revisions
+    are never served again."""
+    session.execute(
+        update(EnvironmentRow)
+        .where(EnvironmentRow.id == env_id)
+        .values(revision=EnvironmentRow.revision + 1)
+    )
+
+
+def _flush(session: Session, obj: str, field: str) -> None:
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        raise ConflictError(obj, field, f"conflicts with what is stored: {exc.orig}") from exc
+
+
+# ---------------------------------------------------------------------------------- loading
+
+
+def get_environment_row(session: Session, env_id: int) -> EnvironmentRow:
+    row = session.get(EnvironmentRow, env_id)
+    if row is None:
+        raise NotFoundError("environment", env_id)
+    return row
+
+
+def environment_by_name(session: Session, name: str) -> EnvironmentRow:
+    row = session.scalars(select(EnvironmentRow).where(EnvironmentRow.name == name)).first()
+    if row is None:
+        raise NotFoundError("environment", name)
+    return row
+
+
+def get_network_row(session: Session, network_id: int) -> NetworkRow:
+    row = session.get(NetworkRow, network_id)
+    if row is None:
+        raise NotFoundError("network", network_id)
+    return row
+
+
+def get_node_row(session: Session, node_id: int) -> NodeRow:
+    row = session.get(NodeRow, node_id)
+    if row is None:
+        raise NotFoundError("node", node_id)
+    return row
+
+
+def node_by_hostname(session: Session, hostname: str) -> NodeRow:
+    row = session.scalars(select(NodeRow).where(NodeRow.hostname == hostname.lower())).first()
+    if row is None:
+        raise NotFoundError("node", hostname)
+    return row
+
+
+def _network_entity(row: NetworkRow) -> Network:
+    return Network(
+        id=row.id,
+        name=row.name,
+        role=row.role,
+        cidr=row.cidr,
+        gateway=row.gateway,
+        vlan=row.vlan,
+        bridge=row.bridge,
+        ranges=tuple(IpRange(r.start_address, r.end_address) for r in row.ranges),
+    )
+
+
+def _settings_entity(env: EnvironmentRow, row: VrouterSettingsRow | None) -> VrouterSettings:
+    base = {
+        "dns_list": tuple(json.loads(env.dns_list or "[]")),
+        "ntp_list": tuple(json.loads(env.ntp_list or "[]")),
+        "domain": env.domain,
+    }
+    if row is None:
+        return VrouterSettings(**base)
+    return VrouterSettings(
+        enabled=row.enabled,
+        nat=row.nat,
+        conntrack_sync=row.conntrack_sync,
+        bridge_kind=row.bridge_kind,
+        host_link_cidr=row.host_link_cidr,
+        namespace=row.namespace,
+        **base,
+    )
+
+
+def load_environment(session: Session, env_id: int) -> Environment:
+    """The environment without its nodes, in a constant number of queries."""
+    env = get_environment_row(session, env_id)
+    nets = session.scalars(
+        select(NetworkRow)
+        .where(NetworkRow.environment_id == env_id)
+        .options(selectinload(NetworkRow.ranges))
+        .order_by(NetworkRow.id)
+    ).all()
+    settings = session.get(VrouterSettingsRow, env_id)
+    vip_rows = session.execute(
+        select(VipRow, AddressRow.address)
+        .join(AddressRow, AddressRow.vip_id == VipRow.id)
+        .where(VipRow.environment_id == env_id)
+        .order_by(VipRow.id)
+    ).all()
+    return Environment(
+        id=env.id,
+        name=env.name,
+        ha=env.ha,
+        networks=tuple(_network_entity(n) for n in nets),
+        settings=_settings_entity(env, settings),
+        vips=tuple(
+            Vip(v.name, v.network_id, v.namespace, address, v.user_defined)
+            for v, address in vip_rows
+        ),
+    )
+
+
+def _node_entities(session: Session, node_rows: Sequence[NodeRow]) -> list[Node]:
+    ids = [n.id for n in node_rows]
+    host: dict[int, dict[int, str]] = {i: {} for i in ids}
+    namespace: dict[int, str] = {}
+    if ids:
+        rows = session.execute(
+            select(
+                AddressRow.node_id, AddressRow.network_id, AddressRow.address, AddressRow.kind
+            ).where(AddressRow.node_id.in_(ids))
+        ).all()
+        for node_id, network_id, address, kind in rows:
+            if kind == ADDRESS_NAMESPACE:
+                namespace[node_id] = address
+            else:
+                host[node_id][network_id] = address
+    return [
+        Node(
+            id=n.id,
+            hostname=n.hostname,
+            roles=n.role_list,
+            status=n.status,
+            addresses=host[n.id],
+            namespace_address=namespace.get(n.id),
+        )
+        for n in node_rows
+    ]
+
+
+def load_nodes(session: Session, env_id: int) -> list[Node]:
+    """Every node of the environment with its addresses: two queries whatever the count."""
+    rows = session.scalars(
+        select(NodeRow).where(NodeRow.environment_id == env_id).order_by(NodeRow.id)
+    ).all()
+    if not rows:
+        return []
+    host: dict[int, dict[int, str]] = {n.id: {} for n in rows}
+    namespace: dict[int, str] = {}
+    addr_rows = session.execute(
+        select(AddressRow.node_id, AddressRow.network_id, AddressRow.address, AddressRow.kind)
+        .join(NodeRow, NodeRow.id == AddressRow.node_id)
+        .where(NodeRow.environment_id == env_id)
+    ).all()
+    for node_id, network_id, address, kind in addr_rows:
+        if kind == ADDRESS_NAMESPACE:
+            namespace[node_id] = address
+        else:
+            host[node_id][network_id] = address
+    return [
+        Node(n.id, n.hostname, n.role_list, n.status, host[n.id], namespace.get(n.id)) for n in rows
+    ]
+
+
+def load_controllers(session: Session, env_id: int) -> list[Node]:
+    rows = session.scalars(
+        select(NodeRow)
+        .where(NodeRow.environment_id == env_id, NodeRow.roles.like("%controller%"))
+        .order_by(NodeRow.id)
+    ).all()
+    return _node_entities(session, [r for r in rows if "controller" in r.role_list])
+
+
+def load_node(session: Session, row: NodeRow) -> Node:
+    return _node_entities(session, [row])[0]
+
+
+def node_document(session: Session, node_row: NodeRow):  # noqa: ANN201
+    """One node's document: a constant number of queries (the environment, the node, the
+    controllers), then the pure builder."""
+    from envrouter.model.documents import build_document
+
+    env = load_environment(session, node_row.environment_id)
+    node = load_node(session, node_row)
+    controllers = load_controllers(session, node_row.environment_id)
+    return build_document(env, node, controllers)
+
+
+def environment_documents(session: Session, env_id: int):  # noqa: ANN201
+    from envrouter.model.documents import build_documents
+
+    env = load_environment(session, env_id)
+    return build_documents(env, load_nodes(session, env_id))
+
+
+def _holders(session: Session, env_id: int) -> dict[int, dict[str, str]]:
+    """network id -> {address: who holds it} for the whole environment."""
+    rows = session.execute(
+        select(
+            AddressRow.network_id,
+            AddressRow.address,
+            AddressRow.kind,
+            NodeRow.hostname,
+            VipRow.name,
+        )
+        .join(NetworkRow, NetworkRow.id == AddressRow.network_id)
+        .outerjoin(NodeRow, NodeRow.id == AddressRow.node_id)
+        .outerjoin(VipRow, VipRow.id == AddressRow.vip_id)
+        .where(NetworkRow.environment_id == env_id)
+    ).all()
+    out: dict[int, dict[str, str]] = {}
+    for network_id, address, kind, hostname, vip_name in rows:
+        if kind == ADDRESS_VIP:
+            who = f"VIP {vip_name!r}"
+        elif kind == ADDRESS_NAMESPACE:
+            who = f"the vrouter namespace of node {hostname!r}"
+        else:
+            who = f"node {hostname!r}"
+        out.setdefault(network_id, {})[address] = who
+    return out
+
+
+# ------------------------------------------------------------------------------ environments
+
+
+def create_environment(session: Session, name: Any, ha: Any = False) -> EnvironmentRow:
+    name = rules.validate_environment_name(name)
+    ha = rules.validate_bool("environment", "ha", ha)
+    if session.scalars(select(EnvironmentRow.id).where(EnvironmentRow.name == name)).first():
+        raise ConflictError(f"environment {name!r}", "name", "an environment has this name")
+    row = EnvironmentRow(name=name, ha=ha, dns_list="[]", ntp_list="[]", domain=None)
+    session.add(row)
+    _flush(session, f"environment {name!r}", "name")
+    return row
+
+
+def update_environment(session: Session, env_id: int, changes: Mapping[str, Any]) -> EnvironmentRow:
+    row = get_environment_row(session, env_id)
+    bump_revision(session, env_id)
+    if changes.get("name") is not None:
+        name = rules.validate_environment_name(changes["name"])
+        other = session.scalars(
+            select(EnvironmentRow.id).where(
+                EnvironmentRow.name == name, EnvironmentRow.id != env_id
+            )
+        ).first()
+        if other:
+            raise ConflictError(f"environment {name!r}", "name", "an environment has this name")
+        row.name = name
+    if changes.get("ha") is not None:
+        row.ha = rules.validate_bool(f"environment {row.name!r}", "ha", changes["ha"])
+    _flush(session, f"environment {row.name!r}", "name")
+    return row
+
+
+def delete_environment(session: Session, env_id: int) -> None:
+    row = get_environment_row(session, env_id)
+    session.delete(row)
+    session.flush()
+
+
+def environment_counts(session: Session, env_ids: Iterable[int]) -> dict[int, dict[str, int]]:
+    ids = list(env_ids)
+    out = {i: {"networks": 0, "nodes": 0, "vips": 0} for i in ids}
+    if not ids:
+        return out
+    for table, key in ((NetworkRow, "networks"), (NodeRow, "nodes"), (VipRow, "vips")):
+        for env_id, count in session.execute(
+            select(table.environment_id, func.count())
+            .where(table.environment_id.in_(ids))
+            .group_by(table.environment_id)
+        ).all():
+            out[env_id][key] = count
+    return out
+
+
+# ---------------------------------------------------------------------------------- networks
+
+
+def _range_pairs(ranges: Any, obj: str) -> list[tuple[Any, Any]]:
+    if ranges is None:
+        return []
+    if not isinstance(ranges, (list, tuple)):
+        raise ValidationError(obj, "ranges", "expected a list of {start, end}")
+    out = []
+    for i, r in enumerate(ranges):
+        if isinstance(r, Mapping):
+            out.append((r.get("start"), r.get("end")))
+        elif hasattr(r, "start") and hasattr(r, "end"):
+            out.append((r.start, r.end))
+        else:
+            raise ValidationError(obj, f"ranges[{i}]", "expected {start, end}")
+    return out
+
+
+def _needs_address(net_role: str, roles: Sequence[str]) -> bool:
+    """Every node gets an address on each network except public; controllers on public too."""
+    return net_role != "public" or "controller" in roles
+
+
+def create_network(session: Session, env_id: int, data: Mapping[str, Any]) -> NetworkRow:
+    env = get_environment_row(session, env_id)
+    lock_environment(session, env_id)
+    bump_revision(session, env_id)
+    fields = rules.validate_network(
+        name=data.get("name"),
+        role=data.get("role"),
+        cidr=data.get("cidr"),
+        gateway=data.get("gateway"),
+        vlan=data.get("vlan"),
+        bridge=data.get("bridge"),
+        ranges=_range_pairs(data.get("ranges"), f"network {data.get('name')!r}"),
+    )
+    obj = f"network {fields['name']!r}"
+    existing = session.scalars(select(NetworkRow).where(NetworkRow.environment_id == env_id)).all()
+    for other in existing:
+        if other.name == fields["name"]:
+            raise ConflictError(obj, "name", f"environment {env.name!r} has a network of this name")
+        if fields["role"] in rules.SINGLE_ROLES and other.role == fields["role"]:
+            raise ConflictError(
+                obj,
+                "role",
+                f"environment {env.name!r} already has a {fields['role']} network "
+                f"({other.name!r}); use role 'other' for more",
+            )
+    rules.check_networks_disjoint(obj, fields["cidr"], [(o.name, o.cidr) for o in existing])
+    _check_host_link_clear(session, env_id, fields["cidr"], obj, "cidr")
+    row = NetworkRow(
+        environment_id=env_id,
+        name=fields["name"],
+        role=fields["role"],
+        cidr=fields["cidr"],
+        gateway=fields["gateway"],
+        vlan=fields["vlan"],
+        bridge=fields["bridge"],
+        ranges=[IpRangeRow(start_address=s, end_address=e) for s, e in fields["ranges"]],
+    )
+    session.add(row)
+    _flush(session, obj, "name")
+    # Nodes that exist already get their address on the new network.
+    nodes = session.scalars(select(NodeRow).where(NodeRow.environment_id == env_id)).all()
+    wanting = [n for n in nodes if _needs_address(row.role, n.role_list)]
+    if wanting:
+        pool = _network_entity(row).pool()
+        ensure_capacity(pool, [], len(wanting))
+        alloc = Allocator(pool, [])
+        for n in wanting:
+            session.add(
+                AddressRow(network_id=row.id, node_id=n.id, address=alloc.take(), kind=ADDRESS_HOST)
+            )
+        _flush(session, obj, "ranges")
+    return row
+
+
+def update_network(session: Session, network_id: int, changes: Mapping[str, Any]) -> NetworkRow:
+    row = get_network_row(session, network_id)
+    lock_environment(session, row.environment_id)
+    bump_revision(session, row.environment_id)
+    obj = f"network {row.name!r}"
+    for immutable in ("role", "cidr"):
+        value = changes.get(immutable)
+        if value is not None and value != getattr(row, immutable):
+            raise ValidationError(
+                obj, immutable, "cannot be changed; delete and recreate the network"
+            )
+    merged = {
+        "name": row.name,
+        "role": row.role,
+        "cidr": row.cidr,
+        "gateway": row.gateway,
+        "vlan": row.vlan,
+        "bridge": row.bridge,
+        "ranges": [(r.start_address, r.end_address) for r in row.ranges],
+    }
+    for key in ("name", "gateway", "vlan", "bridge"):
+        if key in changes:
+            merged[key] = changes[key]
+    if changes.get("ranges") is not None:
+        merged["ranges"] = _range_pairs(changes["ranges"], obj)
+    fields = rules.validate_network(**merged)
+    obj = f"network {fields['name']!r}"
+    if fields["name"] != row.name:
+        clash = session.scalars(
+            select(NetworkRow.id).where(
+                NetworkRow.environment_id == row.environment_id,
+                NetworkRow.name == fields["name"],
+            )
+        ).first()
+        if clash:
+            raise ConflictError(obj, "name", "another network of the environment has this name")
+    if fields["gateway"] and fields["gateway"] != row.gateway:
+        holder = _holders(session, row.environment_id).get(row.id, {}).get(fields["gateway"])
+        if holder:
+            raise ConflictError(obj, "gateway", f"{fields['gateway']} is held by {holder}")
+    row.name = fields["name"]
+    row.gateway = fields["gateway"]
+    row.vlan = fields["vlan"]
+    row.bridge = fields["bridge"]
+    if changes.get("ranges") is not None:
+        row.ranges = [IpRangeRow(start_address=s, end_address=e) for s, e in fields["ranges"]]
+    _flush(session, obj, "name")
+    return row
+
+
+def delete_network(session: Session, network_id: int) -> None:
+    row = get_network_row(session, network_id)
+    lock_environment(session, row.environment_id)
+    bump_revision(session, row.environment_id)
+    session.delete(row)
+    session.flush()
+
+
+# ------------------------------------------------------------------------------------- nodes
+
+
+def _vips_reserved(session: Session, env_id: int) -> bool:
+    return (
+        session.scalars(
+            select(VipRow.id).where(VipRow.environment_id == env_id, VipRow.name == VIP_MANAGEMENT)
+        ).first()
+        is not None
+    )
+
+
+def create_nodes(
+    session: Session, env_id: int, specs: Sequence[Mapping[str, Any]]
+) -> list[NodeRow]:
+    """Create nodes and allocate their addresses in one locked transaction (also the bulk
+    path: one read of the held addresses whatever the count)."""
+    env = get_environment_row(session, env_id)
+    lock_environment(session, env_id)
+    bump_revision(session, env_id)
+    networks = session.scalars(
+        select(NetworkRow)
+        .where(NetworkRow.environment_id == env_id)
+        .options(selectinload(NetworkRow.ranges))
+        .order_by(NetworkRow.id)
+    ).all()
+    by_name = {n.name: n for n in networks}
+    mgmt = next((n for n in networks if n.role == "management"), None)
+    holders = _holders(session, env_id)
+    reserved = _vips_reserved(session, env_id)
+
+    prepared: list[tuple[str, tuple[str, ...], str, dict[int, str]]] = []
+    seen: set[str] = set()
+    for spec in specs:
+        if not isinstance(spec, Mapping):
+            raise ValidationError("node", "(body)", "expected an object")
+        hostname = rules.validate_hostname(spec.get("hostname"))
+        obj = f"node {hostname!r}"
+        if hostname in seen:
+            raise ConflictError(obj, "hostname", "listed twice")
+        seen.add(hostname)
+        roles = rules.validate_roles(obj, spec.get("roles") or [])
+        status = rules.validate_status(obj, spec.get("status") or "discovered")
+        given = spec.get("addresses") or {}
+        if not isinstance(given, Mapping):
+            raise ValidationError(obj, "addresses", "expected {network_name: address}")
+        fixed: dict[int, str] = {}
+        for net_name, address in given.items():
+            net = by_name.get(net_name)
+            if net is None:
+                raise ValidationError(
+                    obj, f"addresses.{net_name}", f"environment {env.name!r} has no such network"
+                )
+            held = holders.setdefault(net.id, {})
+            text = check_user_address(
+                _network_entity(net).pool(), obj, f"addresses.{net_name}", address, held
+            )
+            held[text] = obj
+            fixed[net.id] = text
+        prepared.append((hostname, roles, status, fixed))
+    if seen:
+        taken = session.scalars(select(NodeRow.hostname).where(NodeRow.hostname.in_(seen))).all()
+        if taken:
+            raise ConflictError(f"node {taken[0]!r}", "hostname", "a node has this hostname")
+
+    # How many addresses each network must hand out, checked before taking any.
+    need: dict[int, int] = {}
+    for _hostname, roles, _status, fixed in prepared:
+        for net in networks:
+            if net.id not in fixed and _needs_address(net.role, roles):
+                need[net.id] = need.get(net.id, 0) + 1
+        if reserved and mgmt is not None and "controller" in roles:
+            need[mgmt.id] = need.get(mgmt.id, 0) + 1
+    allocators: dict[int, Allocator] = {}
+    for net in networks:
+        if need.get(net.id):
+            pool = _network_entity(net).pool()
+            used = list(holders.get(net.id, {}))
+            ensure_capacity(pool, used, need[net.id])
+            allocators[net.id] = Allocator(pool, used)
+
+    rows: list[NodeRow] = []
+    for hostname, roles, status, fixed in prepared:
+        node = NodeRow(
+            environment_id=env_id, hostname=hostname, roles=",".join(roles), status=status
+        )
+        addresses = []
+        for net in networks:
+            if net.id in fixed:
+                address = fixed[net.id]
+            elif _needs_address(net.role, roles):
+                address = allocators[net.id].take()
+            else:
+                continue
+            addresses.append(AddressRow(network_id=net.id, address=address, kind=ADDRESS_HOST))
+        if reserved and mgmt is not None and "controller" in roles:
+            addresses.append(
+                AddressRow(
+                    network_id=mgmt.id, address=allocators[mgmt.id].take(), kind=ADDRESS_NAMESPACE
+                )
+            )
+        node.addresses = addresses
+        rows.append(node)
+    session.add_all(rows)
+    _flush(session, "node", "addresses")
+    return rows
+
+
+def create_node(session: Session, env_id: int, spec: Mapping[str, Any]) -> NodeRow:
+    return create_nodes(session, env_id, [spec])[0]
+
+
+def update_node(session: Session, node_id: int, changes: Mapping[str, Any]) -> NodeRow:
+    row = get_node_row(session, node_id)
+    lock_environment(session, row.environment_id)
+    bump_revision(session, row.environment_id)
+    obj = f"node {row.hostname!r}"
+    if changes.get("hostname") is not None:
+        hostname = rules.validate_hostname(changes["hostname"])
+        if hostname != row.hostname:
+            clash = session.scalars(select(NodeRow.id).where(NodeRow.hostname == hostname)).first()
+            if clash:
+                raise ConflictError(f"node {hostname!r}", "hostname", "a node has this hostname")
+            row.hostname = hostname
+    if changes.get("status") is not None:
+        row.status = rules.validate_status(obj, changes["status"])
+    if changes.get("roles") is not None:
+        roles = rules.validate_roles(obj, changes["roles"])
+        row.roles = ",".join(roles)
+        _ensure_node_addresses(session, row)
+    _flush(session, obj, "hostname")
+    return row
+
+
+def _ensure_node_addresses(session: Session, row: NodeRow) -> None:
+    """After a role change: allocate what the node now needs; a node that is no longer a
+    controller gives its vrouter namespace address back."""
+    env_id = row.environment_id
+    networks = session.scalars(
+        select(NetworkRow)
+        .where(NetworkRow.environment_id == env_id)
+        .options(selectinload(NetworkRow.ranges))
+    ).all()
+    roles = row.role_list
+    have = {(a.network_id, a.kind) for a in row.addresses}
+    holders = _holders(session, env_id)
+    reserved = _vips_reserved(session, env_id)
+    for net in networks:
+        wants = []
+        if (net.id, ADDRESS_HOST) not in have and _needs_address(net.role, roles):
+            wants.append(ADDRESS_HOST)
+        if (
+            net.role == "management"
+            and reserved
+            and "controller" in roles
+            and (net.id, ADDRESS_NAMESPACE) not in have
+        ):
+            wants.append(ADDRESS_NAMESPACE)
+        if not wants:
+            continue
+        pool = _network_entity(net).pool()
+        used = list(holders.get(net.id, {}))
+        ensure_capacity(pool, used, len(wants))
+        alloc = Allocator(pool, used)
+        for kind in wants:
+            row.addresses.append(AddressRow(network_id=net.id, address=alloc.take(), kind=kind))
+    if "controller" not in roles:
+        for addr in list(row.addresses):
+            if addr.kind == ADDRESS_NAMESPACE:
+                row.addresses.remove(addr)
+
+
+def delete_node(session: Session, node_id: int) -> None:
+    """Delete a node; its addresses go with it (released)."""
+    row = get_node_row(session, node_id)
+    lock_environment(session, row.environment_id)
+    bump_revision(session, row.environment_id)
+    session.delete(row)
+    session.flush()
+
+
+def node_addresses_public(session: Session, rows: Sequence[NodeRow]) -> dict[int, dict[str, Any]]:
+    """{node id: {"addresses": {network name: address}, "namespace_address": ...}} in one query."""
+    ids = [r.id for r in rows]
+    out: dict[int, dict[str, Any]] = {i: {"addresses": {}, "namespace_address": None} for i in ids}
+    if not ids:
+        return out
+    for node_id, net_name, address, kind in session.execute(
+        select(AddressRow.node_id, NetworkRow.name, AddressRow.address, AddressRow.kind)
+        .join(NetworkRow, NetworkRow.id == AddressRow.network_id)
+        .where(AddressRow.node_id.in_(ids))
+        .order_by(NetworkRow.id)
+    ).all():
+        if kind == ADDRESS_NAMESPACE:
+            out[node_id]["namespace_address"] = address
+        else:
+            out[node_id]["addresses"][net_name] = address
+    return out
+
+
+# -------------------------------------------------------------------------- vrouter settings
+
+
+def get_settings(session: Session, env_id: int) -> VrouterSettings:
+    env = get_environment_row(session, env_id)
+    return _settings_entity(env, session.get(VrouterSettingsRow, env_id))
+
+
+def _check_host_link_clear(session: Session, env_id: int, cidr: str, obj: str, field: str) -> None:
+    import ipaddress
+
+    row = session.get(VrouterSettingsRow, env_id)
+    if row is None:
+        return
+    link = ipaddress.ip_network(row.host_link_cidr)
+    net = ipaddress.ip_network(cidr)
+    if net.version == link.version and net.overlaps(link):
+        raise ValidationError(obj, field, f"{net} overlaps the vrouter host link {link}")
+
+
+def put_settings(session: Session, env_id: int, changes: Mapping[str, Any]) -> VrouterSettings:
+    """Merge `changes` into the settings, validate the whole, store. Reserves nothing."""
+    import ipaddress
+
+    env = get_environment_row(session, env_id)
+    lock_environment(session, env_id)
+    bump_revision(session, env_id)
+    current = _settings_entity(env, session.get(VrouterSettingsRow, env_id))
+    known = set(VrouterSettings.__dataclass_fields__)
+    for key in changes:
+        if key not in known:
+            raise ValidationError("vrouter settings", key, "unknown setting")
+    merged = {k: getattr(current, k) for k in known}
+    merged.update({k: v for k, v in changes.items()})
+    obj = "vrouter settings"
+    new = VrouterSettings(
+        enabled=rules.validate_bool(obj, "enabled", merged["enabled"]),
+        dns_list=tuple(
+            rules.validate_upstream_list("dns_list", merged["dns_list"], allow_names=False)
+        ),
+        ntp_list=tuple(
+            rules.validate_upstream_list("ntp_list", merged["ntp_list"], allow_names=True)
+        ),
+        domain=rules.validate_domain(merged["domain"]),
+        nat=rules.validate_bool(obj, "nat", merged["nat"]),
+        conntrack_sync=rules.validate_bool(obj, "conntrack_sync", merged["conntrack_sync"]),
+        bridge_kind=rules.validate_bridge_kind(merged["bridge_kind"]),
+        host_link_cidr=rules.validate_host_link_cidr(merged["host_link_cidr"]),
+        namespace=rules.validate_namespace(obj, merged["namespace"]),
+    )
+    networks = session.scalars(select(NetworkRow).where(NetworkRow.environment_id == env_id)).all()
+    link = ipaddress.ip_network(new.host_link_cidr)
+    for net in networks:
+        other = ipaddress.ip_network(net.cidr)
+        if other.version == 4 and other.overlaps(link):
+            raise ValidationError(
+                obj, "host_link_cidr", f"{link} overlaps network {net.name!r} ({other})"
+            )
+    if new.enabled:
+        roles = {n.role: n for n in networks}
+        if "management" not in roles or "public" not in roles:
+            raise ValidationError(
+                obj, "enabled", "the vrouter needs a management and a public network"
+            )
+        if not roles["public"].gateway:
+            raise ValidationError(obj, "enabled", "the public network needs a gateway")
+    env.dns_list = json.dumps(list(new.dns_list))
+    env.ntp_list = json.dumps(list(new.ntp_list))
+    env.domain = new.domain
+    row = session.get(VrouterSettingsRow, env_id)
+    if row is None:
+        row = VrouterSettingsRow(environment_id=env_id)
+        session.add(row)
+    row.enabled = new.enabled
+    row.nat = new.nat
+    row.conntrack_sync = new.conntrack_sync
+    row.bridge_kind = new.bridge_kind
+    row.host_link_cidr = new.host_link_cidr
+    row.namespace = new.namespace
+    for vip in session.scalars(select(VipRow).where(VipRow.environment_id == env_id)).all():
+        vip.namespace = new.namespace
+    session.flush()
+    return new
+
+
+# -------------------------------------------------------------------------------------- VIPs
+
+
+def list_vips(session: Session, env_id: int) -> list[dict[str, Any]]:
+    get_environment_row(session, env_id)
+    rows = session.execute(
+        select(
+            VipRow.name, NetworkRow.name, VipRow.namespace, AddressRow.address, VipRow.user_defined
+        )
+        .join(NetworkRow, NetworkRow.id == VipRow.network_id)
+        .join(AddressRow, AddressRow.vip_id == VipRow.id)
+        .where(VipRow.environment_id == env_id)
+        .order_by(VipRow.id)
+    ).all()
+    return [
+        {"name": n, "network": net, "namespace": ns, "address": a, "user_defined": u}
+        for n, net, ns, a, u in rows
+    ]
+
+
+def _vip_network(session: Session, env_id: int, name: str) -> NetworkRow:
+    role = VIP_NETWORK_ROLES[name]
+    net = session.scalars(
+        select(NetworkRow)
+        .where(NetworkRow.environment_id == env_id, NetworkRow.role == role)
+        .options(selectinload(NetworkRow.ranges))
+    ).first()
+    if net is None:
+        raise ValidationError(f"VIP {name!r}", "network", f"the environment has no {role} network")
+    return net
+
+
+def reserve_vips(session: Session, env_id: int) -> list[dict[str, Any]]:
+    """Reserve the `vrouter` and `vrouter_pub` VIPs and every controller's vrouter namespace
+    address. Idempotent: what is held already is kept, so a second call returns the same
+    addresses. A range too small is refused as a whole, saying how many addresses are missing."""
+    get_environment_row(session, env_id)
+    lock_environment(session, env_id)
+    bump_revision(session, env_id)
+    namespace = get_settings(session, env_id).namespace
+    existing = {
+        v.name: v for v in session.scalars(select(VipRow).where(VipRow.environment_id == env_id))
+    }
+    nets = {name: _vip_network(session, env_id, name) for name in VIP_NETWORK_ROLES}
+    mgmt = nets[VIP_MANAGEMENT]
+    controllers = [
+        n
+        for n in session.scalars(
+            select(NodeRow)
+            .where(NodeRow.environment_id == env_id)
+            .options(selectinload(NodeRow.addresses))
+        )
+        if "controller" in n.role_list
+    ]
+    need_ns = [c for c in controllers if not any(a.kind == ADDRESS_NAMESPACE for a in c.addresses)]
+    holders = _holders(session, env_id)
+    need: dict[int, int] = {}
+    for name, net in nets.items():
+        if name not in existing:
+            need[net.id] = need.get(net.id, 0) + 1
+    if need_ns:
+        need[mgmt.id] = need.get(mgmt.id, 0) + len(need_ns)
+    allocators: dict[int, Allocator] = {}
+    for net in {n.id: n for n in nets.values()}.values():
+        if need.get(net.id):
+            pool = _network_entity(net).pool()
+            used = list(holders.get(net.id, {}))
+            ensure_capacity(pool, used, need[net.id])
+            allocators[net.id] = Allocator(pool, used)
+    for name, net in nets.items():
+        if name in existing:
+            continue
+        vip = VipRow(
+            environment_id=env_id,
+            name=name,
+            network_id=net.id,
+            namespace=namespace,
+            user_defined=False,
+        )
+        vip.address_row = AddressRow(
+            network_id=net.id, address=allocators[net.id].take(), kind=ADDRESS_VIP
+        )
+        session.add(vip)
+    for c in need_ns:
+        c.addresses.append(
+            AddressRow(
+                network_id=mgmt.id, address=allocators[mgmt.id].take(), kind=ADDRESS_NAMESPACE
+            )
+        )
+    _flush(session, "VIPs", "address")
+    return list_vips(session, env_id)
+
+
+def set_vip(
+    session: Session, env_id: int, name: str, address: Any, *, automatic: bool = False
+) -> dict[str, Any]:
+    """A user-defined VIP address (inside the CIDR, not the network, broadcast or gateway
+    address, not held by a node or another VIP), or `None`: back to automatic."""
+    get_environment_row(session, env_id)
+    obj = f"VIP {name!r}"
+    if name not in VIP_NETWORK_ROLES:
+        raise NotFoundError("VIP", name)
+    lock_environment(session, env_id)
+    bump_revision(session, env_id)
+    net = _vip_network(session, env_id, name)
+    pool = _network_entity(net).pool()
+    vip = session.scalars(
+        select(VipRow).where(VipRow.environment_id == env_id, VipRow.name == name)
+    ).first()
+    held = _holders(session, env_id).get(net.id, {})
+    own = f"VIP {name!r}"
+    if address is None:
+        current = vip.address_row.address if vip is not None and vip.address_row else None
+        used = [a for a in held if a != current]
+        if vip is not None and not vip.user_defined:
+            return next(v for v in list_vips(session, env_id) if v["name"] == name)
+        ensure_capacity(pool, used, 1)
+        new_address = Allocator(pool, used).take()
+        user_defined = False
+    else:
+        new_address = check_user_address(pool, obj, "address", address, held, own=own)
+        # automatic: an address kept from an export, still marked automatic
+        user_defined = not automatic
+    if vip is None:
+        vip = VipRow(
+            environment_id=env_id,
+            name=name,
+            network_id=net.id,
+            namespace=get_settings(session, env_id).namespace,
+            user_defined=user_defined,
+        )
+        session.add(vip)
+    vip.user_defined = user_defined
+    if vip.address_row is None:
+        vip.address_row = AddressRow(network_id=net.id, address=new_address, kind=ADDRESS_VIP)
+    elif vip.address_row.address != new_address:
+        # Free the old address first: the unique constraint sees rows, not intentions.
+        session.delete(vip.address_row)
+        session.flush()
+        vip.address_row = AddressRow(network_id=net.id, address=new_address, kind=ADDRESS_VIP)
+    _flush(session, obj, "address")
+    return next(v for v in list_vips(session, env_id) if v["name"] == name)

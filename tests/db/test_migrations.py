@@ -1,0 +1,111 @@
+"""Migrations on SQLite and PostgreSQL: from empty, down again, and a database filled at the
+baseline keeps every row when upgraded."""
+
+from __future__ import annotations
+
+from sqlalchemy import create_engine, inspect, text
+
+from envrouter.db import migrate
+from envrouter.db.engine import Database
+from envrouter.model import service
+
+
+def _tables(url):
+    engine = create_engine(url)
+    try:
+        insp = inspect(engine)
+        return {t: {c["name"] for c in insp.get_columns(t)} for t in insp.get_table_names()}
+    finally:
+        engine.dispose()
+
+
+def test_history_shape():
+    assert migrate.revisions() == ["0001_baseline", "0002_vrouter"]
+    assert migrate.head() == "0002_vrouter"
+
+
+def test_upgrade_from_empty_and_downgrade(database_url):
+    assert migrate.current(database_url) is None
+    migrate.upgrade(database_url, "0001_baseline")
+    tables = _tables(database_url)
+    assert {"environments", "networks", "ip_ranges", "nodes", "addresses", "tokens"} <= set(tables)
+    assert "vips" not in tables and "vrouter_settings" not in tables
+    assert "vip_id" not in tables["addresses"] and "kind" not in tables["addresses"]
+    migrate.upgrade(database_url)
+    assert migrate.current(database_url) == "0002_vrouter"
+    tables = _tables(database_url)
+    assert {"vips", "vrouter_settings"} <= set(tables) and "vip_id" in tables["addresses"]
+    migrate.downgrade(database_url, "0001_baseline")
+    assert migrate.current(database_url) == "0001_baseline"
+    assert "vips" not in _tables(database_url)
+    migrate.downgrade(database_url, "base")
+    assert migrate.current(database_url) is None
+    assert "environments" not in _tables(database_url)
+
+
+BASELINE_ROWS = [
+    "INSERT INTO environments (id, name, ha, dns_list, ntp_list, domain) "
+    "VALUES (1, 'old', true, '[\"198.51.100.53\"]', '[\"198.51.100.123\"]', NULL)",
+    "INSERT INTO networks (id, environment_id, name, role, cidr, gateway, vlan, bridge) VALUES "
+    "(1, 1, 'admin', 'admin', '10.20.0.0/24', '10.20.0.1', NULL, 'br-fw-admin'),"
+    "(2, 1, 'management', 'management', '192.168.0.0/24', NULL, NULL, 'br-mgmt'),"
+    "(3, 1, 'public', 'public', '203.0.113.0/24', '203.0.113.1', NULL, 'br-ex')",
+    "INSERT INTO ip_ranges (id, network_id, start_address, end_address) VALUES "
+    "(1, 1, '10.20.0.10', '10.20.0.200'), (2, 2, '192.168.0.10', '192.168.0.200'),"
+    "(3, 3, '203.0.113.10', '203.0.113.20')",
+    "INSERT INTO nodes (id, environment_id, hostname, roles, status) VALUES "
+    "(1, 1, 'ctl1', 'controller', 'ready'), (2, 1, 'cmp1', 'compute', 'ready')",
+    "INSERT INTO addresses (id, network_id, node_id, address) VALUES "
+    "(1, 1, 1, '10.20.0.10'), (2, 2, 1, '192.168.0.10'), (3, 3, 1, '203.0.113.10'),"
+    "(4, 1, 2, '10.20.0.11'), (5, 2, 2, '192.168.0.11')",
+]
+COUNTED = ["environments", "networks", "ip_ranges", "nodes", "addresses"]
+
+
+def _counts(url):
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return {t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar() for t in COUNTED}
+    finally:
+        engine.dispose()
+
+
+def test_baseline_filled_database_upgrades_keeping_rows(database_url):
+    migrate.upgrade(database_url, "0001_baseline")
+    engine = create_engine(database_url)
+    with engine.begin() as conn:
+        for sql in BASELINE_ROWS:
+            conn.execute(text(sql))
+        if engine.dialect.name == "postgresql":  # explicit ids: move the sequences past them
+            for t in COUNTED:
+                conn.execute(
+                    text(
+                        f"SELECT setval(pg_get_serial_sequence('{t}', 'id'), "
+                        f"(SELECT max(id) FROM {t}))"
+                    )
+                )
+    engine.dispose()
+    before = _counts(database_url)
+    migrate.upgrade(database_url)
+    assert _counts(database_url) == before
+    db = Database(database_url)
+    try:
+        with db.reading() as s:
+            doc = service.node_document(s, service.node_by_hostname(s, "cmp1"))
+            assert doc.host.gateway == "10.20.0.1" and doc.host.gateway_source == "admin"
+            assert doc.host.dns_servers == ["198.51.100.53"]
+            assert service.list_vips(s, 1) == []  # the migration reserved nothing
+        with db.writing() as s:
+            service.reserve_vips(s, 1)
+            service.create_node(s, 1, {"hostname": "cmp2", "roles": ["compute"]})
+        with db.reading() as s:
+            assert {v["name"] for v in service.list_vips(s, 1)} == {"vrouter", "vrouter_pub"}
+    finally:
+        db.dispose()
+    # an environment that never turned the vrouter on can go back to the baseline
+    migrate.downgrade(database_url, "0001_baseline")
+    after = _counts(database_url)
+    assert (
+        after["nodes"] == 3 and after["addresses"] == before["addresses"] + 2
+    )  # cmp2: admin, management

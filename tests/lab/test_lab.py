@@ -1,0 +1,180 @@
+"""The lab itself: up/status/down round trip, a failed `up` leaves nothing, the machine's own
+namespace is never touched."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import tempfile
+
+import pytest
+
+pytestmark = [pytest.mark.root, pytest.mark.lab]
+
+
+def test_up_prints_progress_and_status(lab) -> None:
+    out = lab.up_output
+    for text in ("switch namespace", "node ctl1", "upstream", "waiting for quorum",
+                 "the lab is up", "fencing: OFF"):
+        assert text in out, text
+
+
+def test_status_json_quorate_cluster(lab, labtools) -> None:
+    res = labtools.run_cli("lab", "status", "--json", "--state-dir", lab.plan.state_dir,
+                           timeout=120)
+    assert res.returncode in (0, 1), res.stderr
+    st = json.loads(res.stdout)
+    ctls = [n.name for n in lab.plan.controllers]
+    assert st["cluster"]["quorate"] is True
+    assert st["cluster"]["dc"] in ctls
+    assert sorted(st["cluster"]["online"]) == sorted(ctls)
+    assert st["fencing"].startswith("OFF")
+    assert [n["name"] for n in st["nodes"]] == lab.plan.node_names
+    assert all(n["running"] for n in st["nodes"])
+    assert {n["name"]: n["cluster"] for n in st["nodes"] if n["kind"] == "controller"} == {
+        c: "online" for c in ctls}
+    assert len(st["checks"]) == 4
+    for check in st["checks"]:
+        # never a fake pass: either really deployed (pass/FAIL) or said to be missing
+        assert check["status"] in ("pass", "FAIL", "not deployed")
+    if st["phase"] == "up" and all(v["holder"] != "not deployed" for v in st["vips"]):
+        assert [c["status"] for c in st["checks"]] == ["pass"] * 4, st["checks"]
+
+
+def test_status_table(lab, labtools) -> None:
+    res = labtools.run_cli("lab", "status", "--state-dir", lab.plan.state_dir, timeout=120)
+    assert res.returncode in (0, 1), res.stderr
+    for text in ("ctl1", "cmp1", "controller", "compute", "quorate yes", "fencing: OFF",
+                 "VIPs", "vrouter_pub", "checks", "ping management VIP"):
+        assert text in res.stdout, text
+
+
+def test_nodes_are_isolated(lab) -> None:
+    # each controller has its own hostname, /run and pacemaker state
+    for node in lab.plan.controllers:
+        assert lab.exec_in(node.name, ["hostname"]).stdout.strip() == node.name
+        assert lab.exec_in(node.name, ["cat", "/proc/1/cmdline"]).stdout.find("anchor") > 0
+    lab.exec_in("ctl1", ["touch", "/run/only-on-ctl1"])
+    assert lab.exec_in("ctl2", ["test", "-e", "/run/only-on-ctl1"], check=False).returncode == 1
+    assert not os.path.exists("/run/only-on-ctl1")
+
+
+def test_upstream_services_the_old_way(lab) -> None:
+    """Before (or beside) the vrouter, nodes reach upstream through the admin gateway's NAT."""
+    res = lab.exec_in("master", ["curl", "-s", "--max-time", "5", "http://198.51.100.80/"])
+    assert json.loads(res.stdout)["source"] == lab.plan.node("master").address("public")
+    res = lab.exec_in("up", ["dig", "+short", "@198.51.100.53", "www.lab.example"])
+    assert res.stdout.split() == ["198.51.100.80"]
+
+
+def test_host_untouched_while_up(lab, host_before, labtools) -> None:
+    assert labtools.host_snapshot() == host_before
+
+
+def test_failed_up_leaves_nothing(labtools) -> None:
+    """A real failure half-way (the upstream DNS server refuses a bogus option) after the
+    switch and every node exist: `up` fails with the reason and removes everything."""
+    before = labtools.host_snapshot()
+    prefix = f"ert{secrets.token_hex(2)}-"
+    state_dir = tempfile.mkdtemp(prefix="envrouter-lab-fail-")
+    os.rmdir(state_dir)
+    res = labtools.run_cli("lab", "up", "--state-dir", state_dir, "--prefix", prefix,
+                  "--controllers", "1", "--nodes", "1", "--no-deploy",
+                  env={"ENVROUTER_LAB_UPSTREAM_DNSMASQ_ARGS": "--no-such-option"})
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "upstream DNS" in res.stderr
+    assert "node ctl1" in res.stdout  # it really got that far
+    assert labtools.lab_leftovers(prefix, state_dir) == []
+    assert labtools.host_snapshot() == before
+
+
+def test_up_cleans_leftovers_of_a_crash(labtools) -> None:
+    """`up` after a crash of `up` itself: a leftover namespace with the prefix is removed."""
+    from pyroute2 import netns
+
+    prefix = f"ert{secrets.token_hex(2)}-"
+    state_dir = tempfile.mkdtemp(prefix="envrouter-lab-crash-")
+    os.rmdir(state_dir)
+    netns.create(f"{prefix}ctl1")
+    try:
+        res = labtools.run_cli("lab", "up", "--state-dir", state_dir, "--prefix", prefix,
+                      "--controllers", "1", "--nodes", "0", "--no-deploy",
+                      env={"ENVROUTER_LAB_UPSTREAM_DNSMASQ_ARGS": "--no-such-option"})
+        assert "removing leftovers" in res.stdout
+        assert "node ctl1" in res.stdout  # recreated: the stale one was gone
+    finally:
+        if f"{prefix}ctl1" in netns.listnetns():
+            netns.remove(f"{prefix}ctl1")
+    assert labtools.lab_leftovers(prefix, state_dir) == []
+
+
+def test_without_root_or_packages_clear_error(tmp_path, labtools) -> None:
+    res = labtools.run_cli("lab", "up", "--state-dir", str(tmp_path / "s"), "--prefix", "ertx-",
+                  env={"PATH": str(tmp_path)})
+    assert res.returncode == 1
+    assert "make deps-runtime" in res.stderr and "corosync" in res.stderr
+    assert not os.path.exists(tmp_path / "s")
+
+
+def test_power_cycle_a_compute_node(lab) -> None:
+    """power_off is a crash (netns gone, processes gone); power_on brings the node back with a
+    fresh /run, its wiring and (if deployed) its agent's configuration."""
+    from pyroute2 import netns
+
+    from envrouter.lab.build import power_on
+
+    node = lab.plan.computes[-1]
+    lab.exec_in(node.name, ["touch", "/run/before-crash"])
+    lab.power_off(node.name)
+    try:
+        assert node.netns not in netns.listnetns()
+        assert not lab.node_running(node.name)
+    finally:
+        power_on(lab, node.name)
+    assert lab.exec_in(node.name, ["test", "-e", "/run/before-crash"], check=False).returncode == 1
+    gateway = lab.plan.node("master").address("admin")
+    assert lab.exec_in(node.name, ["ping", "-c", "1", "-W", "2", gateway],
+                       check=False).returncode == 0
+    if (lab.state.get("deployment") or {}).get("agents"):
+        vip = lab.state["deployment"]["vips"]["vrouter"]
+        assert lab.exec_in(node.name, ["ping", "-c", "1", "-W", "2", vip],
+                           check=False).returncode == 0
+
+
+def test_without_root_clear_error(tmp_path, labtools) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv (util-linux) is missing")
+    res = subprocess.run(
+        ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", sys.executable,
+         "-m", "envrouter.cli.main", "lab", "up", "--state-dir", str(tmp_path / "s")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert res.returncode == 1
+    assert "needs root" in res.stderr
+    assert not os.path.exists(tmp_path / "s")
+
+
+@pytest.mark.skipif(os.environ.get("ENVROUTER_TEST_LAB_OVS") != "1",
+                    reason="a second whole lab (~100 s): set ENVROUTER_TEST_LAB_OVS=1")
+def test_ovs_lab_round_trip(labtools) -> None:
+    """`lab up --bridge ovs`: OVS (userspace datapath) in the controllers, every check passes,
+    `down` leaves nothing."""
+    prefix = f"ert{secrets.token_hex(2)}-"
+    state_dir = tempfile.mkdtemp(prefix="envrouter-lab-ovs-")
+    os.rmdir(state_dir)
+    try:
+        up = labtools.run_cli("lab", "up", "--bridge", "ovs", "--controllers", "2", "--nodes",
+                              "1", "--state-dir", state_dir, "--prefix", prefix)
+        assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-2000:]
+        res = labtools.run_cli("lab", "status", "--json", "--state-dir", state_dir)
+        st = json.loads(res.stdout)
+        assert [c["status"] for c in st["checks"]] == ["pass"] * 4, st["checks"]
+    finally:
+        down = labtools.run_cli("lab", "down", "--state-dir", state_dir, "--prefix", prefix)
+        assert down.returncode == 0, down.stderr
+    assert labtools.lab_leftovers(prefix, state_dir) == []

@@ -1,0 +1,408 @@
+"""A small namespace world for the agent's tests: switch, upstream, controller node(s), compute.
+
+Every namespace name starts with a unique per-test prefix; `World.destroy` removes them all
+(and kills the processes it started, by PID) even when the test failed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from envrouter.document import (
+    DeploymentDocument,
+    DocEnvironment,
+    DocHost,
+    DocNetwork,
+    DocNode,
+    DocPeer,
+    DocVip,
+    DocVrouter,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+ENVROUTER = str(REPO / ".venv" / "bin" / "envrouter")
+PUBLIC_GW = "10.30.0.1"
+SERVER = "198.51.100.1"
+MGMT_VIP = "10.20.0.2"
+PUB_VIP = "10.30.0.2"
+
+
+def sh(*argv: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
+    res = subprocess.run(list(argv), capture_output=True, text=True, **kw)
+    if check and res.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)}: {res.stderr.strip() or res.stdout.strip()}")
+    return res
+
+
+def wait_for(cond, timeout: float = 10.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def controller_document(
+    vr_ns: str,
+    *,
+    index: int = 1,
+    bridge_kind: str = "linux",
+    routes: list[str] | None = None,
+    nat: bool = True,
+) -> DeploymentDocument:
+    mgmt = DocNetwork(
+        name="management",
+        role="management",
+        cidr="10.20.0.0/24",
+        gateway=None,
+        vlan=None,
+        bridge="br-mgmt",
+        address=f"10.20.0.1{index}",
+        prefixlen=24,
+    )
+    pub = DocNetwork(
+        name="public",
+        role="public",
+        cidr="10.30.0.0/24",
+        gateway=PUBLIC_GW,
+        vlan=None,
+        bridge="br-ex",
+        address=f"10.30.0.1{index}",
+        prefixlen=24,
+    )
+    vr = DocVrouter(
+        namespace=vr_ns,
+        bridge_kind=bridge_kind,
+        management_bridge="br-mgmt",
+        public_bridge="br-ex",
+        management_cidr="10.20.0.0/24",
+        public_cidr="10.30.0.0/24",
+        public_gateway=PUBLIC_GW,
+        vip_management=DocVip(
+            name="vrouter",
+            network="management",
+            role="management",
+            namespace=vr_ns,
+            address=MGMT_VIP,
+            prefixlen=24,
+            user_defined=False,
+        ),
+        vip_public=DocVip(
+            name="vrouter_pub",
+            network="public",
+            role="public",
+            namespace=vr_ns,
+            address=PUB_VIP,
+            prefixlen=24,
+            user_defined=False,
+        ),
+        host_link_cidr="169.254.77.0/30",
+        routes=routes if routes is not None else ["10.40.0.0/24"],
+        upstream_dns=[SERVER],
+        upstream_ntp=[SERVER],
+        domain="example.lab",
+        nat=nat,
+        conntrack_sync=True,
+        self_management_address=f"10.20.0.1{index}",
+        self_public_address=f"10.30.0.1{index}",
+        namespace_management_address=f"10.20.0.10{index}",
+        peers=[
+            DocPeer(
+                hostname="ctl9", management_address="10.20.0.19", namespace_address="10.20.0.109"
+            )
+        ],
+    )
+    return DeploymentDocument(
+        serial="test",
+        environment=DocEnvironment(id=1, name="t", ha=True),
+        node=DocNode(hostname=f"ctl{index}", roles=["controller"]),
+        networks=[mgmt, pub],
+        host=DocHost(
+            gateway=PUBLIC_GW,
+            gateway_source="public",
+            dns_servers=[MGMT_VIP],
+            ntp_servers=[MGMT_VIP],
+            search_domain="example.lab",
+        ),
+        vrouter=vr,
+    )
+
+
+def compute_document() -> DeploymentDocument:
+    mgmt = DocNetwork(
+        name="management",
+        role="management",
+        cidr="10.20.0.0/24",
+        gateway=None,
+        vlan=None,
+        bridge="br-mgmt",
+        address="10.20.0.50",
+        prefixlen=24,
+    )
+    return DeploymentDocument(
+        serial="test",
+        environment=DocEnvironment(id=1, name="t", ha=True),
+        node=DocNode(hostname="cmp1", roles=["compute"]),
+        networks=[mgmt],
+        host=DocHost(
+            gateway=MGMT_VIP,
+            gateway_source="vrouter",
+            dns_servers=[MGMT_VIP],
+            ntp_servers=[MGMT_VIP],
+            search_domain="example.lab",
+        ),
+    )
+
+
+@dataclass
+class World:
+    tmp: Path
+    prefix: str = field(default_factory=lambda: f"ert{secrets.token_hex(3)}")
+    namespaces: list[str] = field(default_factory=list)
+    pids: list[int] = field(default_factory=list)
+
+    def ns(self, name: str) -> str:
+        return f"{self.prefix}-{name}"
+
+    @property
+    def vr(self) -> str:
+        return f"{self.prefix}vr"
+
+    def add_ns(self, name: str) -> str:
+        full = self.ns(name)
+        sh("ip", "netns", "add", full)
+        self.namespaces.append(full)
+        sh("ip", "-n", full, "link", "set", "lo", "up")
+        return full
+
+    def bridge(self, ns: str, name: str) -> None:
+        sh(
+            "ip",
+            "-n",
+            ns,
+            "link",
+            "add",
+            name,
+            "type",
+            "bridge",
+            "stp_state",
+            "0",
+            "forward_delay",
+            "0",
+        )
+        sh("ip", "-n", ns, "link", "set", name, "up")
+
+    def plug(self, ns: str, ifname: str, sw_bridge: str, master: str | None = None) -> None:
+        """veth from ns (ifname) to the switch bridge."""
+        sw = self.ns("sw")
+        sw_end = f"{self.prefix[-4:]}{secrets.token_hex(3)}"
+        tmp = f"t{secrets.token_hex(5)}"
+        sh("ip", "-n", sw, "link", "add", sw_end, "type", "veth", "peer", "name", tmp, "netns", ns)
+        sh("ip", "-n", sw, "link", "set", sw_end, "master", sw_bridge, "up")
+        sh("ip", "-n", ns, "link", "set", tmp, "name", ifname)
+        if master:
+            sh("ip", "-n", ns, "link", "set", ifname, "master", master)
+        sh("ip", "-n", ns, "link", "set", ifname, "up")
+
+    def build(self, controllers: int = 1, *, linux_bridges: bool = True) -> None:
+        sw = self.add_ns("sw")
+        self.bridge(sw, "br-mgmt")
+        self.bridge(sw, "br-pub")
+        up = self.add_ns("up")
+        self.plug(up, "eth0", "br-pub")
+        sh("ip", "-n", up, "addr", "add", f"{PUBLIC_GW}/24", "dev", "eth0")
+        sh("ip", "-n", up, "addr", "add", f"{SERVER}/32", "dev", "lo")
+        cmp = self.add_ns("cmp")
+        self.plug(cmp, "eth0", "br-mgmt")
+        sh("ip", "-n", cmp, "addr", "add", "10.20.0.50/24", "dev", "eth0")
+        for i in range(1, controllers + 1):
+            ctl = self.add_ns(f"ctl{i}")
+            if linux_bridges:
+                self.bridge(ctl, "br-mgmt")
+                self.bridge(ctl, "br-ex")
+                self.plug(ctl, "eth-mgmt", "br-mgmt", master="br-mgmt")
+                self.plug(ctl, "eth-pub", "br-pub", master="br-ex")
+                self.host_addresses(ctl, i)
+
+    def start_ovs(self, ns: str) -> dict[str, str]:
+        """ovsdb-server + ovs-vswitchd inside node namespace `ns`, with private run/log/db
+        paths (OVS_RUNDIR); returns the environment that points ovs-vsctl at them."""
+        d = self.tmp / "ovs"
+        d.mkdir()
+        env = {**os.environ, "OVS_RUNDIR": str(d), "OVS_LOGDIR": str(d), "OVS_DBDIR": str(d)}
+        sh("ovsdb-tool", "create", str(d / "conf.db"), "/usr/share/openvswitch/vswitch.ovsschema")
+        self.start(
+            ns,
+            [
+                "ovsdb-server",
+                str(d / "conf.db"),
+                f"--remote=punix:{d}/db.sock",
+                f"--pidfile={d}/ovsdb-server.pid",
+                f"--log-file={d}/ovsdb-server.log",
+                f"--unixctl={d}/ovsdb-server.ctl",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for(lambda: (d / "db.sock").exists(), 10, "ovsdb-server socket")
+        sh("ovs-vsctl", "--no-wait", "init", env=env)
+        self.start(
+            ns,
+            [
+                "ovs-vswitchd",
+                f"unix:{d}/db.sock",
+                f"--pidfile={d}/vswitchd.pid",
+                f"--log-file={d}/vswitchd.log",
+                f"--unixctl={d}/vswitchd.ctl",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for(lambda: (d / "vswitchd.ctl").exists(), 10, "ovs-vswitchd control socket")
+        return {k: env[k] for k in ("OVS_RUNDIR", "OVS_LOGDIR", "OVS_DBDIR")}
+
+    def tx_offload_off(self, extra: tuple[str, ...] = ()) -> None:
+        """OVS's userspace datapath moves packets through AF_PACKET and tap devices without
+        finishing partial checksums: with veth tx checksum offload on, TCP is dropped (ping
+        passes). Turn tx checksum/segmentation offload off on every link of the test's
+        namespaces (what `ethtool -K DEV tx off` does), via pyroute2's ethtool ioctls."""
+        from pyroute2 import Ethtool, IPRoute
+
+        from envrouter.agent.netlink import in_netns
+
+        def off(dev: str) -> None:
+            eth = Ethtool()
+            try:
+                feats = eth.get_features(dev)
+                for name, feat in feats.features.items():
+                    if name.startswith("tx-checksum") or name in (
+                        "tx-tcp-segmentation",
+                        "tx-generic-segmentation",
+                    ):
+                        feat.enable = False
+                eth.set_features(dev, feats)
+            finally:
+                eth.close()
+
+        for ns in [*self.namespaces, *extra]:
+            with IPRoute(netns=ns, flags=0) as ip:
+                devs = [lk.get_attr("IFLA_IFNAME") for lk in ip.get_links()]
+            for dev in devs:
+                if dev != "lo":
+                    in_netns(ns, lambda dev=dev: off(dev))
+
+    def ovs_controller(self, i: int, env: dict[str, str]) -> str:
+        """Controller node i with OVS bridges (userspace datapath) instead of Linux ones."""
+        ctl = self.ns(f"ctl{i}")
+        full = {**os.environ, **env}
+        for br, uplink, sw in (("br-mgmt", "eth-mgmt", "br-mgmt"), ("br-ex", "eth-pub", "br-pub")):
+            sh(
+                "ovs-vsctl",
+                "add-br",
+                br,
+                "--",
+                "set",
+                "bridge",
+                br,
+                "datapath_type=netdev",
+                env=full,
+            )
+            self.plug(ctl, uplink, sw)
+            sh("ovs-vsctl", "add-port", br, uplink, env=full)
+            sh("ip", "-n", ctl, "link", "set", br, "up")
+        self.host_addresses(ctl, i)
+        return ctl
+
+    def host_addresses(self, ctl: str, i: int) -> None:
+        sh("ip", "-n", ctl, "addr", "add", f"10.20.0.1{i}/24", "dev", "br-mgmt")
+        sh("ip", "-n", ctl, "addr", "add", f"10.30.0.1{i}/24", "dev", "br-ex")
+        sh("ip", "-n", ctl, "route", "add", "default", "via", PUBLIC_GW)
+
+    def write_doc(self, doc: DeploymentDocument, name: str = "doc.json") -> Path:
+        path = self.tmp / name
+        path.write_text(doc.model_dump_json())
+        return path
+
+    def agent(
+        self,
+        node_ns: str,
+        *args: str,
+        check: bool = True,
+        env: dict | None = None,
+    ) -> subprocess.CompletedProcess:
+        # --host-netns, not `ip netns exec`: the latter gives the agent a private mount
+        # namespace, so a namespace it creates (a bind mount under /run/netns) would not be
+        # visible to anyone else.
+        cmd, rest = args[0], args[1:]
+        argv = [ENVROUTER, "agent", cmd, "--host-netns", node_ns, *rest]
+        res = subprocess.run(
+            argv, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=120
+        )
+        if check and res.returncode != 0:
+            raise AssertionError(
+                f"{' '.join(args)} -> {res.returncode}\n{res.stdout}\n{res.stderr}"
+            )
+        return res
+
+    def start(self, ns: str, argv: list[str], **kw) -> subprocess.Popen:
+        proc = subprocess.Popen(["ip", "netns", "exec", ns, *argv], **kw)
+        self.pids.append(proc.pid)
+        return proc
+
+    def listener(self) -> tuple[subprocess.Popen, int]:
+        """A TCP server in upstream that tells each client the address it sees."""
+        port = 8000 + secrets.randbelow(1000)
+        code = (
+            "import socket,sys\n"
+            "s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+            f"s.bind(('{SERVER}', {port})); s.listen(8); print('ready', flush=True)\n"
+            "while True:\n"
+            "    c,a=s.accept(); c.sendall(a[0].encode()); c.close()\n"
+        )
+        proc = self.start(
+            self.ns("up"), [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True
+        )
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+        return proc, port
+
+    def seen_by_upstream(self, ns: str, port: int, timeout: float = 5.0) -> str:
+        code = (
+            "import socket\n"
+            f"c=socket.create_connection(('{SERVER}', {port}), timeout={timeout})\n"
+            "print(c.recv(100).decode())\n"
+        )
+        res = sh("ip", "netns", "exec", ns, sys.executable, "-c", code, check=False)
+        if res.returncode != 0:
+            return "unreachable: " + res.stderr.strip().splitlines()[-1]
+        return res.stdout.strip()
+
+    def nft_ruleset(self, ns: str) -> dict:
+        return json.loads(sh("ip", "netns", "exec", ns, "nft", "-j", "list", "ruleset").stdout)
+
+    def destroy(self) -> None:
+        for pid in reversed(self.pids):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+        for ns in [self.vr, *reversed(self.namespaces)]:
+            if os.path.exists(f"/run/netns/{ns}"):
+                subprocess.run(["ip", "netns", "del", ns], capture_output=True)

@@ -1,0 +1,258 @@
+"""The dns, ntp and conntrackd OCF agents and their daemons, for real, in test namespaces.
+
+Topology (all namespaces prefixed ert-<random>-): `vr` plays the vrouter namespace with
+vr-mgmt (management side) and vr-pub (public side); `cl` is a management client on vr-mgmt's
+veth peer; `up` is the upstream on vr-pub's peer, with an authoritative dnsmasq.
+Every agent passes ocf-tester; the daemons serve, refuse the public side, answer from a stale
+cache with the upstream down, and a kill -9 makes monitor return 7.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from envrouter.document import parse_document
+from envrouter.services import conntrackd, dns, ntp
+from envrouter.services.process import pid_running, read_pid, wait_until
+
+pytestmark = [pytest.mark.root, pytest.mark.timeout(240)]
+
+VR_MGMT, VR_PUB, CL, UP = "10.20.0.101", "10.30.0.101", "10.20.0.50", "10.30.0.1"
+NAME = "test.example.lab"
+ANSWER = "203.0.113.7"
+
+
+def _doc(ns: str) -> dict:
+    vr = {
+        "namespace": ns, "bridge_kind": "linux", "management_bridge": "br-mgmt",
+        "public_bridge": "br-ex", "management_cidr": "10.20.0.0/24",
+        "public_cidr": "10.30.0.0/24", "public_gateway": UP,
+        "vip_management": {"name": "vrouter", "network": "management", "role": "management",
+                           "namespace": ns, "address": "10.20.0.2", "prefixlen": 24,
+                           "user_defined": False},
+        "vip_public": {"name": "vrouter_pub", "network": "public", "role": "public",
+                       "namespace": ns, "address": "10.30.0.2", "prefixlen": 24,
+                       "user_defined": False},
+        "host_link_cidr": "169.254.77.0/30", "routes": [],
+        "upstream_dns": [UP], "upstream_ntp": [UP], "domain": "env.example", "nat": True,
+        "conntrack_sync": True, "self_management_address": "10.20.0.11",
+        "self_public_address": "10.30.0.11", "namespace_management_address": VR_MGMT,
+        "peers": [{"hostname": "ctl2", "management_address": "10.20.0.12",
+                   "namespace_address": "10.20.0.102"}],
+    }
+    return {"version": 1, "serial": "t", "environment": {"id": 1, "name": "t", "ha": True},
+            "node": {"hostname": "ctl1", "roles": ["controller"]}, "networks": [],
+            "host": {"gateway": None, "gateway_source": "vrouter", "dns_servers": [],
+                     "ntp_servers": [], "search_domain": None},
+            "vrouter": vr}
+
+
+def _ns_exec(ns: str, *argv: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(["ip", "netns", "exec", ns, *argv], capture_output=True, text=True,
+                          **kw)
+
+
+def _veth(ns_a: str, name_a: str, addr_a: str, ns_b: str, name_b: str, addr_b: str) -> None:
+    from pyroute2 import NetNS
+
+    with NetNS(ns_a) as a:
+        a.link("add", ifname=name_a, kind="veth", peer={"ifname": name_b, "net_ns_fd": ns_b})
+        idx = a.link_lookup(ifname=name_a)[0]
+        a.addr("add", index=idx, address=addr_a, prefixlen=24)
+        a.link("set", index=idx, state="up")
+    with NetNS(ns_b) as b:
+        idx = b.link_lookup(ifname=name_b)[0]
+        b.addr("add", index=idx, address=addr_b, prefixlen=24)
+        b.link("set", index=idx, state="up")
+
+
+@pytest.fixture(scope="module")
+def lab():
+    from pyroute2 import NetNS, netns
+
+    prefix = f"ert-{secrets.token_hex(3)}"
+    names = {k: f"{prefix}-{k}" for k in ("vr", "cl", "up")}
+    run_root = Path(f"/run/{prefix}")
+    pids: list[int] = []
+    try:
+        for ns in names.values():
+            netns.create(ns)
+            with NetNS(ns) as n:
+                n.link("set", index=n.link_lookup(ifname="lo")[0], state="up")
+        _veth(names["vr"], "vr-mgmt", VR_MGMT, names["cl"], "eth0", CL)
+        _veth(names["vr"], "vr-pub", VR_PUB, names["up"], "eth0", UP)
+        run_root.mkdir(mode=0o755)
+        os.chmod(run_root, 0o755)
+        doc_path = run_root / "document.json"
+        doc_path.write_text(json.dumps(_doc(names["vr"])))
+        from envrouter.ha.install import install_agents
+
+        install_agents(str(run_root / "ocf"))
+        yield {"ns": names, "root": run_root, "doc": doc_path, "pids": pids,
+               "params": {"document": str(doc_path), "run_root": str(run_root / "run"),
+                          "log_root": str(run_root / "log")}}
+    finally:
+        doc = parse_document(json.dumps(_doc(names["vr"])))
+        for mod in (dns, ntp, conntrackd):
+            try:
+                mod.daemon(doc.vrouter, run_root=str(run_root / "run"),
+                           log_root=str(run_root / "log")).stop()
+            except Exception:  # noqa: BLE001 - best effort; namespaces go next
+                pass
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for ns in names.values():
+            try:
+                netns.remove(ns)
+            except OSError:
+                pass
+        shutil.rmtree(run_root, ignore_errors=True)
+
+
+def _agent(lab, name: str) -> str:
+    return str(lab["root"] / "ocf" / "resource.d" / "envrouter" / name)
+
+
+def _ocf(lab, name: str, action: str, **extra: str) -> int:
+    env = {**os.environ, "OCF_ROOT": "/usr/lib/ocf", "OCF_RESOURCE_INSTANCE": name,
+           **{f"OCF_RESKEY_{k}": v for k, v in {**lab["params"], **extra}.items()}}
+    env.pop("OCF_RESOURCE_INSTANCE")  # outside a cluster: no promotion score to set
+    return subprocess.run([_agent(lab, name), action], env=env, capture_output=True,
+                          timeout=60).returncode
+
+
+def _ocf_tester(lab, name: str, params: dict[str, str] | None = None) -> None:
+    argv = ["ocf-tester", "-n", f"t-{name}"]
+    for k, v in (lab["params"] if params is None else params).items():
+        argv += ["-o", f"{k}={v}"]
+    proc = subprocess.run([*argv, _agent(lab, name)], capture_output=True, text=True,
+                          timeout=180)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "passed all tests" in proc.stdout
+
+
+def _kill9_then_monitor_7(lab, name: str, comm: str, service: str) -> None:
+    assert _ocf(lab, name, "start") == 0
+    assert _ocf(lab, name, "monitor") in (0, 8)
+    pid_file = lab["root"] / "run" / lab["ns"]["vr"] / service / "daemon.pid"
+    pid = read_pid(pid_file)
+    assert pid is not None and pid_running(pid, comm)
+    os.kill(pid, signal.SIGKILL)
+    assert wait_until(lambda: not pid_running(pid, comm), 10)
+    assert _ocf(lab, name, "monitor") == 7
+    assert _ocf(lab, name, "start") == 0  # a start after the crash works (stale files removed)
+    assert _ocf(lab, name, "monitor") in (0, 8)
+    assert _ocf(lab, name, "stop") == 0
+    assert _ocf(lab, name, "monitor") == 7
+
+
+@pytest.mark.parametrize("name", ["dns", "ntp", "conntrackd"])
+def test_agent_passes_ocf_tester(lab, name):
+    _ocf_tester(lab, name)
+
+
+@pytest.mark.parametrize(("name", "comm", "service"), [
+    ("dns", "dnsmasq", "dnsmasq"), ("ntp", "chronyd", "chrony"),
+    ("conntrackd", "conntrackd", "conntrackd")])
+def test_kill_9_then_monitor_returns_7(lab, name, comm, service):
+    _kill9_then_monitor_7(lab, name, comm, service)
+
+
+def _dig(ns: str, server: str) -> subprocess.CompletedProcess:
+    return _ns_exec(ns, "dig", "+short", "+time=1", "+tries=1", f"@{server}", NAME, "A",
+                    timeout=15)
+
+
+def test_dns_forwards_serves_stale_and_never_answers_on_the_public_side(lab):
+    ns = lab["ns"]
+    log = lab["root"] / "up-dnsmasq.log"
+    upstream = subprocess.Popen(
+        ["ip", "netns", "exec", ns["up"], "dnsmasq", "-k", "-C", "/dev/null", "--no-resolv",
+         "--no-hosts", "--bind-interfaces", f"--listen-address={UP}", "--pid-file=",
+         f"--host-record={NAME},{ANSWER}", "--auth-server=ns.example.lab,eth0",
+         "--auth-zone=example.lab", "--auth-ttl=1", "--local-ttl=1",
+         f"--log-facility={log}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    lab["pids"].append(upstream.pid)
+    try:
+        assert _ocf(lab, "dns", "start") == 0
+        assert wait_until(lambda: _dig(ns["cl"], VR_MGMT).stdout.strip() == ANSWER, 20)
+        # the public side answers nothing (no socket there: refused or timed out)
+        public = _dig(ns["up"], VR_PUB)
+        assert ANSWER not in public.stdout and public.returncode != 0
+        # every upstream down, the TTL (1 s) expired: still answered, from the stale cache
+        upstream.kill()
+        upstream.wait(10)
+        # the condition here is the clock itself: the 1 s TTL must have run out
+        expired = time.monotonic() + 2.5
+        wait_until(lambda: time.monotonic() >= expired, 5)
+        assert _dig(ns["cl"], VR_MGMT).stdout.strip() == ANSWER
+    finally:
+        upstream.kill()
+        upstream.wait(10)
+        assert _ocf(lab, "dns", "stop") == 0
+
+
+def test_ntp_serves_time_to_the_management_side_only(lab):
+    ns = lab["ns"]
+    assert _ocf(lab, "ntp", "start") == 0
+    try:
+        ok = _ns_exec(ns["cl"], "chronyd", "-Q", "-t", "15",
+                      f"server {VR_MGMT} iburst maxsamples 1", timeout=30)
+        assert ok.returncode == 0, ok.stderr
+        bad = _ns_exec(ns["up"], "chronyd", "-Q", "-t", "4",
+                       f"server {VR_PUB} iburst maxsamples 1", timeout=30)
+        assert bad.returncode != 0
+    finally:
+        assert _ocf(lab, "ntp", "stop") == 0
+
+
+def test_conntrackd_promote_commits_and_demote(lab):
+    ns = lab["ns"]
+    params = lab["params"]
+    assert _ocf(lab, "conntrackd", "start") == 0
+    try:
+        assert _ocf(lab, "conntrackd", "monitor") == 0
+        assert _ocf(lab, "conntrackd", "promote") == 0
+        assert _ocf(lab, "conntrackd", "monitor") == 8
+        assert _ocf(lab, "conntrackd", "demote") == 0
+        assert _ocf(lab, "conntrackd", "monitor") == 0
+        conf = Path(params["run_root"]) / ns["vr"] / "conntrackd" / "conntrackd.conf"
+        assert "IPv4_Destination_Address 10.20.0.102" in conf.read_text()
+    finally:
+        assert _ocf(lab, "conntrackd", "stop") == 0
+
+
+def test_vip_agent_passes_ocf_tester_and_sets_the_public_route(lab):
+    from envrouter.agent import vip
+
+    ns = lab["ns"]["vr"]
+    params = {"namespace": ns, "port": "vr-pub", "ip": "10.30.0.2", "cidr_netmask": "24",
+              "gateway": UP, "arp_count": "1"}
+    _ocf_tester(lab, "vip", params)
+    assert not vip.vip_present(ns, "vr-pub", "10.30.0.2")  # ocf-tester ends with a stop
+    env = {**os.environ, **{f"OCF_RESKEY_{k}": v for k, v in params.items()}}
+    run = [_agent(lab, "vip")]
+    assert subprocess.run([*run, "start"], env=env, timeout=30).returncode == 0
+    try:
+        assert vip.vip_present(ns, "vr-pub", "10.30.0.2")
+        assert not vip.set_public_default_route(ns, UP, "vr-pub", "10.30.0.2")  # already there
+        assert vip.remove_public_default_route(ns, UP, "vr-pub")
+        recurring = {**env, "OCF_RESKEY_CRM_meta_interval": "2000"}  # a probe only reports
+        assert subprocess.run([*run, "monitor"], env=recurring, timeout=30).returncode == 0
+        assert not vip.set_public_default_route(ns, UP, "vr-pub", "10.30.0.2")  # re-asserted
+    finally:
+        assert subprocess.run([*run, "stop"], env=env, timeout=30).returncode == 0
+    assert subprocess.run([*run, "monitor"], env=env, timeout=30).returncode == 7

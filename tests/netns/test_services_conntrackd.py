@@ -1,0 +1,127 @@
+"""conntrackd sync for real between vrouter-like namespaces on one management bridge.
+
+Two controllers sync over UDP unicast, three over multicast (transport "auto"): a flow
+inserted into one namespace's kernel table reaches the others' external caches, and a commit
+(-c, what promote does) writes it into the kernel table of the namespace taking over.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from envrouter.document import DocPeer, DocVip, DocVrouter
+from envrouter.services import conntrackd
+from envrouter.services.process import wait_until
+
+pytestmark = [pytest.mark.root, pytest.mark.timeout(120)]
+
+SERVER = "198.51.100.1"
+
+
+def _vr(ns: str, i: int, n: int) -> DocVrouter:
+    def vip(name: str, role: str, addr: str) -> DocVip:
+        return DocVip(name=name, network=role, role=role, namespace=ns, address=addr,
+                      prefixlen=24, user_defined=False)
+
+    return DocVrouter(
+        namespace=ns, management_bridge="br-mgmt", public_bridge="br-ex",
+        management_cidr="10.20.0.0/24", public_cidr="10.30.0.0/24", public_gateway="10.30.0.1",
+        vip_management=vip("vrouter", "management", "10.20.0.2"),
+        vip_public=vip("vrouter_pub", "public", "10.30.0.2"),
+        host_link_cidr="169.254.77.0/30", upstream_dns=[], upstream_ntp=[], domain=None,
+        nat=True, conntrack_sync=True, self_management_address=f"10.20.0.1{i}",
+        self_public_address=f"10.30.0.1{i}",
+        # IPAM-like addresses that share no octet pattern with the host addresses
+        namespace_management_address=f"10.20.0.{200 + i * 7}",
+        peers=[DocPeer(hostname=f"ctl{j}", management_address=f"10.20.0.1{j}",
+                       namespace_address=f"10.20.0.{200 + j * 7}")
+               for j in range(1, n + 1) if j != i],
+    )
+
+
+@pytest.fixture
+def controllers(request):
+    from pyroute2 import NetNS, netns
+
+    count = request.param
+    prefix = f"ert-{secrets.token_hex(3)}"
+    sw = f"{prefix}-sw"
+    run_root = Path(f"/run/{prefix}")
+    names = [f"{prefix}-vr{i}" for i in range(1, count + 1)]
+    daemons = []
+    try:
+        netns.create(sw)
+        with NetNS(sw) as s:
+            s.link("add", ifname="br-mgmt", kind="bridge", br_stp_state=0,
+                   br_forward_delay=0)
+            s.link("set", index=s.link_lookup(ifname="br-mgmt")[0], state="up")
+        vrs = []
+        for i, ns in enumerate(names, start=1):
+            netns.create(ns)
+            vr = _vr(ns, i, count)
+            vrs.append(vr)
+            with NetNS(ns) as a:
+                a.link("set", index=a.link_lookup(ifname="lo")[0], state="up")
+                a.link("add", ifname="vr-mgmt", kind="veth",
+                       peer={"ifname": f"p{i}", "net_ns_fd": sw})
+                idx = a.link_lookup(ifname="vr-mgmt")[0]
+                a.addr("add", index=idx, address=vr.namespace_management_address, prefixlen=24)
+                a.link("set", index=idx, state="up")
+            with NetNS(sw) as s:
+                s.link("set", index=s.link_lookup(ifname=f"p{i}")[0],
+                       master=s.link_lookup(ifname="br-mgmt")[0], state="up")
+        for vr in vrs:
+            d = conntrackd.daemon(vr, run_root=str(run_root / "run"),
+                                  log_root=str(run_root / "log"))
+            daemons.append(d)
+            d.start()
+        yield vrs, daemons
+    finally:
+        for d in daemons:
+            try:
+                d.stop()
+            except Exception:  # noqa: BLE001 - best effort; the namespaces go next
+                pass
+        for ns in [*names, sw]:
+            try:
+                netns.remove(ns)
+            except OSError:
+                pass
+        shutil.rmtree(run_root, ignore_errors=True)
+
+
+def _insert_flow(ns: str, sport: int) -> None:
+    subprocess.run(
+        ["ip", "netns", "exec", ns, "conntrack", "-I", "-p", "tcp", "-s", "10.20.0.50",
+         "-d", SERVER, "--sport", str(sport), "--dport", "80", "--state", "ESTABLISHED",
+         "--timeout", "600", "-u", "SEEN_REPLY,ASSURED"],
+        check=True, capture_output=True)
+
+
+def _kernel_has(ns: str, sport: int) -> bool:
+    out = subprocess.run(["ip", "netns", "exec", ns, "conntrack", "-L", "-p", "tcp",
+                          "--orig-port-src", str(sport)], capture_output=True, text=True)
+    return SERVER in out.stdout
+
+
+@pytest.mark.parametrize("controllers", [2, 3], indirect=True, ids=["unicast", "multicast"])
+def test_flow_reaches_every_peer_and_commit_writes_the_kernel(controllers):
+    vrs, daemons = controllers
+    expected = "UDP {" if len(vrs) == 2 else "Multicast {"
+    assert expected in (daemons[0].paths.file("conntrackd.conf")).read_text()
+    sport = 40000 + secrets.randbelow(20000)
+    _insert_flow(vrs[0].namespace, sport)
+    for d in daemons[1:]:
+        assert wait_until(
+            lambda d=d: f"sport={sport}" in conntrackd.command(d.paths, "-e"), 15), (
+            f"flow not in the external cache of {d.namespace}")
+    # the second namespace takes over: its kernel does not know the flow until the commit
+    taker = daemons[1]
+    assert not _kernel_has(taker.namespace, sport)
+    conntrackd.command(taker.paths, "-c")
+    assert wait_until(lambda: _kernel_has(taker.namespace, sport), 10)

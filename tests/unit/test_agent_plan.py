@@ -1,0 +1,190 @@
+"""plan(desired, observed) from hand-built observed states (pure)."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "netns"))
+from agent_world import compute_document, controller_document  # noqa: E402
+
+from envrouter.agent.desired import (  # noqa: E402
+    AddrSpec,
+    ObservedLink,
+    ObservedState,
+    RouteSpec,
+    as_observed,
+    desired_state,
+    empty_like,
+)
+from envrouter.agent.plan import plan  # noqa: E402
+from envrouter.errors import ConflictError, InfraError  # noqa: E402
+
+
+def bare_node(kind: str = "linux") -> ObservedState:
+    obs = ObservedState()
+    for br in ("br-mgmt", "br-ex"):
+        obs.links[("", br)] = ObservedLink(
+            "", br, "bridge" if kind == "linux" else "tun", None, None, True
+        )
+    if kind == "ovs":
+        obs.ovs_bridges = {"br-mgmt", "br-ex"}
+    return obs
+
+
+@pytest.mark.parametrize("scope", ["all", "vrouter", "host"])
+@pytest.mark.parametrize("kind", ["linux", "ovs"])
+def test_desired_as_observed_gives_empty_plan(scope, kind):
+    for doc in (controller_document("vr1", bridge_kind=kind), compute_document()):
+        st = desired_state(doc, scope=scope, root="/r")
+        assert plan(st, as_observed(st)) == []
+
+
+def test_from_scratch_order():
+    st = desired_state(controller_document("vr1"), scope="vrouter")
+    steps = plan(st, bare_node())
+    ops = [s.op for s in steps]
+    assert ops[0] == "create_netns"
+    assert ops.index("add_veth") < ops.index("set_master")
+    assert "move_link" not in ops  # the peer is created in place
+    assert ops.index("add_addr") < ops.index("add_route")
+    assert ops.index("load_nft") < ops.index("set_sysctl")
+    assert steps[0].description == "host: create network namespace vr1"
+    # everything the plan does is described
+    assert all(s.description for s in steps)
+
+
+def test_interrupted_between_create_and_move():
+    st = desired_state(controller_document("vr1"), scope="vrouter")
+    obs = as_observed(st)
+    # the host end of vr-mgmt is still inside the namespace, without its alias
+    del obs.links[("", "vr-mgmt-h")]
+    obs.links[("vr1", "vr-mgmt-h")] = ObservedLink("vr1", "vr-mgmt-h", "veth", None, None, False)
+    steps = [s.description for s in plan(st, obs)]
+    assert steps == [
+        "namespace vr1: mark vr-mgmt-h as envrouter's",
+        "namespace vr1: move vr-mgmt-h to host",
+        "host: enslave vr-mgmt-h to br-mgmt",
+        "host: set vr-mgmt-h up",
+    ]
+
+
+def test_interrupted_between_create_and_alias():
+    st = desired_state(controller_document("vr1"), scope="vrouter")
+    obs = as_observed(st)
+    # the host end was created but not yet marked: ours, because its peer is in our namespace
+    obs.links[("", "vr-pub-h")] = ObservedLink("", "vr-pub-h", "veth", None, None, False, True)
+    obs.links[("vr1", "vr-pub")] = ObservedLink("vr1", "vr-pub", "veth", None, None, False)
+    steps = [s.description for s in plan(st, obs)]
+    assert steps == [
+        "namespace vr1: mark vr-pub as envrouter's",
+        "host: mark vr-pub-h as envrouter's",
+        "host: enslave vr-pub-h to br-ex",
+        "host: set vr-pub-h up",
+        "namespace vr1: set vr-pub up",
+    ]
+    # the same link with its peer elsewhere is foreign
+    obs.links[("", "vr-pub-h")] = ObservedLink("", "vr-pub-h", "veth", None, None, False, False)
+    with pytest.raises(ConflictError):
+        plan(st, obs)
+
+
+def test_stale_objects_removed_vips_kept():
+    st = desired_state(controller_document("vr1"), scope="vrouter")
+    obs = as_observed(st)
+    obs.addresses |= {
+        AddrSpec("vr1", "vr-mgmt", "10.20.0.99", 24),
+        AddrSpec("vr1", "vr-mgmt", "10.20.0.2", 24),  # the VIP
+        AddrSpec("vr1", "vr-pub", "10.30.0.2", 24),
+    }  # the VIP
+    obs.routes.add(RouteSpec("vr1", "10.50.0.0/24", "169.254.77.1", "vr-ns", 0))
+    obs.sysctls[("vr1", "net.ipv4.ip_forward")] = "0"
+    obs.nft[("vr1", "ip", "envrouter")] = {"rules": ()}
+    steps = [s.description for s in plan(st, obs)]
+    assert steps == [
+        "namespace vr1: remove stale address 10.20.0.99/24 from vr-mgmt",
+        "namespace vr1: remove stale route 10.50.0.0/24 via 169.254.77.1",
+        "namespace vr1: load nftables table ip envrouter",
+        "namespace vr1: sysctl net.ipv4.ip_forward=1",
+    ]
+
+
+def test_foreign_clash_and_missing_bridge():
+    st = desired_state(controller_document("vr1"), scope="vrouter")
+    obs = bare_node()
+    obs.links[("", "vr-host")] = ObservedLink("", "vr-host", "veth", None, None, True)
+    with pytest.raises(ConflictError, match="vr-host"):
+        plan(st, obs)
+    obs = bare_node()
+    del obs.links[("", "br-ex")]
+    with pytest.raises(InfraError, match="bridge 'br-ex' does not exist"):
+        plan(st, obs)
+    with pytest.raises(InfraError, match="Open vSwitch bridge"):
+        plan(desired_state(controller_document("vr1", bridge_kind="ovs")), bare_node())
+
+
+def test_teardown_deletes_namespace_and_host_objects_only():
+    st = desired_state(controller_document("vr1"), scope="all", root="/r")
+    obs = as_observed(st)
+    obs.links[("", "eth0")] = ObservedLink("", "eth0", "veth", None, None, True)  # foreign
+    steps = [s.description for s in plan(empty_like(st), obs)]
+    assert steps == [
+        "host: delete link vr-host",
+        "host: delete link vr-mgmt-h",
+        "host: delete link vr-pub-h",
+        "host: delete network namespace vr1",
+        "host: delete nftables table ip envrouter_host",
+    ]
+    assert plan(empty_like(st), bare_node()) == []
+
+
+def test_teardown_keeps_namespace_with_foreign_links():
+    st = desired_state(controller_document("vr1"), scope="vrouter")
+    obs = as_observed(st)
+    obs.links[("vr1", "tap0")] = ObservedLink("vr1", "tap0", "tun", None, None, True)
+    obs.foreign_in_namespace.add(("vr1", "tap0"))
+    steps = [s.op for s in plan(empty_like(st), obs)]
+    assert "delete_netns" not in steps and "keep_netns" in steps
+    assert "delete_nft" in steps
+
+
+def test_switching_bridge_kind_replaces_ports():
+    linux = desired_state(controller_document("vr1"), scope="vrouter")
+    ovs = desired_state(controller_document("vr1", bridge_kind="ovs"), scope="vrouter")
+    obs = as_observed(linux)
+    obs.ovs_bridges = {"br-mgmt", "br-ex"}
+    obs.ovs_ports = {}
+    ops = [(s.op, s.args[:2]) for s in plan(ovs, obs)]
+    assert ("del_link", ("vr-mgmt-h",)) in ops
+    assert ("ovs_add_port", ("br-mgmt", "vr-mgmt")) in ops
+
+
+def test_compute_default_route_replaced_when_gateway_changes():
+    st = desired_state(compute_document(), root="/r")
+    obs = as_observed(st)
+    obs.routes = {RouteSpec("", "default", "10.20.0.1", "br-mgmt", 0)}
+    steps = [s.description for s in plan(st, obs)]
+    assert steps == [
+        "host: remove stale route default via 10.20.0.1",
+        "host: route default via 10.20.0.2",
+    ]
+    obs.files["/r/etc/resolv.conf"] = "nameserver 1.1.1.1\n"
+    assert "host: write /r/etc/resolv.conf" in [s.description for s in plan(st, obs)]
+
+
+def test_plan_is_pure_data():
+    st = desired_state(controller_document("vr1"), scope="vrouter")
+    steps = plan(st, bare_node())
+    assert steps == plan(st, bare_node())
+    assert replace(steps[0]) == steps[0]
+
+
+def test_half_created_namespace_is_recreated():
+    st = desired_state(controller_document("vr1"), scope="vrouter")
+    obs = bare_node()
+    obs.broken_namespaces.add("vr1")
+    ops = [s.op for s in plan(st, obs)]
+    assert ops[:2] == ["delete_netns", "create_netns"]

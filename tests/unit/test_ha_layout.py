@@ -1,0 +1,159 @@
+"""The Pacemaker layout (pure) and its idempotent apply to a CIB file (CIB_file, no cluster)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+from envrouter.document import parse_document
+from envrouter.ha import cib
+from envrouter.ha.layout import LayoutOptions, build_layout, render_layout_xml
+
+
+def sample_doc(namespace="vrouter", peers=2, **vr_over):
+    peer_list = [
+        {"hostname": f"ctl{i+2}", "management_address": f"10.20.0.{12+i}",
+         "namespace_address": f"10.20.0.{102+i}"} for i in range(peers)]
+    vr = {
+        "namespace": namespace, "bridge_kind": "linux", "management_bridge": "br-mgmt",
+        "public_bridge": "br-ex", "management_cidr": "10.20.0.0/24", "public_cidr": "10.30.0.0/24",
+        "public_gateway": "10.30.0.1",
+        "vip_management": {"name": "vrouter", "network": "management", "role": "management",
+                           "namespace": namespace, "address": "10.20.0.2", "prefixlen": 24,
+                           "user_defined": False},
+        "vip_public": {"name": "vrouter_pub", "network": "public", "role": "public",
+                       "namespace": namespace, "address": "10.30.0.2", "prefixlen": 24,
+                       "user_defined": False},
+        "host_link_cidr": "169.254.77.0/30", "routes": ["10.40.0.0/24"],
+        "upstream_dns": ["10.30.0.1", "192.0.2.53"],
+        "upstream_ntp": ["10.30.0.1", "ntp.example.org"],
+        "domain": "env.example", "nat": True, "conntrack_sync": True,
+        "self_management_address": "10.20.0.11", "self_public_address": "10.30.0.11",
+        "namespace_management_address": "10.20.0.101", "peers": peer_list,
+    }
+    vr.update(vr_over)
+    raw = {"version": 1, "serial": "abc", "environment": {"id": 1, "name": "lab", "ha": True},
+           "node": {"hostname": "ctl1", "roles": ["controller"]},
+           "networks": [], "host": {"gateway": None, "gateway_source": "vrouter", "dns_servers": [],
+                                    "ntp_servers": [], "search_domain": None},
+           "vrouter": vr}
+    return parse_document(raw)
+
+
+def _find(layout, tag, **attrs):
+    return [c for c in layout.constraints
+            if c.tag == tag and all(c.get(k) == v for k, v in attrs.items())]
+
+
+def test_resources_named_from_the_document():
+    lay = build_layout(sample_doc())
+    ids = [r.get("id") for r in lay.resources]
+    assert ids == ["vrouter-clone", "vip__vrouter", "vip__vrouter_pub", "conntrackd-clone",
+                   "dns-clone", "ntp-clone", "ping_upstream-clone"]
+    pub = lay.resources[2]
+    params = {nv.get("name"): nv.get("value") for nv in pub.iter("nvpair")}
+    assert params == {"namespace": "vrouter", "port": "vr-pub", "ip": "10.30.0.2",
+                      "cidr_netmask": "24", "gateway": "10.30.0.1"}
+    mgmt = {nv.get("name"): nv.get("value") for nv in lay.resources[1].iter("nvpair")}
+    assert "gateway" not in mgmt and mgmt["port"] == "vr-mgmt"
+
+
+def test_conntrackd_is_promotable_and_promoted_before_the_vips_start():
+    lay = build_layout(sample_doc())
+    clone = lay.resources[3]
+    meta = {nv.get("name"): nv.get("value") for nv in clone.find("meta_attributes")}
+    assert meta["promotable"] == "true" and meta["promoted-max"] == "1"
+    assert meta["notify"] == "true" and meta["interleave"] == "true"
+    for vip in ("vip__vrouter", "vip__vrouter_pub"):
+        orders = _find(lay, "rsc_order", first="conntrackd-clone", then=vip)
+        assert len(orders) == 1
+        assert orders[0].get("first-action") == "promote"
+        assert orders[0].get("then-action") == "start"
+    coloc = _find(lay, "rsc_colocation", rsc="conntrackd-clone", **{"with-rsc": "vip__vrouter"})
+    assert coloc and coloc[0].get("rsc-role") == "Promoted" and coloc[0].get("score") == "INFINITY"
+
+
+def test_vips_colocated_with_each_other_and_the_clone_and_ordered_after_it():
+    lay = build_layout(sample_doc())
+    assert _find(lay, "rsc_colocation", rsc="vip__vrouter_pub", **{"with-rsc": "vip__vrouter"})
+    for vip in ("vip__vrouter", "vip__vrouter_pub"):
+        assert _find(lay, "rsc_colocation", rsc=vip, **{"with-rsc": "vrouter-clone"})
+        order = _find(lay, "rsc_order", first="vrouter-clone", then=vip)
+        assert order and order[0].get("kind") == "Mandatory"
+        loc = [c for c in lay.constraints if c.tag == "rsc_location" and c.get("rsc") == vip]
+        ops = sorted(e.get("operation") for e in loc[0].iter("expression"))
+        assert ops == ["lte", "not_defined"]
+        assert loc[0].find("rule").get("score") == "-INFINITY"
+
+
+def test_dns_and_ntp_follow_the_clone_and_ping_targets_the_public_gateway():
+    lay = build_layout(sample_doc())
+    for name in ("dns-clone", "ntp-clone"):
+        assert _find(lay, "rsc_colocation", rsc=name, **{"with-rsc": "vrouter-clone"})
+        assert _find(lay, "rsc_order", first="vrouter-clone", then=name)
+    ping = lay.resources[-1].find("primitive")
+    assert (ping.get("class"), ping.get("provider"), ping.get("type")) == (
+        "ocf", "pacemaker", "ping")
+    params = {nv.get("name"): nv.get("value") for nv in ping.iter("nvpair")}
+    assert params["host_list"] == "10.30.0.1" and params["name"] == "pingd"
+
+
+def test_options_stonith_and_stickiness():
+    lay = build_layout(sample_doc(), LayoutOptions(stonith_enabled=False, resource_stickiness=200))
+    assert lay.cluster_options["stonith-enabled"] == "false"
+    assert lay.rsc_defaults["resource-stickiness"] == "200"
+    assert build_layout(sample_doc()).cluster_options["stonith-enabled"] == "true"
+
+
+def test_without_conntrack_sync_no_conntrackd():
+    lay = build_layout(sample_doc(conntrack_sync=False))
+    assert "conntrackd-clone" not in [r.get("id") for r in lay.resources]
+    assert "conntrackd" not in render_layout_xml(lay)
+
+
+def test_plan_section_is_mark_and_sweep():
+    import xml.etree.ElementTree as ET
+
+    lay = build_layout(sample_doc())
+    current = ET.Element("resources")
+    current.append(ET.fromstring('<primitive id="other" class="ocf" provider="heartbeat" '
+                                 'type="IPaddr2"/>'))
+    current.append(ET.fromstring('<clone id="ntp-clone"><primitive id="ntp" class="ocf" '
+                                 'provider="envrouter" type="ntp"/></clone>'))
+    current.append(ET.fromstring('<primitive id="old" class="ocf" provider="envrouter" '
+                                 'type="vip"/>'))
+    steps = cib.plan_section(current, lay.resources, cib._owned_resource)
+    ops = {(op, el.get("id")) for op, el in steps}
+    assert ("replace", "ntp-clone") in ops and ("delete", "old") in ops
+    assert not any(i == "other" for _, i in ops)
+
+
+needs_pacemaker = pytest.mark.skipif(shutil.which("cibadmin") is None,
+                                     reason="pacemaker's cibadmin not installed")
+
+
+@needs_pacemaker
+def test_apply_twice_changes_nothing(tmp_path, monkeypatch):
+    path = tmp_path / "cib.xml"
+    path.write_text(subprocess.run(["cibadmin", "--empty"], capture_output=True, text=True,
+                                   check=True).stdout)
+    monkeypatch.setenv("CIB_file", str(path))
+    lay = build_layout(sample_doc(), LayoutOptions(stonith_enabled=False))
+    first = cib.apply(lay)
+    assert "create resource vip__vrouter" in first
+    epoch = cib.epoch()
+    assert cib.apply(lay) == []
+    assert cib.epoch() == epoch
+    # a changed document changes only what differs
+    lay2 = build_layout(sample_doc(upstream_dns=["10.30.0.1"],
+                                   vip_public={"name": "vrouter_pub", "network": "public",
+                                               "role": "public", "namespace": "vrouter",
+                                               "address": "10.30.0.3", "prefixlen": 24,
+                                               "user_defined": True}),
+                        LayoutOptions(stonith_enabled=False))
+    assert cib.apply(lay2) == ["replace resource vip__vrouter_pub"]
+    verify = subprocess.run(["crm_verify", "--xml-file", str(path)], capture_output=True,
+                            text=True)
+    assert "rror" not in verify.stderr, verify.stderr

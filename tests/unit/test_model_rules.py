@@ -1,0 +1,178 @@
+"""Domain rules and vrouter settings validation (pure)."""
+
+from __future__ import annotations
+
+import pytest
+
+from envrouter.errors import ValidationError
+from envrouter.model import rules
+
+
+def net(**kw):
+    base = dict(
+        name="management",
+        role="management",
+        cidr="192.168.0.0/24",
+        gateway=None,
+        vlan=None,
+        bridge=None,
+        ranges=[("192.168.0.10", "192.168.0.200")],
+    )
+    base.update(kw)
+    return rules.validate_network(**base)
+
+
+def test_network_defaults_and_normalisation():
+    out = net(cidr="192.168.0.0/24", gateway="192.168.0.1")
+    assert out["bridge"] == "br-mgmt"
+    assert net(name="extra", role="other", cidr="10.5.0.0/24", ranges=[])["bridge"] == "br-extra"
+    v6 = net(cidr="2001:db8::/64", ranges=[("2001:db8::10", "2001:db8::0:ff")])
+    assert v6["ranges"] == [("2001:db8::10", "2001:db8::ff")]
+
+
+@pytest.mark.parametrize(
+    ("kw", "field"),
+    [
+        ({"cidr": "192.168.0.1/24"}, "cidr"),  # host bits set
+        ({"cidr": "192.168.0.0/33"}, "cidr"),
+        ({"cidr": "banana"}, "cidr"),
+        ({"role": "internet"}, "role"),
+        ({"name": "Bad Name"}, "name"),
+        ({"gateway": "10.0.0.1"}, "gateway"),  # outside
+        ({"gateway": "192.168.0.0"}, "gateway"),  # network address
+        ({"gateway": "192.168.0.255"}, "gateway"),  # broadcast
+        ({"gateway": "2001:db8::1"}, "gateway"),  # family
+        ({"vlan": 0}, "vlan"),
+        ({"vlan": 4095}, "vlan"),
+        ({"bridge": "a-bridge-name-too-long"}, "bridge"),
+        ({"ranges": [("192.168.0.10", "192.168.1.5")]}, "ranges[0].end"),
+        ({"ranges": [("2001:db8::1", "2001:db8::5")]}, "ranges[0].start"),
+        ({"ranges": [("192.168.0.50", "192.168.0.10")]}, "ranges[0]"),
+        (
+            {"ranges": [("192.168.0.10", "192.168.0.50"), ("192.168.0.50", "192.168.0.60")]},
+            "ranges[1]",
+        ),
+        ({"ranges": [("192.168.0.10\n", "192.168.0.50")]}, "ranges[0].start"),
+    ],
+)
+def test_network_rules_name_the_field(kw, field):
+    with pytest.raises(ValidationError) as info:
+        net(**kw)
+    assert info.value.field == field
+    assert info.value.obj.startswith("network") or info.value.obj == "network"
+
+
+def test_networks_disjoint():
+    rules.check_networks_disjoint("network 'b'", "10.0.1.0/24", [("a", "10.0.0.0/24")])
+    with pytest.raises(ValidationError) as info:
+        rules.check_networks_disjoint("network 'b'", "10.0.0.128/25", [("a", "10.0.0.0/24")])
+    assert info.value.field == "cidr" and "'a'" in info.value.reason
+
+
+@pytest.mark.parametrize("good", ["ctl1", "node-1.example.org", "A1"])
+def test_hostname_ok(good):
+    assert rules.validate_hostname(good) == good.lower()
+
+
+@pytest.mark.parametrize("bad", ["", "-x", "x-", "a b", "a..b", "a\nb", "x" * 64, "1.2.3.4", 5])
+def test_hostname_refused(bad):
+    with pytest.raises(ValidationError) as info:
+        rules.validate_hostname(bad)
+    assert info.value.field == "hostname"
+
+
+def test_dns_list_addresses_only():
+    assert rules.validate_upstream_list(
+        "dns_list", ["198.51.100.53", "2001:DB8::53"], allow_names=False
+    ) == [
+        "198.51.100.53",
+        "2001:db8::53",
+    ]
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "dns.example.org",
+        "198.51.100.53\nserver=1.1.1.1",
+        "198.51.100.53 ",
+        " 198.51.100.53",
+        "198.51.100.053",
+        "198.51.100.256",
+        "fe80::1%eth0",
+        "fe80::1%eth0\nserver=x",
+        "",
+        "server=8.8.8.8",
+        "198.51.100.53#5353",
+        None,
+    ],
+)
+def test_dns_list_refuses(entry):
+    with pytest.raises(ValidationError) as info:
+        rules.validate_upstream_list("dns_list", [entry], allow_names=False)
+    assert info.value.field == "dns_list"
+    assert info.value.obj == "vrouter settings"
+
+
+def test_ntp_list_addresses_and_names():
+    out = rules.validate_upstream_list(
+        "ntp_list", ["198.51.100.123", "NTP.example.org", "abc.de"], allow_names=True
+    )
+    assert out == ["198.51.100.123", "ntp.example.org", "abc.de"]
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "ntp.example.org\nallow all",
+        "ntp.example.org iburst",
+        "pool ntp.example.org",
+        "ntp_example.org",
+        "-ntp.example.org",
+        "1.2.3.999",
+        "ntp.example.org.",
+        "cmdallow",
+        "a" * 64 + ".org",
+    ],
+)
+def test_ntp_list_refuses(entry):
+    if entry == "cmdallow":
+        # a bare word is a valid host name; a directive with arguments never is
+        entry = "cmdallow 0.0.0.0/0"
+    with pytest.raises(ValidationError) as info:
+        rules.validate_upstream_list("ntp_list", [entry], allow_names=True)
+    assert info.value.field == "ntp_list"
+
+
+def test_upstream_lists_at_most_three_and_no_duplicates():
+    with pytest.raises(ValidationError, match="at most 3"):
+        rules.validate_upstream_list(
+            "dns_list", ["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"], allow_names=False
+        )
+    with pytest.raises(ValidationError, match="twice"):
+        rules.validate_upstream_list("ntp_list", ["192.0.2.1", "192.0.2.1"], allow_names=True)
+    with pytest.raises(ValidationError):
+        rules.validate_upstream_list("ntp_list", "192.0.2.1", allow_names=True)
+
+
+def test_other_settings():
+    assert rules.validate_host_link_cidr("169.254.77.0/30") == "169.254.77.0/30"
+    for bad in ("169.254.77.0/29", "169.254.77.1/30", "fd00::/126", "x"):
+        with pytest.raises(ValidationError) as info:
+            rules.validate_host_link_cidr(bad)
+        assert info.value.field == "host_link_cidr"
+    assert rules.validate_bridge_kind("ovs") == "ovs"
+    with pytest.raises(ValidationError) as info:
+        rules.validate_bridge_kind("macvlan")
+    assert info.value.field == "bridge_kind"
+    assert rules.validate_namespace("s", "vrouter_2") == "vrouter_2"
+    for bad in ("", "VRouter", "a/b", "x" * 16, "vr outer", "../x"):
+        with pytest.raises(ValidationError) as info:
+            rules.validate_namespace("s", bad)
+        assert info.value.field == "namespace"
+    assert rules.validate_domain("Demo.Example") == "demo.example"
+    assert rules.validate_domain("") is None
+    for bad in ("demo example", "demo.example\nlocal=/x/", "-x.org"):
+        with pytest.raises(ValidationError) as info:
+            rules.validate_domain(bad)
+        assert info.value.field == "domain"
