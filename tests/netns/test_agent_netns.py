@@ -130,8 +130,8 @@ def test_controller_nat_path_idempotence_and_teardown(world):
     # compute: default route via the management VIP, resolver and chrony files under --root
     cdoc = world.write_doc(compute_document(), "cmp.json")
     croot = world.tmp / "cmproot"
-    world.agent(
-        cmp,
+    marker = world.tmp / "chrony-restarted"
+    capply = [
         "apply",
         "--document",
         str(cdoc),
@@ -141,7 +141,14 @@ def test_controller_nat_path_idempotence_and_teardown(world):
         str(world.tmp / "cstate"),
         "--scope",
         "host",
-    )
+        "--chrony-restart",
+        f"touch {marker}",
+    ]
+    assert "ran touch" in world.agent(cmp, *capply).stdout
+    assert marker.exists()
+    marker.unlink()
+    assert world.agent(cmp, *capply).stdout.strip() == "nothing to do: converged"
+    assert not marker.exists()  # nothing changed: no restart
     assert ("default", MGMT_VIP, 0) in routes(cmp)
     assert f"nameserver {MGMT_VIP}" in (croot / "etc/resolv.conf").read_text()
     assert f"server {MGMT_VIP} iburst" in (croot / "etc/chrony/chrony.conf").read_text()
@@ -189,10 +196,8 @@ def test_controller_nat_path_idempotence_and_teardown(world):
     # recognised by its peer in our namespace, and marked again
     sh("ip", "-n", ctl, "link", "set", "vr-pub-h", "alias", "")
     assert link_names(ctl)["vr-pub-h"]["alias"] is None
-    out = world.agent(ctl, "apply", *args).stdout
-    assert out.strip() == "host: mark vr-pub-h as envrouter's".replace("host", ctl, 1) or (
-        "mark vr-pub-h as envrouter's" in out
-    )
+    out = world.agent(ctl, "apply", *args).stdout.strip().splitlines()
+    assert out == [f"namespace {ctl}: mark vr-pub-h as envrouter's"]
     assert link_names(ctl)["vr-pub-h"]["alias"] == "envrouter"
 
     # teardown: nothing of ours left, foreign objects intact
@@ -289,3 +294,28 @@ def test_errors_are_one_line_and_leave_nothing(world):
         text=True,
     )
     assert res.returncode != 0 and "needs root" in res.stderr
+
+
+def test_concurrent_applies_serialise(world):
+    world.build(1)
+    ctl, vr = world.ns("ctl1"), world.vr
+    args = apply_args(world, world.write_doc(controller_document(vr)))
+    procs = [
+        subprocess.Popen(
+            [ENVROUTER, "agent", "apply", "--host-netns", ctl, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    world.pids += [p.pid for p in procs]
+    outs = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], outs
+    # exactly one of them did the work, the others found it done
+    assert sorted(o.strip() == "nothing to do: converged" for o, _ in outs) == [
+        False,
+        True,
+        True,
+    ]
+    assert world.agent(ctl, "status", *args).stdout.strip() == "converged"

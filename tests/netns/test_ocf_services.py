@@ -256,3 +256,25 @@ def test_vip_agent_passes_ocf_tester_and_sets_the_public_route(lab):
     finally:
         assert subprocess.run([*run, "stop"], env=env, timeout=30).returncode == 0
     assert subprocess.run([*run, "monitor"], env=env, timeout=30).returncode == 7
+
+
+def test_monitor_restarts_the_daemon_when_a_new_document_changes_its_config(lab):
+    recurring = {"CRM_meta_interval": "10000"}
+    pid_file = lab["root"] / "run" / lab["ns"]["vr"] / "dnsmasq" / "daemon.pid"
+    conf = pid_file.with_name("dnsmasq.conf")
+    original = lab["doc"].read_text()
+    assert _ocf(lab, "dns", "start") == 0
+    try:
+        before = read_pid(pid_file)
+        assert _ocf(lab, "dns", "monitor", **recurring) == 0
+        assert read_pid(pid_file) == before  # nothing changed: nothing restarted
+        changed = json.loads(original)
+        changed["vrouter"]["upstream_dns"] = [UP, "192.0.2.53"]
+        lab["doc"].write_text(json.dumps(changed))
+        assert _ocf(lab, "dns", "monitor", **recurring) == 0
+        after = read_pid(pid_file)
+        assert after != before and pid_running(after, "dnsmasq")
+        assert "server=192.0.2.53" in conf.read_text()
+    finally:
+        lab["doc"].write_text(original)
+        assert _ocf(lab, "dns", "stop") == 0

@@ -61,6 +61,28 @@ def _need_doc(doc: object) -> None:
         )
 
 
+def agent_lock(path: str | None = None):
+    """One converge/teardown at a time on a node (the OCF monitor and an operator's apply may
+    meet): an exclusive flock, released by the kernel if the holder dies."""
+    import contextlib
+    import fcntl
+    import os
+
+    path = path or os.environ.get("ENVROUTER_AGENT_LOCK", "/run/envrouter/agent.lock")
+
+    @contextlib.contextmanager
+    def held():
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    return held()
+
+
 def _run(
     doc: DeploymentDocument | None, *, root: str, scope: ScopeArg, host_netns: str, teardown: bool
 ) -> list[str]:
@@ -74,7 +96,7 @@ def _run(
     desired = desired_state(doc, root=root, scope=scope, host_netns=host_netns)
     if teardown:
         desired = empty_like(desired)
-    with Netlink() as link:
+    with agent_lock(), Netlink() as link:
         steps = plan(desired, observe(desired, link))
         return apply(steps, link)
 

@@ -64,7 +64,7 @@ def apply_step(step: Step, link: nl.Netlink) -> None:
         key, value = a
         nl.in_netns(ns, lambda: nl.write_sysctl(key, value))
     elif op == "load_nft":
-        nftables.load_table(ns, a[0])
+        nftables.load_table(ns, a[0], replace=a[1])
     elif op == "delete_nft":
         nftables.delete_table(ns, a[0], a[1])
     elif op == "write_file":

@@ -40,7 +40,22 @@ def observe(state: DesiredState, link: nl.Netlink) -> ObservedState:
         for lk in links:
             key = (ns, lk["name"])
             master = by_index.get(lk["master"]) if lk["master"] else None
-            obs.links[key] = ObservedLink(ns, lk["name"], lk["kind"], lk["alias"], master, lk["up"])
+            peer_ours = False
+            if (
+                key in owned_links
+                and lk["alias"] is None
+                and lk["kind"] == "veth"
+                and lk["peer_nsid"] is not None
+                and ns not in namespaces
+            ):
+                # an apply killed between creating a veth and marking it: ours if its peer
+                # is in our namespace
+                peer_ours = any(
+                    lk["peer_nsid"] == link.nsid_of(ns, own) for own in sorted(namespaces)
+                )
+            obs.links[key] = ObservedLink(
+                ns, lk["name"], lk["kind"], lk["alias"], master, lk["up"], peer_ours
+            )
             if ns in namespaces and lk["name"] != "lo" and key not in owned_links:
                 # a link we did not make inside our namespace: a foreign object
                 if not any(key == (v.ns, v.host_name) for v in state.veths):

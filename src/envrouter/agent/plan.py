@@ -335,7 +335,16 @@ def plan(d: DesiredState, o: ObservedState) -> list[Step]:
         have = None if (fresh and key[0] == d.namespace) else o.nft.get(key)
         want = fingerprint(t)
         if have != want:
-            add(_step("load_nft", t.ns, (t,), f"load nftables table {t.family} {t.name}"))
+            # a table that is absent is loaded without the delete preamble: still one
+            # transaction, and the kernel skips unregistering hooks it never had
+            add(
+                _step(
+                    "load_nft",
+                    t.ns,
+                    (t, have is not None),
+                    f"load nftables table {t.family} {t.name}",
+                )
+            )
 
     # ---- sysctls
     for s in d.sysctls:

@@ -13,7 +13,7 @@ from envrouter.api.deps import TokenCache
 from envrouter.api.doccache import DocumentCache
 from envrouter.api.errors import install_error_handlers
 from envrouter.api.metrics import Metrics, MetricsMiddleware
-from envrouter.api.routes import environments, networks, nodes, vrouter
+from envrouter.api.routes import environments, networks, nodes, tokens, vrouter
 from envrouter.db.engine import Database
 
 API_PREFIX = "/api/v1"
@@ -36,7 +36,7 @@ def create_app(database_url: str | None = None, *, db: Database | None = None) -
     metrics = Metrics(app.state.db)
     app.state.metrics = metrics
     install_error_handlers(app)
-    for module in (environments, networks, nodes, vrouter):
+    for module in (environments, networks, nodes, tokens, vrouter):
         app.include_router(module.router)  # each router carries API_PREFIX
 
     @app.get("/healthz", tags=["system"])

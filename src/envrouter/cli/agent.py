@@ -182,6 +182,7 @@ def apply_cmd(
     _preload()
     tw = time.perf_counter()
     doc = _document(document, server, node, token_file, state_dir)
+    from envrouter.agent import agent_lock
     from envrouter.agent.apply import apply
     from envrouter.agent.desired import desired_state
     from envrouter.agent.netlink import Netlink
@@ -189,7 +190,7 @@ def apply_cmd(
     from envrouter.agent.plan import check_preconditions, plan
 
     desired = desired_state(doc, root=root, scope=_scope(scope), host_netns=host_netns)
-    with Netlink() as link:
+    with agent_lock(), Netlink() as link:
         observed = observe(desired, link)
         check_preconditions(desired, observed)  # refuse before saving or changing anything
         _save(doc, state_dir)

@@ -85,7 +85,16 @@ def _check_meta(ctx: Context) -> int | None:
     return None
 
 
-_base = make_handlers(_build, what="conntrackd")
+def _after_restart(ctx: Context, d: Daemon) -> None:
+    """A restarted daemon has empty caches: refill from the kernel (and tell the peers) if it
+    is the promoted instance, otherwise ask the peers."""
+    if d.paths.file(PROMOTED_FILE).exists():
+        _commands(d, [["-R"], ["-B"]])
+    else:
+        conntrackd.command(d.paths, "-n")
+
+
+_base = make_handlers(_build, what="conntrackd", after_restart=_after_restart)
 
 
 def start(ctx: Context) -> int:

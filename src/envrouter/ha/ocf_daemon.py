@@ -32,7 +32,12 @@ def daemon_from(ctx: Context, build: BuildDaemon) -> Daemon:
     return build(load_vrouter(ctx), ctx)
 
 
-def make_handlers(build: BuildDaemon, *, what: str) -> dict[str, Handler]:
+def make_handlers(
+    build: BuildDaemon,
+    *,
+    what: str,
+    after_restart: Callable[[Context, Daemon], None] | None = None,
+) -> dict[str, Handler]:
     def validate(ctx: Context) -> int:
         daemon_from(ctx, build)  # renders the config: raises ValidationError naming the field
         return OCF_SUCCESS
@@ -56,6 +61,12 @@ def make_handlers(build: BuildDaemon, *, what: str) -> dict[str, Handler]:
                 # the daemon outlived its namespace: it serves nothing any more
                 ctx.log("error", f"{what} runs but namespace {d.namespace} is gone")
                 return OCF_ERR_GENERIC
+            if not ctx.is_probe and d.config_drifted():
+                # a new document changed the configuration: re-assert it
+                ctx.log("warning", f"{what} configuration changed: restarting it")
+                d.restart()
+                if after_restart is not None:
+                    after_restart(ctx, d)
             return OCF_SUCCESS
         return OCF_NOT_RUNNING
 

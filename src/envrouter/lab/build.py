@@ -48,13 +48,27 @@ def start_node_services(lab: Lab, name: str) -> None:
         cluster.start_cluster_node(lab, name)
 
 
-def power_on(lab: Lab, name: str) -> None:
-    """Power a node back on: namespaces, anchor, wiring, its daemons and its agent."""
+def power_on(lab: Lab, name: str, *, wait: bool = True) -> None:
+    """Power a node back on: namespaces, anchor, wiring, its daemons and its agent. With
+    `wait`, return once the lab has converged again: a controller back online in a quorate
+    cluster and (if deployed) each VIP held by exactly one controller."""
     lab.power_on(name)
     start_node_services(lab, name)
     dep = lab.state.get("deployment") or {}
     if name in dep.get("agents", {}):
         deploy.apply_agent(lab, name)
+    if wait:
+        wait_converged(lab)
+
+
+def wait_converged(lab: Lab, timeout: float = cluster.QUORUM_TIMEOUT) -> None:
+    """Every running controller online in a quorate cluster with a DC; if the cluster
+    resources are deployed, each VIP held by exactly one controller's vrouter namespace."""
+    running = [n.name for n in lab.plan.controllers if lab.node_running(n.name)]
+    if running:
+        cluster.wait_quorate(lab, running, timeout=timeout)
+    if (lab.state.get("deployment") or {}).get("cluster_resources"):
+        deploy.wait_vips_held(lab, timeout=timeout)
 
 
 def lab_up(plan: LabPlan, console: Console, *, deploy_parts: bool = True) -> Lab:
@@ -67,10 +81,10 @@ def lab_up(plan: LabPlan, console: Console, *, deploy_parts: bool = True) -> Lab
     lab.save()
     try:
         _build(lab, steps, deploy_parts)
-    except (EnvrouterError, OSError, Exception) as exc:
+    except BaseException as exc:  # Ctrl-C too: a half-built lab is never left behind
         steps.note("lab up failed: removing everything it made")
         teardown(plan.state_dir, plan.prefix)
-        if isinstance(exc, EnvrouterError):
+        if isinstance(exc, (EnvrouterError, KeyboardInterrupt, SystemExit)):
             raise
         raise InfraError(f"lab up failed: {type(exc).__name__}: {exc}") from exc
     return lab

@@ -139,7 +139,9 @@ class Lab:
     def save(self) -> None:
         os.makedirs(self.plan.state_dir, exist_ok=True)
         tmp = self.plan.state_file + ".tmp"
-        with open(tmp, "w") as f:
+        # 0600: it holds the lab's admin API token
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
             json.dump(self.state, f, indent=2)
         os.replace(tmp, self.plan.state_file)
 
@@ -443,9 +445,11 @@ def teardown(state_dir: str, prefix: str) -> list[str]:
     for name, rec in state.get("anchors", {}).items():
         if kill_recorded(rec["pid"], rec["cmdline"]):
             removed.append(f"node {name} (anchor {rec['pid']})")
+    prefixes = {prefix, state.get("plan", {}).get("prefix") or prefix}
+    # recorded namespaces, and any with the lab's prefix (a crash before they were recorded)
     names = set(state.get("netns", []))
-    names |= {n for n in netns.listnetns() if n.startswith(prefix)}
-    names = {n for n in names if n.startswith(prefix)}
+    names |= {n for n in netns.listnetns() if any(n.startswith(p) for p in prefixes)}
+    names = {n for n in names if any(n.startswith(p) for p in prefixes)}
     inodes = {i for i in (_netns_inode(n) for n in names) if i is not None}
     if inodes:
         for pid in _pids_in_netns(inodes):

@@ -170,7 +170,8 @@ def print_status(status: dict[str, Any], console: Console) -> None:
                   + (f", error: {c['error']}" if c.get("error") else ""))
     console.print(f"fencing: {status['fencing']}")
     if status.get("control_plane"):
-        console.print(f"control plane (UI/API): {status['control_plane']}")
+        console.print(f"control plane (UI/API): {status['control_plane']} — admin token: "
+                      f"deployment.control_plane.token in {status['state_dir']}/state.json")
     vips = Table(title="VIPs")
     for col in ("VIP", "address", "held by (vrouter namespace)", "pacemaker says"):
         vips.add_column(col)

@@ -216,6 +216,21 @@ class Daemon:
         for name, text in self.config.items():
             write_file_atomic(run_dir / name, text)
 
+    def config_drifted(self) -> bool:
+        """The files on disk differ from what the document renders now (e.g. a new dns_list
+        arrived with a new document): a running daemon still serves the old configuration."""
+        for name, text in self.config.items():
+            try:
+                if (self.paths.run_dir / name).read_text() != text:
+                    return True
+            except FileNotFoundError:
+                return True
+        return False
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
     def start(self) -> bool:
         """Start unless running; returns True if it started the daemon."""
         if self.running():

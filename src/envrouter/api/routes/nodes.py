@@ -6,8 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
-from envrouter.api.deps import Id, ReadDB, WriteDB
+from envrouter.api.deps import Id, ReadDB, WriteDB, reader
 from envrouter.api.schemas import NodeCreate, NodePublic, NodeUpdate
 from envrouter.db.tables import NodeRow
 from envrouter.document import DeploymentDocument
@@ -68,25 +69,36 @@ def delete_node(node_id: Id, db: WriteDB) -> Response:
     return Response(status_code=204)
 
 
+def _document_json(request: Request, **key: object) -> tuple[int, str]:
+    """Auth, then the cached document, in one worker-thread hop: the agents' hot path (a
+    dependency chain would cost one thread hop per dependency)."""
+    reader(request)
+    with request.app.state.db.read_session() as session:
+        try:
+            return request.app.state.documents.document_json(session, **key)
+        finally:
+            session.rollback()
+
+
 @router.get(
     "/nodes/by-hostname/{hostname}/document",
     response_model=DeploymentDocument,
     summary="The node's deployment document",
 )
-def document_by_hostname(
-    hostname: Annotated[str, Path(max_length=253)], request: Request, db: ReadDB
+async def document_by_hostname(
+    hostname: Annotated[str, Path(max_length=253)], request: Request
 ) -> Response:
     try:
         rules.validate_hostname(hostname)
     except ValidationError:
         raise NotFoundError("node", hostname) from None
-    _env_id, body = request.app.state.documents.document_json(db, hostname=hostname)
+    _env_id, body = await run_in_threadpool(_document_json, request, hostname=hostname)
     return Response(body, media_type="application/json")
 
 
 @router.get("/environments/{env_id}/nodes/{node_id}/document", response_model=DeploymentDocument)
-def document(env_id: Id, node_id: Id, request: Request, db: ReadDB) -> Response:
-    found_env, body = request.app.state.documents.document_json(db, node_id=node_id)
+async def document(env_id: Id, node_id: Id, request: Request) -> Response:
+    found_env, body = await run_in_threadpool(_document_json, request, node_id=node_id)
     if found_env != env_id:
         raise NotFoundError("node", node_id)
     return Response(body, media_type="application/json")

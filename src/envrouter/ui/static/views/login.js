@@ -1,6 +1,6 @@
 // Login: the operator pastes an API token; the server says whether it is good.
 
-import { api, getToken, setToken, takeFlash } from "../api.js";
+import { api, getToken, markReadOnly, setToken, takeFlash } from "../api.js";
 import { add, field, h } from "../dom.js";
 import { showProblems } from "../problems.js";
 
@@ -35,9 +35,10 @@ export async function renderLogin(main, _params, { navigate }) {
     const button = form.querySelector("button[type=submit]");
     button.disabled = true;
     try {
-      // Any authenticated read tells whether the server knows the token.
-      await api.get("/environments", { token, quiet401: true });
+      // The server says whether it knows the token and whether it may write.
+      const me = await api.get("/token", { token, quiet401: true });
       setToken(token);
+      if (me && me.read_only) markReadOnly();
       await navigate("/ui/environments");
     } catch (error) {
       const problems =

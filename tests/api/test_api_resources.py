@@ -283,8 +283,36 @@ def test_auth(app, tokens, make_env):
     assert anon.get(f"{API}/environments", headers=ro).status_code == 200
     r = anon.post(f"{API}/environments", json={"name": "x"}, headers=ro)
     assert r.status_code == 403 and "read-only" in r.json()["detail"]
+    me = anon.get(f"{API}/token", headers=ro).json()
+    assert me["read_only"] is True and me["expires_at"] is None
+    assert anon.get(f"{API}/token").status_code == 401
+    make_env(controllers=1, computes=1)
+    doc = f"{API}/nodes/by-hostname/cmp1/document"
+    assert anon.get(doc).status_code == 401
+    assert anon.get(doc, headers={"Authorization": f"Bearer {tokens['old']}"}).status_code == 401
+    assert anon.get(doc, headers=ro).json()["node"]["hostname"] == "cmp1"
     assert anon.get("/healthz").json() == {"status": "ok"}
     assert anon.get("/openapi.json").status_code == 200
+
+
+def test_cached_document_follows_every_write(client, make_env):
+    env_id = make_env(controllers=1, computes=1)
+    url = f"{API}/nodes/by-hostname/cmp1/document"
+    first = client.get(url).json()
+    assert client.get(url).json() == first  # served from the cache
+    node = next(
+        n
+        for n in client.get(f"{API}/environments/{env_id}/nodes").json()
+        if n["hostname"] == "cmp1"
+    )
+    client.patch(f"{API}/nodes/{node['id']}", json={"roles": ["compute", "storage"]})
+    second = client.get(url).json()
+    assert second["node"]["roles"] == ["compute", "storage"] and second["serial"] != first["serial"]
+    nets = client.get(f"{API}/environments/{env_id}/networks").json()
+    admin = next(n for n in nets if n["role"] == "admin")
+    client.patch(f"{API}/networks/{admin['id']}", json={"vlan": 42})
+    third = client.get(url).json()
+    assert third["networks"][0]["vlan"] == 42
 
 
 def test_metrics(client, make_env):

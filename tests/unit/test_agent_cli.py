@@ -1,0 +1,71 @@
+"""The agent CLI's document sources: --server fetch (a loopback HTTP stub), errors."""
+
+from __future__ import annotations
+
+import http.server
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "netns"))
+from agent_world import compute_document  # noqa: E402
+
+from envrouter.cli.agent import _document  # noqa: E402
+from envrouter.errors import InfraError, ValidationError  # noqa: E402
+
+
+@pytest.fixture
+def server():
+    body = compute_document().model_dump_json().encode()
+    seen: list[tuple[str, str | None]] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            seen.append((self.path, self.headers.get("Authorization")))
+            if self.headers.get("Authorization") != "Bearer s3cret":
+                self.send_response(401)
+                self.end_headers()
+                self.wfile.write(b'{"detail": "unknown token"}')
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    th = threading.Thread(target=httpd.serve_forever, daemon=True)
+    th.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}", seen
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_fetch_from_server_with_token_file(server, tmp_path):
+    url, seen = server
+    token = tmp_path / "token"
+    token.write_text("s3cret\n")
+    doc = _document(None, url, "cmp1", token, tmp_path)
+    assert doc.node.hostname == "cmp1"
+    assert seen == [("/api/v1/nodes/by-hostname/cmp1/document", "Bearer s3cret")]
+
+
+def test_fetch_errors_are_clear(server, tmp_path, monkeypatch):
+    url, _ = server
+    monkeypatch.setenv("ENVROUTER_TOKEN", "wrong")
+    with pytest.raises(InfraError, match="HTTP 401"):
+        _document(None, url, "cmp1", None, tmp_path)
+    monkeypatch.delenv("ENVROUTER_TOKEN")
+    with pytest.raises(ValidationError, match="token"):
+        _document(None, url, "cmp1", None, tmp_path)
+    with pytest.raises(ValidationError, match="--node"):
+        _document(None, url, None, None, tmp_path)
+    with pytest.raises(ValidationError, match="--document"):
+        _document(None, None, None, None, tmp_path)
+    assert _document(None, None, None, None, tmp_path, fallback=True) is None
