@@ -178,3 +178,41 @@ def test_ovs_lab_round_trip(labtools) -> None:
         down = labtools.run_cli("lab", "down", "--state-dir", state_dir, "--prefix", prefix)
         assert down.returncode == 0, down.stderr
     assert labtools.lab_leftovers(prefix, state_dir) == []
+
+
+def test_down_after_up_was_killed(labtools) -> None:
+    """`lab up` SIGKILLed half-way (nodes and daemons running, nothing of its own cleanup
+    ran): `lab down` still removes everything."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    prefix = f"ert{secrets.token_hex(2)}-"
+    state_dir = tempfile.mkdtemp(prefix="envrouter-lab-kill-")
+    os.rmdir(state_dir)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "envrouter.cli.main", "lab", "up", "--controllers", "1",
+         "--nodes", "1", "--no-deploy", "--state-dir", state_dir, "--prefix", prefix],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        state: dict = {}
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with open(os.path.join(state_dir, "state.json")) as f:
+                    state = json.load(f)
+            except (OSError, ValueError):
+                state = {}
+            if "cmp1" in state.get("anchors", {}):
+                break
+            time.sleep(0.1)
+        assert "cmp1" in state.get("anchors", {}), "lab up never got to its last node"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert labtools.lab_leftovers(prefix, state_dir) != []  # it really left things behind
+    down = labtools.run_cli("lab", "down", "--state-dir", state_dir, "--prefix", prefix)
+    assert down.returncode == 0, down.stderr
+    assert labtools.lab_leftovers(prefix, state_dir) == []

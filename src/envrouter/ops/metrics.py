@@ -1,0 +1,241 @@
+"""The controller's Prometheus metrics, built from one Status (pure: no I/O).
+
+`registry_for(status, reasons)` returns a fresh CollectorRegistry holding one custom collector
+that yields the same facts `envrouter status` shows; `render(registry)` gives the text format
+node_exporter's textfile collector reads. Counters that the daemons count (conntrackd's
+packets and errors, dnsmasq's hits) are exported as counters, so Prometheus' rate() works and
+"sync errors growing" is an alert rule, not state kept here. A value that could not be asked is
+left out (absent), never exported as 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from envrouter.ops.model import Status
+
+PREFIX = "envrouter"
+
+
+def _g(name: str, doc: str, labels: list[str] | None = None) -> GaugeMetricFamily:
+    return GaugeMetricFamily(f"{PREFIX}_{name}", doc, labels=labels)
+
+
+def _c(name: str, doc: str, labels: list[str] | None = None) -> CounterMetricFamily:
+    return CounterMetricFamily(f"{PREFIX}_{name}", doc, labels=labels)
+
+
+class StatusCollector(Collector):
+    def __init__(self, status: Status, reasons: list[str]) -> None:
+        self.status = status
+        self.reasons = reasons
+
+    def collect(self) -> Iterator[Metric]:  # noqa: C901 - one flat list of families
+        st = self.status
+        node = st.node
+        m = _g("degraded", "1 if `envrouter status` would report this controller degraded",
+               ["node"])
+        m.add_metric([node], 1 if self.reasons else 0)
+        yield m
+        m = _g("degraded_reasons", "number of reasons this controller is degraded", ["node"])
+        m.add_metric([node], len(self.reasons))
+        yield m
+        m = _g("status_collected_timestamp_seconds", "when these metrics were collected",
+               ["node"])
+        m.add_metric([node], st.collected_at)
+        yield m
+        m = _g("namespace_present", "the vrouter namespace exists on this node",
+               ["node", "namespace"])
+        m.add_metric([node, st.namespace], 1 if st.namespace_present else 0)
+        yield m
+
+        c = st.cluster
+        m = _g("cluster_available", "crm_mon answered on this node", ["node"])
+        m.add_metric([node], 1 if c.available else 0)
+        yield m
+        if c.available:
+            if c.quorate is not None:
+                m = _g("cluster_quorate", "the cluster partition of this node has quorum",
+                       ["node"])
+                m.add_metric([node], 1 if c.quorate else 0)
+                yield m
+            m = _g("cluster_is_dc", "this node is the Designated Controller", ["node"])
+            m.add_metric([node], 1 if c.dc == node else 0)
+            yield m
+            m = _g("cluster_node_online", "a cluster member is online", ["member"])
+            s = _g("cluster_node_standby", "a cluster member is in standby", ["member"])
+            for n in c.nodes:
+                m.add_metric([n.name], 1 if n.online else 0)
+                s.add_metric([n.name], 1 if n.standby else 0)
+            yield m
+            yield s
+            run = _g("resource_running", "a resource instance is active on a member "
+                     "(role Started or Promoted/Unpromoted)", ["resource", "member", "role"])
+            fail = _g("resource_failed", "a resource instance is failed on a member",
+                      ["resource", "member"])
+            for r in c.resources:
+                if r.active and r.node:
+                    run.add_metric([r.top_id, r.node, r.role], 1)
+                if r.failed:
+                    fail.add_metric([r.top_id, r.node or ""], 1)
+            yield run
+            yield fail
+            inst = _g("resource_instances_running", "active instances of each resource of the "
+                      "layout", ["resource"])
+            for rid in st.expected_resources:
+                inst.add_metric([rid], len(c.active_nodes(rid)) if rid in c.top_ids else 0)
+            yield inst
+            m = _g("resource_failures", "failed operations Pacemaker remembers",
+                   ["resource", "member", "task"])
+            for f in c.failures:
+                m.add_metric([f.resource, f.node, f.task], 1)
+            yield m
+
+        held = _g("vip_held", "the VIP's address is in this node's vrouter namespace (kernel)",
+                  ["vip", "address"])
+        where = _g("vip_pacemaker_nodes", "on how many members Pacemaker runs the VIP",
+                   ["vip", "address"])
+        here = _g("vip_pacemaker_here", "Pacemaker runs the VIP on this node", ["vip", "address"])
+        for v in st.vips:
+            if v.here is not None:
+                held.add_metric([v.name, v.address], 1 if v.here else 0)
+            where.add_metric([v.name, v.address], len(v.pacemaker_nodes))
+            here.add_metric([v.name, v.address], 1 if node in v.pacemaker_nodes else 0)
+        yield held
+        yield where
+        yield here
+
+        ct = st.conntrackd
+        if ct is not None:
+            m = _g("conntrackd_up", "conntrackd answers on its control socket")
+            m.add_metric([], 1 if ct.answering else 0)
+            yield m
+            if ct.promoted_marker is not None:
+                m = _g("conntrackd_promoted", "the conntrackd OCF agent marked this instance "
+                       "promoted")
+                m.add_metric([], 1 if ct.promoted_marker else 0)
+                yield m
+            if ct.stats is not None:
+                x = ct.stats
+                m = _g("conntrackd_cache_entries", "active entries in conntrackd's caches",
+                       ["cache"])
+                m.add_metric(["internal"], x.internal_active)
+                m.add_metric(["external"], x.external_active)
+                yield m
+                m = _c("conntrackd_cache_failures", "failed cache operations", ["cache"])
+                m.add_metric(["internal"], x.internal_failed)
+                m.add_metric(["external"], x.external_failed)
+                yield m
+                m = _c("conntrackd_sync_packets", "sync packets", ["direction"])
+                m.add_metric(["sent"], x.packets_sent)
+                m.add_metric(["received"], x.packets_recv)
+                yield m
+                m = _c("conntrackd_sync_bytes", "sync bytes", ["direction"])
+                m.add_metric(["sent"], x.bytes_sent)
+                m.add_metric(["received"], x.bytes_recv)
+                yield m
+                m = _c("conntrackd_sync_errors", "sync errors by kind",  ["kind"])
+                m.add_metric(["send"], x.errors_send)
+                m.add_metric(["receive"], x.errors_recv)
+                m.add_metric(["malformed"], x.malformed_msgs)
+                m.add_metric(["lost"], x.lost_msgs)
+                yield m
+                if x.kernel_resyncs is not None:
+                    m = _c("conntrackd_kernel_resyncs", "resyncs with the kernel table")
+                    m.add_metric([], x.kernel_resyncs)
+                    yield m
+                if x.netlink_overruns is not None:
+                    m = _c("conntrackd_netlink_overruns", "netlink event overruns")
+                    m.add_metric([], x.netlink_overruns)
+                    yield m
+        t = st.conntrack
+        if t is not None and t.entries is not None:
+            m = _g("conntrack_entries", "entries in the namespace's conntrack (NAT) table")
+            m.add_metric([], t.entries)
+            yield m
+            if t.max is not None:
+                m = _g("conntrack_max", "nf_conntrack_max as seen in the namespace")
+                m.add_metric([], t.max)
+                yield m
+
+        d = st.dns
+        if d is not None:
+            m = _g("dns_up", "dnsmasq answers on the namespace's management address")
+            m.add_metric([], 1 if d.answering else 0)
+            yield m
+            if d.cache_size is not None:
+                m = _g("dns_cache_size", "dnsmasq's cache size (entries)")
+                m.add_metric([], d.cache_size)
+                yield m
+            for key, doc in (("hits", "answers from the cache"),
+                             ("misses", "queries forwarded upstream"),
+                             ("insertions", "cache insertions"),
+                             ("evictions", "cache evictions of live entries")):
+                value = getattr(d, key)
+                if value is not None:
+                    m = _c(f"dns_cache_{key}", doc)
+                    m.add_metric([], value)
+                    yield m
+            reach = _g("dns_upstream_reachable", "the upstream answers a probe from the "
+                       "namespace", ["upstream"])
+            queries = _c("dns_upstream_queries", "queries dnsmasq sent to the upstream",
+                         ["upstream"])
+            failed = _c("dns_upstream_failed_queries", "queries the upstream failed (dnsmasq)",
+                        ["upstream"])
+            for u in d.upstreams:
+                if u.reachable is not None:
+                    reach.add_metric([u.address], 1 if u.reachable else 0)
+                if u.queries is not None:
+                    queries.add_metric([u.address], u.queries)
+                if u.failed is not None:
+                    failed.add_metric([u.address], u.failed)
+            yield reach
+            yield queries
+            yield failed
+
+        n = st.ntp
+        if n is not None:
+            m = _g("ntp_up", "chronyd answers on its command socket")
+            m.add_metric([], 1 if n.answering else 0)
+            yield m
+            if n.tracking is not None:
+                tr = n.tracking
+                for name, doc, value in (
+                    ("ntp_stratum", "chronyd's stratum", tr.stratum),
+                    ("ntp_offset_seconds", "last measured offset of the local clock",
+                     tr.last_offset),
+                    ("ntp_system_time_offset_seconds", "chronyd's current correction",
+                     tr.system_time_offset),
+                    ("ntp_root_dispersion_seconds", "root dispersion", tr.root_dispersion),
+                    ("ntp_root_delay_seconds", "root delay", tr.root_delay),
+                    ("ntp_synchronised", "leap status is not 'Not synchronised'",
+                     1 if tr.synchronised else 0),
+                    ("ntp_local_reference", "serving its own clock (local stratum / orphan)",
+                     1 if tr.local_reference else 0),
+                ):
+                    m = _g(name, doc)
+                    m.add_metric([], value)
+                    yield m
+            m = _g("ntp_sources_reachable", "reachable NTP sources", ["kind"])
+            m.add_metric(["upstream"], sum(1 for s in n.sources if s.upstream and s.reachable))
+            m.add_metric(["peer"], sum(1 for s in n.sources if not s.upstream and s.reachable))
+            yield m
+            m = _g("ntp_source_reach", "the source's 8-bit reach register (255 = last 8 polls "
+                   "answered)", ["source", "kind"])
+            for s in n.sources:
+                m.add_metric([s.address, "upstream" if s.upstream else "peer"], s.reach)
+            yield m
+
+
+def registry_for(status: Status, reasons: list[str]) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StatusCollector(status, reasons))
+    return registry
+
+
+def render(registry: CollectorRegistry) -> str:
+    return generate_latest(registry).decode()
