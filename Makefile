@@ -10,7 +10,7 @@ ENVROUTER := $(VENV)/bin/envrouter
 DEB_RUNTIME := iproute2 nftables conntrack conntrackd pacemaker corosync crmsh pcs \
   resource-agents dnsmasq chrony openvswitch-switch iputils-ping iputils-arping \
   dnsutils netcat-openbsd procps curl
-DEB_TEST := $(DEB_RUNTIME) postgresql chromium chromium-driver dnsperf python3-venv
+DEB_TEST := $(DEB_RUNTIME) postgresql chromium chromium-driver dnsperf wrk python3-venv
 
 .PHONY: help deps deps-runtime venv test test-unit lint demo demo-down bench clean
 

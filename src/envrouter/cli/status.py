@@ -104,7 +104,9 @@ def print_status(st, reasons: list[str], console) -> None:  # noqa: C901 - one f
             for n in c.nodes:
                 here = [i for i in c.instances(rid) if i.node == n.name]
                 if not here:
-                    cells.append("[red]stopped[/red]" if n.eligible else "-")
+                    # a clone should run on every eligible member; a primitive on one
+                    clone = any(i.parent == rid for i in c.instances(rid))
+                    cells.append("[red]stopped[/red]" if clone and n.eligible else "-")
                     continue
                 i = here[0]
                 color = "red" if i.failed else "green"
