@@ -43,7 +43,8 @@ def test_three_nodes_tree() -> None:
     totem = conf["totem"][0]
     assert totem["cluster_name"] == "lab"
     assert totem["transport"] == "knet"
-    assert totem["token"] == "1000"
+    assert totem["token"] == "400"
+    assert totem["consensus"] == "480"  # 1.2 x token: detection in token + consensus
     assert totem["token_coefficient"] == "0"
     nodes = conf["nodelist"][0]["node"]
     assert [(n["name"], int(n["nodeid"]), n["ring0_addr"]) for n in nodes] == NODES

@@ -270,4 +270,5 @@ def test_metrics_leave_out_what_could_not_be_asked() -> None:
     assert m[("envrouter_resource_instances_running", (("resource", "dns-clone"),))] == 0
     names = {k[0] for k in m}
     assert "envrouter_ntp_stratum" not in names
+    assert "envrouter_ntp_sources_reachable" not in names
     assert "envrouter_conntrack_entries" not in names

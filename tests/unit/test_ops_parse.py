@@ -89,10 +89,10 @@ def test_crm_mon_without_quorum_or_dc() -> None:
 
 
 def test_crm_mon_error_result_and_garbage() -> None:
-    err = ('<pacemaker-result api-version="2.25" request="crm_mon -1 --output-as=xml">'
-           '<status code="102" message="Not connected"/></pacemaker-result>')
-    c = parse_crm_mon(err)
-    assert not c.available and "Not connected" in (c.error or "")
+    c = parse_crm_mon(data("crm_mon_not_connected.xml"))  # no cluster on this node
+    assert not c.available and c.nodes == []
+    assert c.error == ("crm_mon: Not connected (code 102): crm_mon: Connection to cluster "
+                       "failed: Connection refused")
     with pytest.raises(ParseError, match="crm_mon"):
         parse_crm_mon("crm_mon: Error: cluster is not available on this node")
     with pytest.raises(ParseError, match="pacemaker-result"):
@@ -107,6 +107,8 @@ def test_conntrackd_stats_udp_unicast() -> None:
     assert (s.bytes_sent, s.bytes_recv, s.packets_sent, s.packets_recv) == (784, 336, 27, 21)
     assert (s.errors_send, s.errors_recv, s.malformed_msgs, s.lost_msgs) == (0, 0, 0, 0)
     assert s.sync_errors == 0 and s.uptime_minutes is None
+    r = parse_conntrackd_stats(data("conntrackd_s_udp.txt"), data("conntrackd_s_runtime.txt"))
+    assert (r.uptime_minutes, r.kernel_resyncs, r.netlink_overruns) == (0, 0, 0)
 
 
 def test_conntrackd_stats_multicast_holder_and_backup_with_runtime() -> None:

@@ -3,7 +3,10 @@ default route. Each is idempotent and returns True if it changed something."""
 
 from __future__ import annotations
 
+import subprocess
+
 from envrouter.agent import netlink as nl
+from envrouter.errors import InfraError
 
 
 def _has_addr(link: nl.Netlink, namespace: str, port: str, address: str) -> bool:
@@ -14,13 +17,23 @@ def _has_addr(link: nl.Netlink, namespace: str, port: str, address: str) -> bool
 
 
 def announce(namespace: str, port: str, address: str, count: int = 2) -> None:
-    """Gratuitous ARP (unsolicited, -U) so neighbours update their caches at once."""
-    if count > 0:
-        nl.run(
-            namespace,
-            ["arping", "-q", "-U", "-c", str(count), "-i", "0.2", "-I", port, address],
-            check=False,
-        )
+    """Gratuitous ARP (unsolicited, -U) so neighbours update their caches at once: `count`
+    announcements, the first one now, then one a second (arping's interval is whole seconds),
+    from a detached arping so the caller does not wait for the repeats."""
+    if count <= 0:
+        return
+
+    def spawn() -> None:
+        try:
+            subprocess.Popen(
+                ["arping", "-q", "-U", "-c", str(count), "-I", port, address],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        except FileNotFoundError as exc:
+            raise InfraError("arping: not installed (Debian package iputils-arping)") from exc
+
+    nl.in_netns(namespace, spawn)
 
 
 def add_vip(namespace: str, port: str, address: str, prefixlen: int, *, arp_count: int = 2) -> bool:

@@ -12,6 +12,7 @@ from envrouter import __version__
 from envrouter.api.deps import TokenCache
 from envrouter.api.doccache import DocumentCache
 from envrouter.api.errors import install_error_handlers
+from envrouter.api.fastpath import FastDocumentPath, FastDocuments
 from envrouter.api.metrics import Metrics, MetricsMiddleware
 from envrouter.api.routes import environments, networks, nodes, tokens, vrouter
 from envrouter.db.engine import Database
@@ -32,6 +33,7 @@ def create_app(database_url: str | None = None, *, db: Database | None = None) -
     app.state.db = db or Database(database_url)
     app.state.tokens = TokenCache()
     app.state.documents = DocumentCache()
+    app.state.fast_documents = FastDocuments(app.state.db.url)
     app.state.cluster_probe: Callable[[int], dict[str, Any]] | None = None
     metrics = Metrics(app.state.db)
     app.state.metrics = metrics
@@ -47,8 +49,14 @@ def create_app(database_url: str | None = None, *, db: Database | None = None) -
     def prometheus_metrics() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    # GET document answered before routing when nothing changed (see api/fastpath.py); the
+    # metrics middleware wraps it, so those requests are counted too
+    app.add_middleware(
+        FastDocumentPath, documents=app.state.fast_documents, tokens=app.state.tokens
+    )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.router.add_event_handler("shutdown", app.state.db.dispose)
+    app.router.add_event_handler("shutdown", app.state.fast_documents.close)
 
     try:
         from envrouter.ui.pages import mount_ui

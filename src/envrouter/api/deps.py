@@ -42,6 +42,14 @@ class TokenCache:
             self._items[key] = (now + _CACHE_SECONDS, info)
         return info
 
+    def peek(self, secret: str) -> TokenInfo | None:
+        """The cached, still-valid-in-cache entry of `secret`, never a query (None: not cached
+        or unknown token)."""
+        hit = self._items.get(hash_token(secret))
+        if hit and hit[0] > time.monotonic():
+            return hit[1]
+        return None
+
     def clear(self) -> None:
         with self._lock:
             self._items.clear()

@@ -80,7 +80,7 @@ def apply(
 @handle_errors
 def cluster_config(
     document: str = typer.Option(..., help=DOC_HELP),
-    token: int = typer.Option(1000, help="totem token (ms)"),
+    token: int = typer.Option(400, help="totem token (ms); consensus is 1.2 x token"),
     token_coefficient: int = typer.Option(0, help="totem token_coefficient (ms per node > 2)"),
     authkey: str = typer.Option(None, help="also write a new authkey here (mode 0400) if absent"),
 ) -> None:

@@ -103,3 +103,8 @@ def exec_(
     lab = Lab.load(state_dir)
     lab.plan.node(node)
     sys.exit(subprocess.call(lab.nsenter_argv(node, argv)))
+
+
+from envrouter.cli.drill import drill as _drill  # noqa: E402  (the drills: envrouter.cli.drill)
+
+app.command("drill")(_drill)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import socket
 
 import typer
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from envrouter.cli.common import handle_errors
 
@@ -35,20 +37,34 @@ def serve(
     url = resolve_database_url(database_url)
     migrate.upgrade(url)
     typer.echo(f"envrouter: serving on http://{host}:{port} (database {_safe(url)})", err=True)
+    # httptools (C parser), no access log; every connection TCP_NODELAY (see NoDelayHttpTools)
+    options = {
+        "host": host,
+        "port": port,
+        "log_level": log_level,
+        "access_log": False,
+        "http": f"{__name__}:NoDelayHttpTools",
+        "backlog": 4096,
+    }
     if workers == 1:
-        uvicorn.run(create_app(url), host=host, port=port, log_level=log_level, access_log=False)
+        uvicorn.run(create_app(url), **options)
         return
     # several processes: each builds its own app from the URL passed in the environment
     os.environ["ENVROUTER_DATABASE_URL"] = url
-    uvicorn.run(
-        "envrouter.api.app:create_app",
-        factory=True,
-        workers=workers,
-        host=host,
-        port=port,
-        log_level=log_level,
-        access_log=False,
-    )
+    uvicorn.run("envrouter.api.app:create_app", factory=True, workers=workers, **options)
+
+
+class NoDelayHttpTools(HttpToolsProtocol):
+    """uvicorn's httptools protocol with TCP_NODELAY on every connection. With --workers > 1
+    uvicorn binds the listening socket itself (proto 0), so asyncio does not set TCP_NODELAY on
+    accepted connections; the response head and body then go out as two segments and Nagle's
+    algorithm holds the second until the client's delayed ACK: ~40 ms per keep-alive request."""
+
+    def connection_made(self, transport) -> None:  # noqa: ANN001
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().connection_made(transport)
 
 
 def _safe(url: str) -> str:

@@ -11,10 +11,16 @@ import json
 import os
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import typer
 
 from envrouter.cli.common import EXIT_FAILED, handle_errors
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from envrouter.ops.model import Status
 
 app = typer.Typer(help="State of the vrouter on this controller.", add_completion=False)
 
@@ -58,7 +64,8 @@ def status(
 
         print_status(st, reasons, Console())
     if reasons:
-        print("degraded: " + "; ".join(reasons), file=sys.stderr)
+        line = "; ".join(reasons).replace("\n", " ")
+        print(f"degraded: {line}", file=sys.stderr)
         sys.exit(EXIT_FAILED)
 
 
@@ -69,7 +76,7 @@ def _yes(value: bool | None, good: bool = True) -> str:
     return f"[{'green' if ok else 'red'}]{'yes' if value else 'no'}[/]"
 
 
-def print_status(st, reasons: list[str], console) -> None:  # noqa: C901 - one flat report
+def print_status(st: Status, reasons: list[str], console: Console) -> None:  # noqa: C901 - one flat report
     from rich.table import Table
 
     c = st.cluster
@@ -127,7 +134,10 @@ def print_status(st, reasons: list[str], console) -> None:  # noqa: C901 - one f
     for v in st.vips:
         vips.add_row(v.resource, v.address, " ".join(v.pacemaker_nodes) or "[red]nowhere[/red]",
                      "unknown" if v.here is None else ("yes" if v.here else "no"))
-    console.print(vips)
+    if st.vips:
+        console.print(vips)
+    else:
+        console.print("VIPs: unknown (no deployment document)")
 
     svc = Table(title="services in the namespace (this node)")
     for col in ("service", "state", "details"):

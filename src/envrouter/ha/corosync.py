@@ -21,6 +21,16 @@ HASHES = ("none", "md5", "sha1", "sha256", "sha384", "sha512")
 
 Node = tuple[str, int, str]  # (name, nodeid, ring0_addr)
 
+# Failure detection = token + consensus (a dead node is declared lost only after the token
+# timed out AND the survivors waited `consensus` for it in the new membership round). 400 ms
+# with consensus 1.2 x 400 = 480 ms: a crashed controller is noticed in ~0.9 s, which leaves
+# room for Pacemaker and the VIP start within the 1.5 s target. Safe on a LAN, where the token
+# circulates in well under a millisecond and corosync runs with real-time priority; NOT across
+# sites or with VMs that may be paused for longer than that (live migration, snapshots): there,
+# raise it (docs/ha.md, "Failover speed").
+DEFAULT_TOKEN_MS = 400
+CONSENSUS_FACTOR = 1.2
+
 
 def _block(name: str, body: list[str], indent: int = 0) -> list[str]:
     pad = "    " * indent
@@ -61,7 +71,7 @@ def validate_nodes(nodes: Sequence[Node]) -> None:
 def render_corosync_conf(
     cluster_name: str,
     nodes: Sequence[Node],
-    token_ms: int | None = 1000,
+    token_ms: int | None = DEFAULT_TOKEN_MS,
     token_coefficient: int | None = 0,
     *,
     transport: str = "knet",
@@ -72,9 +82,10 @@ def render_corosync_conf(
     """corosync.conf for a cluster of `nodes` = [(name, nodeid, ring0_addr), ...].
 
     `token_ms` / `token_coefficient` None leave corosync's defaults. With the defaults here
-    (token 1000 ms, coefficient 0) the effective token is 1000 ms and consensus 1200 ms whatever
-    the number of nodes: a crashed VIP holder is noticed in ~2.2 s instead of ~8 s. A two-node
-    cluster gets ``two_node: 1`` so it stays quorate when one node is gone.
+    (token 400 ms, coefficient 0, consensus written out as 1.2 x token = 480 ms) the effective
+    token does not grow with the number of nodes and a crashed VIP holder is noticed in ~0.9 s
+    instead of ~8 s with corosync's defaults (see DEFAULT_TOKEN_MS for the trade-off). A
+    two-node cluster gets ``two_node: 1`` so it stays quorate when one node is gone.
     """
     if not isinstance(cluster_name, str) or not _NAME_RE.match(cluster_name):
         raise ValidationError(
@@ -109,6 +120,8 @@ def render_corosync_conf(
     ]
     if token_ms is not None:
         totem.append(_kv("token", token_ms, 1))
+        # corosync's own default, written out so the file says what detection costs
+        totem.append(_kv("consensus", int(token_ms * CONSENSUS_FACTOR), 1))
     if token_coefficient is not None:
         totem.append(_kv("token_coefficient", token_coefficient, 1))
 

@@ -7,12 +7,16 @@ Names (docs/ha.md): primitives ``vrouter``, ``vip__<vip name>`` (``vip__vrouter`
 
 Constraints, and why:
 - the VIPs with each other and with the vrouter clone, started after it (mandatory);
-- conntrackd's promoted instance with the management VIP, and ``promote`` ordered before both
-  VIPs start: the new holder commits the external cache before traffic arrives. The order is
-  Optional (it binds when both happen in one transition, i.e. at every failover and switchover)
-  so that a conntrackd restart on the holder (kill -9 drill) does not restart the VIPs: the
-  kernel's conntrack table, not the daemon, carries the flows meanwhile. The VIPs lead and
-  conntrackd follows them (not the other way round) for the same reason;
+- conntrackd's promoted instance with the management VIP. The new holder must commit the
+  external cache before traffic arrives: the VIP agent itself does it (``conntrackd -c`` on the
+  node's instance, parameter ``conntrackd_conf``) right before it adds the address, so no order
+  chains the VIP start behind demote (old holder) and promote (new holder) — that chain of
+  agent runs was most of a switchover's outage. promote (commit again, flush, resync, bulk)
+  runs in the same transition, in parallel. A conntrackd restart on the holder (kill -9 drill)
+  does not restart the VIPs: the kernel's conntrack table, not the daemon, carries the flows
+  meanwhile. The VIPs lead and conntrackd follows them (not the other way round) for the same
+  reason. No notifications (notify=false): each would add a round of agent runs on every
+  controller to every promote/demote, for nothing the FTFW sync does not already do;
 - dns and ntp clones with the vrouter clone, after it; all clones interleaved, so one node's
   restart never restarts the others' instances;
 - ping_upstream (ocf:pacemaker:ping) against the public gateway on every controller; a node whose
@@ -64,6 +68,10 @@ class LayoutOptions:
     ping_dampen: str = "2s"
     ping_interval: str = "2s"
     vip_monitor_interval: str = "2s"
+    # Pacemaker throttles its actions (one at a time) when a node's load passes load-threshold
+    # (default 80% of the CPUs): a busy controller then moves the VIPs in several seconds
+    # instead of a fraction of one. A router's actions are light; do not throttle them.
+    load_threshold: str = "1000%"
     extra_cluster_options: dict[str, str] = field(default_factory=dict)
 
 
@@ -161,15 +169,20 @@ def build_layout(doc: DeploymentDocument, options: LayoutOptions | None = None) 
     vclone = clone_id(VROUTER)
 
     vip_ids = []
+    commit = {}
+    if vr.conntrack_sync:
+        from envrouter.services import conntrackd as ctd
+
+        commit = {"conntrackd_conf": str(ctd.paths_for(vr).file(ctd.CONF))}
     for vip, extra in ((vr.vip_management, {}), (vr.vip_public, {"gateway": vr.public_gateway})):
         port = vr.management_port if vip.role == "management" else vr.public_port
         rid = vip_id(vip)
         vip_ids.append(rid)
         params = {"namespace": vr.namespace, "port": port, "ip": vip.address,
-                  "cidr_netmask": str(vip.prefixlen), **extra}
+                  "cidr_netmask": str(vip.prefixlen), **extra, **commit}
         resources.append(_primitive(rid, "ocf", PROVIDER, "vip", params, [
             *_start_stop("20s", "20s"),
-            {"name": "monitor", "interval": opts.vip_monitor_interval, "timeout": "10s"}]))
+            {"name": "monitor", "interval": opts.vip_monitor_interval, "timeout": "20s"}]))
     mgmt_vip, pub_vip = vip_ids
     for rid in vip_ids:
         constraints.append(_colocation(f"{rid}-with-vrouter", rid, vclone))
@@ -181,20 +194,16 @@ def build_layout(doc: DeploymentDocument, options: LayoutOptions | None = None) 
         prim = _primitive(CONNTRACKD, "ocf", PROVIDER, "conntrackd", doc_param, [
             *_start_stop("30s", "30s"),
             {"name": "promote", "timeout": "30s"}, {"name": "demote", "timeout": "30s"},
-            {"name": "notify", "timeout": "30s"},
             {"name": "monitor", "interval": "5s", "timeout": "20s", "role": "Promoted"},
             {"name": "monitor", "interval": "10s", "timeout": "20s", "role": "Unpromoted"}])
         resources.append(_clone(prim, {
             "promotable": "true", "promoted-max": "1", "promoted-node-max": "1",
-            "clone-node-max": "1", "notify": "true", **interleave}))
+            "clone-node-max": "1", "notify": "false", **interleave}))
         cclone = clone_id(CONNTRACKD)
         constraints.append(_colocation("conntrackd-with-vrouter", cclone, vclone))
         constraints.append(_order("vrouter-then-conntrackd", vclone, cclone))
         constraints.append(_colocation(f"conntrackd-promoted-with-{mgmt_vip}", cclone, mgmt_vip,
                                        rsc_role="Promoted"))
-        for rid in vip_ids:
-            constraints.append(_order(f"conntrackd-promote-then-{rid}", cclone, rid,
-                                      first_action="promote", kind="Optional"))
 
     for name in (DNS, NTP):
         resources.append(_clone(_primitive(name, "ocf", PROVIDER, name, doc_param, [
@@ -212,6 +221,7 @@ def build_layout(doc: DeploymentDocument, options: LayoutOptions | None = None) 
     cluster = {
         "stonith-enabled": "true" if opts.stonith_enabled else "false",
         "no-quorum-policy": opts.no_quorum_policy,
+        "load-threshold": opts.load_threshold,
         **opts.extra_cluster_options,
     }
     defaults = {

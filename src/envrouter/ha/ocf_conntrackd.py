@@ -39,8 +39,11 @@ from envrouter.services import conntrackd
 from envrouter.services.process import Daemon
 
 PROMOTED_FILE = "promoted"
-PROMOTED_SCORE = "1000"
-UNPROMOTED_SCORE = "100"
+# One promotion score for every running instance, set at start and never changed: which
+# instance is promoted follows from its colocation with the VIPs. A score that changed on
+# promote/demote would abort the transition in flight (a CIB change) and schedule the rest of a
+# failover in a new one — seconds more on a busy cluster.
+PROMOTION_SCORE = "100"
 
 
 def _build(doc: DeploymentDocument, ctx: Context) -> Daemon:
@@ -109,7 +112,7 @@ def start(ctx: Context) -> int:
             conntrackd.command(d.paths, "-n")
         except InfraError as exc:
             ctx.log("warning", f"resync request failed: {exc}")
-    _set_promotion_score(ctx, UNPROMOTED_SCORE)
+    _set_promotion_score(ctx, PROMOTION_SCORE)
     return OCF_SUCCESS
 
 
@@ -130,7 +133,7 @@ def monitor(ctx: Context) -> int:
         return OCF_ERR_GENERIC
     promoted = d.paths.file(PROMOTED_FILE).exists()
     if ctx.is_probe:  # the attribute lives until reboot only: restore it after a restart
-        _set_promotion_score(ctx, PROMOTED_SCORE if promoted else UNPROMOTED_SCORE)
+        _set_promotion_score(ctx, PROMOTION_SCORE)
     return OCF_RUNNING_PROMOTED if promoted else OCF_SUCCESS
 
 
@@ -144,7 +147,6 @@ def promote(ctx: Context) -> int:
         _commands(d, [["-c"], ["-f"], ["-R"], ["-B"]])
         marker.write_text("promoted\n")
         ctx.log("info", f"conntrackd promoted in {d.namespace}: external cache committed")
-    _set_promotion_score(ctx, PROMOTED_SCORE)
     return OCF_SUCCESS
 
 
@@ -158,7 +160,6 @@ def demote(ctx: Context) -> int:
         _commands(d, [["-t"], ["-f", "internal"], ["-n"]])
         marker.unlink()
         ctx.log("info", f"conntrackd demoted in {d.namespace}")
-    _set_promotion_score(ctx, UNPROMOTED_SCORE)
     return OCF_SUCCESS
 
 

@@ -1,14 +1,24 @@
 """OCF agent ocf:envrouter:vip — one VIP inside the vrouter namespace.
 
-start: the address on the port, gratuitous ARP (always, even when already present), and for
-the public VIP (``gateway`` set) the metric-0 default route via the public gateway with the VIP
-as source. stop removes them. monitor: address present -> 0, else 7; a missing public route is
-re-added (it drifts when the link flaps) rather than reported.
+start: with ``conntrackd_conf`` set, first commit the node's conntrackd external cache into the
+kernel (``conntrackd -C CONF -c``; the synced flows must be known before their packets arrive
+here, or the new holder resets them); then the address on the port, for the public VIP
+(``gateway`` set) the metric-0 default route via the public gateway with the VIP as source, and
+gratuitous ARP (always, even when the address was present). stop removes them. monitor:
+address present -> 0, else 7; a missing public route is re-added (it drifts when the link
+flaps) rather than reported.
+
+Speed: `envrouter.ha.install` writes this agent as a /bin/sh script whose start and stop do the
+same with `ip` and `arping` (exit codes only, no output parsed) without starting Python — the
+VIP start is on the critical path of every failover. It falls back to this module whenever a
+command fails (which then reports the error properly), and for every other action.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
+import subprocess
 
 from envrouter.errors import ValidationError
 from envrouter.ha.ocf_base import (
@@ -49,13 +59,30 @@ def validate(ctx: Context) -> int:
     return OCF_SUCCESS
 
 
+def commit_conntrack(ctx: Context) -> None:
+    """Commit the local conntrackd's external cache into the kernel table, if it runs here."""
+    conf = ctx.params.get("conntrackd_conf") or ""
+    if not conf or not os.path.exists(conf):
+        return
+    try:
+        proc = subprocess.run(["conntrackd", "-C", conf, "-c"], capture_output=True, text=True,
+                              timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        ctx.log("warning", f"conntrackd commit: {exc}")
+        return
+    if proc.returncode != 0:  # not running (yet): nothing to commit, the VIP must still start
+        ctx.log("warning", f"conntrackd commit: {(proc.stderr or proc.stdout).strip()}")
+
+
 def start(ctx: Context) -> int:
     from envrouter.agent import vip
 
     ns, port, ip, mask, gw, arp = _params(ctx)
-    vip.add_vip(ns, port, ip, mask, arp_count=arp)
+    commit_conntrack(ctx)
+    vip.add_vip(ns, port, ip, mask, arp_count=0)
     if gw is not None:
         vip.set_public_default_route(ns, gw, port, ip)
+    vip.announce(ns, port, ip, arp)
     return OCF_SUCCESS
 
 
@@ -96,12 +123,15 @@ AGENT = Agent(
               "If set: the default route via this gateway, source the VIP (public VIP only)."),
         Param("arp_count", "gratuitous ARPs", "Number of gratuitous ARPs sent on start.",
               type="integer", default="2"),
+        Param("conntrackd_conf", "conntrackd configuration",
+              "If set and present: the configuration of this node's conntrackd instance, whose "
+              "external cache is committed into the kernel before the address is added."),
     ],
     handlers={"start": start, "stop": stop, "monitor": monitor, "validate-all": validate},
     actions=[
         Action("start", timeout="20s"),
         Action("stop", timeout="20s"),
-        Action("monitor", timeout="10s", interval="2s", depth="0"),
+        Action("monitor", timeout="20s", interval="2s", depth="0"),
         Action("meta-data", timeout="5s"),
         Action("validate-all", timeout="10s"),
     ],

@@ -100,11 +100,9 @@ def collect_cluster(run: Run = run_command, timeout: float = 20.0) -> ClusterSta
     proc = run(["crm_mon", "-1", "--output-as=xml"], timeout)
     if proc.stdout.strip().startswith("<"):
         try:
-            state = parse_crm_mon(proc.stdout)
+            return parse_crm_mon(proc.stdout)
         except ParseError as exc:
             return ClusterState(available=False, error=str(exc))
-        if state.available or proc.returncode == 0:
-            return state
     return ClusterState(available=False, error=f"crm_mon: {_why(proc)}")
 
 
@@ -263,7 +261,11 @@ def collect(opts: CollectOptions | None = None, run: Run = run_command) -> Statu
             for vip, port in ((vr.vip_management, vr.management_port),
                               (vr.vip_public, vr.public_port)):
                 rid = f"vip__{vip.name}"
-                here = vip_present(namespace, port, vip.address) if present else False
+                try:
+                    here: bool | None = (vip_present(namespace, port, vip.address)
+                                         if present else False)
+                except Exception:  # noqa: BLE001 - netlink refused: unknown, not "absent"
+                    here = None
                 vips.append(VipStatus(name=vip.name, resource=rid, address=vip.address,
                                       pacemaker_nodes=cluster.active_nodes(rid)
                                       if cluster.available else [], here=here))
@@ -273,10 +275,10 @@ def collect(opts: CollectOptions | None = None, run: Run = run_command) -> Statu
             conntrackd=ct_f.result(),
             conntrack=(table_f.result() if table_f else
                        ConntrackTable(None, None, f"namespace {namespace} missing")),
+            # without a document the listen address is unknown: DNS is not checked
             dns=(dns_f.result() if dns_f else
-                 DnsStatus(listen=None, answering=False,
-                           error=f"namespace {namespace} missing" if vr is not None
-                           else "no document: listen address unknown")),
+                 DnsStatus(listen=vr.namespace_management_address, answering=False,
+                           error=f"namespace {namespace} missing") if vr is not None else None),
             ntp=ntp_f.result(),
             expected_resources=expected_resources(vr),
             collected_at=time.time(),

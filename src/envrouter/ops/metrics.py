@@ -220,15 +220,16 @@ class StatusCollector(Collector):
                     m = _g(name, doc)
                     m.add_metric([], value)
                     yield m
-            m = _g("ntp_sources_reachable", "reachable NTP sources", ["kind"])
-            m.add_metric(["upstream"], sum(1 for s in n.sources if s.upstream and s.reachable))
-            m.add_metric(["peer"], sum(1 for s in n.sources if not s.upstream and s.reachable))
-            yield m
-            m = _g("ntp_source_reach", "the source's 8-bit reach register (255 = last 8 polls "
-                   "answered)", ["source", "kind"])
-            for s in n.sources:
-                m.add_metric([s.address, "upstream" if s.upstream else "peer"], s.reach)
-            yield m
+            if n.answering:  # sources are only known from a daemon that answered
+                m = _g("ntp_sources_reachable", "reachable NTP sources", ["kind"])
+                m.add_metric(["upstream"], sum(1 for s in n.sources if s.upstream and s.reachable))
+                m.add_metric(["peer"], sum(1 for s in n.sources if not s.upstream and s.reachable))
+                yield m
+                m = _g("ntp_source_reach", "the source's 8-bit reach register (255 = last 8 polls "
+                       "answered)", ["source", "kind"])
+                for s in n.sources:
+                    m.add_metric([s.address, "upstream" if s.upstream else "peer"], s.reach)
+                yield m
 
 
 def registry_for(status: Status, reasons: list[str]) -> CollectorRegistry:

@@ -80,9 +80,11 @@ def parse_crm_mon(xml_text: str) -> ClusterState:
         raise ParseError("crm_mon", f"root element <{root.tag}>, expected <pacemaker-result>")
     status = root.find("status")
     if status is not None and status.get("code", "0") != "0":
+        errors = [e.text.strip() for e in status.iter("error") if e.text and e.text.strip()]
+        detail = f": {errors[-1]}" if errors else ""
         return ClusterState(available=False,
                             error=f"crm_mon: {status.get('message', 'error')} "
-                                  f"(code {status.get('code')})")
+                                  f"(code {status.get('code')}){detail}")
     summary = root.find("summary")
     if summary is None:
         raise ParseError("crm_mon", "no <summary>")

@@ -69,15 +69,25 @@ def delete_node(node_id: Id, db: WriteDB) -> Response:
     return Response(status_code=204)
 
 
-def _document_json(request: Request, **key: object) -> tuple[int, str]:
+def _document_json(request: Request, **key: object) -> tuple[int | None, int, str]:
     """Auth, then the cached document, in one worker-thread hop: the agents' hot path (a
-    dependency chain would cost one thread hop per dependency)."""
+    dependency chain would cost one thread hop per dependency). Also the database generation
+    sampled before the read, for the fast path (api/fastpath.py)."""
     reader(request)
+    generation = request.app.state.fast_documents.generation()
     with request.app.state.db.read_session() as session:
         try:
-            return request.app.state.documents.document_json(session, **key)
+            env_id, body = request.app.state.documents.document_json(session, **key)
         finally:
             session.rollback()
+    return generation, env_id, body
+
+
+def _answer(request: Request, generation: int | None, body: str) -> Response:
+    request.app.state.fast_documents.remember(
+        request.scope["path"], generation, body, request.scope.get("route")
+    )
+    return Response(body, media_type="application/json")
 
 
 @router.get(
@@ -92,16 +102,16 @@ async def document_by_hostname(
         rules.validate_hostname(hostname)
     except ValidationError:
         raise NotFoundError("node", hostname) from None
-    _env_id, body = await run_in_threadpool(_document_json, request, hostname=hostname)
-    return Response(body, media_type="application/json")
+    generation, _env_id, body = await run_in_threadpool(_document_json, request, hostname=hostname)
+    return _answer(request, generation, body)
 
 
 @router.get("/environments/{env_id}/nodes/{node_id}/document", response_model=DeploymentDocument)
 async def document(env_id: Id, node_id: Id, request: Request) -> Response:
-    found_env, body = await run_in_threadpool(_document_json, request, node_id=node_id)
+    generation, found_env, body = await run_in_threadpool(_document_json, request, node_id=node_id)
     if found_env != env_id:
         raise NotFoundError("node", node_id)
-    return Response(body, media_type="application/json")
+    return _answer(request, generation, body)
 
 
 @router.get(

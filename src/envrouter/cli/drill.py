@@ -1,0 +1,51 @@
+"""`envrouter lab drill` — failover drills in the lab (registered on the lab group)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import typer
+
+from envrouter.cli.common import EXIT_FAILED, handle_errors
+from envrouter.lab.topology import DEFAULT_STATE_DIR
+
+DRILL_HELP = "hard-kill | standby | partition | daemon-kill | upstream-link | all"
+
+
+@handle_errors
+def drill(
+    name: str = typer.Argument(..., help=DRILL_HELP),
+    tcp: int = typer.Option(3, "--tcp", help="TCP connections per compute node"),
+    udp: int = typer.Option(2, "--udp", help="UDP flows per compute node"),
+    restore: bool = typer.Option(True, "--restore/--no-restore",
+                                 help="put the lab back after each drill"),
+    as_json: bool = typer.Option(False, "--json", help="print the reports as JSON"),
+    state_dir: str = typer.Option(DEFAULT_STATE_DIR, "--state-dir",
+                                  envvar="ENVROUTER_LAB_STATE_DIR",
+                                  help="where the lab keeps its nodes' files and state"),
+) -> None:
+    """Run a failover drill while traffic flows through the NAT; print its report. Exits
+    non-zero if a connection or flow was lost or the VIPs did not end where they should."""
+    from rich.console import Console
+
+    from envrouter.errors import ValidationError
+    from envrouter.lab.drill_report import format_report, verdict
+    from envrouter.lab.drills import DRILLS, DrillOptions, run_drills
+    from envrouter.lab.nodes import Lab, check_prerequisites
+
+    names = list(DRILLS) if name == "all" else [name]
+    if names[0] not in DRILLS:
+        raise ValidationError("drill", "name", f"{name!r}: one of {DRILL_HELP}")
+    check_prerequisites()
+    lab = Lab.load(state_dir)
+    console = Console(stderr=as_json)
+    reports = run_drills(lab, names, DrillOptions(tcp, udp, restore),
+                         log=lambda s: console.print(f"[dim]{s}[/dim]"))
+    if as_json:
+        print(json.dumps([r.to_dict() for r in reports], indent=2))
+    else:
+        for r in reports:
+            console.print(format_report(r), highlight=False, markup=False)
+    if any(verdict(r) for r in reports):
+        sys.exit(EXIT_FAILED)

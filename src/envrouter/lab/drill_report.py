@@ -1,0 +1,247 @@
+"""Failover drills: analysis of the traffic records, the report and its verdict (pure).
+
+The drill runner (`envrouter.lab.drills`) collects, for one drill:
+- the ping output of every compute node (``ping -D -O``),
+- the client-side and server-side records of every TCP and UDP flow
+  (`envrouter.lab.traffic`), with wall-clock receive times,
+- when the fault was injected and where the VIPs were before and after.
+
+Everything here turns those into numbers and a verdict without touching anything.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+# a flow must still deliver data this close to the end of the run to count as alive
+ALIVE_TAIL = 1.5  # s
+# how far the outage figures may be from the target and still print as "ok"
+HARD_TARGET_MS = 1500
+PLANNED_TARGET_MS = 200
+
+_REPLY_RE = re.compile(r"^\[(\d+\.\d+)\] \d+ bytes from [^:]+: icmp_seq=(\d+) .*time=")
+_SUMMARY_RE = re.compile(r"(\d+) packets transmitted, (\d+) (?:packets )?received")
+
+
+@dataclass(frozen=True)
+class Gap:
+    seconds: float
+    start: float | None  # wall-clock time the gap began (the last event before it)
+
+
+def longest_gap(times: list[float], start: float, end: float) -> Gap:
+    """Longest interval without an event in [start, end]: between consecutive events, from
+    `start` to the first one and from the last one to `end` (a flow that died shows it)."""
+    points = sorted(t for t in times if start <= t <= end)
+    if not points:
+        return Gap(end - start, start)
+    best = Gap(points[0] - start, start)
+    for a, b in zip(points, points[1:], strict=False):
+        if b - a > best.seconds:
+            best = Gap(b - a, a)
+    if end - points[-1] > best.seconds:
+        best = Gap(end - points[-1], points[-1])
+    return best
+
+
+@dataclass(frozen=True)
+class Ping:
+    times: list[float]  # reply times (wall clock, from ping -D)
+    seqs: list[int]
+    transmitted: int
+    received: int
+
+    @property
+    def lost(self) -> int:
+        return max(0, self.transmitted - self.received)
+
+
+def parse_ping(text: str) -> Ping:
+    times: list[float] = []
+    seqs: list[int] = []
+    seen: set[int] = set()
+    transmitted = received = 0
+    for line in text.splitlines():
+        m = _REPLY_RE.match(line)
+        if m and "DUP!" not in line:
+            seq = int(m.group(2))
+            if seq not in seen:
+                seen.add(seq)
+                times.append(float(m.group(1)))
+                seqs.append(seq)
+            continue
+        s = _SUMMARY_RE.search(line)
+        if s:
+            transmitted, received = int(s.group(1)), int(s.group(2))
+    if transmitted == 0 and seqs:  # no summary (ping killed): count from the sequence numbers
+        transmitted, received = max(seqs) + 1, len(seqs)
+    return Ping(times, seqs, transmitted, received)
+
+
+@dataclass
+class FlowResult:
+    flow: str
+    kind: str  # tcp | udp | icmp
+    survived: bool
+    longest_gap_ms: float
+    reason: str = ""  # why it did not survive
+
+
+def _alive_until_end(times: list[float], t_fault: float, t_end: float) -> str:
+    """'' if the flow delivered after the fault and until the end, else why not."""
+    after = [t for t in times if t > t_fault]
+    if not after:
+        return "nothing received after the fault"
+    if t_end - after[-1] > ALIVE_TAIL:
+        return f"stopped {t_end - after[-1]:.1f} s before the end"
+    return ""
+
+
+def tcp_result(client: dict[str, Any], server: dict[str, Any] | None, t_start: float,
+               t_fault: float, t_end: float) -> FlowResult:
+    """A TCP connection survived if neither side saw an error (reset, EOF, corrupt counters)
+    and both directions delivered data after the fault and until the end."""
+    flow = client["flow"]
+    gap = longest_gap(client["rx_times"], t_start, t_end).seconds
+    reasons = []
+    if client.get("error"):
+        reasons.append(f"client: {client['error']}")
+    if server is None:
+        reasons.append("the server never saw this connection")
+    else:
+        gap = max(gap, longest_gap(server["rx_times"], t_start, t_end).seconds)
+        # the server sees the client's own closing at the end: only an error it met before
+        # the client closed counts
+        client_closed = client.get("closed_at")
+        if server.get("error") and (client_closed is None or server.get("closed_at") is None
+                                    or server["closed_at"] < client_closed):
+            reasons.append(f"server: {server['error']}")
+        why = _alive_until_end(server["rx_times"], t_fault, t_end)
+        if why:
+            reasons.append(f"upload {why}")
+    why = _alive_until_end(client["rx_times"], t_fault, t_end)
+    if why:
+        reasons.append(f"download {why}")
+    return FlowResult(flow, "tcp", not reasons, round(gap * 1000, 1), "; ".join(reasons))
+
+
+def udp_result(rec: dict[str, Any], t_start: float, t_fault: float, t_end: float) -> FlowResult:
+    """A UDP flow survived if answers resumed and went on until the end, and the server saw
+    one source address:port the whole time (the NAT mapping was kept)."""
+    reasons = []
+    why = _alive_until_end(rec["rx_times"], t_fault, t_end)
+    if why:
+        reasons.append(why)
+    sources = rec.get("seen_sources") or []
+    if len(sources) > 1:
+        reasons.append(f"NAT mapping changed: {' -> '.join(sources)}")
+    gap = longest_gap(rec["rx_times"], t_start, t_end).seconds
+    return FlowResult(rec["flow"], "udp", not reasons, round(gap * 1000, 1), "; ".join(reasons))
+
+
+def icmp_result(name: str, ping: Ping, t_start: float, t_fault: float,
+                t_end: float) -> FlowResult:
+    why = _alive_until_end(ping.times, t_fault, t_end)
+    gap = longest_gap(ping.times, t_start, t_end).seconds
+    return FlowResult(f"{name}-icmp", "icmp", not why, round(gap * 1000, 1), why)
+
+
+@dataclass
+class DrillReport:
+    drill: str
+    holder_before: str
+    holders_after: dict[str, list[str]]  # VIP name -> controllers whose namespace holds it
+    expect_move: bool
+    t_fault: float
+    t_end: float
+    vips_moved_after_ms: float | None  # fault -> VIPs seen on the new holder (None: not seen)
+    longest_gap_ms: float  # the longest ping gap over all compute nodes: the outage
+    packets_lost: int
+    packets_sent: int
+    flows: list[FlowResult] = field(default_factory=list)
+    dc_before: str | None = None
+    notes: list[str] = field(default_factory=list)  # extra checks that failed (verdict)
+
+    def count(self, kind: str) -> tuple[int, int]:
+        of_kind = [f for f in self.flows if f.kind == kind]
+        return sum(f.survived for f in of_kind), len(of_kind)
+
+    @property
+    def holder_after(self) -> str | None:
+        holders = {h for hs in self.holders_after.values() for h in hs}
+        return holders.pop() if len(holders) == 1 else None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["holder_after"] = self.holder_after
+        for kind in ("tcp", "udp", "icmp"):
+            ok, total = self.count(kind)
+            out[f"{kind}_surviving"], out[f"{kind}_total"] = ok, total
+        out["failures"] = verdict(self)
+        return out
+
+
+def vip_problems(holders_after: dict[str, list[str]], holder_before: str,
+                 expect_move: bool) -> list[str]:
+    """Each VIP on exactly one namespace, both on the same node, moved (or not) as expected."""
+    problems = []
+    for vip, holders in sorted(holders_after.items()):
+        if len(holders) > 1:
+            problems.append(f"split brain: {vip} held by {', '.join(holders)}")
+        elif not holders:
+            problems.append(f"{vip} held by no controller")
+    nodes = {h for hs in holders_after.values() for h in hs}
+    if len(nodes) > 1 and not any(len(h) > 1 for h in holders_after.values()):
+        problems.append(f"the VIPs are apart: {holders_after}")
+    if len(nodes) == 1:
+        (node,) = nodes
+        if expect_move and node == holder_before:
+            problems.append(f"the VIPs did not move off {holder_before}")
+        if not expect_move and node != holder_before:
+            problems.append(f"the VIPs moved from {holder_before} to {node} (they should stay)")
+    return problems
+
+
+def verdict(report: DrillReport) -> list[str]:
+    """Why the drill failed ([] = it passed): a lost connection or flow, VIPs misplaced."""
+    failures = [f"{f.kind} {f.flow} lost: {f.reason}" for f in report.flows if not f.survived]
+    failures += vip_problems(report.holders_after, report.holder_before, report.expect_move)
+    failures += report.notes
+    return failures
+
+
+def format_report(report: DrillReport) -> str:
+    tcp, udp, icmp = report.count("tcp"), report.count("udp"), report.count("icmp")
+    after = report.holder_after or ", ".join(
+        f"{vip}: {' '.join(h) or 'nowhere'}" for vip, h in sorted(report.holders_after.items()))
+    moved = ("not seen" if report.vips_moved_after_ms is None
+             else f"{report.vips_moved_after_ms:.0f} ms after the fault")
+    lines = [
+        f"drill {report.drill}: VIP holder before {report.holder_before}"
+        + (f" (DC {report.dc_before})" if report.dc_before else ""),
+        f"  longest gap (ping every 50 ms): {report.longest_gap_ms:.0f} ms",
+        f"  packets lost: {report.packets_lost} of {report.packets_sent}",
+        f"  TCP connections surviving: {tcp[0]}/{tcp[1]}",
+        f"  UDP flows surviving: {udp[0]}/{udp[1]}",
+        f"  ICMP flows surviving: {icmp[0]}/{icmp[1]}",
+        f"  VIPs ended up on: {after}"
+        + (f" (moved, {moved})" if report.expect_move else " (expected to stay)"),
+    ]
+    worst = sorted((f for f in report.flows if f.kind != "icmp"),
+                   key=lambda f: -f.longest_gap_ms)[:1]
+    if worst:
+        lines.append(f"  longest TCP/UDP gap: {worst[0].longest_gap_ms:.0f} ms ({worst[0].flow})")
+    failures = verdict(report)
+    lines.append("  verdict: " + ("PASS" if not failures else "FAIL"))
+    lines += [f"    - {f}" for f in failures]
+    return "\n".join(lines)
+
+
+def summarize(values: list[float]) -> dict[str, float | None]:
+    """Median and max of a series (bench)."""
+    if not values:
+        return {"median": None, "max": None}
+    return {"median": round(statistics.median(values), 1), "max": round(max(values), 1)}

@@ -1,0 +1,274 @@
+"""The upgrade plan: pure functions of documents, observations and recorded progress.
+
+Order (docs/upgrade.md): migrate the schema; reserve the two VIPs; check every controller has
+what the new resources need; enable the vrouter; deploy it on the controllers (agent, OCF
+agents, Pacemaker layout); wait until both VIPs answer; then move every other node whose host
+section changes, one at a time, each checked before the next.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from envrouter.document import DeploymentDocument, DocVrouter
+from envrouter.errors import ValidationError
+
+# step kinds
+MIGRATE = "migrate"
+RESERVE = "reserve-vips"
+CHECK_PACKAGES = "check-packages"
+ENABLE = "enable"
+DEPLOY_VROUTER = "deploy-vrouter"
+HA_INSTALL = "ha-install"
+HA_APPLY = "ha-apply"
+WAIT_VIPS = "wait-vips"
+MOVE = "move"
+
+# steps run again on every run (they only look): never skipped by recorded progress
+ALWAYS = frozenset({CHECK_PACKAGES, WAIT_VIPS})
+
+# node states in the final report
+MOVED = "moved"
+NOT_MOVED = "not moved"
+MOVED_BACK = "moved back"
+
+# where the upgrade puts the documents it pushes to a node
+NODE_STATE_DIR = "/var/lib/envrouter"
+NODE_DOCUMENT = f"{NODE_STATE_DIR}/document.json"
+PUSHED_DOCUMENT = f"{NODE_STATE_DIR}/upgrade-document.json"
+
+
+@dataclass(frozen=True)
+class Step:
+    kind: str
+    node: str | None
+    text: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.node}" if self.node else self.kind
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the database says before the upgrade touches it."""
+
+    revision: str | None
+    head: str
+    vips_reserved: bool  # both VIPs and every controller's namespace address
+    enabled: bool
+    vips: Mapping[str, str] = field(default_factory=dict)  # name -> address (after reserving)
+
+
+def nodes_to_move(
+    before: Mapping[str, DeploymentDocument],
+    after: Mapping[str, DeploymentDocument],
+    controllers: Sequence[str],
+) -> list[str]:
+    """Every node other than a controller whose host section (gateway, resolver, NTP) changes,
+    by hostname."""
+    out = []
+    for name in sorted(after):
+        if name in controllers:
+            continue
+        if name not in before:
+            raise ValidationError(f"node {name!r}", "document", "no document before the upgrade")
+        if before[name].host != after[name].host:
+            out.append(name)
+    return out
+
+
+def _check_after(after: Mapping[str, DeploymentDocument], controllers: Sequence[str]) -> None:
+    if not controllers:
+        raise ValidationError("environment", "nodes", "no controller: nowhere to run the vrouter")
+    for c in controllers:
+        if c not in after:
+            raise ValidationError(f"node {c!r}", "document", "controller without a document")
+        if after[c].vrouter is None:
+            raise ValidationError(
+                f"node {c!r}", "vrouter",
+                "the vrouter would not be active for this controller (it needs a public address "
+                "and a namespace address)",
+            )
+
+
+def plan_upgrade(
+    before: Mapping[str, DeploymentDocument],
+    after: Mapping[str, DeploymentDocument],
+    controllers: Sequence[str],
+    observed: Observed,
+    done: Sequence[str] = (),
+    moved: Sequence[str] = (),
+) -> list[Step]:
+    """The steps still to run. `done`: step keys recorded as done; `moved`: nodes recorded as
+    moved (a node recorded "moved back" is tried again)."""
+    controllers = sorted(controllers)
+    _check_after(after, controllers)
+    done_set = set(done)
+    steps: list[Step] = []
+    if observed.revision != observed.head:
+        old = observed.revision or "empty"
+        steps.append(Step(MIGRATE, None, f"migrate the database schema {old} -> {observed.head}"))
+    if not observed.vips_reserved:
+        vips = ", ".join(f"{k} {v}" for k, v in sorted(observed.vips.items()))
+        steps.append(Step(RESERVE, None, f"reserve the VIPs ({vips}) and the controllers' "
+                                         "vrouter namespace addresses"))
+    for c in controllers:
+        pkgs = ", ".join(required_packages(after[c].vrouter))  # type: ignore[arg-type]
+        steps.append(Step(CHECK_PACKAGES, c, f"check {c} has {pkgs}"))
+    if not observed.enabled:
+        steps.append(Step(ENABLE, None, "enable the vrouter in the control plane"))
+    for c in controllers:
+        steps.append(Step(DEPLOY_VROUTER, c, f"agent apply --scope vrouter on {c}"))
+    for c in controllers:
+        steps.append(Step(HA_INSTALL, c, f"install the OCF agents on {c}"))
+    steps.append(Step(HA_APPLY, controllers[0],
+                      f"apply the Pacemaker layout (from {controllers[0]})"))
+    any_doc = after[controllers[0]].vrouter
+    assert any_doc is not None
+    steps.append(Step(WAIT_VIPS, controllers[0],
+                      f"wait until the VIPs {any_doc.vip_management.address} and "
+                      f"{any_doc.vip_public.address} answer (from {controllers[0]})"))
+    moved_set = set(moved)
+    for name in nodes_to_move(before, after, controllers):
+        if name in moved_set:
+            continue
+        old, new = before[name].host, after[name].host
+        steps.append(Step(MOVE, name, f"move {name}: default route {old.gateway} -> "
+                                      f"{new.gateway}, DNS/NTP -> "
+                                      f"{', '.join(new.dns_servers)}; then check it"))
+    return [s for s in steps if s.kind in ALWAYS or s.key not in done_set]
+
+
+def final_states(
+    before: Mapping[str, DeploymentDocument],
+    after: Mapping[str, DeploymentDocument],
+    controllers: Sequence[str],
+    recorded: Mapping[str, str],
+) -> dict[str, str]:
+    """Every node to move with its state: moved / moved back / not moved."""
+    return {n: recorded.get(n, NOT_MOVED) for n in nodes_to_move(before, after, controllers)}
+
+
+# ----------------------------------------------------------------------- package check
+
+
+# binary -> the Debian package that ships it
+BINARY_PACKAGES: dict[str, str] = {
+    "nft": "nftables",
+    "conntrack": "conntrack",
+    "conntrackd": "conntrackd",
+    "dnsmasq": "dnsmasq-base",
+    "chronyd": "chrony",
+    "arping": "iputils-arping",
+    "cibadmin": "pacemaker-cli-utils",
+    "crm_attribute": "pacemaker-cli-utils",
+    "ovs-vsctl": "openvswitch-switch",
+}
+# packages without a binary of their own the resources need (ocf:pacemaker:ping)
+EXTRA_PACKAGES = ("pacemaker-resource-agents",)
+
+
+def required_binaries(vrouter: DocVrouter) -> list[str]:
+    out = ["nft", "dnsmasq", "chronyd", "arping", "cibadmin", "crm_attribute", "conntrack"]
+    if vrouter.conntrack_sync:
+        out.append("conntrackd")
+    if vrouter.bridge_kind == "ovs":
+        out.append("ovs-vsctl")
+    return out
+
+
+def required_packages(vrouter: DocVrouter) -> list[str]:
+    pkgs = {BINARY_PACKAGES[b] for b in required_binaries(vrouter)} | set(EXTRA_PACKAGES)
+    return sorted(pkgs)
+
+
+DPKG_FORMAT = "${Package}\\t${db:Status-Status}\\n"
+
+
+def package_check_argv(vrouter: DocVrouter) -> list[str]:
+    return ["dpkg-query", "-W", "-f", DPKG_FORMAT, *required_packages(vrouter)]
+
+
+def binary_check_argv(vrouter: DocVrouter) -> list[str]:
+    return ["which", *required_binaries(vrouter)]
+
+
+def missing_packages(vrouter: DocVrouter, dpkg_stdout: str) -> list[str]:
+    """The required packages `dpkg-query -W -f DPKG_FORMAT` did not report as installed."""
+    installed = set()
+    for line in dpkg_stdout.splitlines():
+        parts = line.split("\t")
+        if len(parts) == 2 and parts[1].strip() == "installed":
+            installed.add(parts[0].split(":")[0].strip())
+    return [p for p in required_packages(vrouter) if p not in installed]
+
+
+def missing_binaries(vrouter: DocVrouter, which_stdout: str) -> list[str]:
+    found = {line.strip().rsplit("/", 1)[-1] for line in which_stdout.splitlines() if line.strip()}
+    return [b for b in required_binaries(vrouter) if b not in found]
+
+
+# ----------------------------------------------------------------------- node checks
+
+
+@dataclass(frozen=True)
+class NodeCheck:
+    name: str
+    argv: list[str]
+    judge: Callable[[int, str], str | None]  # (exit code, output) -> None if ok, else why
+    timeout: float = 30
+
+
+_OFFSET = re.compile(r"[Oo]ffset\s*=?\s*([-+]?[0-9.]+)\s*seconds|System clock wrong by")
+
+
+def _exit_ok(what: str) -> Callable[[int, str], str | None]:
+    def judge(code: int, out: str) -> str | None:
+        return None if code == 0 else f"{what}: exit {code}: {out.strip()[-200:]}"
+
+    return judge
+
+
+def _dns_ok(code: int, out: str) -> str | None:
+    answers = [line for line in out.split() if line.strip()]
+    if code != 0 or not answers:
+        return f"no answer (exit {code}): {out.strip()[-200:] or 'nothing'}"
+    return None
+
+
+def _time_ok(code: int, out: str) -> str | None:
+    if code != 0 or not _OFFSET.search(out):
+        return f"no time from the server (exit {code}): {out.strip()[-200:]}"
+    return None
+
+
+def check_name(doc: DeploymentDocument, given: str | None) -> str:
+    """The name the DNS check resolves: `given`, else this node's name in the search domain."""
+    if given:
+        return given
+    if doc.host.search_domain:
+        return f"{doc.node.hostname}.{doc.host.search_domain}"
+    raise ValidationError("upgrade", "--check-name", "the environment has no domain: give a "
+                          "name the DNS servers resolve")
+
+
+def node_checks(
+    doc: DeploymentDocument, name: str, envrouter: Sequence[str], agent_options: Sequence[str],
+) -> list[NodeCheck]:
+    """What proves a moved node works through the VIP: its host part converged to `doc`, the
+    gateway answers, a name resolves through the VIP and the VIP gives the time."""
+    gw = doc.host.gateway
+    dns = doc.host.dns_servers[0] if doc.host.dns_servers else gw
+    ntp = doc.host.ntp_servers[0] if doc.host.ntp_servers else gw
+    return [
+        NodeCheck("converged", [*envrouter, "agent", "status", "--document", PUSHED_DOCUMENT,
+                                "--scope", "host", *agent_options],
+                  _exit_ok("agent status")),
+        NodeCheck("gateway", ["ping", "-c", "1", "-W", "2", str(gw)], _exit_ok(f"ping {gw}")),
+        NodeCheck("dns", ["dig", "+short", "+time=2", "+tries=1", f"@{dns}", name], _dns_ok),
+        NodeCheck("time", ["chronyd", "-Q", "-t", "8", f"server {ntp} iburst maxsamples 1"],
+                  _time_ok, timeout=20),
+    ]
