@@ -40,13 +40,19 @@ def test_status_json_quorate_cluster(lab, labtools) -> None:
         assert check["status"] in ("pass", "FAIL", "not deployed")
     if st["phase"] == "up" and all(v["holder"] != "not deployed" for v in st["vips"]):
         assert [c["status"] for c in st["checks"]] == ["pass"] * 4, st["checks"]
+        # `envrouter status` ran on every controller; a degraded one always says why
+        assert [h["node"] for h in st["controllers"]] == ctls
+        for h in st["controllers"]:
+            assert h["state"] in ("pass", "FAIL"), h
+            assert (h["state"] == "FAIL") == bool(h["reasons"]), h
 
 
 def test_status_table(lab, labtools) -> None:
     res = labtools.run_cli("lab", "status", "--state-dir", lab.plan.state_dir, timeout=120)
     assert res.returncode in (0, 1), res.stderr
     for text in ("ctl1", "cmp1", "controller", "compute", "quorate yes", "fencing: OFF",
-                 "VIPs", "vrouter_pub", "checks", "ping management VIP"):
+                 "VIPs", "vrouter_pub", "checks", "ping management VIP",
+                 "envrouter status on each controller"):
         assert text in res.stdout, text
 
 

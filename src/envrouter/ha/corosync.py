@@ -29,7 +29,6 @@ Node = tuple[str, int, str]  # (name, nodeid, ring0_addr)
 # sites or with VMs that may be paused for longer than that (live migration, snapshots): there,
 # raise it (docs/ha.md, "Failover speed").
 DEFAULT_TOKEN_MS = 400
-CONSENSUS_FACTOR = 1.2
 
 
 def _block(name: str, body: list[str], indent: int = 0) -> list[str]:
@@ -121,7 +120,7 @@ def render_corosync_conf(
     if token_ms is not None:
         totem.append(_kv("token", token_ms, 1))
         # corosync's own default, written out so the file says what detection costs
-        totem.append(_kv("consensus", int(token_ms * CONSENSUS_FACTOR), 1))
+        totem.append(_kv("consensus", -(-token_ms * 6 // 5), 1))  # ceil(1.2 x token)
     if token_coefficient is not None:
         totem.append(_kv("token_coefficient", token_coefficient, 1))
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from dataclasses import asdict
 from typing import Any
 
@@ -100,6 +101,29 @@ def run_checks(lab: Lab, deployed: bool, vips: dict[str, str]) -> list[dict[str,
     return out
 
 
+def controller_health(lab: Lab, deployed: bool) -> list[dict[str, Any]]:
+    """`envrouter status --json` run on every running controller: the same view an operator
+    gets on a real controller (resources, conntrackd, DNS, NTP, NAT table)."""
+    out: list[dict[str, Any]] = []
+    for node in lab.plan.controllers:
+        if not deployed or not lab.node_running(node.name):
+            out.append({"node": node.name, "state": NOT_DEPLOYED if not deployed else "off",
+                        "reasons": []})
+            continue
+        r = lab.exec_in(node.name, [sys.executable, "-m", "envrouter.cli.main", "status",
+                                    "--json"], check=False, timeout=90)
+        try:
+            data = json.loads(r.stdout)
+        except ValueError:
+            out.append({"node": node.name, "state": FAIL,
+                        "reasons": [(r.stderr.strip() or "no output")[-300:]]})
+            continue
+        out.append({"node": node.name,
+                    "state": FAIL if data.get("degraded") else PASS,
+                    "reasons": list(data.get("reasons") or [])})
+    return out
+
+
 def collect_status(lab: Lab) -> dict[str, Any]:
     plan = lab.plan
     view = best_view(lab) if plan.controllers else None
@@ -144,6 +168,7 @@ def collect_status(lab: Lab) -> dict[str, Any]:
         "fencing": fencing,
         "vips": vips,
         "checks": run_checks(lab, deployed, {v["name"]: v["address"] for v in vips}),
+        "controllers": controller_health(lab, deployed),
     }
 
 
@@ -188,6 +213,14 @@ def print_status(status: dict[str, Any], console: Console) -> None:
     for ch in status["checks"]:
         checks.add_row(ch["check"], _style(ch["status"]), ch["detail"])
     console.print(checks)
+    health = Table(title="envrouter status on each controller")
+    for col in ("controller", "state", "reasons"):
+        health.add_column(col)
+    for h in status.get("controllers") or []:
+        state = {PASS: "[green]healthy[/green]", FAIL: "[red]DEGRADED[/red]"}.get(
+            h["state"], f"[yellow]{h['state']}[/yellow]")
+        health.add_row(h["node"], state, "; ".join(h["reasons"]) or "-")
+    console.print(health)
 
 
 def status_json(status: dict[str, Any]) -> str:
