@@ -25,7 +25,10 @@ import pytest
 pytestmark = [pytest.mark.root, pytest.mark.lab]
 
 CLIENT = "cmp1"
-FAILOVER_BOUND = 30.0  # s: DNS and NTP answer again on the VIP after a standby move
+# s: DNS and NTP answer again on the VIP after a standby move (measured 23 s at a load average
+# of 15 on the shared 2-core machine: Pacemaker stopping the holder's resources dominates)
+FAILOVER_BOUND = 45.0
+AFTER_VIP_BOUND = 5.0  # s: once the VIP has landed, the new holder's daemons answer at once
 RESTART_BOUND = 60.0  # s: the agents' monitor is every 10 s, plus stop/start
 SETTLE_TIMEOUT = 180.0
 MAX_OFFSET = 0.05  # s: every node shares the machine's clock; chronyd -x never steps it
@@ -141,8 +144,13 @@ def serving(lab: Any, timeout: float = 1.0) -> bool:
     return all(r["ok"] for r in got.values())
 
 
-def crm(lab: Any, node: str, *args: str) -> None:
-    lab.exec_in(node, ["crm", *args], timeout=60)
+def standby(lab: Any, admin: str, node: str, on: bool) -> None:
+    """`crm node standby|online <node>` done with Pacemaker's own tool, asked on `admin` (crmsh
+    run in a lab node first pings the node by name, fails to resolve it and silently does
+    nothing). Off = the attribute deleted: the node as it was before."""
+    args = ["--update", "on"] if on else ["--delete"]
+    lab.exec_in(admin, ["crm_attribute", "--node", node, "--name", "standby", "--lifetime",
+                        "forever", *args], timeout=60)
 
 
 @pytest.fixture
@@ -283,7 +291,7 @@ def test_kill9_daemons_restarted_by_pacemaker(dns_ntp_lab: Any) -> None:
     before = {s: daemon_pid(lab, node, s) for s in SERVICES}
     assert all(before.values()), before
     try:
-        for s, pid in before.items():
+        for pid in before.values():
             lab.exec_in(node, ["kill", "-KILL", str(pid)])
         t0 = time.monotonic()
 
@@ -310,7 +318,8 @@ def test_kill9_daemons_restarted_by_pacemaker(dns_ntp_lab: Any) -> None:
 
 def test_failover_dns_and_ntp_answer_again(dns_ntp_lab: Any) -> None:
     """Graceful move: standby of the holder; the VIPs go elsewhere and DNS and NTP answer on
-    the VIP again within FAILOVER_BOUND (measured from the standby command)."""
+    the VIP again within FAILOVER_BOUND (measured from the standby command). The drills do the
+hard kills; this is the planned switchover."""
     from envrouter.lab.status import vip_holders
     from envrouter.lab.waiting import wait_for
 
@@ -319,7 +328,7 @@ def test_failover_dns_and_ntp_answer_again(dns_ntp_lab: Any) -> None:
     admin = next(n.name for n in lab.plan.controllers if n.name != old)
     try:
         t0 = time.monotonic()
-        crm(lab, admin, "node", "standby", old)
+        standby(lab, admin, old, True)
 
         def moved() -> str | None:
             m, p = vip_holders(lab, vip(lab)), vip_holders(lab, public_vip(lab))
@@ -334,9 +343,14 @@ def test_failover_dns_and_ntp_answer_again(dns_ntp_lab: Any) -> None:
         print(f"\nstandby {old}: VIPs on {new} after {t_vip:.1f} s, DNS+NTP answer on the VIP "
               f"after {t_service:.1f} s (bound {FAILOVER_BOUND:.0f} s)")
         assert t_service < FAILOVER_BOUND
+        assert t_service - t_vip < AFTER_VIP_BOUND
         out = dig(lab, f"www.{lab.plan.zone}", vip(lab))
         assert [a for _, a in answers(out)] == [lab.plan.upstream_http], out
         assert abs(ntp_offset(lab, vip(lab), samples=2)) < MAX_OFFSET
     finally:
-        crm(lab, admin, "node", "online", old)
+        standby(lab, admin, old, False)
+        # a standby stops everything on the node; an operation that timed out meanwhile on a
+        # busy machine stays listed as failed: forget it for the tests after us
+        lab.exec_in(admin, ["crm_resource", "--cleanup", "--node", old], check=False,
+                    timeout=60)
         settled(lab)

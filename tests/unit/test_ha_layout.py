@@ -54,23 +54,26 @@ def test_resources_named_from_the_document():
                    "dns-clone", "ntp-clone", "ping_upstream-clone"]
     pub = lay.resources[2]
     params = {nv.get("name"): nv.get("value") for nv in pub.iter("nvpair")}
+    params.pop("conntrackd_conf", None)  # see the conntrackd test
     assert params == {"namespace": "vrouter", "port": "vr-pub", "ip": "10.30.0.2",
                       "cidr_netmask": "24", "gateway": "10.30.0.1"}
     mgmt = {nv.get("name"): nv.get("value") for nv in lay.resources[1].iter("nvpair")}
     assert "gateway" not in mgmt and mgmt["port"] == "vr-mgmt"
 
 
-def test_conntrackd_is_promotable_and_promoted_before_the_vips_start():
+def test_conntrackd_is_promotable_and_the_vip_start_commits_its_cache():
     lay = build_layout(sample_doc())
     clone = lay.resources[3]
     meta = {nv.get("name"): nv.get("value") for nv in clone.find("meta_attributes")}
     assert meta["promotable"] == "true" and meta["promoted-max"] == "1"
-    assert meta["notify"] == "true" and meta["interleave"] == "true"
-    for vip in ("vip__vrouter", "vip__vrouter_pub"):
-        orders = _find(lay, "rsc_order", first="conntrackd-clone", then=vip)
-        assert len(orders) == 1
-        assert orders[0].get("first-action") == "promote"
-        assert orders[0].get("then-action") == "start"
+    assert meta["notify"] == "false" and meta["interleave"] == "true"
+    for i, vip in ((1, "vip__vrouter"), (2, "vip__vrouter_pub")):
+        # no order chains the VIP start behind demote/promote: the VIP agent commits the
+        # external cache itself, before it adds the address
+        assert not _find(lay, "rsc_order", first="conntrackd-clone", then=vip)
+        params = {nv.get("name"): nv.get("value") for nv in lay.resources[i].iter("nvpair")}
+        assert params["conntrackd_conf"] == "/run/envrouter/vrouter/conntrackd/conntrackd.conf"
+    assert lay.cluster_options["load-threshold"] == "1000%"  # no throttling of failovers
     coloc = _find(lay, "rsc_colocation", rsc="conntrackd-clone", **{"with-rsc": "vip__vrouter"})
     assert coloc and coloc[0].get("rsc-role") == "Promoted" and coloc[0].get("score") == "INFINITY"
 

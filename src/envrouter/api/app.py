@@ -52,7 +52,10 @@ def create_app(database_url: str | None = None, *, db: Database | None = None) -
     # GET document answered before routing when nothing changed (see api/fastpath.py); the
     # metrics middleware wraps it, so those requests are counted too
     app.add_middleware(
-        FastDocumentPath, documents=app.state.fast_documents, tokens=app.state.tokens
+        FastDocumentPath,
+        documents=app.state.fast_documents,
+        tokens=app.state.tokens,
+        db=app.state.db,
     )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.router.add_event_handler("shutdown", app.state.db.dispose)

@@ -42,13 +42,13 @@ class TokenCache:
             self._items[key] = (now + _CACHE_SECONDS, info)
         return info
 
-    def peek(self, secret: str) -> TokenInfo | None:
-        """The cached, still-valid-in-cache entry of `secret`, never a query (None: not cached
-        or unknown token)."""
+    def peek(self, secret: str) -> tuple[bool, TokenInfo | None]:
+        """(cached, info) without a query: info is None for an unknown token; not cached when
+        never looked up or the entry is older than the cache window."""
         hit = self._items.get(hash_token(secret))
         if hit and hit[0] > time.monotonic():
-            return hit[1]
-        return None
+            return True, hit[1]
+        return False, None
 
     def clear(self) -> None:
         with self._lock:

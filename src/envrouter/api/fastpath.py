@@ -15,8 +15,11 @@ It answers a request only when all of these hold:
   `PRAGMA data_version` (on a connection of our own that never writes) changes whenever any
   other connection, in any process, commits. The generation is sampled *before* the route opens
   its read transaction, so an answer is served only if nothing was committed since it was read;
-- the bearer token is in the token cache, inside its window (so revocation is seen exactly as
-  on the normal route), and has not expired.
+- the bearer token is valid and not expired according to the token cache, exactly as on the
+  normal route (so revocation is seen within the same window). When its entry has run out, one
+  lookup refreshes it (TokenCache.get, in a worker thread) and concurrent requests with the same
+  token await that one lookup: otherwise, every 5 s, all requests in flight would take the
+  normal route at once, and the burst of worker threads starves the event loop.
 
 On other databases (PostgreSQL, in-memory SQLite) there is no generation: every request takes
 the normal route.
@@ -24,13 +27,17 @@ the normal route.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 from typing import Any
 
 from sqlalchemy.engine import make_url
+from starlette.concurrency import run_in_threadpool
 
 from envrouter.api.deps import TokenCache
+from envrouter.db.engine import Database
+from envrouter.model.tokens import TokenInfo
 
 _MAX_ENTRIES = 20000
 _SUFFIX = "/document"
@@ -72,6 +79,9 @@ class FastDocuments:
                 self._items.clear()
             self._items[path] = (generation, body.encode(), route)
 
+    def has(self, path: str) -> bool:
+        return path in self._items
+
     def lookup(self, path: str) -> tuple[bytes, Any] | None:
         hit = self._items.get(path)
         if hit is None:
@@ -90,15 +100,22 @@ class FastDocuments:
 class FastDocumentPath:
     """Pure ASGI middleware: the fast answer, else the wrapped app."""
 
-    def __init__(self, app, documents: FastDocuments, tokens: TokenCache) -> None:  # noqa: ANN001
+    def __init__(self, app, documents: FastDocuments, tokens: TokenCache, db: Database) -> None:  # noqa: ANN001
         self.app = app
         self.documents = documents
         self.tokens = tokens
+        self.db = db
+        self._lookups: dict[str, asyncio.Future] = {}  # token refreshes in flight
 
     async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
         if scope["type"] == "http" and scope["method"] == "GET":
             path = scope["path"]
-            if path.endswith(_SUFFIX) and path.startswith(_PREFIX) and self._authorised(scope):
+            if (
+                path.endswith(_SUFFIX)
+                and path.startswith(_PREFIX)
+                and self.documents.has(path)
+                and await self._authorised(scope)
+            ):
                 hit = self.documents.lookup(path)
                 if hit is not None:
                     body, route = hit
@@ -118,14 +135,28 @@ class FastDocumentPath:
                     return
         await self.app(scope, receive, send)
 
-    def _authorised(self, scope) -> bool:  # noqa: ANN001
-        """A valid reader token known to the token cache; anything else: the normal route."""
+    async def _authorised(self, scope) -> bool:  # noqa: ANN001
+        """A valid reader token; anything else (the error answers too): the normal route."""
         for name, value in scope["headers"]:
             if name == b"authorization":
                 scheme, _, secret = value.decode("latin-1").partition(" ")
                 secret = secret.strip()
                 if scheme.lower() != "bearer" or not secret:
                     return False
-                info = self.tokens.peek(secret)
+                cached, info = self.tokens.peek(secret)
+                if not cached:
+                    try:
+                        info = await self._lookup(secret)
+                    except Exception:  # noqa: BLE001 - the normal route reports it
+                        return False
                 return info is not None and not info.expired
         return False
+
+    async def _lookup(self, secret: str) -> TokenInfo | None:
+        """TokenCache.get (query + cache) once for all concurrent requests with `secret`."""
+        future = self._lookups.get(secret)
+        if future is None:
+            future = asyncio.ensure_future(run_in_threadpool(self.tokens.get, self.db, secret))
+            self._lookups[secret] = future
+            future.add_done_callback(lambda _f: self._lookups.pop(secret, None))
+        return await asyncio.shield(future)

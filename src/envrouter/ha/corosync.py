@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 
 from envrouter.errors import ValidationError
+from envrouter.services.templating import render_template
 
 AUTHKEY_SIZE = 256  # bytes, what corosync-keygen writes by default
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -29,15 +30,6 @@ Node = tuple[str, int, str]  # (name, nodeid, ring0_addr)
 # sites or with VMs that may be paused for longer than that (live migration, snapshots): there,
 # raise it (docs/ha.md, "Failover speed").
 DEFAULT_TOKEN_MS = 400
-
-
-def _block(name: str, body: list[str], indent: int = 0) -> list[str]:
-    pad = "    " * indent
-    return [f"{pad}{name} {{", *body, f"{pad}}}"]
-
-
-def _kv(key: str, value: object, indent: int) -> str:
-    return f"{'    ' * indent}{key}: {value}"
 
 
 def validate_nodes(nodes: Sequence[Node]) -> None:
@@ -110,50 +102,21 @@ def render_corosync_conf(
             "corosync totem", "crypto_hash", "a cipher needs a hash (knet refuses it otherwise)"
         )
 
-    totem = [
-        _kv("version", 2, 1),
-        _kv("cluster_name", cluster_name, 1),
-        _kv("transport", transport, 1),
-        _kv("crypto_cipher", crypto_cipher, 1),
-        _kv("crypto_hash", crypto_hash, 1),
-    ]
-    if token_ms is not None:
-        totem.append(_kv("token", token_ms, 1))
-        # corosync's own default, written out so the file says what detection costs
-        totem.append(_kv("consensus", -(-token_ms * 6 // 5), 1))  # ceil(1.2 x token)
-    if token_coefficient is not None:
-        totem.append(_kv("token_coefficient", token_coefficient, 1))
-
-    nodelist: list[str] = []
-    for name, nodeid, addr in nodes:
-        nodelist += _block(
-            "node",
-            [_kv("ring0_addr", addr, 2), _kv("name", name, 2), _kv("nodeid", nodeid, 2)],
-            indent=1,
-        )
-
-    quorum = [_kv("provider", "corosync_votequorum", 1)]
-    if len(nodes) == 2:
-        quorum.append(_kv("two_node", 1, 1))
-
-    logging = [
-        _kv("to_logfile", "yes", 1),
-        _kv("logfile", logfile, 1),
-        _kv("to_stderr", "no", 1),
-        _kv("to_syslog", "no", 1),
-        _kv("timestamp", "on", 1),
-    ]
-    lines = [
-        "# rendered by envrouter (envrouter.ha.corosync); edit the source, not this file",
-        *_block("totem", totem),
-        "",
-        *_block("nodelist", nodelist),
-        "",
-        *_block("quorum", quorum),
-        "",
-        *_block("logging", logging),
-    ]
-    return "\n".join(lines) + "\n"
+    # corosync's own default, written out so the file says what detection costs
+    consensus_ms = None if token_ms is None else -(-token_ms * 6 // 5)  # ceil(1.2 x token)
+    return render_template(
+        "ha/templates/corosync.conf.j2",
+        cluster_name=cluster_name,
+        transport=transport,
+        crypto_cipher=crypto_cipher,
+        crypto_hash=crypto_hash,
+        token_ms=token_ms,
+        consensus_ms=consensus_ms,
+        token_coefficient=token_coefficient,
+        nodes=list(nodes),
+        two_node=len(nodes) == 2,
+        logfile=logfile,
+    )
 
 
 def make_authkey(size: int = AUTHKEY_SIZE) -> bytes:

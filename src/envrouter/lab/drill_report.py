@@ -23,6 +23,7 @@ HARD_TARGET_MS = 1500
 PLANNED_TARGET_MS = 200
 
 _REPLY_RE = re.compile(r"^\[(\d+\.\d+)\] \d+ bytes from [^:]+: icmp_seq=(\d+) .*time=")
+_SEQ_RE = re.compile(r"icmp_seq=(\d+)")
 _SUMMARY_RE = re.compile(r"(\d+) packets transmitted, (\d+) (?:packets )?received")
 
 
@@ -63,8 +64,11 @@ def parse_ping(text: str) -> Ping:
     times: list[float] = []
     seqs: list[int] = []
     seen: set[int] = set()
-    transmitted = received = 0
+    transmitted = received = highest = 0
     for line in text.splitlines():
+        q = _SEQ_RE.search(line)
+        if q:
+            highest = max(highest, int(q.group(1)))
         m = _REPLY_RE.match(line)
         if m and "DUP!" not in line:
             seq = int(m.group(2))
@@ -76,8 +80,8 @@ def parse_ping(text: str) -> Ping:
         s = _SUMMARY_RE.search(line)
         if s:
             transmitted, received = int(s.group(1)), int(s.group(2))
-    if transmitted == 0 and seqs:  # no summary (ping killed): count from the sequence numbers
-        transmitted, received = max(seqs) + 1, len(seqs)
+    if transmitted == 0 and highest:  # no summary (ping killed): iputils numbers from 1
+        transmitted, received = highest, len(seqs)
     return Ping(times, seqs, transmitted, received)
 
 
@@ -245,3 +249,64 @@ def summarize(values: list[float]) -> dict[str, float | None]:
     if not values:
         return {"median": None, "max": None}
     return {"median": round(statistics.median(values), 1), "max": round(max(values), 1)}
+
+
+# --------------------------------------------------------------------------- controller memory
+
+CLUSTER_STACK = frozenset({
+    "corosync", "pacemakerd", "pacemaker-based", "pacemaker-fenced", "pacemaker-execd",
+    "pacemaker-attrd", "pacemaker-schedulerd", "pacemaker-controld",
+})
+
+
+def _cluster_comm(comm: str) -> bool:
+    # the kernel keeps 15 characters of a command name: pacemaker-controld -> pacemaker-contr
+    return any(name[:15] == comm for name in CLUSTER_STACK)
+RESIDENT_AFTER = 30.0  # s: a process older than this is resident, not an agent's passing run
+
+
+@dataclass(frozen=True)
+class Proc:
+    pid: int  # as seen from the machine
+    ns_pid: int  # as seen inside the node (1 = the node's init)
+    comm: str
+    cmdline: str
+    rss_kb: int
+    age: float  # seconds since it started
+
+
+def classify(proc: Proc) -> str:
+    """cluster (Corosync/Pacemaker), init (the lab's stand-in for the machine's init: the
+    anchor, PID 1), transient (younger than RESIDENT_AFTER: an OCF action, a probe) or project
+    (everything else that stays: the daemons envrouter runs, and anything it leaves behind)."""
+    if proc.ns_pid == 1:
+        return "init"
+    if _cluster_comm(proc.comm):
+        return "cluster"
+    if proc.age < RESIDENT_AFTER:
+        return "transient"
+    return "project"
+
+
+def is_python(proc: Proc) -> bool:
+    first = proc.cmdline.split(" ", 1)[0].rsplit("/", 1)[-1]
+    return proc.comm.startswith("python") or first.startswith("python")
+
+
+def memory_summary(procs: list[Proc]) -> dict[str, Any]:
+    """RSS sums (MB) of the project's resident processes and of the cluster stack, the project
+    processes by name, and the resident Python processes (the target: none)."""
+    out: dict[str, Any] = {"project_mb": 0.0, "cluster_mb": 0.0, "by_name": {},
+                           "resident_python": []}
+    for p in procs:
+        kind = classify(p)
+        if kind == "project":
+            out["project_mb"] += p.rss_kb / 1024
+            out["by_name"][p.comm] = round(out["by_name"].get(p.comm, 0) + p.rss_kb / 1024, 1)
+            if is_python(p):
+                out["resident_python"].append(f"{p.pid}: {p.cmdline[:100]}")
+        elif kind == "cluster":
+            out["cluster_mb"] += p.rss_kb / 1024
+    out["project_mb"] = round(out["project_mb"], 1)
+    out["cluster_mb"] = round(out["cluster_mb"], 1)
+    return out

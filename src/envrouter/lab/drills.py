@@ -33,6 +33,7 @@ from envrouter.lab.cluster import best_view
 from envrouter.lab.drill_report import (
     DrillReport,
     FlowResult,
+    Proc,
     icmp_result,
     longest_gap,
     parse_ping,
@@ -383,3 +384,32 @@ def run_drills(lab: Lab, names: list[str], opts: DrillOptions | None = None,
     for name in names:
         reports.append(run_drill(lab, name, opts, log))
     return reports
+
+
+# ----------------------------------------------------------------------------- memory
+
+
+def controller_processes(lab: Lab, node: str) -> list[Proc]:
+    """Every process of the node (its PID namespace) with its RSS and age."""
+    ns = _pid_ns(lab.anchor_pid(node))
+    clk = os.sysconf("SC_CLK_TCK")
+    with open("/proc/uptime") as f:
+        uptime = float(f.read().split()[0])
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or _pid_ns(int(entry)) != ns:
+            continue
+        try:
+            with open(f"/proc/{entry}/status") as f:
+                status = dict(line.split(":", 1) for line in f if ":" in line)
+            with open(f"/proc/{entry}/stat") as f:
+                start = int(f.read().rsplit(")", 1)[1].split()[19])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except (OSError, ValueError, IndexError):
+            continue
+        rss = int(status.get("VmRSS", "0 kB").split()[0]) if "VmRSS" in status else 0
+        ns_pid = int(status.get("NSpid", entry).split()[-1])
+        out.append(Proc(int(entry), ns_pid, status.get("Name", "").strip(), cmd, rss,
+                        uptime - start / clk))
+    return out

@@ -332,6 +332,20 @@ class Upgrade:
             if why is not None:
                 raise InfraError(f"the {what} does not answer after "
                                  f"{self.options.vip_timeout:.0f} s: {why}")
+        # the DNS and NTP services behind the management VIP answer too (they start after
+        # the namespace): no node is moved before its checks can pass
+        doc = self._after(pv)[node]
+        name = P.check_name(doc, self.options.check_name)
+        vip = vr.vip_management.address
+        for check in P.service_checks(vip, name):
+            def serves(check: P.NodeCheck = check) -> str | None:
+                p = self.runner.run(node, check.argv, timeout=check.timeout)
+                return check.judge(p.returncode, p.stdout + p.stderr)
+
+            why = _poll(serves, self.options.vip_timeout, interval=1.0)
+            if why is not None:
+                raise InfraError(f"{check.name} on the management VIP {vip} does not answer "
+                                 f"after {self.options.vip_timeout:.0f} s: {why}")
 
     def _checks_fail(self, doc: DeploymentDocument) -> str | None:
         node = doc.node.hostname

@@ -130,7 +130,8 @@ def plan_upgrade(
     assert any_doc is not None
     steps.append(Step(WAIT_VIPS, controllers[0],
                       f"wait until the VIPs {any_doc.vip_management.address} and "
-                      f"{any_doc.vip_public.address} answer (from {controllers[0]})"))
+                      f"{any_doc.vip_public.address} answer, and DNS and NTP on "
+                      f"{any_doc.vip_management.address} (from {controllers[0]})"))
     moved_set = set(moved)
     for name in nodes_to_move(before, after, controllers):
         if name in moved_set:
@@ -255,6 +256,15 @@ def check_name(doc: DeploymentDocument, given: str | None) -> str:
                           "name the DNS servers resolve")
 
 
+def service_checks(vip: str, name: str) -> list[NodeCheck]:
+    """DNS and NTP answering on the VIP (run from a controller before any node moves)."""
+    return [
+        NodeCheck("DNS", ["dig", "+short", "+time=2", "+tries=1", f"@{vip}", name], _dns_ok),
+        NodeCheck("NTP", ["chronyd", "-Q", "-t", "8", f"server {vip} iburst maxsamples 1"],
+                  _time_ok, timeout=20),
+    ]
+
+
 def node_checks(
     doc: DeploymentDocument, name: str, envrouter: Sequence[str], agent_options: Sequence[str],
 ) -> list[NodeCheck]:
@@ -263,12 +273,13 @@ def node_checks(
     gw = doc.host.gateway
     dns = doc.host.dns_servers[0] if doc.host.dns_servers else gw
     ntp = doc.host.ntp_servers[0] if doc.host.ntp_servers else gw
+    dns_argv = service_checks(str(dns), name)[0].argv
+    ntp_argv = service_checks(str(ntp), name)[1].argv
     return [
         NodeCheck("converged", [*envrouter, "agent", "status", "--document", PUSHED_DOCUMENT,
                                 "--scope", "host", *agent_options],
                   _exit_ok("agent status")),
         NodeCheck("gateway", ["ping", "-c", "1", "-W", "2", str(gw)], _exit_ok(f"ping {gw}")),
-        NodeCheck("dns", ["dig", "+short", "+time=2", "+tries=1", f"@{dns}", name], _dns_ok),
-        NodeCheck("time", ["chronyd", "-Q", "-t", "8", f"server {ntp} iburst maxsamples 1"],
-                  _time_ok, timeout=20),
+        NodeCheck("dns", dns_argv, _dns_ok),
+        NodeCheck("time", ntp_argv, _time_ok, timeout=20),
     ]

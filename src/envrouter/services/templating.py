@@ -1,0 +1,44 @@
+"""Lay out daemon configuration files from the Jinja2 templates shipped in the package (pure).
+
+Renderers validate every value in Python first; a template only places already-checked values,
+so it holds no logic beyond optional blocks and loops. Template names are paths relative to
+the envrouter package, e.g. ``services/templates/chrony.conf.j2``.
+
+jinja2 is imported on first render, not with this module: every OCF agent run is a new process
+that imports the service modules, and importing them should stay cheap.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import jinja2
+
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
+
+
+@functools.cache
+def _environment() -> jinja2.Environment:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(PACKAGE_DIR),
+        # configuration files, not HTML: escaping would corrupt values such as paths
+        autoescape=False,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        auto_reload=False,
+    )
+    # the header comments quote the namespace name the way Python shows it
+    env.filters["repr"] = repr
+    return env
+
+
+def render_template(name: str, **context: Any) -> str:
+    """Render the template at ``name`` (relative to the package) with ``context``."""
+    return _environment().get_template(name).render(**context)
