@@ -15,7 +15,7 @@
 
 Targets: all 1000 documents <= 1 s; p99 <= 25 ms.
 Usage: .venv/bin/python bench/control_plane.py [--nodes 1000] [--clients 50]
-       [--seconds 15] [--requests 20000 (Python client)] [--workers 2] [--tool auto|wrk|python]
+       [--seconds 15] [--requests 20000 (Python client)] [--workers 1] [--tool auto|wrk|python]
 """
 
 from __future__ import annotations
@@ -271,7 +271,7 @@ def main() -> int:
     ap.add_argument("--requests", type=int, default=20000, help="warm run size (Python client)")
     ap.add_argument("--seconds", type=int, default=15, help="warm run length (wrk)")
     ap.add_argument("--warmup", type=int, default=5, help="unmeasured wrk seconds first")
-    ap.add_argument("--workers", type=int, default=2, help="envrouter serve --workers")
+    ap.add_argument("--workers", type=int, default=1, help="envrouter serve --workers")
     ap.add_argument("--tool", choices=("auto", "wrk", "python"), default="auto")
     args = ap.parse_args()
     wrk = shutil.which("wrk") if args.tool in ("auto", "wrk") else None

@@ -123,11 +123,12 @@ def _ping_gaps(path: str) -> tuple[int, float]:
     return len(seqs), longest * PING_INTERVAL
 
 
-def _upgrade(labtools, lab, url: str, state_file: str):  # noqa: ANN202
+def _upgrade(labtools, lab, state_file: str):  # noqa: ANN202
+    # no --database-url: with --runner lab the lab's control plane database is the default
     return labtools.run_cli(
         "upgrade", lab.plan.env_name, "--runner", "lab", "--lab-state-dir", lab.plan.state_dir,
-        "--database-url", url, "--state-file", state_file, "--no-stonith",
-        "--check-timeout", "6", env={"COLUMNS": "200"}, timeout=400)
+        "--state-file", state_file, "--no-stonith", "--check-timeout", "6",
+        env={"COLUMNS": "200"}, timeout=400)
 
 
 def test_upgrade_live_with_failure_and_resume(legacy_lab, labtools, tmp_path) -> None:
@@ -176,7 +177,7 @@ def test_upgrade_live_with_failure_and_resume(legacy_lab, labtools, tmp_path) ->
     lab.exec_in("cmp2", ["nft", "-f", "-"], input=(
         f"table ip {BLOCK_TABLE} {{\n chain out {{\n  type filter hook output priority 0;\n"
         f"  ip daddr {vip} udp dport 53 drop\n  ip daddr {vip} tcp dport 53 drop\n }}\n}}\n"))
-    first = _upgrade(labtools, lab, url, state_file)
+    first = _upgrade(labtools, lab, state_file)
     assert first.returncode == 1, f"{first.stdout[-3000:]}\n{first.stderr[-2000:]}"
     assert "moving it back" in first.stdout, first.stdout[-3000:]
     with open(state_file) as f:
@@ -192,7 +193,7 @@ def test_upgrade_live_with_failure_and_resume(legacy_lab, labtools, tmp_path) ->
 
     # the cause gone, a second run resumes: done steps are not run again
     lab.exec_in("cmp2", ["nft", "delete", "table", "ip", BLOCK_TABLE])
-    second = _upgrade(labtools, lab, url, state_file)
+    second = _upgrade(labtools, lab, state_file)
     print(first.stdout, second.stdout, sep="\n")
     assert second.returncode == 0, f"{second.stdout[-3000:]}\n{second.stderr[-2000:]}"
     for not_again in ("migrate the database", "reserve the VIPs", "enable the vrouter",

@@ -231,11 +231,18 @@ def test_memory_classification_and_summary() -> None:
         Proc(105, 300, "python", "/v/bin/python -c from envrouter.ha.ocf_dns import main", 30000,
              1.5),
         Proc(106, 301, "python3", "/v/bin/python3 -m envrouter.something", 20 * 1024, 500),
+        Proc(107, 26, "pacemaker-execd", "/usr/lib/pacemaker/pacemaker-execd", 11 * 1024, 900),
+        # an agent's monitor hanging for a minute is still an agent's run, not a resident
+        Proc(108, 400, "sh", "/bin/sh /usr/lib/ocf/resource.d/envrouter/vip monitor", 1024, 60,
+             ppid=107),
+        Proc(109, 401, "ip", "ip -n vrouter addr show", 2048, 60, ppid=108),
     ]
-    kinds = [classify(p) for p in procs]
-    assert kinds == ["init", "cluster", "cluster", "project", "project", "transient", "project"]
+    by_pid = {p.pid: p for p in procs}
+    kinds = [classify(p, by_pid) for p in procs]
+    assert kinds == ["init", "cluster", "cluster", "project", "project", "transient", "project",
+                     "cluster", "transient", "transient"]
     m = memory_summary(procs)
-    assert m["cluster_mb"] == 117.0
+    assert m["cluster_mb"] == 128.0
     assert m["project_mb"] == 31.0
     assert m["by_name"] == {"conntrackd": 5.0, "dnsmasq": 6.0, "python3": 20.0}
     assert m["resident_python"] == ["106: /v/bin/python3 -m envrouter.something"]

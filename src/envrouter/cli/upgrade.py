@@ -77,7 +77,9 @@ def _runner(kind: str, lab_state_dir: str, ssh_user: str | None, ssh_options: li
 def upgrade(
     env: str = typer.Argument(..., help="the environment's name"),
     dry_run: bool = typer.Option(False, "--dry-run", help="print the plan; change nothing"),
-    database_url: str = typer.Option(None, "--database-url", help="the control plane database"),
+    database_url: str = typer.Option(None, "--database-url",
+                                     help="the control plane database (--runner lab: the "
+                                          "lab's, by default)"),
     runner: str = typer.Option("ssh", "--runner", help="how nodes are reached: lab | ssh"),
     lab_state_dir: str = typer.Option("/var/lib/envrouter-lab", "--lab-state-dir",
                                       envvar="ENVROUTER_LAB_STATE_DIR",
@@ -109,6 +111,12 @@ def upgrade(
     from envrouter.upgrade.execute import Options, Upgrade
 
     console = Console()
+    if database_url is None and runner == "lab":
+        import os
+
+        lab_db = os.path.join(lab_state_dir, "server", "envrouter.db")
+        if os.path.exists(lab_db):
+            database_url = f"sqlite:///{lab_db}"  # the lab's control plane database
     path = state_file or prog.default_path(env)
     options = Options(check_name=check_name, stonith=stonith, chrony_restart=chrony_restart,
                       vip_timeout=vip_timeout, check_timeout=check_timeout)
@@ -121,7 +129,7 @@ def upgrade(
             console.print(f"{i:>3}. {step.text}")
         if not steps:
             console.print("nothing to do")
-        before = up._before(pv, progress)
+        before = up.before_documents(pv, progress)
         states = P.final_states(before, pv.after, pv.controllers, progress.nodes)
         console.print(_node_table(states, "nodes to move (as recorded so far)"))
         return

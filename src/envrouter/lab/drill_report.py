@@ -262,7 +262,7 @@ CLUSTER_STACK = frozenset({
 def _cluster_comm(comm: str) -> bool:
     # the kernel keeps 15 characters of a command name: pacemaker-controld -> pacemaker-contr
     return any(name[:15] == comm for name in CLUSTER_STACK)
-RESIDENT_AFTER = 30.0  # s: a process older than this is resident, not an agent's passing run
+RESIDENT_AFTER = 5.0  # s: younger (and not a daemon of ours yet) counts as passing
 
 
 @dataclass(frozen=True)
@@ -273,17 +273,30 @@ class Proc:
     cmdline: str
     rss_kb: int
     age: float  # seconds since it started
+    ppid: int = 0  # machine PID of the parent
 
 
-def classify(proc: Proc) -> str:
+def _under_execd(proc: Proc, by_pid: dict[int, Proc]) -> bool:
+    seen = set()
+    p = by_pid.get(proc.ppid)
+    while p is not None and p.pid not in seen:
+        if p.comm == "pacemaker-execd"[:15]:
+            return True
+        seen.add(p.pid)
+        p = by_pid.get(p.ppid)
+    return False
+
+
+def classify(proc: Proc, by_pid: dict[int, Proc] | None = None) -> str:
     """cluster (Corosync/Pacemaker), init (the lab's stand-in for the machine's init: the
-    anchor, PID 1), transient (younger than RESIDENT_AFTER: an OCF action, a probe) or project
-    (everything else that stays: the daemons envrouter runs, and anything it leaves behind)."""
+    anchor, PID 1), transient (an OCF action or probe — a descendant of pacemaker-execd — or
+    younger than RESIDENT_AFTER, e.g. a detached arping) or project (everything else that
+    stays: the daemons envrouter runs, and anything it leaves behind)."""
     if proc.ns_pid == 1:
         return "init"
     if _cluster_comm(proc.comm):
         return "cluster"
-    if proc.age < RESIDENT_AFTER:
+    if _under_execd(proc, by_pid or {}) or proc.age < RESIDENT_AFTER:
         return "transient"
     return "project"
 
@@ -298,8 +311,9 @@ def memory_summary(procs: list[Proc]) -> dict[str, Any]:
     processes by name, and the resident Python processes (the target: none)."""
     out: dict[str, Any] = {"project_mb": 0.0, "cluster_mb": 0.0, "by_name": {},
                            "resident_python": []}
+    by_pid = {p.pid: p for p in procs}
     for p in procs:
-        kind = classify(p)
+        kind = classify(p, by_pid)
         if kind == "project":
             out["project_mb"] += p.rss_kb / 1024
             out["by_name"][p.comm] = round(out["by_name"].get(p.comm, 0) + p.rss_kb / 1024, 1)

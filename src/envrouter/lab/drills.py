@@ -289,7 +289,8 @@ def run_drill(lab: Lab, drill: str, opts: DrillOptions | None = None,
     holder = current_holder(lab)
     dc = best_view(lab).dc
     fault = make_fault(lab, drill, holder)
-    directory = os.path.join(lab.plan.state_dir, "drills", f"{int(time.time())}-{drill}")
+    # under the upstream node's dir (the traffic server runs there): `lab down` removes it
+    directory = os.path.join(lab.plan.node_dir("up"), "drills", f"{int(time.time())}-{drill}")
     shutil.rmtree(directory, ignore_errors=True)
     traffic = Traffic(lab, directory, opts)
     log(f"{drill}: VIPs on {holder} (DC {dc}); starting traffic from "
@@ -411,5 +412,5 @@ def controller_processes(lab: Lab, node: str) -> list[Proc]:
         rss = int(status.get("VmRSS", "0 kB").split()[0]) if "VmRSS" in status else 0
         ns_pid = int(status.get("NSpid", entry).split()[-1])
         out.append(Proc(int(entry), ns_pid, status.get("Name", "").strip(), cmd, rss,
-                        uptime - start / clk))
+                        uptime - start / clk, int(status.get("PPid", "0").strip() or 0)))
     return out

@@ -11,7 +11,7 @@ the upgrade has a real migration to run.
 
     envrouter lab up --no-deploy --controllers 2 --nodes 3 --state-dir D --prefix P
     python -m envrouter.lab.legacy D          # this module
-    envrouter upgrade lab --runner lab --lab-state-dir D --database-url sqlite:///D/server/envrouter.db
+    envrouter upgrade lab --runner lab --lab-state-dir D --no-stonith  # the lab's database
 """
 
 from __future__ import annotations

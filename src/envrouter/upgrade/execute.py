@@ -174,13 +174,13 @@ class Upgrade:
     def plan(self) -> tuple[Preview, prog.Progress, list[P.Step]]:
         pv = preview(self.url, self.env_name)
         progress = prog.load(self.state_file, self.env_name)
-        before = self._before(pv, progress)
+        before = self.before_documents(pv, progress)
         steps = P.plan_upgrade(before, pv.after, pv.controllers, pv.observed,
                                done=progress.done, moved=progress.moved)
         return pv, progress, steps
 
     @staticmethod
-    def _before(pv: Preview, progress: prog.Progress) -> dict[str, DeploymentDocument]:
+    def before_documents(pv: Preview, progress: prog.Progress) -> dict[str, DeploymentDocument]:
         """The documents from before the upgrade: the recorded ones win (the first run saw
         them), otherwise those the database gives with the vrouter inactive."""
         out = dict(pv.before)
@@ -195,7 +195,7 @@ class Upgrade:
             progress.before.setdefault(name, doc.model_dump_json())
         progress.stopped = None
         prog.save(self.state_file, progress)
-        before = self._before(pv, progress)
+        before = self.before_documents(pv, progress)
         result = Result()
         try:
             for step in steps:
