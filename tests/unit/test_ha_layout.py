@@ -160,3 +160,14 @@ def test_apply_twice_changes_nothing(tmp_path, monkeypatch):
     verify = subprocess.run(["crm_verify", "--xml-file", str(path)], capture_output=True,
                             text=True)
     assert "rror" not in verify.stderr, verify.stderr
+
+
+def test_the_vips_mildly_avoid_the_dc_without_ever_moving_for_it():
+    lay = build_layout(sample_doc(), LayoutOptions(resource_stickiness=100))
+    (loc,) = [c for c in lay.constraints if c.get("id") == "envrouter-vip__vrouter-avoids-dc"]
+    rule = loc.find("rule")
+    assert loc.get("rsc") == "vip__vrouter"
+    assert -100 < int(rule.get("score")) < 0  # below the stickiness: never forces a move
+    expr = rule.find("expression")
+    assert (expr.get("attribute"), expr.get("operation"), expr.get("value")) == (
+        "#is_dc", "eq", "true")
