@@ -12,7 +12,21 @@ import os
 import pytest
 
 
+# Cheap tiers first; the lab last, and within it the upgrade test (which builds a lab of its
+# own) before the tests that share one session-wide lab, so two labs never run at once.
+_TIER_ORDER = ("unit", "api", "db", "netns", "ui", "lab/test_upgrade.py", "lab")
+
+
+def _tier(item: pytest.Item) -> int:
+    path = item.path.as_posix()
+    for rank, tier in enumerate(_TIER_ORDER):
+        if f"/tests/{tier}" in path:
+            return rank
+    return len(_TIER_ORDER)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    items.sort(key=_tier)  # stable: the order inside a file is kept
     if os.geteuid() == 0:
         return
     skip = pytest.mark.skip(reason="needs root: creates network namespaces")
