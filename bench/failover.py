@@ -56,8 +56,12 @@ def corosync_timers(lab) -> str:
 
 
 def memory_all(lab) -> dict[str, dict]:
-    from envrouter.lab.drill_report import memory_summary
+    from envrouter.lab.drill_report import RESIDENT_AFTER, memory_summary
     from envrouter.lab.drills import controller_processes
+
+    # daemons restarted by the drill's restore are younger than RESIDENT_AFTER (counted as
+    # passing processes): let them age past it before sampling
+    time.sleep(RESIDENT_AFTER + 1)
 
     return {n.name: memory_summary(controller_processes(lab, n.name))
             for n in lab.plan.controllers if lab.node_running(n.name)}

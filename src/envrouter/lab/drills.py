@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -226,6 +227,43 @@ def wait_settled(lab: Lab, timeout: float = 180) -> None:
 
     wait_for("every clone instance running on every controller", clones_everywhere,
              timeout=timeout, interval=1.0)
+    # and nothing left in flight: a drill that starts while a node just back still writes its
+    # attributes (pingd, the promotion score) has its transition aborted and re-planned
+    wait_for("every controller reaching the upstream (pingd > 0) and the DC idle",
+             lambda: _attributes_ready(lab, running) and _dc_idle(lab), timeout=timeout,
+             interval=1.0)
+
+
+def _crm_xml(lab: Lab, argv: list[str]) -> ET.Element | None:
+    via = next((n.name for n in lab.plan.controllers if lab.node_running(n.name)), None)
+    if via is None:
+        return None
+    proc = lab.exec_in(via, argv, check=False, timeout=30)
+    try:
+        return ET.fromstring(proc.stdout) if proc.returncode == 0 else None
+    except ET.ParseError:
+        return None
+
+
+def _attributes_ready(lab: Lab, running: set[str]) -> bool:
+    root = _crm_xml(lab, ["crm_mon", "-1", "-A", "--output-as=xml"])
+    if root is None:
+        return False
+    ready = set()
+    for node in root.iter("node"):
+        for attr in node.iter("attribute"):
+            if attr.get("name") == "pingd" and (attr.get("value") or "0").isdigit() \
+                    and int(attr.get("value") or "0") > 0:
+                ready.add(node.get("name", ""))
+    return running <= ready
+
+
+def _dc_idle(lab: Lab) -> bool:
+    dc = best_view(lab).dc
+    if not dc:
+        return False
+    root = _crm_xml(lab, ["crmadmin", "-S", dc, "--output-as=xml", "-t", "5s"])
+    return root is not None and any(el.get("state") == "S_IDLE" for el in root.iter())
 
 
 # ----------------------------------------------------------------------------- faults
