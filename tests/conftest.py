@@ -11,7 +11,6 @@ import os
 
 import pytest
 
-
 # Cheap tiers first; the lab last, and within it the upgrade test (which builds a lab of its
 # own) before the tests that share one session-wide lab, so two labs never run at once.
 _TIER_ORDER = ("unit", "api", "db", "netns", "ui", "lab/test_upgrade.py", "lab")
