@@ -38,20 +38,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from _common import cpu_model
+
 from envrouter.lab.topology import DEFAULT_STATE_DIR
 
 ENVROUTER = [sys.executable, "-m", "envrouter.cli.main"]
 STATE_ENV = "ENVROUTER_LAB_STATE_DIR"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -96,6 +96,21 @@ def _scope(scope: str) -> str:
     return scope
 
 
+def _load(
+    document: Path | None,
+    server: str | None,
+    node: str | None,
+    token_file: Path | None,
+    state_dir: Path,
+    scope: str,
+    *,
+    fallback: bool = True,
+):
+    """The document (see `_document`) and the checked scope, in that order."""
+    doc = _document(document, server, node, token_file, state_dir, fallback=fallback)
+    return doc, _scope(scope)
+
+
 def _save(doc, state_dir: Path) -> None:
     from envrouter.agent.files import read_file, write_atomic
 
@@ -149,8 +164,8 @@ def plan_cmd(
     t0 = time.perf_counter()
     _preload()
     tw = time.perf_counter()
-    doc = _document(document, server, node, token_file, state_dir, fallback=True)
-    steps = _steps(doc, root, _scope(scope), host_netns, False)
+    doc, scope = _load(document, server, node, token_file, state_dir, scope)
+    steps = _steps(doc, root, scope, host_netns, False)
     for s in steps:
         print(s.description)
     if not steps:
@@ -181,7 +196,7 @@ def apply_cmd(
     t0 = time.perf_counter()
     _preload()
     tw = time.perf_counter()
-    doc = _document(document, server, node, token_file, state_dir)
+    doc, scope = _load(document, server, node, token_file, state_dir, scope, fallback=False)
     from envrouter.agent import agent_lock
     from envrouter.agent.apply import apply
     from envrouter.agent.desired import desired_state
@@ -189,7 +204,7 @@ def apply_cmd(
     from envrouter.agent.observe import observe
     from envrouter.agent.plan import check_preconditions, plan
 
-    desired = desired_state(doc, root=root, scope=_scope(scope), host_netns=host_netns)
+    desired = desired_state(doc, root=root, scope=scope, host_netns=host_netns)
     with agent_lock(), Netlink() as link:
         observed = observe(desired, link)
         check_preconditions(desired, observed)  # refuse before saving or changing anything
@@ -227,8 +242,8 @@ def status_cmd(
 ) -> None:
     """Print 'converged' or the pending steps (exit 1)."""
     require_root("envrouter agent status")
-    doc = _document(document, server, node, token_file, state_dir, fallback=True)
-    steps = _steps(doc, root, _scope(scope), host_netns, False)
+    doc, scope = _load(document, server, node, token_file, state_dir, scope)
+    steps = _steps(doc, root, scope, host_netns, False)
     if not steps:
         print("converged")
         return

@@ -17,6 +17,7 @@ import tempfile
 import typer
 
 from envrouter.cli.common import handle_errors
+from envrouter.cli.status import DocumentOpt, NamespaceOpt, RunRootOpt, collect_status
 from envrouter.errors import InfraError
 
 app = typer.Typer(help="Prometheus text metrics of this controller.", add_completion=False)
@@ -47,19 +48,15 @@ def metrics(
     output: str | None = typer.Option(None, "--output", "-o",
                                       help="write to this file atomically (textfile collector)"
                                            "; default: stdout"),
-    namespace: str | None = typer.Option(None, "--namespace",
-                                         help="the vrouter namespace (default: the document's)"),
-    document: str = typer.Option("/var/lib/envrouter/document.json", "--document",
-                                 help="this node's deployment document"),
-    run_root: str = typer.Option("/run/envrouter", "--run-root",
-                                 help="the services' per-namespace run directory root"),
+    namespace: str | None = NamespaceOpt,
+    document: str = DocumentOpt,
+    run_root: str = RunRootOpt,
 ) -> None:
     """The same facts as `envrouter status`, as Prometheus gauges and counters."""
     from envrouter.ops.assess import assess
-    from envrouter.ops.collect import CollectOptions, collect
     from envrouter.ops.metrics import registry_for, render
 
-    st = collect(CollectOptions(document=document, namespace=namespace, run_root=run_root))
+    st = collect_status(document, namespace, run_root)
     text = render(registry_for(st, assess(st)))
     if output is None:
         sys.stdout.write(text)

@@ -26,30 +26,37 @@ app = typer.Typer(help="State of the vrouter on this controller.", add_completio
 
 LAST_SAMPLE = "status-last.json"  # conntrackd's sync error count at the previous run
 
+# options `envrouter metrics` shares (it reports the same facts)
+NamespaceOpt = typer.Option(None, "--namespace",
+                            help="the vrouter namespace (default: the document's)")
+DocumentOpt = typer.Option("/var/lib/envrouter/document.json", "--document",
+                           help="this node's deployment document")
+RunRootOpt = typer.Option("/run/envrouter", "--run-root",
+                          help="the services' per-namespace run directory root")
+
+
+def collect_status(document: str, namespace: str | None, run_root: str) -> Status:
+    """Gather this controller's state from the options above."""
+    from envrouter.ops.collect import CollectOptions, collect
+
+    return collect(CollectOptions(document=document, namespace=namespace, run_root=run_root))
+
 
 @app.command()
 @handle_errors
 def status(
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
-    namespace: str | None = typer.Option(None, "--namespace",
-                                         help="the vrouter namespace (default: the document's)"),
-    document: str = typer.Option("/var/lib/envrouter/document.json", "--document",
-                                 help="this node's deployment document"),
+    namespace: str | None = NamespaceOpt,
+    document: str = DocumentOpt,
     state_dir: str = typer.Option("/var/lib/envrouter", "--state-dir",
                                   help="where the previous sample is kept (sync error growth)"),
-    run_root: str = typer.Option("/run/envrouter", "--run-root",
-                                 help="the services' per-namespace run directory root"),
+    run_root: str = RunRootOpt,
 ) -> None:
     """Cluster, VIPs, resources, conntrackd, NAT table, DNS and NTP of this controller."""
     from envrouter.ops.assess import assess
-    from envrouter.ops.collect import (
-        CollectOptions,
-        collect,
-        load_previous_sync_errors,
-        save_sync_errors,
-    )
+    from envrouter.ops.collect import load_previous_sync_errors, save_sync_errors
 
-    st = collect(CollectOptions(document=document, namespace=namespace, run_root=run_root))
+    st = collect_status(document, namespace, run_root)
     last = os.path.join(state_dir, LAST_SAMPLE)
     reasons = assess(st, load_previous_sync_errors(last))
     if os.path.isdir(state_dir):

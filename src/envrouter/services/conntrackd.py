@@ -15,7 +15,6 @@ from any network namespace.
 from __future__ import annotations
 
 import ipaddress
-import os
 import subprocess
 from pathlib import Path
 from typing import Literal
@@ -99,8 +98,7 @@ def render_conntrackd_conf(
         raise ValidationError("conntrackd", "port", f"{port} is not a UDP port")
     for name, path in (("lock_file", lock_file), ("socket_path", socket_path),
                        ("log_file", log_file)):
-        if not os.path.isabs(path) or any(c.isspace() for c in path):
-            raise ValidationError("conntrackd", name, f"{path!r}: need an absolute path, no spaces")
+        values.absolute_path("conntrackd", name, path)
     mode = choose_transport(vr, transport)
     dest: str | None = None
     group: str | None = None

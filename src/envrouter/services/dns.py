@@ -12,8 +12,6 @@ keeps it off loopback too (nothing in the namespace needs it).
 
 from __future__ import annotations
 
-import os
-
 from envrouter.document import DocVrouter
 from envrouter.errors import ValidationError
 from envrouter.services import values
@@ -21,8 +19,8 @@ from envrouter.services.process import (
     LOG_ROOT,
     RUN_ROOT,
     Daemon,
-    ServicePaths,
     check_namespace_name,
+    pid_file_ready,
     service_paths,
 )
 from envrouter.services.templating import render_template
@@ -56,8 +54,7 @@ def render_dnsmasq_conf(
     if stale_max_seconds < 0:
         raise ValidationError("dnsmasq", "stale_max_seconds", "must be 0 (no limit) or more")
     for name, path in (("pid_file", pid_file), ("log_file", log_file)):
-        if not os.path.isabs(path) or any(c.isspace() for c in path):
-            raise ValidationError("dnsmasq", name, f"{path!r}: need an absolute path, no spaces")
+        values.absolute_path("dnsmasq", name, path)
     return render_template(
         "services/templates/dnsmasq.conf.j2",
         namespace=vr.namespace,
@@ -72,30 +69,15 @@ def render_dnsmasq_conf(
     )
 
 
-def paths_for(
-    vr: DocVrouter, *, run_root: str = RUN_ROOT, log_root: str = LOG_ROOT
-) -> ServicePaths:
-    return service_paths(vr.namespace, SERVICE, run_root=run_root, log_root=log_root)
-
-
 def daemon(vr: DocVrouter, *, run_root: str = RUN_ROOT, log_root: str = LOG_ROOT) -> Daemon:
-    paths = paths_for(vr, run_root=run_root, log_root=log_root)
+    paths = service_paths(vr.namespace, SERVICE, run_root=run_root, log_root=log_root)
     conf = render_dnsmasq_conf(vr, pid_file=str(paths.file(OWN_PID)), log_file=str(paths.log_file))
-    own_pid = paths.file(OWN_PID)
-
-    def ready(pid: int) -> bool:
-        # dnsmasq writes its pid file once its sockets are bound
-        try:
-            return own_pid.read_text().strip() == str(pid)
-        except FileNotFoundError:
-            return False
-
     return Daemon(
         paths=paths,
         comm="dnsmasq",
         # -k: stay in the foreground (we detach it ourselves and record its PID)
         argv=["dnsmasq", "-k", f"--conf-file={paths.file(CONF)}"],
         config={CONF: conf},
-        ready=ready,
+        ready=pid_file_ready(paths.file(OWN_PID)),  # written once its sockets are bound
         stale_files=[OWN_PID],
     )

@@ -10,8 +10,6 @@ serving the same time while upstream is unreachable, so a VIP move does not step
 
 from __future__ import annotations
 
-import os
-
 from envrouter.document import DocVrouter
 from envrouter.errors import ValidationError
 from envrouter.services import values
@@ -19,8 +17,8 @@ from envrouter.services.process import (
     LOG_ROOT,
     RUN_ROOT,
     Daemon,
-    ServicePaths,
     check_namespace_name,
+    pid_file_ready,
     service_paths,
 )
 from envrouter.services.templating import render_template
@@ -55,8 +53,7 @@ def render_chrony_conf(
         raise ValidationError("chrony", "local_stratum", f"{local_stratum} out of 1..15")
     for name, path in (("pid_file", pid_file), ("socket_path", socket_path),
                        ("drift_file", drift_file)):
-        if not os.path.isabs(path) or any(c.isspace() for c in path):
-            raise ValidationError("chrony", name, f"{path!r}: need an absolute path, no spaces")
+        values.absolute_path("chrony", name, path)
     return render_template(
         "services/templates/chrony.conf.j2",
         namespace=vr.namespace,
@@ -71,35 +68,21 @@ def render_chrony_conf(
     )
 
 
-def paths_for(
-    vr: DocVrouter, *, run_root: str = RUN_ROOT, log_root: str = LOG_ROOT
-) -> ServicePaths:
-    return service_paths(vr.namespace, SERVICE, run_root=run_root, log_root=log_root)
-
-
 def daemon(vr: DocVrouter, *, run_root: str = RUN_ROOT, log_root: str = LOG_ROOT) -> Daemon:
-    paths = paths_for(vr, run_root=run_root, log_root=log_root)
+    paths = service_paths(vr.namespace, SERVICE, run_root=run_root, log_root=log_root)
     conf = render_chrony_conf(
         vr,
         pid_file=str(paths.file(OWN_PID)),
         socket_path=str(paths.file(SOCKET)),
         drift_file=str(paths.file(DRIFT)),
     )
-    own_pid = paths.file(OWN_PID)
-
-    def ready(pid: int) -> bool:
-        try:
-            return own_pid.read_text().strip() == str(pid)
-        except FileNotFoundError:
-            return False
-
     return Daemon(
         paths=paths,
         comm="chronyd",
         # -n: foreground; -x: never touch the shared clock; -l: log file
         argv=["chronyd", "-n", "-x", "-f", str(paths.file(CONF)), "-l", str(paths.log_file)],
         config={CONF: conf},
-        ready=ready,
+        ready=pid_file_ready(paths.file(OWN_PID)),
         stale_files=[OWN_PID, SOCKET],
         run_dir_mode=0o750,
         run_dir_owner=CHRONY_USER,

@@ -74,6 +74,19 @@ def service_paths(
     )
 
 
+def pid_file_ready(own_pid: Path) -> Callable[[int], bool]:
+    """A readiness check for a daemon that writes its own pid file once it serves: ready when
+    that file holds the PID we started."""
+
+    def ready(pid: int) -> bool:
+        try:
+            return own_pid.read_text().strip() == str(pid)
+        except FileNotFoundError:
+            return False
+
+    return ready
+
+
 def namespace_exists(namespace: str) -> bool:
     return os.path.exists(os.path.join(NETNS_DIR, namespace))
 

@@ -8,7 +8,9 @@ configuration file, so a newline or a directive cannot be smuggled into one.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
+from collections.abc import Callable
 
 from envrouter.errors import ValidationError
 
@@ -18,31 +20,26 @@ _HOSTNAME_RE = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*\.?$")
 _IFNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
 
 
-def ipv4_address(obj: str, field: str, value: object) -> str:
+def _parsed(obj: str, field: str, value: object, parse: Callable[[str], object], what: str) -> str:
+    """``value`` in the canonical text form ``parse`` gives it, or a ValidationError."""
     if not isinstance(value, str):
-        raise ValidationError(obj, field, f"not an IPv4 address: {value!r}")
+        raise ValidationError(obj, field, f"not {what}: {value!r}")
     try:
-        return str(ipaddress.IPv4Address(value))
+        return str(parse(value))
     except ValueError as exc:
-        raise ValidationError(obj, field, f"not an IPv4 address: {value!r}") from exc
+        raise ValidationError(obj, field, f"not {what}: {value!r}") from exc
+
+
+def ipv4_address(obj: str, field: str, value: object) -> str:
+    return _parsed(obj, field, value, ipaddress.IPv4Address, "an IPv4 address")
 
 
 def ip_address(obj: str, field: str, value: object) -> str:
-    if not isinstance(value, str):
-        raise ValidationError(obj, field, f"not an IP address: {value!r}")
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError as exc:
-        raise ValidationError(obj, field, f"not an IP address: {value!r}") from exc
+    return _parsed(obj, field, value, ipaddress.ip_address, "an IP address")
 
 
 def ip_network(obj: str, field: str, value: object) -> str:
-    if not isinstance(value, str):
-        raise ValidationError(obj, field, f"not a CIDR: {value!r}")
-    try:
-        return str(ipaddress.ip_network(value, strict=True))
-    except ValueError as exc:
-        raise ValidationError(obj, field, f"not a CIDR: {value!r}") from exc
+    return _parsed(obj, field, value, lambda v: ipaddress.ip_network(v, strict=True), "a CIDR")
 
 
 def hostname(obj: str, field: str, value: object) -> str:
@@ -76,3 +73,10 @@ def upstream_list(obj: str, field: str, values: list[str], *, hostnames: bool) -
     if len(set(out)) != len(out):
         raise ValidationError(obj, field, "an entry appears twice")
     return out
+
+
+def absolute_path(obj: str, field: str, path: str) -> str:
+    """A file path written into a configuration file: absolute, with no white space."""
+    if not os.path.isabs(path) or any(c.isspace() for c in path):
+        raise ValidationError(obj, field, f"{path!r}: need an absolute path, no spaces")
+    return path
