@@ -46,6 +46,10 @@ def test_three_nodes_tree() -> None:
     assert totem["token"] == "400"
     assert totem["consensus"] == "480"  # 1.2 x token: detection in token + consensus
     assert totem["token_coefficient"] == "0"
+    # knet gives up on a link only when the token would be lost anyway
+    (iface,) = totem["interface"]
+    assert iface == {"linknumber": "0", "knet_ping_interval": "100", "knet_ping_timeout": "400",
+                     "knet_pong_count": "1"}
     nodes = conf["nodelist"][0]["node"]
     assert [(n["name"], int(n["nodeid"]), n["ring0_addr"]) for n in nodes] == NODES
     quorum = conf["quorum"][0]

@@ -74,6 +74,7 @@ def test_conntrackd_is_promotable_and_the_vip_start_commits_its_cache():
         params = {nv.get("name"): nv.get("value") for nv in lay.resources[i].iter("nvpair")}
         assert params["conntrackd_conf"] == "/run/envrouter/vrouter/conntrackd/conntrackd.conf"
     assert lay.cluster_options["load-threshold"] == "1000%"  # no throttling of failovers
+    assert lay.cluster_options["transition-delay"] == "100ms"  # no 1-s sleep in the DC
     coloc = _find(lay, "rsc_colocation", rsc="conntrackd-clone", **{"with-rsc": "vip__vrouter"})
     assert coloc and coloc[0].get("rsc-role") == "Promoted" and coloc[0].get("score") == "INFINITY"
 
@@ -167,7 +168,9 @@ def test_the_vips_mildly_avoid_the_dc_without_ever_moving_for_it():
     (loc,) = [c for c in lay.constraints if c.get("id") == "envrouter-vip__vrouter-avoids-dc"]
     rule = loc.find("rule")
     assert loc.get("rsc") == "vip__vrouter"
-    assert -100 < int(rule.get("score")) < 0  # below the stickiness: never forces a move
+    # a bonus below the stickiness (never forces a move), never a negative score (that would
+    # forbid the DC, e.g. the last node standing)
+    assert 0 < int(rule.get("score")) < 100
     expr = rule.find("expression")
     assert (expr.get("attribute"), expr.get("operation"), expr.get("value")) == (
-        "#is_dc", "eq", "true")
+        "#is_dc", "ne", "true")

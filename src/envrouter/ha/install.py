@@ -31,9 +31,10 @@ case "$ns/$port/$ip/$mask/$gw/$arp/$conf" in
   if [ "$1" = start ]; then
     # the synced flows into the kernel before any packet reaches this holder
     if [ -n "$conf" ] && [ -e "$conf" ]; then conntrackd -C "$conf" -c >/dev/null 2>&1; fi
-    if ip -n "$ns" addr replace "$ip/$mask" dev "$port" \
-       && { [ -z "$gw" ] || ip -n "$ns" route replace default via "$gw" dev "$port" \
-            src "$ip" metric 0 proto 78; }; then
+    # address and public route in one `ip` run
+    if { echo "addr replace $ip/$mask dev $port"
+         [ -z "$gw" ] || echo "route replace default via $gw dev $port src $ip metric 0 proto 78"
+       } | ip -n "$ns" -batch -; then
       if [ "$arp" -gt 0 ]; then
         setsid -f nsenter --net="/run/netns/$ns" arping -q -U -c "$arp" -I "$port" "$ip" \
           </dev/null >/dev/null 2>&1
@@ -54,9 +55,7 @@ case "$ns/$port/$ip/$mask/$gw/$arp/$conf" in
       exit 0
     fi
   else
-    if [ -n "$gw" ]; then
-      ip -n "$ns" route del default via "$gw" dev "$port" metric 0 proto 78 2>/dev/null
-    fi
+    # the kernel removes the public route with the address it uses as source
     ip -n "$ns" addr del "$ip/$mask" dev "$port" 2>/dev/null && exit 0
   fi
 fi ;;

@@ -2,8 +2,9 @@
 vrouter's NAT to the upstream while a fault hits the VIP holder; then a report
 (`envrouter.lab.drill_report`, pure) and the lab is put back.
 
-- hard-kill: power-off of the holder (SIGKILL of its anchor, i.e. every process of the node, and
-  its netns deleted: links and addresses gone); powered on again after the report. VIPs move.
+- hard-kill: power-off of the holder (its cables down in the switch, then SIGKILL of its anchor,
+  i.e. every process of the node, and its netns deleted: links and addresses gone); powered on
+  again after the report. VIPs move.
 - standby: ``crm_attribute --node H --name standby --update on`` (a graceful move); unstandby
   after. VIPs move.
 - partition: the holder's management port set down in the switch namespace: the holder is alone
@@ -170,14 +171,26 @@ def other_running_controller(lab: Lab, not_this: str) -> str:
     raise InfraError("no other running controller")
 
 
-def set_switch_port(lab: Lab, node: str, network: str, up: bool) -> None:
-    """Link state of the node's veth end in the switch namespace (the cable)."""
-    port = next(p for p in lab.plan.node(node).ports if p.network == network)
+def set_switch_port(lab: Lab, node: str, network: str | None, up: bool) -> None:
+    """Link state of the node's veth end(s) in the switch namespace (the cables): one network,
+    or every network of the node (None)."""
+    ports = [p for p in lab.plan.node(node).ports if network is None or p.network == network]
     with IPRoute(netns=lab.plan.switch_netns) as ipr:
-        idx = ipr.link_lookup(ifname=port.switch_ifname)
-        if not idx:
-            raise InfraError(f"no port {port.switch_ifname} in {lab.plan.switch_netns}")
-        ipr.link("set", index=idx[0], state="up" if up else "down")
+        for port in ports:
+            idx = ipr.link_lookup(ifname=port.switch_ifname)
+            if not idx:
+                raise InfraError(f"no port {port.switch_ifname} in {lab.plan.switch_netns}")
+            ipr.link("set", index=idx[0], state="up" if up else "down")
+
+
+def hard_kill(lab: Lab, node: str) -> None:
+    """A power-off: the node's cables first (a dead machine is silent at once), then every
+    process (SIGKILL of the anchor) and its network namespace. Killing first would let the
+    dying namespace answer packets for a moment: its conntrack table goes before its addresses
+    when the kernel dismantles it, and a packet for a flow of the VIP then gets a reset — that
+    is an artefact of the lab, not what a crashed router does."""
+    set_switch_port(lab, node, None, False)
+    lab.power_off(node)
 
 
 def _pid_ns(pid: int) -> int | None:
@@ -281,7 +294,7 @@ def make_fault(lab: Lab, drill: str, holder: str) -> Fault:
     from envrouter.lab.build import power_on
 
     if drill == "hard-kill":
-        return Fault(lambda: lab.power_off(holder), lambda: power_on(lab, holder, wait=False))
+        return Fault(lambda: hard_kill(lab, holder), lambda: power_on(lab, holder, wait=False))
     if drill == "standby":
         via = other_running_controller(lab, holder)
         return Fault(lambda: set_standby(lab, holder, True, via),
