@@ -213,7 +213,9 @@ def print_status(status: dict[str, Any], console: Console) -> None:
     for ch in status["checks"]:
         checks.add_row(ch["check"], _style(ch["status"]), ch["detail"])
     console.print(checks)
-    health = Table(title="envrouter status on each controller")
+    # a title wider than this narrow table would wrap: print it as a line of its own
+    console.print("envrouter status on each controller:")
+    health = Table()
     for col in ("controller", "state", "reasons"):
         health.add_column(col)
     for h in status.get("controllers") or []:
