@@ -222,3 +222,21 @@ def test_down_after_up_was_killed(labtools) -> None:
     down = labtools.run_cli("lab", "down", "--state-dir", state_dir, "--prefix", prefix)
     assert down.returncode == 0, down.stderr
     assert labtools.lab_leftovers(prefix, state_dir) == []
+
+
+def test_api_shows_the_live_cluster(lab) -> None:
+    """The lab's control plane runs with --cluster-command, so the API (and the UI) show who
+    holds the VIPs: it must be the controller whose namespace really has the address."""
+    import httpx
+
+    from envrouter.lab.status import vip_holders
+
+    cp = lab.state["deployment"]["control_plane"]
+    headers = {"Authorization": f"Bearer {cp['token']}"}
+    envs = httpx.get(f"{cp['url']}/api/v1/environments", headers=headers, timeout=10).json()
+    got = httpx.get(f"{cp['url']}/api/v1/environments/{envs[0]['id']}/cluster",
+                    headers=headers, timeout=30).json()
+    assert got["source"].startswith("crm_mon"), got
+    assert got["quorate"] is True
+    assert [got["vip_holder"]] == vip_holders(lab, lab.plan.vip_management)
+    assert sorted(n["name"] for n in got["nodes"]) == sorted(c.name for c in lab.plan.controllers)

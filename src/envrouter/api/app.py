@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +36,10 @@ def create_app(database_url: str | None = None, *, db: Database | None = None) -
     app.state.documents = DocumentCache()
     app.state.fast_documents = FastDocuments(app.state.db.url)
     app.state.cluster_probe: Callable[[int], dict[str, Any]] | None = None
+    if os.environ.get("ENVROUTER_CLUSTER_COMMAND"):
+        from envrouter.api.cluster import CommandClusterProbe
+
+        app.state.cluster_probe = CommandClusterProbe(os.environ["ENVROUTER_CLUSTER_COMMAND"])
     metrics = Metrics(app.state.db)
     app.state.metrics = metrics
     install_error_handlers(app)

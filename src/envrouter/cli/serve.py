@@ -26,6 +26,14 @@ def serve(
     ),
     workers: int = typer.Option(1, "--workers", min=1, max=64, help="server processes"),
     log_level: str = typer.Option("warning", help="uvicorn log level"),
+    cluster_command: str = typer.Option(
+        None,
+        "--cluster-command",
+        envvar="ENVROUTER_CLUSTER_COMMAND",
+        help="a command printing `crm_mon -1 --output-as=xml` of the cluster (e.g. "
+        "'ssh ctl1 crm_mon -1 --output-as=xml'; {env_id} is replaced); without it the live "
+        "cluster state is 'unknown'",
+    ),
 ) -> None:
     """Upgrade the schema to the newest revision, then serve the API on HOST:PORT."""
     import uvicorn
@@ -46,6 +54,9 @@ def serve(
         "http": f"{__name__}:NoDelayHttpTools",
         "backlog": 4096,
     }
+    if cluster_command:
+        # read by create_app, also in every worker process
+        os.environ["ENVROUTER_CLUSTER_COMMAND"] = cluster_command
     if workers == 1:
         uvicorn.run(create_app(url), **options)
         return

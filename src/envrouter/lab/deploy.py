@@ -63,8 +63,10 @@ def start_control_plane(lab: Lab) -> dict[str, Any]:
         raise InfraError(f"envrouter token create: {tok.stderr.strip()[-500:]}")
     token = tok.stdout.strip().splitlines()[-1].split()[-1]
     port = _free_port()
-    server = lab.spawn_host("server", [*ENVROUTER, "serve", "--host", "127.0.0.1", "--port",
-                                       str(port), "--database-url", url], env=env)
+    server = lab.spawn_host("server", [
+        *ENVROUTER, "serve", "--host", "127.0.0.1", "--port", str(port), "--database-url", url,
+        "--cluster-command", f"{sys.executable} -m envrouter.lab.crm_mon {plan.state_dir}",
+    ], env=env)
     base = f"http://127.0.0.1:{port}"
 
     def healthy() -> bool:
