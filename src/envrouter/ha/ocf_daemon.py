@@ -39,7 +39,7 @@ def make_handlers(
     after_restart: Callable[[Context, Daemon], None] | None = None,
 ) -> dict[str, Handler]:
     def validate(ctx: Context) -> int:
-        daemon_from(ctx, build)  # renders the config: raises ValidationError naming the field
+        daemon_from(ctx, build).files()  # renders: a bad value raises ValidationError (field)
         return OCF_SUCCESS
 
     def start(ctx: Context) -> int:

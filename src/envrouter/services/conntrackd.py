@@ -29,8 +29,9 @@ from envrouter.services.process import (
     ServicePaths,
     check_namespace_name,
     service_paths,
+    source_digest,
 )
-from envrouter.services.templating import render_template
+from envrouter.services.templating import render_template, template_stamp
 
 SERVICE = "conntrackd"
 CONF = "conntrackd.conf"
@@ -41,6 +42,8 @@ DEFAULT_PORT = 3780
 
 Transport = Literal["auto", "udp", "multicast"]
 
+
+TEMPLATE = "services/templates/conntrackd.conf.j2"
 
 def choose_transport(vr: DocVrouter, transport: Transport = "auto") -> Literal["udp", "multicast"]:
     if transport == "auto":
@@ -111,7 +114,7 @@ def render_conntrackd_conf(
         if not ipaddress.IPv4Address(group).is_multicast:
             raise ValidationError("conntrackd", "multicast_group", f"{group} is not multicast")
     return render_template(
-        "services/templates/conntrackd.conf.j2",
+        TEMPLATE,
         namespace=vr.namespace,
         mode=mode,
         self_addr=self_addr,
@@ -142,21 +145,16 @@ def daemon(
     port: int = DEFAULT_PORT,
 ) -> Daemon:
     paths = paths_for(vr, run_root=run_root, log_root=log_root)
-    conf = render_conntrackd_conf(
-        vr,
-        lock_file=str(paths.file(LOCK)),
-        socket_path=str(paths.file(SOCKET)),
-        log_file=str(paths.log_file),
-        transport=transport,
-        multicast_group=multicast_group,
-        port=port,
-    )
+    kw = {"lock_file": str(paths.file(LOCK)), "socket_path": str(paths.file(SOCKET)),
+          "log_file": str(paths.log_file), "transport": transport,
+          "multicast_group": multicast_group, "port": port}
     socket = paths.file(SOCKET)
     return Daemon(
         paths=paths,
         comm="conntrackd",
         argv=["conntrackd", "-C", str(paths.file(CONF))],
-        config={CONF: conf},
+        render=lambda: {CONF: render_conntrackd_conf(vr, **kw)},
+        source=source_digest(template_stamp(TEMPLATE), vr.model_dump_json(), kw),
         ready=lambda _pid: socket.is_socket() if socket.exists() else False,
         stale_files=[LOCK, SOCKET],
     )

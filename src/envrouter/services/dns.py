@@ -22,14 +22,17 @@ from envrouter.services.process import (
     check_namespace_name,
     pid_file_ready,
     service_paths,
+    source_digest,
 )
-from envrouter.services.templating import render_template
+from envrouter.services.templating import render_template, template_stamp
 
 SERVICE = "dnsmasq"
 CONF = "dnsmasq.conf"
 OWN_PID = "dnsmasq.pid"  # dnsmasq's own pid file (ours is daemon.pid; same PID)
 DEFAULT_CACHE_SIZE = 10000
 
+
+TEMPLATE = "services/templates/dnsmasq.conf.j2"
 
 def render_dnsmasq_conf(
     vr: DocVrouter,
@@ -56,7 +59,7 @@ def render_dnsmasq_conf(
     for name, path in (("pid_file", pid_file), ("log_file", log_file)):
         values.absolute_path("dnsmasq", name, path)
     return render_template(
-        "services/templates/dnsmasq.conf.j2",
+        TEMPLATE,
         namespace=vr.namespace,
         port=port,
         public_port=public_port,
@@ -71,13 +74,14 @@ def render_dnsmasq_conf(
 
 def daemon(vr: DocVrouter, *, run_root: str = RUN_ROOT, log_root: str = LOG_ROOT) -> Daemon:
     paths = service_paths(vr.namespace, SERVICE, run_root=run_root, log_root=log_root)
-    conf = render_dnsmasq_conf(vr, pid_file=str(paths.file(OWN_PID)), log_file=str(paths.log_file))
+    kw = {"pid_file": str(paths.file(OWN_PID)), "log_file": str(paths.log_file)}
     return Daemon(
         paths=paths,
         comm="dnsmasq",
         # -k: stay in the foreground (we detach it ourselves and record its PID)
         argv=["dnsmasq", "-k", f"--conf-file={paths.file(CONF)}"],
-        config={CONF: conf},
+        render=lambda: {CONF: render_dnsmasq_conf(vr, **kw)},
+        source=source_digest(template_stamp(TEMPLATE), vr.model_dump_json(), kw),
         ready=pid_file_ready(paths.file(OWN_PID)),  # written once its sockets are bound
         stale_files=[OWN_PID],
     )

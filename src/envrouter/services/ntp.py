@@ -20,8 +20,9 @@ from envrouter.services.process import (
     check_namespace_name,
     pid_file_ready,
     service_paths,
+    source_digest,
 )
-from envrouter.services.templating import render_template
+from envrouter.services.templating import render_template, template_stamp
 
 SERVICE = "chrony"
 CONF = "chrony.conf"
@@ -31,6 +32,8 @@ DRIFT = "drift"
 CHRONY_USER = "_chrony"  # chronyd checks its socket directory: mode 750, owned by this user
 LOCAL_STRATUM = 8
 
+
+TEMPLATE = "services/templates/chrony.conf.j2"
 
 def render_chrony_conf(
     vr: DocVrouter,
@@ -55,7 +58,7 @@ def render_chrony_conf(
                        ("drift_file", drift_file)):
         values.absolute_path("chrony", name, path)
     return render_template(
-        "services/templates/chrony.conf.j2",
+        TEMPLATE,
         namespace=vr.namespace,
         upstream=upstream,
         peers=peers,
@@ -70,18 +73,15 @@ def render_chrony_conf(
 
 def daemon(vr: DocVrouter, *, run_root: str = RUN_ROOT, log_root: str = LOG_ROOT) -> Daemon:
     paths = service_paths(vr.namespace, SERVICE, run_root=run_root, log_root=log_root)
-    conf = render_chrony_conf(
-        vr,
-        pid_file=str(paths.file(OWN_PID)),
-        socket_path=str(paths.file(SOCKET)),
-        drift_file=str(paths.file(DRIFT)),
-    )
+    kw = {"pid_file": str(paths.file(OWN_PID)), "socket_path": str(paths.file(SOCKET)),
+          "drift_file": str(paths.file(DRIFT))}
     return Daemon(
         paths=paths,
         comm="chronyd",
         # -n: foreground; -x: never touch the shared clock; -l: log file
         argv=["chronyd", "-n", "-x", "-f", str(paths.file(CONF)), "-l", str(paths.log_file)],
-        config={CONF: conf},
+        render=lambda: {CONF: render_chrony_conf(vr, **kw)},
+        source=source_digest(template_stamp(TEMPLATE), vr.model_dump_json(), kw),
         ready=pid_file_ready(paths.file(OWN_PID)),
         stale_files=[OWN_PID, SOCKET],
         run_dir_mode=0o750,

@@ -188,6 +188,16 @@ def log_tail(log_file: Path, lines: int = 5) -> str:
     return " | ".join(text.strip().splitlines()[-lines:]) or "(empty log)"
 
 
+SOURCE_FILE = "rendered-from"  # the digest of what the configuration was rendered from
+
+
+def source_digest(*parts: object) -> str:
+    """A digest of the rendering's inputs (document section, paths, options)."""
+    import hashlib
+
+    return hashlib.sha256(repr(parts).encode()).hexdigest()
+
+
 @dataclass
 class Daemon:
     """One daemon instance in a namespace. `argv` is the daemon's own command (foreground)."""
@@ -196,6 +206,11 @@ class Daemon:
     comm: str
     argv: list[str]
     config: dict[str, str] = field(default_factory=dict)  # file name in run_dir -> content
+    # Or rendered on demand: an OCF monitor every few seconds must not pay for rendering when
+    # nothing changed. `source` is a digest of everything the rendering depends on; prepare()
+    # records it beside the files, and config_drifted() renders only when it differs.
+    render: Callable[[], dict[str, str]] | None = None
+    source: str = ""
     ready: Callable[[int], bool] | None = None  # extra readiness check, given the PID
     stale_files: list[str] = field(default_factory=list)  # removed before a start
     run_dir_mode: int = 0o755
@@ -206,6 +221,13 @@ class Daemon:
     @property
     def namespace(self) -> str:
         return self.paths.namespace
+
+    def files(self) -> dict[str, str]:
+        """The configuration files (rendering them now if they are rendered on demand; a bad
+        value raises ValidationError naming its field)."""
+        if not self.config and self.render is not None:
+            self.config = self.render()
+        return self.config
 
     def pid(self) -> int | None:
         return running_pid(self.paths, self.comm)
@@ -226,13 +248,22 @@ class Daemon:
             except KeyError as exc:
                 raise InfraError(f"user {self.run_dir_owner!r} does not exist") from exc
             os.chown(run_dir, user.pw_uid, user.pw_gid)
-        for name, text in self.config.items():
+        for name, text in self.files().items():
             write_file_atomic(run_dir / name, text)
+        if self.source:
+            write_file_atomic(run_dir / SOURCE_FILE, self.source + "\n")
 
     def config_drifted(self) -> bool:
         """The files on disk differ from what the document renders now (e.g. a new dns_list
         arrived with a new document): a running daemon still serves the old configuration."""
-        for name, text in self.config.items():
+        if self.source and not self.config:
+            try:
+                same = (self.paths.run_dir / SOURCE_FILE).read_text().strip() == self.source
+            except FileNotFoundError:
+                same = False
+            if same:
+                return False
+        for name, text in self.files().items():
             try:
                 if (self.paths.run_dir / name).read_text() != text:
                     return True

@@ -42,3 +42,10 @@ def _environment() -> jinja2.Environment:
 def render_template(name: str, **context: Any) -> str:
     """Render the template at ``name`` (relative to the package) with ``context``."""
     return _environment().get_template(name).render(**context)
+
+
+def template_stamp(name: str) -> str:
+    """Identifies the template's current content cheaply (size and mtime, no jinja2): part of
+    the digest that tells a daemon's monitor whether its configuration must be re-rendered."""
+    st = (PACKAGE_DIR / name).stat()
+    return f"{name}:{st.st_size}:{st.st_mtime_ns}"
