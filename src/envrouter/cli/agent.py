@@ -11,7 +11,11 @@ import typer
 
 from envrouter.cli.common import EXIT_FAILED, handle_errors, require_root
 
-app = typer.Typer(no_args_is_help=True, help="Node agent: plan, apply, status, teardown.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Node agent: plan, apply, status, teardown.",
+)
 
 DocumentOpt = typer.Option(None, "--document", help="deployment document (JSON file)")
 ServerOpt = typer.Option(None, "--server", help="control plane URL, e.g. http://10.20.0.2:8080")

@@ -6,7 +6,11 @@ import typer
 
 from envrouter.cli.common import handle_errors
 
-app = typer.Typer(no_args_is_help=True, help="Database: create or upgrade the schema.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Database: create or upgrade the schema.",
+)
 
 URL = typer.Option(None, "--database-url", help="SQLAlchemy URL (default: see docs)")
 

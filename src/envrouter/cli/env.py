@@ -10,7 +10,9 @@ from envrouter.cli.common import handle_errors
 from envrouter.errors import ValidationError
 
 app = typer.Typer(
-    no_args_is_help=True, help="Environments: import/export YAML, list, reserve VIPs."
+    add_completion=False,
+    no_args_is_help=True,
+    help="Environments: import/export YAML, list, reserve VIPs.",
 )
 
 URL = typer.Option(None, "--database-url", help="SQLAlchemy URL (default: see docs)")

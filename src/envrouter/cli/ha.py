@@ -6,8 +6,11 @@ import typer
 
 from envrouter.cli.common import handle_errors, require_root
 
-app = typer.Typer(no_args_is_help=True,
-                  help="HA layer: OCF agents, Pacemaker layout, Corosync config.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="HA layer: OCF agents, Pacemaker layout, Corosync config.",
+)
 
 DOC_HELP = "the deployment document (JSON)"
 

@@ -13,7 +13,11 @@ from rich.console import Console
 from envrouter.cli.common import EXIT_FAILED, handle_errors
 from envrouter.lab.topology import DEFAULT_PREFIX, DEFAULT_STATE_DIR, plan_lab
 
-app = typer.Typer(no_args_is_help=True, help="The lab: a whole environment on this machine.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="The lab: a whole environment on this machine.",
+)
 
 STATE_DIR = typer.Option(DEFAULT_STATE_DIR, "--state-dir", envvar="ENVROUTER_LAB_STATE_DIR",
                          help="where the lab keeps its nodes' files and state")

@@ -6,7 +6,11 @@ import typer
 
 from envrouter.cli.common import handle_errors
 
-app = typer.Typer(no_args_is_help=True, help="API tokens: create, list, revoke.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="API tokens: create, list, revoke.",
+)
 
 URL = typer.Option(None, "--database-url", help="SQLAlchemy URL (default: see docs)")
 

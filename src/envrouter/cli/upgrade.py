@@ -11,7 +11,11 @@ from rich.table import Table
 
 from envrouter.cli.common import EXIT_FAILED, handle_errors
 
-app = typer.Typer(no_args_is_help=True, help="Bring a deployed environment onto the vrouter.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Bring a deployed environment onto the vrouter.",
+)
 
 
 class _RichReporter:
