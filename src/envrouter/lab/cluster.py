@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
 from envrouter.errors import InfraError
 from envrouter.ha.corosync import make_authkey, render_corosync_conf
 from envrouter.lab.nodes import Lab
 from envrouter.lab.waiting import wait_for
-from envrouter.ops.parse import ParseError, parse_crm_mon
 
 QUORUM_TIMEOUT = 180.0  # s; a DC is elected after dc-deadtime (20 s) on a busy 2-core machine
 
@@ -65,19 +65,24 @@ def cluster_view(lab: Lab, name: str) -> ClusterView:
         view.error = text or f"crm_mon exited {proc.returncode}"
         return view
     try:
-        state = parse_crm_mon(proc.stdout)
-    except ParseError as exc:
-        view.error = str(exc)
+        root = ET.fromstring(proc.stdout)
+    except ET.ParseError as exc:
+        view.error = f"crm_mon xml: {exc}"
         return view
-    if not state.available:
-        view.error = state.error
-        return view
-    view.quorate, view.dc, view.stonith_enabled = state.quorate, state.dc, state.stonith_enabled
-    for node in state.nodes:
-        (view.online if node.online else view.offline).append(node.name)
-    for res in state.resources:
-        if res.active and res.node:
-            view.resources.setdefault(res.id, []).append(res.node)
+    dc = root.find("./summary/current_dc")
+    if dc is not None:
+        view.quorate = dc.get("with_quorum") == "true"
+        view.dc = dc.get("name") if dc.get("present") == "true" else None
+    for node in root.findall("./nodes/node"):
+        (view.online if node.get("online") == "true" else view.offline).append(node.get("name", ""))
+    opts = root.find("./summary/cluster_options")
+    if opts is not None and opts.get("stonith-enabled") is not None:
+        view.stonith_enabled = opts.get("stonith-enabled") == "true"
+    for res in root.iter("resource"):
+        rid = res.get("id", "")
+        if res.get("active") == "true":
+            where = [n.get("name", "") for n in res.findall("node")]
+            view.resources.setdefault(rid, []).extend(where)
     return view
 
 

@@ -5,9 +5,9 @@ it as its `--cluster-command`, so the API and the UI show the live state."""
 from __future__ import annotations
 
 import sys
+import xml.etree.ElementTree as ET
 
 from envrouter.lab.nodes import Lab
-from envrouter.ops.parse import ParseError, parse_crm_mon
 
 ARGV = ["crm_mon", "-1", "--output-as=xml"]
 
@@ -21,9 +21,10 @@ def dc_crm_mon(lab: Lab) -> str:
         if proc.returncode != 0 or not proc.stdout.strip():
             continue
         try:
-            name = parse_crm_mon(proc.stdout).dc
-        except ParseError:
+            dc = ET.fromstring(proc.stdout).find("./summary/current_dc")
+        except ET.ParseError:
             continue
+        name = dc.get("name") if dc is not None and dc.get("present") == "true" else None
         if name == node.name:
             return proc.stdout
         first = first or proc.stdout
