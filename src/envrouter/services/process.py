@@ -111,6 +111,15 @@ def pid_running(pid: int, comm: str) -> bool:
     return state not in ("Z", "X") and name == comm[:15]
 
 
+def pid_alive(pid: int) -> bool:
+    """The process exists and is not a zombie, whatever it runs now."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return False
+    return stat[stat.rindex(")") + 2 :].split(" ", 1)[0] not in ("Z", "X")
+
+
 def running_pid(paths: ServicePaths, comm: str) -> int | None:
     pid = read_pid(paths.pid_file)
     return pid if pid is not None and pid_running(pid, comm) else None
@@ -295,7 +304,9 @@ class Daemon:
         write_file_atomic(self.paths.pid_file, f"{pid}\n")
 
         def up() -> bool:
-            if not pid_running(pid, self.comm) and not pid_running(pid, "ip"):
+            # Until the child has exec'd, its name is still the parent's (python3), then "ip",
+            # then the daemon's: only a process that is gone has died.
+            if not pid_alive(pid):
                 raise _Died()
             return pid_running(pid, self.comm) and (self.ready is None or self.ready(pid))
 
