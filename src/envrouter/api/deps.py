@@ -93,14 +93,14 @@ def read_session(request: Request, _auth: TokenInfo = Depends(reader)) -> Iterat
             session.rollback()
 
 
-def write_session(request: Request, _auth: TokenInfo = Depends(admin)) -> Iterator[Session]:
-    """A serialised write transaction; the route commits."""
-    with request.app.state.db.write_session() as session:
-        try:
-            yield session
-        finally:
-            session.rollback()
+def writer(request: Request, _auth: TokenInfo = Depends(admin)) -> Database:
+    """The database, for a route that writes: it opens its write transaction itself
+    (`with db.writing() as session:`), so that the transaction -- and on SQLite the write lock
+    -- ends in the route's own thread, where the write ends. A yield dependency would end it
+    in a teardown that needs another worker thread; with every worker waiting for the lock,
+    that teardown could not run (issue #19: 500 'database is locked' under 45 writers)."""
+    return request.app.state.db
 
 
 ReadDB = Annotated[Session, Depends(read_session)]
-WriteDB = Annotated[Session, Depends(write_session)]
+Writer = Annotated[Database, Depends(writer)]

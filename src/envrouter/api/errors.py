@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from envrouter.errors import ConflictError, NotFoundError, ValidationError
 
@@ -42,9 +42,27 @@ def _integrity(_request: Request, exc: IntegrityError) -> JSONResponse:
     return JSONResponse(_body([item]), status_code=409)
 
 
+RETRY_AFTER_SECONDS = 2
+
+
+def _unavailable(_request: Request, exc: OperationalError) -> JSONResponse:
+    """The database could not serve the request in time (SQLite's busy wait or PostgreSQL's
+    lock_timeout ran out, or it is unreachable): 503, try again later. Never a 500."""
+    reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+    item = {
+        "object": "database",
+        "field": "(availability)",
+        "reason": f"busy or unreachable: {reason}",
+    }
+    return JSONResponse(
+        _body([item]), status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _request_validation)  # type: ignore[arg-type]
     app.add_exception_handler(ValidationError, _validation)  # type: ignore[arg-type]
     app.add_exception_handler(ConflictError, _conflict)  # type: ignore[arg-type]
     app.add_exception_handler(NotFoundError, _not_found)  # type: ignore[arg-type]
     app.add_exception_handler(IntegrityError, _integrity)  # type: ignore[arg-type]
+    app.add_exception_handler(OperationalError, _unavailable)  # type: ignore[arg-type]

@@ -10,7 +10,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
-from envrouter.db.engine import make_engine
+from envrouter.db.config import resolve_database_url
+from envrouter.db.engine import ensure_sqlite_directory, make_engine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 BASELINE = "0001_baseline"
@@ -38,6 +39,9 @@ def _run(url: str | None, fn, revision: str) -> None:  # noqa: ANN001
 
 
 def upgrade(url: str | None = None, revision: str = HEAD) -> None:
+    """The only path that creates a database (and a SQLite file's directory)."""
+    url = resolve_database_url(url)
+    ensure_sqlite_directory(url)
     _run(url, command.upgrade, revision)
 
 

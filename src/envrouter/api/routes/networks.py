@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from envrouter.api.deps import Id, ReadDB, WriteDB
+from envrouter.api.deps import Id, ReadDB, Writer
 from envrouter.api.schemas import NetworkCreate, NetworkPublic, NetworkUpdate, RangeIn
 from envrouter.db.tables import NetworkRow
 from envrouter.model import service
@@ -41,10 +41,11 @@ def list_networks(env_id: Id, db: ReadDB) -> list[NetworkPublic]:
 
 
 @router.post("/environments/{env_id}/networks", response_model=NetworkPublic, status_code=201)
-def create_network(env_id: Id, body: NetworkCreate, db: WriteDB) -> NetworkPublic:
-    row = service.create_network(db, env_id, body.model_dump())
-    db.commit()
-    return _public(row)
+def create_network(env_id: Id, body: NetworkCreate, database: Writer) -> NetworkPublic:
+    with database.writing() as db:
+        row = service.create_network(db, env_id, body.model_dump())
+        out = _public(row)
+    return out
 
 
 @router.get("/networks/{network_id}", response_model=NetworkPublic)
@@ -53,14 +54,15 @@ def get_network(network_id: Id, db: ReadDB) -> NetworkPublic:
 
 
 @router.patch("/networks/{network_id}", response_model=NetworkPublic)
-def update_network(network_id: Id, body: NetworkUpdate, db: WriteDB) -> NetworkPublic:
-    row = service.update_network(db, network_id, body.model_dump(exclude_unset=True))
-    db.commit()
-    return _public(row)
+def update_network(network_id: Id, body: NetworkUpdate, database: Writer) -> NetworkPublic:
+    with database.writing() as db:
+        row = service.update_network(db, network_id, body.model_dump(exclude_unset=True))
+        out = _public(row)
+    return out
 
 
 @router.delete("/networks/{network_id}", status_code=204)
-def delete_network(network_id: Id, db: WriteDB) -> Response:
-    service.delete_network(db, network_id)
-    db.commit()
+def delete_network(network_id: Id, database: Writer) -> Response:
+    with database.writing() as db:
+        service.delete_network(db, network_id)
     return Response(status_code=204)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Request, Response
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from envrouter.api.deps import Id, ReadDB, WriteDB, reader
+from envrouter.api.deps import Id, ReadDB, Writer, reader
 from envrouter.api.schemas import NodeCreate, NodePublic, NodeUpdate
 from envrouter.db.tables import NodeRow
 from envrouter.document import DeploymentDocument
@@ -44,10 +44,11 @@ def list_nodes(env_id: Id, db: ReadDB) -> list[NodePublic]:
 
 
 @router.post("/environments/{env_id}/nodes", response_model=NodePublic, status_code=201)
-def create_node(env_id: Id, body: NodeCreate, db: WriteDB) -> NodePublic:
-    row = service.create_node(db, env_id, body.model_dump())
-    db.commit()
-    return _public(db, [row])[0]
+def create_node(env_id: Id, body: NodeCreate, database: Writer) -> NodePublic:
+    with database.writing() as db:
+        row = service.create_node(db, env_id, body.model_dump())
+        out = _public(db, [row])[0]
+    return out
 
 
 @router.get("/nodes/{node_id}", response_model=NodePublic)
@@ -56,16 +57,17 @@ def get_node(node_id: Id, db: ReadDB) -> NodePublic:
 
 
 @router.patch("/nodes/{node_id}", response_model=NodePublic)
-def update_node(node_id: Id, body: NodeUpdate, db: WriteDB) -> NodePublic:
-    row = service.update_node(db, node_id, body.model_dump(exclude_unset=True))
-    db.commit()
-    return _public(db, [row])[0]
+def update_node(node_id: Id, body: NodeUpdate, database: Writer) -> NodePublic:
+    with database.writing() as db:
+        row = service.update_node(db, node_id, body.model_dump(exclude_unset=True))
+        out = _public(db, [row])[0]
+    return out
 
 
 @router.delete("/nodes/{node_id}", status_code=204)
-def delete_node(node_id: Id, db: WriteDB) -> Response:
-    service.delete_node(db, node_id)
-    db.commit()
+def delete_node(node_id: Id, database: Writer) -> Response:
+    with database.writing() as db:
+        service.delete_node(db, node_id)
     return Response(status_code=204)
 
 

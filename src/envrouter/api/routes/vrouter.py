@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Request
 
-from envrouter.api.deps import Id, ReadDB, WriteDB
+from envrouter.api.deps import Id, ReadDB, Writer
 from envrouter.api.schemas import (
     ClusterState,
     VipPublic,
@@ -35,19 +35,19 @@ def get_vrouter(env_id: Id, db: ReadDB) -> VrouterSettingsPublic:
 
 
 @router.put("/environments/{env_id}/vrouter", response_model=VrouterSettingsPublic)
-def put_vrouter(env_id: Id, body: VrouterSettingsUpdate, db: WriteDB) -> VrouterSettingsPublic:
-    changes = body.model_dump(exclude_unset=True)
-    # null means "no change" for the switches and lists; for domain it means "no domain"
-    changes = {k: v for k, v in changes.items() if v is not None or k == "domain"}
-    settings = service.put_settings(db, env_id, changes)
-    db.commit()
+def put_vrouter(env_id: Id, body: VrouterSettingsUpdate, database: Writer) -> VrouterSettingsPublic:
+    with database.writing() as db:
+        changes = body.model_dump(exclude_unset=True)
+        # null means "no change" for the switches and lists; for domain it means "no domain"
+        changes = {k: v for k, v in changes.items() if v is not None or k == "domain"}
+        settings = service.put_settings(db, env_id, changes)
     return _settings_public(settings)
 
 
 @router.post("/environments/{env_id}/vrouter/reserve-vips", response_model=list[VipPublic])
-def reserve_vips(env_id: Id, db: WriteDB) -> list[VipPublic]:
-    vips = service.reserve_vips(db, env_id)
-    db.commit()
+def reserve_vips(env_id: Id, database: Writer) -> list[VipPublic]:
+    with database.writing() as db:
+        vips = service.reserve_vips(db, env_id)
     return [VipPublic(**v) for v in vips]
 
 
@@ -61,10 +61,10 @@ def put_vip(
     env_id: Id,
     name: Annotated[Literal["vrouter", "vrouter_pub"], Path()],
     body: VipUpdate,
-    db: WriteDB,
+    database: Writer,
 ) -> VipPublic:
-    vip = service.set_vip(db, env_id, name, body.address)
-    db.commit()
+    with database.writing() as db:
+        vip = service.set_vip(db, env_id, name, body.address)
     return VipPublic(**vip)
 
 
