@@ -15,6 +15,7 @@ from envrouter.api.schemas import (
     VrouterSettingsPublic,
     VrouterSettingsUpdate,
 )
+from envrouter.errors import InfraError
 from envrouter.model import service
 
 router = APIRouter(prefix="/api/v1", tags=["vrouter"])
@@ -78,6 +79,6 @@ def cluster(env_id: Id, request: Request, db: ReadDB) -> ClusterState:
         return ClusterState(**UNKNOWN_CLUSTER)
     try:
         state = probe(env_id)
-    except Exception as exc:  # a probe failing is "unknown", with the reason
+    except InfraError as exc:  # a probe failing is "unknown", with the reason
         return ClusterState(**UNKNOWN_CLUSTER, error=str(exc))
     return ClusterState(**state)
