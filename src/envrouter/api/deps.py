@@ -7,7 +7,8 @@ import time
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Path, Request
+from fastapi import Depends, HTTPException, Path, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from envrouter.db.engine import Database
@@ -74,11 +75,21 @@ def _authenticate(request: Request) -> TokenInfo:
     return info
 
 
-def reader(request: Request) -> TokenInfo:
+# Declares the scheme in the OpenAPI; _authenticate does the checking (and the 401 bodies).
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="token",
+    description="an API token (envrouter token create), sent as 'Authorization: Bearer ert_...'",
+)
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
+SECURITY = [{"token": []}]  # for routes that authenticate by hand (the document fast path)
+
+
+def reader(request: Request, _credentials: Credentials = None) -> TokenInfo:
     return _authenticate(request)
 
 
-def admin(request: Request) -> TokenInfo:
+def admin(request: Request, _credentials: Credentials = None) -> TokenInfo:
     info = _authenticate(request)
     if info.read_only:
         raise HTTPException(403, f"token {info.name!r} is read-only: writes need an admin token")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import IntegrityError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from envrouter.errors import ConflictError, NotFoundError, ValidationError
 
@@ -59,7 +61,17 @@ def _unavailable(_request: Request, exc: OperationalError) -> JSONResponse:
     )
 
 
+async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+    """A path that matches no route gets the same 404 body as an object not found; the
+    token errors (401, 403) keep their plain {"detail": "text"}."""
+    if exc.status_code == 404 and exc.detail == "Not Found":
+        item = {"object": f"path {request.url.path!r}", "field": "(url)", "reason": "not found"}
+        return JSONResponse(_body([item]), status_code=404)
+    return await http_exception_handler(request, exc)
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(StarletteHTTPException, _http)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _request_validation)  # type: ignore[arg-type]
     app.add_exception_handler(ValidationError, _validation)  # type: ignore[arg-type]
     app.add_exception_handler(ConflictError, _conflict)  # type: ignore[arg-type]

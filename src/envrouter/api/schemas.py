@@ -174,3 +174,37 @@ class ClusterState(BaseModel):
     quorate: bool | None
     vip_holder: str | None
     nodes: list[dict] = Field(default_factory=list)
+
+
+# ------------------------------------------------------------------- documented error answers
+
+def _error(description: str, model: type[BaseModel] = ErrorBody) -> dict:
+    return {"model": model, "description": description}
+
+
+_UNAVAILABLE = {
+    "model": ErrorBody,
+    "description": "the database could not serve the request in time (busy or unreachable); "
+    "try again after Retry-After seconds",
+    "headers": {
+        "Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}
+    },
+}
+_AUTH = {
+    401: _error("missing, malformed, unknown or expired token", AuthErrorBody),
+    503: _UNAVAILABLE,
+}
+_INVALID = {422: _error("bad input: each item names the object and the field")}
+_NOT_FOUND = {404: _error("the environment, network, node or VIP does not exist")}
+_WRITE = {
+    403: _error("the token is read-only: writes need an admin token", AuthErrorBody),
+    409: _error("clashes with the current state: a name taken, an address held, a range "
+                "exhausted, or a rule another object relies on (the reason says which)"),
+}
+
+# Every status code each kind of route can answer, for the OpenAPI (issue #16 point 8).
+TOKEN_ONLY: dict = {**_AUTH}
+READ_ALL: dict = {**_AUTH, **_INVALID}  # a collection without an id in its path
+READ: dict = {**_AUTH, **_INVALID, **_NOT_FOUND}
+CREATE_TOP: dict = {**_AUTH, **_INVALID, **_WRITE}
+WRITE: dict = {**_AUTH, **_INVALID, **_NOT_FOUND, **_WRITE}

@@ -9,6 +9,8 @@ from fastapi import APIRouter, Path, Request
 
 from envrouter.api.deps import Id, ReadDB, Writer
 from envrouter.api.schemas import (
+    READ,
+    WRITE,
     ClusterState,
     VipPublic,
     VipUpdate,
@@ -30,12 +32,12 @@ def _settings_public(settings) -> VrouterSettingsPublic:  # noqa: ANN001
     return VrouterSettingsPublic(**data)
 
 
-@router.get("/environments/{env_id}/vrouter", response_model=VrouterSettingsPublic)
+@router.get("/environments/{env_id}/vrouter", response_model=VrouterSettingsPublic, responses=READ)
 def get_vrouter(env_id: Id, db: ReadDB) -> VrouterSettingsPublic:
     return _settings_public(service.get_settings(db, env_id))
 
 
-@router.put("/environments/{env_id}/vrouter", response_model=VrouterSettingsPublic)
+@router.put("/environments/{env_id}/vrouter", response_model=VrouterSettingsPublic, responses=WRITE)
 def put_vrouter(env_id: Id, body: VrouterSettingsUpdate, database: Writer) -> VrouterSettingsPublic:
     with database.writing() as db:
         changes = body.model_dump(exclude_unset=True)
@@ -45,19 +47,21 @@ def put_vrouter(env_id: Id, body: VrouterSettingsUpdate, database: Writer) -> Vr
     return _settings_public(settings)
 
 
-@router.post("/environments/{env_id}/vrouter/reserve-vips", response_model=list[VipPublic])
+@router.post(
+    "/environments/{env_id}/vrouter/reserve-vips", response_model=list[VipPublic], responses=WRITE
+)
 def reserve_vips(env_id: Id, database: Writer) -> list[VipPublic]:
     with database.writing() as db:
         vips = service.reserve_vips(db, env_id)
     return [VipPublic(**v) for v in vips]
 
 
-@router.get("/environments/{env_id}/vips", response_model=list[VipPublic])
+@router.get("/environments/{env_id}/vips", response_model=list[VipPublic], responses=READ)
 def list_vips(env_id: Id, db: ReadDB) -> list[VipPublic]:
     return [VipPublic(**v) for v in service.list_vips(db, env_id)]
 
 
-@router.put("/environments/{env_id}/vips/{name}", response_model=VipPublic)
+@router.put("/environments/{env_id}/vips/{name}", response_model=VipPublic, responses=WRITE)
 def put_vip(
     env_id: Id,
     name: Annotated[Literal["vrouter", "vrouter_pub"], Path()],
@@ -69,7 +73,7 @@ def put_vip(
     return VipPublic(**vip)
 
 
-@router.get("/environments/{env_id}/cluster", response_model=ClusterState)
+@router.get("/environments/{env_id}/cluster", response_model=ClusterState, responses=READ)
 def cluster(env_id: Id, request: Request, db: ReadDB) -> ClusterState:
     """Live cluster state when a probe is configured (app.state.cluster_probe); otherwise
     "unknown" -- never invented."""
