@@ -434,7 +434,7 @@ def environment_counts(session: Session, env_ids: Iterable[int]) -> dict[int, di
 # ---------------------------------------------------------------------------------- networks
 
 
-def _range_pairs(ranges: Any, obj: str) -> list[tuple[Any, Any]]:
+def range_pairs(ranges: Any, obj: str) -> list[tuple[Any, Any]]:
     if ranges is None:
         return []
     if not isinstance(ranges, (list, tuple)):
@@ -466,7 +466,7 @@ def create_network(session: Session, env_id: int, data: Mapping[str, Any]) -> Ne
         gateway=data.get("gateway"),
         vlan=data.get("vlan"),
         bridge=data.get("bridge"),
-        ranges=_range_pairs(data.get("ranges"), f"network {data.get('name')!r}"),
+        ranges=range_pairs(data.get("ranges"), f"network {data.get('name')!r}"),
     )
     obj = f"network {fields['name']!r}"
     existing = session.scalars(select(NetworkRow).where(NetworkRow.environment_id == env_id)).all()
@@ -534,7 +534,7 @@ def update_network(session: Session, network_id: int, changes: Mapping[str, Any]
         if key in changes:
             merged[key] = changes[key]
     if changes.get("ranges") is not None:
-        merged["ranges"] = _range_pairs(changes["ranges"], obj)
+        merged["ranges"] = range_pairs(changes["ranges"], obj)
     fields = rules.validate_network(**merged)
     obj = f"network {fields['name']!r}"
     if fields["name"] != row.name:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
+from dataclasses import asdict
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
-from envrouter.db.tables import NodeRow
+from envrouter.db.tables import EnvironmentRow, NetworkRow, NodeRow
 from envrouter.errors import ValidationError
-from envrouter.model import service
+from envrouter.model import rules, service
 from envrouter.model.entities import VIP_NETWORK_ROLES
 from envrouter.model.rules import validate_bool
 
@@ -169,3 +171,138 @@ def export_environment(session: Session, env_id: int) -> dict[str, Any]:
             v.name: {"address": v.address, "user_defined": v.user_defined} for v in env.vips
         }
     return out
+
+
+def _same_address(a: Any, b: Any) -> bool:
+    try:
+        return ipaddress.ip_address(a) == ipaddress.ip_address(b)
+    except (TypeError, ValueError):
+        return a == b
+
+
+def apply_environment(session: Session, data: Any) -> int:
+    """Make the environment named in `data` match it (created when it does not exist); returns
+    its id. Declarative, in one transaction that the caller commits or rolls back:
+
+    - an enabled vrouter is switched off for the duration and then set as the file says, so the
+      steps in between may touch the networks it needs (nobody sees that state);
+    - networks: those not in the file, or whose role or CIDR differ, are deleted (with their
+      addresses), then the others updated and the new ones created;
+    - nodes: those not in the file are deleted; roles and status are updated (addresses follow
+      the roles); a node whose addresses in the file differ from what it holds is re-created;
+    - settings: as the file says, a setting it leaves out goes back to its default;
+    - VIPs: as `env import` does; a VIP the file does not mention is kept (it goes only with
+      its network)."""
+    spec = EnvironmentFile(data)
+    name = rules.validate_environment_name(spec.name)
+    row = session.scalars(select(EnvironmentRow).where(EnvironmentRow.name == name)).first()
+    if row is None:
+        return import_environment(session, data)
+    env_id = row.id
+    if service.get_settings(session, env_id).enabled:
+        service.put_settings(session, env_id, {"enabled": False})
+    if row.ha != spec.ha:
+        service.update_environment(session, env_id, {"ha": spec.ha})
+    _apply_networks(session, env_id, spec)
+    _apply_nodes(session, env_id, spec)
+    defaults = {
+        k: list(v) if isinstance(v, tuple) else v
+        for k, v in asdict(service.VrouterSettings()).items()
+        if k != "enabled"
+    }
+    service.put_settings(session, env_id, {**defaults, **spec.settings})
+    _apply_vips(session, env_id, spec)
+    if spec.enabled:
+        service.put_settings(session, env_id, {"enabled": True})
+    return env_id
+
+
+def _apply_networks(session: Session, env_id: int, spec: EnvironmentFile) -> None:
+    rows = {
+        n.name: n
+        for n in session.scalars(
+            select(NetworkRow)
+            .where(NetworkRow.environment_id == env_id)
+            .options(selectinload(NetworkRow.ranges))
+        )
+    }
+    wanted: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+    for i, net in enumerate(spec.networks):
+        norm = rules.validate_network(
+            name=net.get("name"),
+            role=net.get("role"),
+            cidr=net.get("cidr"),
+            gateway=net.get("gateway"),
+            vlan=net.get("vlan"),
+            bridge=net.get("bridge"),
+            ranges=service.range_pairs(net.get("ranges"), f"networks[{i}]"),
+        )
+        wanted[norm["name"]] = (net, norm)
+    kept: dict[str, NetworkRow] = {}
+    for net_name, net_row in rows.items():
+        want = wanted.get(net_name)
+        if want is None or (want[1]["role"], want[1]["cidr"]) != (net_row.role, net_row.cidr):
+            service.delete_network(session, net_row.id)
+        else:
+            kept[net_name] = net_row
+    for net_name, (net, norm) in wanted.items():
+        net_row = kept.get(net_name)
+        if net_row is None:
+            service.create_network(session, env_id, net)
+            continue
+        have = (
+            net_row.gateway,
+            net_row.vlan,
+            net_row.bridge,
+            [(r.start_address, r.end_address) for r in net_row.ranges],
+        )
+        if have != (norm["gateway"], norm["vlan"], norm["bridge"], norm["ranges"]):
+            service.update_network(
+                session,
+                net_row.id,
+                {
+                    "gateway": norm["gateway"],
+                    "vlan": norm["vlan"],
+                    "bridge": norm["bridge"],
+                    "ranges": [{"start": s, "end": e} for s, e in norm["ranges"]],
+                },
+            )
+
+
+def _apply_nodes(session: Session, env_id: int, spec: EnvironmentFile) -> None:
+    rows = {
+        r.hostname: r
+        for r in session.scalars(select(NodeRow).where(NodeRow.environment_id == env_id))
+    }
+    wanted = {rules.validate_hostname(n.get("hostname")): n for n in spec.nodes}
+    for hostname, node_row in rows.items():
+        if hostname not in wanted:
+            service.delete_node(session, node_row.id)
+    creates: list[dict[str, Any]] = []
+    for hostname, node in wanted.items():
+        node_row = rows.get(hostname)
+        if node_row is None:
+            creates.append(node)
+            continue
+        obj = f"node {hostname!r}"
+        roles = rules.validate_roles(obj, node.get("roles") or [])
+        status = node.get("status")
+        changes: dict[str, Any] = {}
+        if roles != node_row.role_list:
+            changes["roles"] = list(roles)
+        if status is not None and status != node_row.status:
+            changes["status"] = status
+        if changes:
+            service.update_node(session, node_row.id, changes)
+        held = service.node_addresses_public(session, [node_row])[node_row.id]
+        given = node.get("addresses") or {}
+        if not isinstance(given, Mapping):
+            raise ValidationError(obj, "addresses", "expected {network_name: address}")
+        ns_given = node.get("namespace_address")
+        if any(not _same_address(held["addresses"].get(k), v) for k, v in given.items()) or (
+            ns_given is not None and not _same_address(held["namespace_address"], ns_given)
+        ):
+            service.delete_node(session, node_row.id)
+            creates.append(node)
+    if creates:
+        service.create_nodes(session, env_id, creates)
