@@ -26,10 +26,10 @@ def handle_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except (ValidationError, ConflictError, NotFoundError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {_one_line(exc)}", file=sys.stderr)
             sys.exit(EXIT_USAGE)
         except InfraError as exc:
-            print(f"failed: {exc}", file=sys.stderr)
+            print(f"failed: {_one_line(exc)}", file=sys.stderr)
             sys.exit(EXIT_FAILED)
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
@@ -42,6 +42,10 @@ def handle_errors(func: F) -> F:
             sys.exit(code)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
 
 
 def _first_line(exc: BaseException) -> str:

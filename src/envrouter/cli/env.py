@@ -34,6 +34,10 @@ def _read_yaml(file: Path) -> Any:
 
     try:
         return yaml.safe_load(file.read_text())
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ValidationError(f"file {str(file)!r}", "(yaml)", f"{exc.problem}{where}") from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ValidationError(f"file {str(file)!r}", "(yaml)", str(exc)) from None
 

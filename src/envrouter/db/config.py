@@ -71,7 +71,7 @@ def check_database_url(url: str, source: str) -> str:
         return url
     if backend == "postgresql":
         raise ValidationError(
-            source, "database_url", f"driver {driver!r} is not installed: use postgresql+psycopg://"
+            source, "database_url", f"driver {driver!r} is not supported: use postgresql+psycopg://"
         )
     raise ValidationError(
         source, "database_url", f"unsupported database {backend!r}: use e.g. {EXAMPLES}"
