@@ -89,7 +89,12 @@ def require_head(url: str | None = None) -> str:
 
 
 def current(url: str | None = None) -> str | None:
-    url = require_existing(url)
+    """The schema's revision; None for an empty database, or a SQLite file that does not exist
+    (which is not created by asking)."""
+    url = resolve_database_url(url)
+    path = sqlite_path(url)
+    if path is not None and not path.is_file():
+        return None
     engine = make_engine(url)
     try:
         with engine.connect() as conn:

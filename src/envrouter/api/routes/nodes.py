@@ -136,7 +136,7 @@ async def document(
             raise NotFoundError("node", node) from None
     generation, found_env, body = await run_in_threadpool(_document_json, request, **key)
     if found_env != env_id:
-        raise NotFoundError("node", node)
+        raise NotFoundError("node", next(iter(key.values())))
     return _answer(request, generation, body)
 
 
