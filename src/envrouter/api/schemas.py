@@ -203,8 +203,7 @@ _WRITE = {
 }
 
 # Every status code each kind of route can answer, for the OpenAPI (issue #16 point 8).
-TOKEN_ONLY: dict = {**_AUTH}
-READ_ALL: dict = {**_AUTH, **_INVALID}  # a collection without an id in its path
+TOKEN_ONLY: dict = {**_AUTH}  # no parameter, no body: nothing to be invalid
 READ: dict = {**_AUTH, **_INVALID, **_NOT_FOUND}
 CREATE_TOP: dict = {**_AUTH, **_INVALID, **_WRITE}
 WRITE: dict = {**_AUTH, **_INVALID, **_NOT_FOUND, **_WRITE}

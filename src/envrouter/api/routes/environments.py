@@ -9,7 +9,7 @@ from envrouter.api.deps import Id, ReadDB, Writer
 from envrouter.api.schemas import (
     CREATE_TOP,
     READ,
-    READ_ALL,
+    TOKEN_ONLY,
     WRITE,
     EnvironmentCreate,
     EnvironmentPublic,
@@ -26,7 +26,7 @@ def _public(session, rows) -> list[EnvironmentPublic]:  # noqa: ANN001
     return [EnvironmentPublic(id=r.id, name=r.name, ha=r.ha, counts=counts[r.id]) for r in rows]
 
 
-@router.get("/environments", response_model=list[EnvironmentPublic], responses=READ_ALL)
+@router.get("/environments", response_model=list[EnvironmentPublic], responses=TOKEN_ONLY)
 def list_environments(db: ReadDB) -> list[EnvironmentPublic]:
     return _public(db, db.scalars(select(EnvironmentRow).order_by(EnvironmentRow.id)).all())
 

@@ -19,8 +19,11 @@ from envrouter.api.schemas import (
 )
 from envrouter.errors import InfraError
 from envrouter.model import service
+from envrouter.model.entities import VIP_NETWORK_ROLES
 
 router = APIRouter(prefix="/api/v1", tags=["vrouter"])
+
+VipName = Literal[tuple(VIP_NETWORK_ROLES)]  # type: ignore[valid-type]
 
 UNKNOWN_CLUSTER = {"source": "unknown", "quorate": None, "vip_holder": None, "nodes": []}
 
@@ -64,7 +67,7 @@ def list_vips(env_id: Id, db: ReadDB) -> list[VipPublic]:
 @router.put("/environments/{env_id}/vips/{name}", response_model=VipPublic, responses=WRITE)
 def put_vip(
     env_id: Id,
-    name: Annotated[Literal["vrouter", "vrouter_pub"], Path()],
+    name: Annotated[VipName, Path()],
     body: VipUpdate,
     database: Writer,
 ) -> VipPublic:
