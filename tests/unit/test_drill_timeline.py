@@ -16,6 +16,7 @@ from envrouter.lab.timeline import (
     GAP_SHOWN,
     delivering,
     drill_timeline,
+    pacemaker_events,
     plot_path,
     render_svg,
     silences,
@@ -219,3 +220,49 @@ def test_the_cli_and_the_drill_modules_do_not_import_matplotlib() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "False"
+
+
+def pcmk(stamp: str, daemon: str, message: str) -> str:
+    """A line of pacemaker.log as Pacemaker 2.1 writes it."""
+    return f"Dec 01 {stamp} ctl1 {daemon:<19} [28] (some_function) \tnotice: {message}"
+
+
+PCMK_LOG = "\n".join([
+    pcmk("20:16:45.100", "pacemaker-controld", "State transition S_IDLE -> S_POLICY_ENGINE"),
+    pcmk("20:16:46.284", "pacemaker-attrd", "Node ctl3 state is now lost | nodeid=3"),
+    pcmk("20:16:46.288", "pacemaker-controld", "Node ctl3 state is now lost | nodeid=3"),
+    pcmk("20:16:46.402", "pacemaker-controld", "Result of start operation for vip__vrouter on "
+         "ctl1: ok | CIB update 53, graph action confirmed; call=45 key=vip__vrouter_start_0"),
+    pcmk("20:16:46.410", "pacemaker-controld", "Requesting fencing (reboot) targeting node ctl3 "
+         "| action=1 timeout=60"),
+    pcmk("20:16:47.950", "pacemaker-controld", "Peer ctl3 was terminated (reboot) by ctl2 on "
+         "behalf of pacemaker-controld.28@ctl1: OK"),
+    pcmk("20:17:30.000", "pacemaker-controld", "Result of stop operation for vip__vrouter on "
+         "ctl1: ok | after the window"),
+])
+
+
+def test_events_from_the_pacemaker_logs() -> None:
+    import time
+
+    fault = time.mktime(time.strptime("2026 Dec 01 20:16:45", "%Y %b %d %H:%M:%S"))
+    events = pacemaker_events([PCMK_LOG, "not a log line"], fault, fault - 1.5, fault + 6)
+    assert events == [[pytest.approx(1.284), "ctl3 lost (membership)"],
+                      [pytest.approx(1.402), "vip__vrouter start on ctl1"],
+                      [pytest.approx(1.41), "fencing (reboot) of ctl3 requested"],
+                      [pytest.approx(2.95), "ctl3 fenced (reboot) by ctl2"]]
+
+
+def test_the_drill_writes_the_log_events_into_its_timeline(tmp_path) -> None:
+    import time
+
+    report, server, clients, pings = report_and_records()
+    log = tmp_path / "pacemaker.log"
+    second = int(FAULT) + 1
+    stamp = time.strftime("%b %d %H:%M:%S", time.localtime(second))
+    log.write_text(f"{stamp}.250 ctl2 pacemaker-controld  [28] (log_executor_event) \tnotice: "
+                   "Result of start operation for vip__vrouter_pub on ctl2: ok | x\n")
+    tl = write_drill_timeline(str(tmp_path), report, server, clients, pings, T0,
+                              pacemaker_logs=[str(log), str(tmp_path / "missing.log")])
+    assert [(round(e.t, 3), e.label) for e in tl.events if e.kind == "event"] == [
+        (round(second + 0.25 - FAULT, 3), "vip__vrouter_pub start on ctl2")]

@@ -398,7 +398,9 @@ def run_drill(lab: Lab, drill: str, opts: DrillOptions | None = None,
         json.dump(report.to_dict(), f, indent=2)
     from envrouter.lab.timeline import write_drill_timeline
 
-    write_drill_timeline(directory, report.to_dict(), server, clients, pings, t_start, plot)
+    write_drill_timeline(directory, report.to_dict(), server, clients, pings, t_start, plot,
+                         [os.path.join(lab.plan.node_dir(n.name), "log", "pacemaker",
+                                       "pacemaker.log") for n in lab.plan.controllers])
     if opts.restore:
         log(f"{drill}: waiting for the lab to settle")
         wait_settled(lab)

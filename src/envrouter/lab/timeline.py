@@ -259,8 +259,8 @@ def drill_timeline(report: Mapping[str, Any], server: Mapping[str, Any],
                    events: Iterable[Iterable[Any]] | None = None) -> Timeline:
     """The picture-model of one drill: `report` as `DrillReport.to_dict()` gives it, the
     records as `Traffic.stop()` returns them, `t_start` the wall-clock start of the measured
-    window. `vip_samples` and `events` default to the report's ``vip_holder_samples`` and
-    ``events``."""
+    window. `vip_samples` defaults to the report's ``vip_holder_samples``; `events` are drawn
+    with the report's ``events``."""
     t_fault, t_end = float(report["t_fault"]), float(report["t_end"])
     if t_start is None:
         t_start = float(report.get("t_start") or t_fault - DEFAULT_BASELINE)
@@ -268,10 +268,71 @@ def drill_timeline(report: Mapping[str, Any], server: Mapping[str, Any],
     rows = list(vip_samples if vip_samples is not None
                 else report.get("vip_holder_samples") or [])
     bands = sampled_bands(rows, end) if rows else observed_bands(report, start, end)
-    given = events if events is not None else report.get("events") or []
+    given = [*(report.get("events") or []), *(events or [])]
     return Timeline(title(report), start, end,
                     flow_lanes(report, server, clients, pings, t_start), bands,
                     drill_events(report, given))
+
+
+# "Dec 01 20:15:18.652 ctl3 pacemaker-controld  [28] (log_executor_event) \tnotice: Result ..."
+_PCMK_LINE = re.compile(
+    r"^(\w{3} +\d+ \d\d:\d\d:\d\d)\.(\d{3}) \S+ \S+ +\[\d+\] \(\w+\)\s+\w+: (.*)$")
+_PCMK_EVENTS = (
+    (re.compile(r"Result of (start|stop) operation for (vip__\S+) on (\S+): (\w+)"),
+     lambda m: f"{m[2]} {m[1]} on {m[3]}" + ("" if m[4] == "ok" else f": {m[4]}")),
+    (re.compile(r"Node (\S+) state is now lost"), lambda m: f"{m[1]} lost (membership)"),
+    (re.compile(r"Requesting fencing \((\w+)\) targeting node (\S+)"),
+     lambda m: f"fencing ({m[1]}) of {m[2]} requested"),
+    (re.compile(r"Peer (\S+) was terminated \((\w+)\) by (\S+)"),
+     lambda m: f"{m[1]} fenced ({m[2]}) by {m[3]}"),
+)
+
+
+def pacemaker_events(texts: Iterable[str], t_fault: float, t_start: float,
+                     t_end: float) -> list[list[Any]]:
+    """Events of the controllers' Pacemaker logs inside the window, as ``[t, label]`` relative
+    to the fault: each VIP's start and stop (their result), a node lost from the membership
+    (the token lost, as Pacemaker learns it), fencing asked for and done. The first time a
+    label shows (every daemon of every node logs a lost node) counts. The logs' times are local
+    and without a year: the fault's year is taken, the machine's time zone (the lab's nodes
+    share it)."""
+    import time
+
+    year = time.localtime(t_fault).tm_year
+    first: dict[str, float] = {}
+    for text in texts:
+        for line in text.splitlines():
+            m = _PCMK_LINE.match(line)
+            if not m:
+                continue
+            for pattern, label in _PCMK_EVENTS:
+                e = pattern.search(m[3])
+                if not e:
+                    continue
+                try:
+                    t = time.mktime(time.strptime(f"{year} {m[1]}", "%Y %b %d %H:%M:%S"))
+                except ValueError:
+                    break
+                t += int(m[2]) / 1000
+                name = label(e)
+                if t_start <= t <= t_end and t < first.get(name, float("inf")):
+                    first[name] = t
+                break
+    return [[round(t - t_fault, 4), name] for name, t in sorted(first.items(),
+                                                                key=lambda kv: kv[1])]
+
+
+def read_logs(paths: Iterable[str], tail: int = 4 << 20) -> list[str]:
+    """The last `tail` bytes of each log that exists."""
+    out = []
+    for path in paths:
+        try:
+            with open(path, "rb") as f:
+                f.seek(max(0, os.path.getsize(path) - tail))
+                out.append(f.read().decode(errors="replace"))
+        except OSError:
+            continue
+    return out
 
 
 def plot_path(file: str, drill: str, several: bool) -> str:
@@ -394,9 +455,14 @@ def _box(a: float, b: float, y: float, h: float) -> list[tuple[float, float]]:
 
 def write_drill_timeline(directory: str, report: Mapping[str, Any], server: Mapping[str, Any],
                          clients: Mapping[str, Any], pings: Mapping[str, str], t_start: float,
-                         also: str | None = None, **optional: Any) -> Timeline:
+                         also: str | None = None, pacemaker_logs: Iterable[str] = (),
+                         **optional: Any) -> Timeline:
     """``timeline.svg`` and ``timeline.json`` (the model) beside the drill's report.json, and
-    the SVG at `also` too (``lab drill --plot``)."""
+    the SVG at `also` too (``lab drill --plot``); with the events of the Pacemaker logs at
+    `pacemaker_logs` (paths)."""
+    found = pacemaker_events(read_logs(pacemaker_logs), float(report["t_fault"]), t_start,
+                             float(report["t_end"]))
+    optional["events"] = [*found, *(optional.get("events") or [])]
     tl = drill_timeline(report, server, clients, pings, t_start, **optional)
     with open(os.path.join(directory, "timeline.json"), "w") as f:
         json.dump(tl.to_dict(), f, indent=1)
