@@ -266,3 +266,14 @@ def test_the_drill_writes_the_log_events_into_its_timeline(tmp_path) -> None:
                               pacemaker_logs=[str(log), str(tmp_path / "missing.log")])
     assert [(round(e.t, 3), e.label) for e in tl.events if e.kind == "event"] == [
         (round(second + 0.25 - FAULT, 3), "vip__vrouter_pub start on ctl2")]
+
+
+def test_malformed_samples_and_events_name_the_field() -> None:
+    from envrouter.errors import ValidationError
+
+    report, server, clients, pings = report_and_records()
+    with pytest.raises(ValidationError, match=r"vip_holder_samples\[1\]"):
+        drill_timeline(report, server, clients, pings, T0,
+                       vip_samples=[[0.0, "vrouter", "ctl1"], [0.1, "vrouter"]])
+    with pytest.raises(ValidationError, match=r"events\[0\]"):
+        drill_timeline(report, server, clients, pings, T0, events=[["soon", "token lost"]])

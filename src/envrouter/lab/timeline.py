@@ -29,6 +29,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from envrouter.errors import ValidationError
 from envrouter.lab.drill_report import longest_gap, parse_ping
 from envrouter.lab.traffic import PING_INTERVAL, SEND_INTERVAL, UDP_INTERVAL
 
@@ -188,7 +189,12 @@ def sampled_bands(rows: Iterable[Iterable[Any]], end: float) -> list[Band]:
     """Bands from ``vip_holder_samples`` rows: a VIP's holders at a sample hold until the next
     sample (the last one until `end`); equal neighbours merge."""
     at: dict[str, dict[float, set[str]]] = {}
-    for row in rows:
+    for i, row in enumerate(rows):
+        row = list(row)
+        if len(row) != 3 or not isinstance(row[0], int | float):
+            raise ValidationError("drill report", f"vip_holder_samples[{i}]",
+                                  f"{row!r}: expected [seconds from the fault, vip, holder or "
+                                  "null]")
         t, vip, holder = row
         hs = at.setdefault(str(vip), {}).setdefault(float(t), set())
         if holder is not None:
@@ -236,8 +242,12 @@ def drill_events(report: Mapping[str, Any], extra: Iterable[Iterable[Any]] = ())
     if moved_ms is not None:
         after = report.get("holder_after") or "?"
         events.append(Event(round(moved_ms / 1000, 4), f"VIPs seen on {after}", "vip"))
-    for t, label in extra:
-        events.append(Event(round(float(t), 4), str(label)))
+    for i, item in enumerate(extra):
+        item = list(item)
+        if len(item) != 2 or not isinstance(item[0], int | float):
+            raise ValidationError("drill report", f"events[{i}]",
+                                  f"{item!r}: expected [seconds from the fault, label]")
+        events.append(Event(round(float(item[0]), 4), str(item[1])))
     return sorted(events, key=lambda e: e.t)
 
 
