@@ -66,6 +66,9 @@ class DrillOptions:
     connections: int = 0
     churn_rate: float | None = None  # new connections a second (default: load_report's)
     udp_flows: int | None = None  # load UDP flows per compute node
+    # called with "start" (before the load), "loaded" (every idle connection established) and
+    # "checked" (after the check): the bench samples the controllers' conntrackd there
+    on_phase: Callable[[str], None] | None = None
 
 
 class Traffic:
@@ -361,7 +364,11 @@ def run_drill(lab: Lab, drill: str, opts: DrillOptions | None = None,
     load_result = None
     if load is not None:
         try:
+            if opts.on_phase:
+                opts.on_phase("start")
             load.start(holder)
+            if opts.on_phase:
+                opts.on_phase("loaded")
             load.start_churn()
         except BaseException:
             load.stop()
@@ -399,6 +406,8 @@ def run_drill(lab: Lab, drill: str, opts: DrillOptions | None = None,
         t_end = time.time()  # the end of the measured window: the clients stop from here on
         if load is not None:
             load_result = load.check(t_fault, holder).to_dict()
+            if opts.on_phase:
+                opts.on_phase("checked")
         server, clients, pings = traffic.stop()
         if opts.restore:
             log(f"{drill}: restoring {holder}")
