@@ -20,7 +20,10 @@ instance's run directory, set by promote and cleared by demote, start and stop.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
+import time
+from pathlib import Path
 
 from envrouter.document import DeploymentDocument
 from envrouter.errors import InfraError
@@ -144,10 +147,40 @@ def monitor(ctx: Context) -> int:
     if not conntrackd.responds(d.paths):
         exit_reason("conntrackd runs but does not answer on its control socket")
         return OCF_ERR_GENERIC
-    promoted = d.paths.file(PROMOTED_FILE).exists()
+    marker = d.paths.file(PROMOTED_FILE)
+    promoted = marker.exists()
     if ctx.is_probe:  # the attribute lives until reboot only: restore it after a restart
         _set_promotion_score(ctx, PROMOTION_SCORE)
+    elif promoted and not conntrackd.EXTERNAL_CACHE:
+        _resync_once_after_promote(ctx, d, marker)
     return OCF_RUNNING_PROMOTED if promoted else OCF_SUCCESS
+
+
+RESYNCED = "resynced"
+RESYNC_AFTER = 3.0  # s after promote
+
+
+def _resync_once_after_promote(ctx: Context, d: Daemon, marker: Path) -> None:
+    """The first recurring monitor after promote runs -R again. conntrackd syncs a flow's end
+    only if the flow is in the holder's internal cache, and only -R puts a flow injected by a
+    peer there: the flows the old holder synced after promote's -R (or a dump that came back
+    short on a loaded machine) would otherwise leave stale copies on the peers, whose NAT
+    ports then clash with new flows (docs/ha.md, "At scale"). Costs one kernel dump, sends
+    nothing."""
+    try:
+        text = marker.read_text()
+        age = time.time() - marker.stat().st_mtime
+    except OSError:
+        return
+    if RESYNCED in text or age < RESYNC_AFTER:
+        return
+    try:
+        conntrackd.command(d.paths, "-R")
+    except InfraError as exc:  # a monitor must not fail for it: the next one tries again
+        ctx.log("warning", f"resync after promote failed: {exc}")
+        return
+    with contextlib.suppress(OSError):
+        marker.write_text(f"promoted\n{RESYNCED}\n")
 
 
 def promote(ctx: Context) -> int:
