@@ -65,3 +65,28 @@ def test_installed_agent_prints_meta_data_itself_and_execs_the_interpreter():
     assert '<resource-agent name="ntp"' in text
     assert text.rstrip().endswith(
         "exec /opt/py/bin/python -c 'from envrouter.ha.ocf_ntp import main; main()' \"$@\"")
+
+
+def test_conntrackd_resyncs_once_a_few_seconds_after_promote(tmp_path, monkeypatch):
+    """Only -R puts a flow a peer injected into the internal cache (whose end is then synced):
+    the first monitor >= RESYNC_AFTER s after promote runs it once more, and only once."""
+    import os
+    import time
+    from types import SimpleNamespace
+
+    calls = []
+    monkeypatch.setattr(ocf_conntrackd.conntrackd, "command",
+                        lambda paths, *flag, **kw: calls.append(flag) or "")
+    marker = tmp_path / "promoted"
+    marker.write_text("promoted\n")
+    ctx = SimpleNamespace(log=lambda *a: None)
+    d = SimpleNamespace(paths=None)
+    ocf_conntrackd._resync_once_after_promote(ctx, d, marker)
+    assert calls == []  # just promoted: promote's own -R is enough for now
+    old = time.time() - ocf_conntrackd.RESYNC_AFTER - 1
+    os.utime(marker, (old, old))
+    ocf_conntrackd._resync_once_after_promote(ctx, d, marker)
+    assert calls == [("-R",)] and ocf_conntrackd.RESYNCED in marker.read_text()
+    os.utime(marker, (old, old))
+    ocf_conntrackd._resync_once_after_promote(ctx, d, marker)
+    assert calls == [("-R",)]

@@ -18,6 +18,14 @@ def drill(
     name: str = typer.Argument(..., help=DRILL_HELP),
     tcp: int = typer.Option(3, "--tcp", help="TCP connections per compute node"),
     udp: int = typer.Option(2, "--udp", help="UDP flows per compute node"),
+    connections: int = typer.Option(
+        0, "--connections", help="idle established TCP connections through the NAT before the "
+        "fault (spread over the compute nodes and several processes), each checked after it; "
+        "with a churn of new connections and UDP flows whose NAT mapping must not change"),
+    churn: float = typer.Option(200.0, "--churn",
+                                help="with --connections: new connections a second"),
+    udp_flows: int = typer.Option(20, "--udp-flows",
+                                  help="with --connections: UDP flows per compute node"),
     restore: bool = typer.Option(True, "--restore/--no-restore",
                                  help="put the lab back after each drill"),
     as_json: bool = typer.Option(False, "--json", help="print the reports as JSON"),
@@ -44,7 +52,9 @@ def drill(
     check_prerequisites()
     lab = Lab.load(state_dir)
     console = Console(stderr=as_json)
-    reports = run_drills(lab, names, DrillOptions(tcp, udp, restore),
+    opts = DrillOptions(tcp, udp, restore, connections=connections, churn_rate=churn,
+                        udp_flows=udp_flows)
+    reports = run_drills(lab, names, opts,
                          log=lambda s: console.print(f"[dim]{s}[/dim]"), plot=plot)
     if as_json:
         print(json.dumps([r.to_dict() for r in reports], indent=2))

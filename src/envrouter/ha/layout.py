@@ -7,12 +7,14 @@ Names (docs/ha.md): primitives ``vrouter``, ``vip__<vip name>`` (``vip__vrouter`
 
 Constraints, and why:
 - the VIPs with each other and with the vrouter clone, started after it (mandatory);
-- conntrackd's promoted instance with the management VIP. The new holder must commit the
-  external cache before traffic arrives: the VIP agent itself does it (``conntrackd -c`` on the
-  node's instance, parameter ``conntrackd_conf``) right before it adds the address, so no order
+- conntrackd's promoted instance with the management VIP. The new holder must know the flows
+  before traffic arrives: its peers write them into its kernel table as they arrive
+  (`envrouter.services.conntrackd.EXTERNAL_CACHE` off); with an external cache the VIP agent
+  commits it (``conntrackd -c``, parameter ``conntrackd_conf``) right before it adds the
+  address. Either way no order
   chains the VIP start behind demote (old holder) and promote (new holder) — that chain of
-  agent runs was most of a switchover's outage. promote (commit again, flush, resync, bulk)
-  runs in the same transition, in parallel. A conntrackd restart on the holder (kill -9 drill)
+  agent runs was most of a switchover's outage. promote runs in the same transition, in
+  parallel. A conntrackd restart on the holder (kill -9 drill)
   does not restart the VIPs: the kernel's conntrack table, not the daemon, carries the flows
   meanwhile. The VIPs lead and conntrackd follows them (not the other way round) for the same
   reason. No notifications (notify=false): each would add a round of agent runs on every
@@ -195,9 +197,9 @@ def build_layout(doc: DeploymentDocument, options: LayoutOptions | None = None) 
 
     vip_ids = []
     commit = {}
-    if vr.conntrack_sync:
-        from envrouter.services import conntrackd as ctd
+    from envrouter.services import conntrackd as ctd
 
+    if vr.conntrack_sync and ctd.EXTERNAL_CACHE:  # else the peers' kernels have the flows
         commit = {"conntrackd_conf": str(ctd.paths_for(vr).file(ctd.CONF))}
     for vip, extra in ((vr.vip_management, {}), (vr.vip_public, {"gateway": vr.public_gateway})):
         port = vr.management_port if vip.role == "management" else vr.public_port

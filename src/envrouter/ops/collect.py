@@ -46,6 +46,7 @@ from envrouter.ops.parse import (
     parse_crm_mon,
     parse_dnsmasq_chaos,
     parse_dnsmasq_servers,
+    parse_udp_rcvbuf_errors,
 )
 from envrouter.services import conntrackd as svc_conntrackd
 from envrouter.services import ntp as svc_ntp
@@ -140,6 +141,9 @@ def collect_conntrackd(namespace: str, run_root: str, configured: bool,
         st.error = str(exc)
         return st
     st.answering = True
+    snmp = run(["ip", "netns", "exec", namespace, "cat", "/proc/net/snmp"], timeout)
+    if snmp.returncode == 0:
+        st.stats.rcvbuf_errors = parse_udp_rcvbuf_errors(snmp.stdout)
     return st
 
 

@@ -42,6 +42,20 @@ DEFAULT_PORT = 3780
 
 Transport = Literal["auto", "udp", "multicast"]
 
+# DisableExternalCache On: each peer writes the flows it receives into its own kernel table as
+# they arrive, so a new holder already has every flow (nothing to commit when the VIPs move;
+# the commit of an external cache took time growing with the table). The OCF agents and the
+# layout follow this one switch (promote/demote commands, the VIP's commit). docs/ha.md.
+EXTERNAL_CACHE = False
+# sizes for ~200,000 tracked flows (the lab measures 100,000 + churn); conntrackd forces its
+# socket buffers (SO_RCVBUFFORCE), so net.core.rmem_max does not cap them
+HASH_SIZE = 65536
+HASH_LIMIT = 262144
+SOCKET_BUFFER = 16 * 1024 * 1024  # a resync of 100,000 flows is ~12 MB of messages
+NETLINK_BUFFER = 8 * 1024 * 1024
+NETLINK_BUFFER_MAX = 32 * 1024 * 1024
+RESEND_QUEUE = 262144
+
 
 TEMPLATE = "services/templates/conntrackd.conf.j2"
 
@@ -56,6 +70,15 @@ def choose_transport(vr: DocVrouter, transport: Transport = "auto") -> Literal["
     if transport not in ("udp", "multicast"):
         raise ValidationError("conntrackd", "transport", f"unknown transport {transport!r}")
     return transport
+
+
+def sync_mode(mode: Literal["udp", "multicast"]) -> Literal["ftfw", "notrack"]:
+    """FTFW (acknowledged, resent) on a unicast channel, which has one sender; NOTRACK on the
+    multicast group, which has one sender per controller: FTFW keeps a single "last sequence
+    received" for all of them and drops every message numbered below it, so after a
+    switchover the new holder's messages were dropped by the peers (conntrackd 1.4.7,
+    sync-ftfw.c: SEQ_BEFORE -> MSG_DROP)."""
+    return "ftfw" if mode == "udp" else "notrack"
 
 
 def ignored_addresses(vr: DocVrouter) -> list[str]:
@@ -126,6 +149,15 @@ def render_conntrackd_conf(
         lock_file=lock_file,
         socket_path=socket_path,
         ignored=ignored_addresses(vr),
+        sync_mode=sync_mode(mode),
+        external_cache=EXTERNAL_CACHE,
+        resend_queue=RESEND_QUEUE,
+        snd_buffer=SOCKET_BUFFER,
+        rcv_buffer=SOCKET_BUFFER,
+        hash_size=HASH_SIZE,
+        hash_limit=HASH_LIMIT,
+        netlink_buffer=NETLINK_BUFFER,
+        netlink_buffer_max=NETLINK_BUFFER_MAX,
     )
 
 
