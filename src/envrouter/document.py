@@ -21,6 +21,9 @@ DOCUMENT_VERSION = 1
 SUPPORTED_VERSIONS = frozenset({1})
 
 BridgeKind = Literal["linux", "ovs"]
+# the two VIPs of the vrouter (DocVip.name), the names every layer refers to them by
+VIP_MANAGEMENT = "vrouter"
+VIP_PUBLIC = "vrouter_pub"
 
 
 class _Doc(BaseModel):

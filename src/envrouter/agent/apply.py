@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 
-from envrouter.agent import files as agent_files
 from envrouter.agent import netlink as nl
 from envrouter.agent import nftables, ovs
 from envrouter.agent.desired import OWNER_ALIAS, RouteSpec
 from envrouter.agent.plan import Step
 from envrouter.errors import InfraError
+from envrouter.files import remove_file, write_atomic
 
 
 def _wait_link(link: nl.Netlink, ns: str, name: str, timeout: float = 10.0) -> None:
@@ -68,9 +68,9 @@ def apply_step(step: Step, link: nl.Netlink) -> None:
     elif op == "delete_nft":
         nftables.delete_table(ns, a[0], a[1])
     elif op == "write_file":
-        agent_files.write_atomic(a[0], a[1])
+        write_atomic(a[0], a[1])
     elif op == "remove_file":
-        agent_files.remove_file(a[0])
+        remove_file(a[0])
     else:  # a plan this applier does not know: a programming error, say so plainly
         raise InfraError(f"unknown step {op!r}")
 

@@ -116,12 +116,10 @@ def _load(
 
 
 def _save(doc, state_dir: Path) -> None:
-    from envrouter.agent.files import read_file, write_atomic
+    from envrouter.files import write_if_changed
 
-    path = str(state_dir / "document.json")
-    text = doc.model_dump_json(indent=2) + "\n"
-    if read_file(path) != text:  # a no-op apply writes nothing
-        write_atomic(path, text, 0o600)
+    # a no-op apply writes nothing
+    write_if_changed(state_dir / "document.json", doc.model_dump_json(indent=2) + "\n", 0o600)
 
 
 def _timing(on: bool, t0: float, t_work: float) -> None:

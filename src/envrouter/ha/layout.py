@@ -32,7 +32,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
-from envrouter.document import DeploymentDocument, DocVip
+from envrouter.document import VIP_MANAGEMENT, VIP_PUBLIC, DeploymentDocument, DocVip
 from envrouter.errors import ValidationError
 from envrouter.ha.ocf_base import DEFAULT_DOCUMENT, PROVIDER
 
@@ -49,14 +49,22 @@ def clone_id(primitive: str) -> str:
     return f"{primitive}-clone"
 
 
+def vip_resource_id(vip_name: str) -> str:
+    return f"vip__{vip_name}"
+
+
 def vip_id(vip: DocVip) -> str:
-    return f"vip__{vip.name}"
+    return vip_resource_id(vip.name)
+
+
+MANAGEMENT_VIP_ID = vip_resource_id(VIP_MANAGEMENT)  # vip__vrouter
+PUBLIC_VIP_ID = vip_resource_id(VIP_PUBLIC)  # vip__vrouter_pub
 
 
 # every top-level resource id the layout can produce: what cib.py may replace or remove
 OWNED_RESOURCE_IDS = frozenset(
     {clone_id(VROUTER), clone_id(CONNTRACKD), clone_id(DNS), clone_id(NTP), clone_id(PING),
-     "vip__vrouter", "vip__vrouter_pub"}
+     MANAGEMENT_VIP_ID, PUBLIC_VIP_ID}
 )
 
 

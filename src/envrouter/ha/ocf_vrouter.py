@@ -55,11 +55,11 @@ def stop(ctx: Context) -> int:
 
 def monitor(ctx: Context) -> int:
     import envrouter.agent as agent
-    from envrouter.services.process import namespace_exists
+    from envrouter.agent.netlink import netns_exists
 
     doc = load_vrouter(ctx)
     assert doc.vrouter is not None
-    if not namespace_exists(doc.vrouter.namespace):
+    if not netns_exists(doc.vrouter.namespace):
         return OCF_NOT_RUNNING
     if ctx.is_probe:
         # a probe only reports; re-asserting is the recurring monitor's job

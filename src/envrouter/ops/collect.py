@@ -15,7 +15,6 @@ Independent probes run concurrently so that one dead upstream costs its timeout 
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import time
@@ -23,9 +22,21 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from envrouter.agent.netlink import netns_exists
 from envrouter.document import DeploymentDocument, DocVrouter, parse_document
-from envrouter.ha.layout import CONNTRACKD, DNS, NTP, PING, VROUTER, clone_id
+from envrouter.ha.layout import (
+    CONNTRACKD,
+    DNS,
+    MANAGEMENT_VIP_ID,
+    NTP,
+    PING,
+    PUBLIC_VIP_ID,
+    VROUTER,
+    clone_id,
+    vip_id,
+)
 from envrouter.ha.ocf_base import DEFAULT_DOCUMENT
+from envrouter.ha.ocf_conntrackd import PROMOTED_FILE  # written by that agent on promote
 from envrouter.ops.model import (
     ClusterState,
     ConntrackdStatus,
@@ -49,12 +60,11 @@ from envrouter.ops.parse import (
 )
 from envrouter.services import conntrackd as svc_conntrackd
 from envrouter.services import ntp as svc_ntp
-from envrouter.services.process import RUN_ROOT, namespace_exists, service_paths
+from envrouter.services.process import RUN_ROOT, service_paths
 
 DEFAULT_NAMESPACE = "vrouter"
 CHAOS_NAMES = ("cachesize.bind", "insertions.bind", "evictions.bind", "hits.bind",
                "misses.bind", "servers.bind")
-PROMOTED_FILE = "promoted"  # written by the conntrackd OCF agent on promote
 
 Run = Callable[[list[str], float], subprocess.CompletedProcess]
 
@@ -87,9 +97,9 @@ class CollectOptions:
 
 def expected_resources(vr: DocVrouter | None) -> list[str]:
     """The top-level resource ids the layout (envrouter.ha.layout) creates for this document."""
-    ids = [clone_id(VROUTER), "vip__vrouter", "vip__vrouter_pub"]
+    ids = [clone_id(VROUTER), MANAGEMENT_VIP_ID, PUBLIC_VIP_ID]
     if vr is not None:
-        ids[1:] = [f"vip__{vr.vip_management.name}", f"vip__{vr.vip_public.name}"]
+        ids[1:] = [vip_id(vr.vip_management), vip_id(vr.vip_public)]
     if vr is None or vr.conntrack_sync:
         ids.append(clone_id(CONNTRACKD))
     ids += [clone_id(DNS), clone_id(NTP), clone_id(PING)]
@@ -242,7 +252,7 @@ def collect(opts: CollectOptions | None = None, run: Run = run_command) -> Statu
     if doc is not None and vr is None:
         doc_error = f"{opts.document}: no vrouter section (not a controller?)"
     namespace = opts.namespace or (vr.namespace if vr else DEFAULT_NAMESPACE)
-    present = namespace_exists(namespace)
+    present = netns_exists(namespace)
     with ThreadPoolExecutor(max_workers=12) as pool:
         cluster_f = pool.submit(collect_cluster, run)
         node_f = pool.submit(lambda: opts.node or local_node_name(run))
@@ -260,7 +270,7 @@ def collect(opts: CollectOptions | None = None, run: Run = run_command) -> Statu
 
             for vip, port in ((vr.vip_management, vr.management_port),
                               (vr.vip_public, vr.public_port)):
-                rid = f"vip__{vip.name}"
+                rid = vip_id(vip)
                 try:
                     here: bool | None = (vip_present(namespace, port, vip.address)
                                          if present else False)
@@ -306,15 +316,13 @@ def save_sync_errors(path: str, status: Status) -> None:
     ct = status.conntrackd
     if ct is None or ct.stats is None:
         return
-    tmp = f"{path}.tmp.{os.getpid()}"
+    from envrouter.errors import InfraError
+    from envrouter.files import write_atomic
+
+    text = json.dumps({"conntrackd_sync_errors": ct.stats.sync_errors,
+                       "at": status.collected_at})
     try:
-        with open(tmp, "w") as f:
-            json.dump({"conntrackd_sync_errors": ct.stats.sync_errors,
-                       "at": status.collected_at}, f)
-        os.replace(tmp, path)
-    except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        write_atomic(path, text)
+    except InfraError:
+        pass
 
