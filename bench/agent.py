@@ -156,7 +156,7 @@ def main() -> None:
                 dt, _ = timed(["bash", str(path)])
                 script.append(dt)
 
-                from envrouter.agent.desired import render_host_table, render_vrouter_table
+                from envrouter.agent.nftables.render import render_host_table, render_vrouter_table
 
                 cnode = make_node(prefix, f"c{i}")
                 made.append(cnode)
@@ -178,6 +178,7 @@ def main() -> None:
                         link_cidr="169.254.77.0/30",
                         public_bridge="br-ex",
                         public_address="10.30.0.11",
+                        host_link="vr-host",
                     ).text
                 )
                 path = Path(tmp) / f"eq{i}.sh"

@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 
 from envrouter.agent import netlink as nl
-from envrouter.agent import nftables, ovs
+from envrouter.agent import ovs
 from envrouter.agent.desired import OWNER_ALIAS, RouteSpec
+from envrouter.agent.nftables import kernel as nftables
 from envrouter.agent.plan import Step
 from envrouter.errors import InfraError
 from envrouter.files import remove_file, write_atomic

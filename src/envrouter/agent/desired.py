@@ -7,11 +7,18 @@ unless the caller maps it to a named one (`host_netns`).
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 from dataclasses import dataclass, field
 from typing import Literal
 
+from envrouter.agent.nftables.render import (
+    NFT_HOST_TABLE,
+    NFT_TABLE,
+    NftTableSpec,
+    fingerprint,
+    render_host_table,
+    render_vrouter_table,
+)
 from envrouter.document import DeploymentDocument
 from envrouter.errors import ValidationError
 
@@ -20,8 +27,6 @@ OWNER_ALIAS = "envrouter"  # IFLA_IFALIAS of every link the agent creates
 FILE_MARKER = "# managed by envrouter agent; changes are overwritten"
 HOST_LINK = "vr-host"
 NS_LINK = "vr-ns"
-NFT_TABLE = "envrouter"
-NFT_HOST_TABLE = "envrouter_host"
 FALLBACK_METRIC = 1000
 
 Scope = Literal["all", "vrouter", "host"]
@@ -71,16 +76,6 @@ class SysctlSpec:
     ns: str
     key: str  # dotted, e.g. net.ipv4.ip_forward
     value: str
-
-
-@dataclass(frozen=True)
-class NftTableSpec:
-    ns: str
-    family: str
-    name: str
-    text: str  # the whole table definition, without the delete preamble
-    digest: str
-    rule_comments: tuple[tuple[str, tuple[str, ...]], ...]  # (chain, comments in order)
 
 
 @dataclass(frozen=True, order=True)
@@ -141,77 +136,6 @@ def host_link_addresses(cidr: str) -> tuple[str, str, int]:
         raise ValidationError("vrouter", "host_link_cidr", f"{cidr} must be a /30")
     hosts = list(net.hosts())
     return str(hosts[0]), str(hosts[1]), 30
-
-
-# ---------------------------------------------------------------- nftables rendering
-
-
-def _table(family: str, name: str, chains: list[tuple[str, str, list[str]]]) -> NftTableSpec:
-    """chains: (name, base chain header, rules). Each rule gets a comment naming it, so the
-    observed table can be compared rule by rule; the table comment carries a digest of it all."""
-    # the digest covers the whole table and is repeated in every rule comment: nft's JSON
-    # listing shows rule comments (not table comments), so any change of ours, a rule
-    # removed or added by hand, or a flushed chain shows as a different fingerprint
-    digest = hashlib.sha256(repr(chains).encode()).hexdigest()[:12]
-    body: list[str] = []
-    comments: list[tuple[str, tuple[str, ...]]] = []
-    for cname, header, rules in chains:
-        body.append(f"\tchain {cname} {{")
-        body.append(f"\t\t{header}")
-        names = []
-        for i, rule in enumerate(rules, 1):
-            cm = f"{name}:{cname}:{i}:{digest}"
-            names.append(cm)
-            body.append(f'\t\t{rule} comment "{cm}"')
-        body.append("\t}")
-        comments.append((cname, tuple(names)))
-    text = "\n".join(
-        [f"table {family} {name} {{", f'\tcomment "envrouter {digest}"', *body, "}", ""]
-    )
-    return NftTableSpec("", family, name, text, digest, tuple(comments))
-
-
-def render_vrouter_table(
-    *, management_cidr: str, management_port: str, public_port: str, public_vip: str, nat: bool
-) -> NftTableSpec:
-    forward = [
-        "ct state established,related accept",
-        f'iifname "{management_port}" oifname "{public_port}" ip saddr {management_cidr} accept',
-    ]
-    chains = [
-        ("forward", "type filter hook forward priority filter; policy drop;", forward),
-    ]
-    if nat:
-        chains.append(
-            (
-                "postrouting",
-                "type nat hook postrouting priority srcnat; policy accept;",
-                [f'ip saddr {management_cidr} oifname "{public_port}" snat to {public_vip}'],
-            )
-        )
-    return _table("ip", NFT_TABLE, chains)
-
-
-def render_host_table(*, link_cidr: str, public_bridge: str, public_address: str) -> NftTableSpec:
-    rules = [
-        f'ip saddr {link_cidr} oifname "{public_bridge}" snat to {public_address}',
-        f'ip saddr {link_cidr} oifname != "{HOST_LINK}" masquerade',
-    ]
-    return _table(
-        "ip",
-        NFT_HOST_TABLE,
-        [("postrouting", "type nat hook postrouting priority srcnat; policy accept;", rules)],
-    )
-
-
-def fingerprint(spec: NftTableSpec) -> dict:
-    """What observe can read back of a table we loaded: its rules' comments per chain."""
-    return {"rules": tuple(sorted(spec.rule_comments))}
-
-
-def nft_load_text(spec: NftTableSpec) -> str:
-    """The file `nft -f` loads: create-if-missing, delete, define: one atomic transaction."""
-    return f"table {spec.family} {spec.name}\ndelete table {spec.family} {spec.name}\n{spec.text}"
 
 
 # ---------------------------------------------------------------- files
@@ -324,13 +248,14 @@ def desired_state(
             public_vip=vr.vip_public.address,
             nat=vr.nat,
         )
-        st["nft"].append(_in_ns(t, ns))
+        st["nft"].append(t.in_ns(ns))
         th = render_host_table(
             link_cidr=vr.host_link_cidr,
             public_bridge=vr.public_bridge,
             public_address=vr.self_public_address,
+            host_link=HOST_LINK,
         )
-        st["nft"].append(_in_ns(th, H))
+        st["nft"].append(th.in_ns(H))
         u["nft_tables"] += [(ns, "ip", NFT_TABLE), (H, "ip", NFT_HOST_TABLE)]
     if scope in ("all", "host"):
         resolv = _under(root, "/etc/resolv.conf")
@@ -354,10 +279,6 @@ def desired_state(
         namespace=namespace,
         **{k: tuple(dict.fromkeys(v)) for k, v in st.items()},
     )
-
-
-def _in_ns(t: NftTableSpec, ns: str) -> NftTableSpec:
-    return NftTableSpec(ns, t.family, t.name, t.text, t.digest, t.rule_comments)
 
 
 def _check_gateway(doc: DeploymentDocument, gateway: str) -> None:

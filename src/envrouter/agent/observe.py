@@ -13,7 +13,7 @@ from envrouter.agent.desired import (
     ObservedState,
     RouteSpec,
 )
-from envrouter.agent.nftables import observe_tables
+from envrouter.agent.nftables.kernel import observe_tables
 from envrouter.agent.ovs import list_bridges, list_ports
 from envrouter.files import read_file
 
