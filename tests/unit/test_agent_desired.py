@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "netns"))
-from agent_world import compute_document, controller_document  # noqa: E402
-
-from envrouter.agent.desired import (  # noqa: E402
+from agent_documents import compute_document, controller_document
+from envrouter.agent.desired import (
     AddrSpec,
     RouteSpec,
     SysctlSpec,
@@ -19,8 +15,8 @@ from envrouter.agent.desired import (  # noqa: E402
     desired_state,
     host_link_addresses,
 )
-from envrouter.document import parse_document  # noqa: E402
-from envrouter.errors import ValidationError  # noqa: E402
+from envrouter.document import parse_document
+from envrouter.errors import ValidationError
 
 
 def test_controller_vrouter_scope():

@@ -15,7 +15,6 @@ from envrouter.agent.nftables.render import (
     NFT_HOST_TABLE,
     NFT_TABLE,
     NftTableSpec,
-    fingerprint,
     render_host_table,
     render_vrouter_table,
 )
@@ -161,6 +160,15 @@ def _under(root: str, path: str) -> str:
     return f"{root}{path}"
 
 
+def resolv_conf_path(root: str) -> str:
+    return _under(root, "/etc/resolv.conf")
+
+
+def chrony_client_path(root: str) -> str:
+    """The node's chrony client configuration (a change may need a chrony reload)."""
+    return _under(root, "/etc/chrony/chrony.conf")
+
+
 # ---------------------------------------------------------------- the document -> state
 
 
@@ -258,8 +266,8 @@ def desired_state(
         st["nft"].append(th.in_ns(H))
         u["nft_tables"] += [(ns, "ip", NFT_TABLE), (H, "ip", NFT_HOST_TABLE)]
     if scope in ("all", "host"):
-        resolv = _under(root, "/etc/resolv.conf")
-        chrony = _under(root, "/etc/chrony/chrony.conf")
+        resolv = resolv_conf_path(root)
+        chrony = chrony_client_path(root)
         u["files"] += [resolv, chrony]
         u["route_namespaces"].append(H)
         if doc.network_by_role("public") is None:
@@ -323,33 +331,6 @@ class ObservedState:
     ovs_ports: dict[str, set[str]] = field(default_factory=dict)
     foreign_in_namespace: set[tuple[str, str]] = field(default_factory=set)
     broken_namespaces: set[str] = field(default_factory=set)  # a name, no namespace behind it
-
-
-def as_observed(state: DesiredState) -> ObservedState:
-    """The observation of a node that is exactly in `state` (for tests and dry reasoning)."""
-    obs = ObservedState()
-    if state.namespace:
-        obs.namespaces.add(state.namespace)
-    for b in state.bridges:
-        obs.links[(b.ns, b.name)] = ObservedLink(b.ns, b.name, "bridge", None, None, True)
-    for v in state.veths:
-        obs.links[(v.ns, v.name)] = ObservedLink(v.ns, v.name, "veth", OWNER_ALIAS, None, True)
-        obs.links[(v.host_ns, v.host_name)] = ObservedLink(
-            v.host_ns, v.host_name, "veth", OWNER_ALIAS, v.master, True
-        )
-    if state.ovs_ports or state.universe.ovs_bridges:
-        obs.ovs_bridges = {b.name for b in state.bridges if b.kind == "ovs"}
-    for p in state.ovs_ports:
-        obs.links[(p.ns, p.name)] = ObservedLink(p.ns, p.name, "tun", OWNER_ALIAS, None, True)
-        obs.ovs_ports.setdefault(p.bridge, set()).add(p.name)
-    for ns, dev in state.up:
-        obs.links[(ns, dev)] = ObservedLink(ns, dev, None, None, None, True)
-    obs.addresses = set(state.addresses)
-    obs.routes = set(state.routes)
-    obs.sysctls = {(s.ns, s.key): s.value for s in state.sysctls}
-    obs.nft = {(t.ns, t.family, t.name): fingerprint(t) for t in state.nft}
-    obs.files = {f.path: f.content for f in state.files}
-    return obs
 
 
 def files_is_ours(content: str | None) -> bool:

@@ -199,26 +199,21 @@ def apply_cmd(
     _preload()
     tw = time.perf_counter()
     doc, scope = _load(document, server, node, token_file, state_dir, scope, fallback=False)
-    from envrouter.agent import agent_lock
-    from envrouter.agent.apply import apply
-    from envrouter.agent.desired import desired_state
-    from envrouter.agent.netlink import Netlink
-    from envrouter.agent.observe import observe
-    from envrouter.agent.plan import check_preconditions, plan
+    from envrouter.agent import run_pipeline
+    from envrouter.agent.desired import chrony_client_path
+    from envrouter.agent.steps import writes_file
 
-    desired = desired_state(doc, root=root, scope=scope, host_netns=host_netns)
-    with agent_lock(), Netlink() as link:
-        observed = observe(desired, link)
-        check_preconditions(desired, observed)  # refuse before saving or changing anything
-        _save(doc, state_dir)
-        steps = plan(desired, observed)
-        for step in steps:
-            apply([step], link)
-            print(step.description, flush=True)
+    steps = run_pipeline(
+        doc,
+        root=root,
+        scope=scope,
+        host_netns=host_netns,
+        before_changes=lambda: _save(doc, state_dir),  # only once the preconditions hold
+        on_step=lambda step: print(step.description, flush=True),
+    )
     if not steps:
         print("nothing to do: converged")
-    chrony = [s for s in steps if s.op == "write_file" and s.args[0].endswith("chrony.conf")]
-    if chrony and chrony_restart:
+    if chrony_restart and writes_file(steps, chrony_client_path(root)):
         import shlex
         import subprocess
 
