@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests" / "netns"))
-from agent_world import controller_document  # noqa: E402
+sys.path.insert(0, str(REPO / "tests"))
+from agent_documents import controller_document  # noqa: E402
 
 ENVROUTER = str(REPO / ".venv" / "bin" / "envrouter")
 
@@ -138,6 +138,8 @@ def main() -> None:
                     f"{tmp}/root",
                     "--state-dir",
                     f"{tmp}/state",
+                    "--scope",
+                    "all",  # an HA controller's default (auto) leaves the namespace alone
                 ]
                 dt, res = timed([ENVROUTER, "agent", "apply", "--timing", *args])
                 scratch.append(dt)

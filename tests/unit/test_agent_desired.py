@@ -91,3 +91,16 @@ def test_bad_inputs_name_object_and_field():
     with pytest.raises(ValidationError) as exc:
         parse_document(raw)
     assert exc.value.field == "version"
+
+
+def test_auto_scope_leaves_an_ha_controllers_namespace_to_pacemaker():
+    from envrouter.agent.desired import resolve_scope
+
+    ha = controller_document("vr1")
+    assert ha.environment.ha and resolve_scope(ha, "auto") == "host"
+    solo = ha.model_copy(update={"environment": ha.environment.model_copy(update={"ha": False})})
+    assert resolve_scope(solo, "auto") == "all"
+    assert resolve_scope(compute_document(), "auto") == "all"
+    assert resolve_scope(ha, "vrouter") == "vrouter"  # explicit: taken as given
+    with pytest.raises(ValidationError, match="scope"):
+        resolve_scope(ha, "everything")

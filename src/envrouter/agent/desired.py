@@ -30,6 +30,7 @@ FALLBACK_METRIC = 1000
 
 Scope = Literal["all", "vrouter", "host"]
 SCOPES = ("all", "vrouter", "host")
+AUTO_SCOPE = "auto"  # the CLI's default: see resolve_scope
 
 
 @dataclass(frozen=True, order=True)
@@ -170,6 +171,26 @@ def chrony_client_path(root: str) -> str:
 
 
 # ---------------------------------------------------------------- the document -> state
+
+
+def pacemaker_owns_vrouter(doc: DeploymentDocument) -> bool:
+    """In an HA environment the vrouter namespace of a controller is the Pacemaker `vrouter`
+    clone's: its start converges it, its monitor re-asserts it, its stop removes it. Nothing
+    else may bring it back (a controller Pacemaker stopped must stay stopped)."""
+    return doc.environment.ha and doc.vrouter is not None
+
+
+def resolve_scope(doc: DeploymentDocument, scope: str) -> Scope:
+    """`auto`: only the node's own part ("host") where Pacemaker owns the vrouter namespace,
+    everything ("all") elsewhere. An explicit scope is taken as given (bootstrapping a
+    controller before its cluster resources exist, e.g. the upgrade's "deploy the vrouter")."""
+    if scope == AUTO_SCOPE:
+        return "host" if pacemaker_owns_vrouter(doc) else "all"
+    if scope not in SCOPES:
+        raise ValidationError(
+            "agent", "scope", f"{scope!r} is not one of {AUTO_SCOPE}, {', '.join(SCOPES)}"
+        )
+    return scope  # type: ignore[return-value]
 
 
 def desired_state(

@@ -23,7 +23,12 @@ NodeOpt = typer.Option(None, "--node", help="this node's hostname (with --server
 TokenFileOpt = typer.Option(None, "--token-file", help="API token file (else $ENVROUTER_TOKEN)")
 RootOpt = typer.Option("/", "--root", help="root directory for the files the agent writes")
 StateOpt = typer.Option("/var/lib/envrouter", "--state-dir", help="where apply saves the document")
-ScopeOpt = typer.Option("all", "--scope", help="all | vrouter | host")
+ScopeOpt = typer.Option(
+    "auto",
+    "--scope",
+    help="auto | all | vrouter | host. auto (the default): host on a controller of an HA "
+    "environment, whose vrouter namespace belongs to Pacemaker's vrouter clone; all elsewhere",
+)
 HostNsOpt = typer.Option(
     "",
     "--host-netns",
@@ -91,13 +96,15 @@ def _document(
     raise ValidationError("agent", "--document", "give --document FILE or --server URL --node N")
 
 
-def _scope(scope: str) -> str:
-    from envrouter.agent.desired import SCOPES
+def _scope(doc, scope: str) -> str:
+    from envrouter.agent.desired import AUTO_SCOPE, SCOPES, resolve_scope
     from envrouter.errors import ValidationError
 
-    if scope not in SCOPES:
-        raise ValidationError("agent", "--scope", f"{scope!r} is not one of {', '.join(SCOPES)}")
-    return scope
+    if scope != AUTO_SCOPE and scope not in SCOPES:
+        raise ValidationError(
+            "agent", "--scope", f"{scope!r} is not one of {AUTO_SCOPE}, {', '.join(SCOPES)}"
+        )
+    return scope if doc is None else resolve_scope(doc, scope)
 
 
 def _load(
@@ -110,9 +117,9 @@ def _load(
     *,
     fallback: bool = True,
 ):
-    """The document (see `_document`) and the checked scope, in that order."""
+    """The document (see `_document`) and the scope for it (`auto` resolved)."""
     doc = _document(document, server, node, token_file, state_dir, fallback=fallback)
-    return doc, _scope(scope)
+    return doc, _scope(doc, scope)
 
 
 def _save(doc, state_dir: Path) -> None:
@@ -270,5 +277,5 @@ def teardown_cmd(
         return
     from envrouter.agent import teardown
 
-    for line in teardown(doc, root=root, scope=_scope(scope), host_netns=host_netns):
+    for line in teardown(doc, root=root, scope=_scope(doc, scope), host_netns=host_netns):
         print(line)
