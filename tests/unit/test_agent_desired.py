@@ -13,7 +13,6 @@ from envrouter.agent.desired import (
     SysctlSpec,
     VethSpec,
     desired_state,
-    host_link_addresses,
 )
 from envrouter.document import parse_document
 from envrouter.errors import ValidationError
@@ -76,17 +75,19 @@ def test_ovs_ports():
 
 
 def test_bad_inputs_name_object_and_field():
-    with pytest.raises(ValidationError) as exc:
-        host_link_addresses("169.254.77.0/29")
-    assert exc.value.field == "host_link_cidr"
+    raw = json.loads(controller_document("vr1").model_dump_json())
+    raw["vrouter"]["host_link_cidr"] = "169.254.77.0/29"
+    with pytest.raises(ValidationError, match="is not a /30") as exc:
+        parse_document(raw)
+    assert exc.value.field == "vrouter"
     with pytest.raises(ValidationError) as exc:
         desired_state(controller_document("vr1"), scope="everything")  # type: ignore[arg-type]
     assert exc.value.field == "scope"
     raw = json.loads(controller_document("vr1").model_dump_json())
-    raw["vrouter"]["routes"] = ["10.40.0.1/24"]
+    raw["vrouter"]["routes"] = ["10.40.0.1/24"]  # host bits set: refused when parsed
     with pytest.raises(ValidationError) as exc:
-        desired_state(parse_document(raw))
-    assert exc.value.field == "routes"
+        parse_document(raw)
+    assert exc.value.field == "vrouter.routes.0"
     raw["version"] = 7
     with pytest.raises(ValidationError) as exc:
         parse_document(raw)

@@ -7,7 +7,6 @@ unless the caller maps it to a named one (`host_netns`).
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -18,7 +17,7 @@ from envrouter.agent.nftables.render import (
     render_host_table,
     render_vrouter_table,
 )
-from envrouter.document import DeploymentDocument
+from envrouter.document import DeploymentDocument, IPAddress
 from envrouter.errors import ValidationError
 
 HOST = ""  # the node's own network namespace
@@ -122,26 +121,10 @@ class DesiredState:
     extra: dict = field(default_factory=dict, compare=False)
 
 
-def _net(cidr: str, obj: str, fld: str) -> ipaddress.IPv4Network:
-    try:
-        return ipaddress.IPv4Network(cidr, strict=True)
-    except ValueError as exc:
-        raise ValidationError(obj, fld, f"{cidr!r} is not an IPv4 network: {exc}") from exc
-
-
-def host_link_addresses(cidr: str) -> tuple[str, str, int]:
-    """(host end, namespace end, prefixlen) of the /30 host link."""
-    net = _net(cidr, "vrouter", "host_link_cidr")
-    if net.prefixlen != 30:
-        raise ValidationError("vrouter", "host_link_cidr", f"{cidr} must be a /30")
-    hosts = list(net.hosts())
-    return str(hosts[0]), str(hosts[1]), 30
-
-
 # ---------------------------------------------------------------- files
 
 
-def render_resolv_conf(servers: list[str], domain: str | None) -> str:
+def render_resolv_conf(servers: list[IPAddress], domain: str | None) -> str:
     lines = [FILE_MARKER]
     if domain:
         lines.append(f"search {domain}")
@@ -224,9 +207,9 @@ def desired_state(
     if scope in ("all", "vrouter") and vr is not None:
         ns = vr.namespace
         namespace = ns
-        mg = _net(vr.management_cidr, "vrouter", "management_cidr")
-        _net(vr.public_cidr, "vrouter", "public_cidr")
-        h_addr, n_addr, plen = host_link_addresses(vr.host_link_cidr)
+        mg = vr.management_cidr
+        host_end, ns_end = vr.host_link_addresses
+        h_addr, n_addr, plen = str(host_end), str(ns_end), vr.host_link_cidr.prefixlen
         ports = [(vr.management_port, vr.management_bridge), (vr.public_port, vr.public_bridge)]
         u["namespaces"].append(ns)
         u["route_namespaces"].append(ns)
@@ -244,19 +227,18 @@ def desired_state(
         u["owned_devs"] += [(ns, NS_LINK), (H, HOST_LINK)]
         st["up"] += [(ns, "lo")]
         st["addresses"] += [
-            AddrSpec(ns, vr.management_port, vr.namespace_management_address, mg.prefixlen),
+            AddrSpec(ns, vr.management_port, str(vr.namespace_management_address), mg.prefixlen),
             AddrSpec(ns, NS_LINK, n_addr, plen),
             AddrSpec(H, HOST_LINK, h_addr, plen),
         ]
         st["protected"] += [
             AddrSpec(
-                ns, vr.management_port, vr.vip_management.address, vr.vip_management.prefixlen
+                ns, vr.management_port, str(vr.vip_management.address), vr.vip_management.prefixlen
             ),
-            AddrSpec(ns, vr.public_port, vr.vip_public.address, vr.vip_public.prefixlen),
+            AddrSpec(ns, vr.public_port, str(vr.vip_public.address), vr.vip_public.prefixlen),
         ]
         st["routes"].append(RouteSpec(ns, "default", h_addr, NS_LINK, FALLBACK_METRIC))
-        for cidr in vr.routes:
-            net = _net(cidr, "vrouter", "routes")
+        for net in vr.routes:
             st["routes"].append(RouteSpec(ns, str(net), h_addr, NS_LINK, 0))
         for key, value in (
             ("net.ipv4.ip_forward", "1"),
@@ -274,14 +256,14 @@ def desired_state(
             management_cidr=str(mg),
             management_port=vr.management_port,
             public_port=vr.public_port,
-            public_vip=vr.vip_public.address,
+            public_vip=str(vr.vip_public.address),
             nat=vr.nat,
         )
         st["nft"].append(t.in_ns(ns))
         th = render_host_table(
-            link_cidr=vr.host_link_cidr,
+            link_cidr=str(vr.host_link_cidr),
             public_bridge=vr.public_bridge,
-            public_address=vr.self_public_address,
+            public_address=str(vr.self_public_address),
             host_link=HOST_LINK,
         )
         st["nft"].append(th.in_ns(H))
@@ -295,7 +277,7 @@ def desired_state(
             hst = doc.host
             if hst.gateway and hst.gateway_source != "none":
                 _check_gateway(doc, hst.gateway)
-                st["routes"].append(RouteSpec(H, "default", hst.gateway, "", 0))
+                st["routes"].append(RouteSpec(H, "default", str(hst.gateway), "", 0))
             if hst.dns_servers:
                 st["files"].append(
                     FileSpec(resolv, render_resolv_conf(hst.dns_servers, hst.search_domain))
@@ -310,11 +292,10 @@ def desired_state(
     )
 
 
-def _check_gateway(doc: DeploymentDocument, gateway: str) -> None:
-    gw = ipaddress.IPv4Address(gateway)
-    for net in doc.networks:
-        if gw in ipaddress.IPv4Network(net.cidr, strict=False):
-            return
+def _check_gateway(doc: DeploymentDocument, gateway: IPAddress) -> None:
+    # a rule of this node's routing, not of the document's shape: the gateway must be on-link
+    if any(gateway in net.cidr for net in doc.networks):
+        return
     raise ValidationError("host", "gateway", f"{gateway} is on none of the node's networks")
 
 

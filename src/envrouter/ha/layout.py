@@ -207,11 +207,12 @@ def build_layout(doc: DeploymentDocument, options: LayoutOptions | None = None) 
         from envrouter.services import conntrackd as ctd
 
         commit = {"conntrackd_conf": str(ctd.paths_for(vr).file(ctd.CONF))}
-    for vip, extra in ((vr.vip_management, {}), (vr.vip_public, {"gateway": vr.public_gateway})):
+    public_extra = {"gateway": str(vr.public_gateway)}
+    for vip, extra in ((vr.vip_management, {}), (vr.vip_public, public_extra)):
         port = vr.management_port if vip.role == "management" else vr.public_port
         rid = vip_id(vip)
         vip_ids.append(rid)
-        params = {"namespace": vr.namespace, "port": port, "ip": vip.address,
+        params = {"namespace": vr.namespace, "port": port, "ip": str(vip.address),
                   "cidr_netmask": str(vip.prefixlen), **extra, **commit}
         resources.append(_primitive(rid, "ocf", PROVIDER, "vip", params, [
             *_start_stop("20s", "20s"),
@@ -247,7 +248,7 @@ def build_layout(doc: DeploymentDocument, options: LayoutOptions | None = None) 
         constraints.append(_order(f"vrouter-then-{name}", vclone, clone_id(name)))
 
     resources.append(_clone(_primitive(PING, "ocf", "pacemaker", "ping", {
-        "host_list": vr.public_gateway, "multiplier": "1000", "name": PING_ATTRIBUTE,
+        "host_list": str(vr.public_gateway), "multiplier": "1000", "name": PING_ATTRIBUTE,
         "dampen": opts.ping_dampen, "attempts": "2", "timeout": "1"}, [
         *_start_stop("30s", "30s"),
         {"name": "monitor", "interval": opts.ping_interval, "timeout": "10s"}]), interleave))

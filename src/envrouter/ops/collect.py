@@ -179,10 +179,10 @@ def probe_dns_upstream(namespace: str, address: str, run: Run = run_command) -> 
 
 def collect_dns(namespace: str, vr: DocVrouter, run: Run = run_command,
                 pool: ThreadPoolExecutor | None = None) -> DnsStatus:
-    listen = vr.namespace_management_address
+    listen = str(vr.namespace_management_address)
     upstream_futures = [
         (pool.submit(probe_dns_upstream, namespace, a, run) if pool else None, a)
-        for a in vr.upstream_dns
+        for a in map(str, vr.upstream_dns)
     ]
     argv = ["ip", "netns", "exec", namespace, "dig", "+time=1", "+tries=2", "+noall",
             "+answer", f"@{listen}"]
@@ -227,7 +227,7 @@ def collect_ntp(namespace: str, run_root: str, vr: DocVrouter | None,
         st.sources = parse_chrony_sources_csv(sources.stdout) if sources.returncode == 0 else []
     except ParseError as exc:
         return NtpStatus(answering=False, error=str(exc))
-    peers = {p.namespace_address for p in vr.peers} if vr is not None else set()
+    peers = {str(p.namespace_address) for p in vr.peers} if vr is not None else set()
     for s in st.sources:
         s.upstream = s.address not in peers
     return st
@@ -272,11 +272,11 @@ def collect(opts: CollectOptions | None = None, run: Run = run_command) -> Statu
                               (vr.vip_public, vr.public_port)):
                 rid = vip_id(vip)
                 try:
-                    here: bool | None = (vip_present(namespace, port, vip.address)
+                    here: bool | None = (vip_present(namespace, port, str(vip.address))
                                          if present else False)
                 except Exception:  # noqa: BLE001 - netlink refused: unknown, not "absent"
                     here = None
-                vips.append(VipStatus(name=vip.name, resource=rid, address=vip.address,
+                vips.append(VipStatus(name=vip.name, resource=rid, address=str(vip.address),
                                       pacemaker_nodes=cluster.active_nodes(rid)
                                       if cluster.available else [], here=here))
         status = Status(
@@ -287,7 +287,7 @@ def collect(opts: CollectOptions | None = None, run: Run = run_command) -> Statu
                        ConntrackTable(None, None, f"namespace {namespace} missing")),
             # without a document the listen address is unknown: DNS is not checked
             dns=(dns_f.result() if dns_f else
-                 DnsStatus(listen=vr.namespace_management_address, answering=False,
+                 DnsStatus(listen=str(vr.namespace_management_address), answering=False,
                            error=f"namespace {namespace} missing") if vr is not None else None),
             ntp=ntp_f.result(),
             expected_resources=expected_resources(vr),

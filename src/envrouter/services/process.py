@@ -15,7 +15,6 @@ live process with the expected command name (a recycled PID is not our daemon).
 from __future__ import annotations
 
 import os
-import re
 import signal
 import time
 from collections.abc import Callable, Sequence
@@ -23,22 +22,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from envrouter.agent.netlink import netns_exists
-from envrouter.errors import InfraError, ValidationError
+from envrouter.document import NamespaceName, parse_value
+from envrouter.errors import InfraError
 from envrouter.files import write_if_changed
 
 RUN_ROOT = "/run/envrouter"
 LOG_ROOT = "/var/log/envrouter"
 
-_NS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-
-
 def check_namespace_name(namespace: str) -> str:
-    """A namespace name becomes part of paths: refuse anything that could escape them."""
-    if not _NS_RE.match(namespace) or ".." in namespace:
-        raise ValidationError(
-            "vrouter", "namespace", f"{namespace!r} is not a safe namespace name"
-        )
-    return namespace
+    """A namespace name becomes part of paths: the document's rule for namespace names (no
+    '/', no '..', no blank) keeps it inside them."""
+    return parse_value(NamespaceName, "vrouter", "namespace", namespace)
 
 
 @dataclass(frozen=True)
