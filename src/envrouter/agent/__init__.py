@@ -31,20 +31,6 @@ def load_document(path: str) -> DeploymentDocument:
     return parse_document(raw)
 
 
-def compute_plan(
-    doc: DeploymentDocument | None,
-    *,
-    root: str = "/",
-    scope: ScopeArg = "all",
-    host_netns: str = "",
-    teardown: bool = False,
-) -> list[Step]:
-    """Observe the node and plan; changes nothing."""
-    return run_pipeline(
-        doc, root=root, scope=scope, host_netns=host_netns, teardown=teardown, dry_run=True
-    )
-
-
 def run_pipeline(
     doc: DeploymentDocument | None,
     *,
@@ -137,7 +123,8 @@ def check(
     doc: DeploymentDocument, *, root: str = "/", scope: ScopeArg = "all", host_netns: str = ""
 ) -> list[str]:
     """The steps a converge would apply now; [] means converged."""
-    return [s.description for s in compute_plan(doc, root=root, scope=scope, host_netns=host_netns)]
+    steps = run_pipeline(doc, root=root, scope=scope, host_netns=host_netns, dry_run=True)
+    return [s.description for s in steps]
 
 
 def teardown(

@@ -6,6 +6,7 @@ the operator (`description`). The applier (apply.py) dispatches on the step's ty
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -15,9 +16,13 @@ from envrouter.agent.nftables.render import NftTableSpec
 
 @dataclass(frozen=True, kw_only=True)
 class Step:
-    op: ClassVar[str] = ""
+    op: ClassVar[str] = ""  # the kind's name in snake case, e.g. "add_veth" (tests, logs)
     ns: str
     description: str
+
+    def __init_subclass__(cls, **kw: object) -> None:
+        super().__init_subclass__(**kw)
+        cls.op = re.sub(r"(?<!^)(?=[A-Z])", "_", cls.__name__).lower()
 
     def __str__(self) -> str:
         return self.description
@@ -28,13 +33,11 @@ class Step:
 
 @dataclass(frozen=True, kw_only=True)
 class CreateNetns(Step):
-    op: ClassVar[str] = "create_netns"
     name: str
 
 
 @dataclass(frozen=True, kw_only=True)
 class DeleteNetns(Step):
-    op: ClassVar[str] = "delete_netns"
     name: str
 
 
@@ -42,7 +45,6 @@ class DeleteNetns(Step):
 class KeepNetns(Step):
     """Nothing to do: said so the operator sees why a teardown left a namespace."""
 
-    op: ClassVar[str] = "keep_netns"
     name: str
 
 
@@ -53,7 +55,6 @@ class KeepNetns(Step):
 class AddVeth(Step):
     """A veth pair in one message: `name` in `ns`, `peer` directly in `peer_ns`."""
 
-    op: ClassVar[str] = "add_veth"
     name: str
     peer_ns: str
     peer: str
@@ -61,7 +62,6 @@ class AddVeth(Step):
 
 @dataclass(frozen=True, kw_only=True)
 class MoveLink(Step):
-    op: ClassVar[str] = "move_link"
     name: str
     to_ns: str
 
@@ -70,39 +70,33 @@ class MoveLink(Step):
 class SetAlias(Step):
     """Mark a link as the agent's (IFLA_IFALIAS = OWNER_ALIAS)."""
 
-    op: ClassVar[str] = "set_alias"
     name: str
 
 
 @dataclass(frozen=True, kw_only=True)
 class SetMaster(Step):
-    op: ClassVar[str] = "set_master"
     name: str
     master: str
 
 
 @dataclass(frozen=True, kw_only=True)
 class SetUp(Step):
-    op: ClassVar[str] = "set_up"
     name: str
 
 
 @dataclass(frozen=True, kw_only=True)
 class DelLink(Step):
-    op: ClassVar[str] = "del_link"
     name: str
 
 
 @dataclass(frozen=True, kw_only=True)
 class OvsAddPort(Step):
-    op: ClassVar[str] = "ovs_add_port"
     bridge: str
     port: str
 
 
 @dataclass(frozen=True, kw_only=True)
 class OvsDelPort(Step):
-    op: ClassVar[str] = "ovs_del_port"
     bridge: str
     port: str
 
@@ -112,25 +106,21 @@ class OvsDelPort(Step):
 
 @dataclass(frozen=True, kw_only=True)
 class AddAddr(Step):
-    op: ClassVar[str] = "add_addr"
     addr: AddrSpec
 
 
 @dataclass(frozen=True, kw_only=True)
 class DelAddr(Step):
-    op: ClassVar[str] = "del_addr"
     addr: AddrSpec
 
 
 @dataclass(frozen=True, kw_only=True)
 class AddRoute(Step):
-    op: ClassVar[str] = "add_route"
     route: RouteSpec
 
 
 @dataclass(frozen=True, kw_only=True)
 class DelRoute(Step):
-    op: ClassVar[str] = "del_route"
     route: RouteSpec
 
 
@@ -142,35 +132,30 @@ class LoadNft(Step):
     """Load a table whole; `replace`: it was present when observed (delete it in the same
     transaction)."""
 
-    op: ClassVar[str] = "load_nft"
     table: NftTableSpec
     replace: bool
 
 
 @dataclass(frozen=True, kw_only=True)
 class DeleteNft(Step):
-    op: ClassVar[str] = "delete_nft"
     family: str
     name: str
 
 
 @dataclass(frozen=True, kw_only=True)
 class SetSysctl(Step):
-    op: ClassVar[str] = "set_sysctl"
     key: str
     value: str
 
 
 @dataclass(frozen=True, kw_only=True)
 class WriteFile(Step):
-    op: ClassVar[str] = "write_file"
     path: str
     content: str
 
 
 @dataclass(frozen=True, kw_only=True)
 class RemoveFile(Step):
-    op: ClassVar[str] = "remove_file"
     path: str
 
 

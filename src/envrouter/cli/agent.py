@@ -150,9 +150,11 @@ def _preload() -> None:
 
 
 def _steps(doc, root: str, scope: str, host_netns: str, teardown: bool):
-    from envrouter.agent import compute_plan
+    from envrouter.agent import run_pipeline
 
-    return compute_plan(doc, root=root, scope=scope, host_netns=host_netns, teardown=teardown)
+    return run_pipeline(
+        doc, root=root, scope=scope, host_netns=host_netns, teardown=teardown, dry_run=True
+    )
 
 
 @app.command("plan")

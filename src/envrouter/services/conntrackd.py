@@ -28,7 +28,7 @@ from envrouter.services.process import (
     service_paths,
     source_digest,
 )
-from envrouter.services.templating import absolute_path, render_template, template_stamp
+from envrouter.services.templating import absolute_paths, render_template, template_stamp
 
 SERVICE = "conntrackd"
 CONF = "conntrackd.conf"
@@ -86,9 +86,7 @@ def render_conntrackd_conf(
     mgmt_port = vr.management_port
     if not 1 <= port <= 65535:
         raise ValidationError("conntrackd", "port", f"{port} is not a UDP port")
-    for name, path in (("lock_file", lock_file), ("socket_path", socket_path),
-                       ("log_file", log_file)):
-        absolute_path("conntrackd", name, path)
+    absolute_paths("conntrackd", lock_file=lock_file, socket_path=socket_path, log_file=log_file)
     mode = choose_transport(vr, transport)
     dest: str | None = None
     group: str | None = None

@@ -20,7 +20,7 @@ from envrouter.services.process import (
     service_paths,
     source_digest,
 )
-from envrouter.services.templating import absolute_path, render_template, template_stamp
+from envrouter.services.templating import absolute_paths, render_template, template_stamp
 
 SERVICE = "chrony"
 CONF = "chrony.conf"
@@ -47,9 +47,7 @@ def render_chrony_conf(
     peers = [str(p.namespace_address) for p in vr.peers]
     if not 1 <= local_stratum <= 15:
         raise ValidationError("chrony", "local_stratum", f"{local_stratum} out of 1..15")
-    for name, path in (("pid_file", pid_file), ("socket_path", socket_path),
-                       ("drift_file", drift_file)):
-        absolute_path("chrony", name, path)
+    absolute_paths("chrony", pid_file=pid_file, socket_path=socket_path, drift_file=drift_file)
     return render_template(
         TEMPLATE,
         namespace=vr.namespace,

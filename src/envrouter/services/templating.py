@@ -43,13 +43,13 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def absolute_path(obj: str, field: str, path: str) -> str:
-    """A file path a renderer writes into a configuration file: absolute, with no white space
+def absolute_paths(obj: str, **paths: str) -> None:
+    """File paths a renderer writes into a configuration file: absolute, with no white space
     (the document's values are checked when it is parsed; paths come from the renderer's
     caller)."""
-    if not os.path.isabs(path) or any(c.isspace() for c in path):
-        raise ValidationError(obj, field, f"{path!r}: need an absolute path, no spaces")
-    return path
+    for field, path in paths.items():
+        if not os.path.isabs(path) or any(c.isspace() for c in path):
+            raise ValidationError(obj, field, f"{path!r}: need an absolute path, no spaces")
 
 
 def render_template(name: str, **context: Any) -> str:
