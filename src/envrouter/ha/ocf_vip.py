@@ -24,10 +24,10 @@ from envrouter.errors import ValidationError
 from envrouter.ha.ocf_base import (
     OCF_NOT_RUNNING,
     OCF_SUCCESS,
-    Action,
     Agent,
     Context,
     Param,
+    basic_actions,
     main_for,
 )
 
@@ -123,13 +123,7 @@ AGENT = Agent(
               "external cache is committed into the kernel before the address is added."),
     ],
     handlers={"start": start, "stop": stop, "monitor": monitor, "validate-all": validate},
-    actions=[
-        Action("start", timeout="20s"),
-        Action("stop", timeout="20s"),
-        Action("monitor", timeout="20s", interval="2s", depth="0"),
-        Action("meta-data", timeout="5s"),
-        Action("validate-all", timeout="10s"),
-    ],
+    actions=basic_actions(start="20s", stop="20s", monitor="20s", interval="2s"),
 )
 
 
