@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -35,6 +40,51 @@ HostNsOpt = typer.Option(
     help="act on this named namespace as the node (default: the one the agent runs in)",
 )
 TimingOpt = typer.Option(False, "--timing", help="print the time the command's own work took")
+
+
+@dataclass(frozen=True)
+class Where:
+    """The options every agent command takes: where the document comes from, where it acts."""
+
+    document: Path | None
+    server: str | None
+    node: str | None
+    token_file: Path | None
+    root: str
+    state_dir: Path
+    scope: str
+    host_netns: str
+
+
+_WHERE_OPTIONS = [
+    inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=kind)
+    for name, kind, default in (
+        ("document", Path | None, DocumentOpt),
+        ("server", str | None, ServerOpt),
+        ("node", str | None, NodeOpt),
+        ("token_file", Path | None, TokenFileOpt),
+        ("root", str, RootOpt),
+        ("state_dir", Path, StateOpt),
+        ("scope", str, ScopeOpt),
+        ("host_netns", str, HostNsOpt),
+    )
+]
+
+
+def node_command(func: Callable[..., None]) -> Callable[..., None]:
+    """Declare the shared options once: the command gets them as one `Where` (its first
+    argument) and declares only its own options."""
+    own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+           for p in inspect.signature(func, eval_str=True).parameters.values()
+           if p.name != "where"]
+
+    @functools.wraps(func)
+    def command(**options: Any) -> None:
+        where = Where(**{p.name: options.pop(p.name) for p in _WHERE_OPTIONS})
+        func(where, **options)
+
+    command.__signature__ = inspect.Signature([*_WHERE_OPTIONS, *own])  # type: ignore
+    return command
 
 
 def _fetch(server: str, node: str, token_file: Path | None) -> bytes:
@@ -107,19 +157,11 @@ def _scope(doc, scope: str) -> str:
     return scope if doc is None else resolve_scope(doc, scope)
 
 
-def _load(
-    document: Path | None,
-    server: str | None,
-    node: str | None,
-    token_file: Path | None,
-    state_dir: Path,
-    scope: str,
-    *,
-    fallback: bool = True,
-):
+def _load(where: Where, *, fallback: bool = True):
     """The document (see `_document`) and the scope for it (`auto` resolved)."""
-    doc = _document(document, server, node, token_file, state_dir, fallback=fallback)
-    return doc, _scope(doc, scope)
+    doc = _document(where.document, where.server, where.node, where.token_file, where.state_dir,
+                    fallback=fallback)
+    return doc, _scope(doc, where.scope)
 
 
 def _save(doc, state_dir: Path) -> None:
@@ -149,34 +191,24 @@ def _preload() -> None:
     import envrouter.document  # noqa: F401
 
 
-def _steps(doc, root: str, scope: str, host_netns: str, teardown: bool):
+def _steps(doc, where: Where, scope: str):
     from envrouter.agent import run_pipeline
 
-    return run_pipeline(
-        doc, root=root, scope=scope, host_netns=host_netns, teardown=teardown, dry_run=True
-    )
+    return run_pipeline(doc, root=where.root, scope=scope, host_netns=where.host_netns,
+                        dry_run=True)
 
 
 @app.command("plan")
 @handle_errors
-def plan_cmd(
-    document: Path | None = DocumentOpt,
-    server: str | None = ServerOpt,
-    node: str | None = NodeOpt,
-    token_file: Path | None = TokenFileOpt,
-    root: str = RootOpt,
-    state_dir: Path = StateOpt,
-    scope: str = ScopeOpt,
-    host_netns: str = HostNsOpt,
-    timing: bool = TimingOpt,
-) -> None:
+@node_command
+def plan_cmd(where: Where, timing: bool = TimingOpt) -> None:
     """Print the steps an apply would take; change nothing."""
     require_root("envrouter agent plan")
     t0 = time.perf_counter()
     _preload()
     tw = time.perf_counter()
-    doc, scope = _load(document, server, node, token_file, state_dir, scope)
-    steps = _steps(doc, root, scope, host_netns, False)
+    doc, scope = _load(where)
+    steps = _steps(doc, where, scope)
     for s in steps:
         print(s.description)
     if not steps:
@@ -186,15 +218,9 @@ def plan_cmd(
 
 @app.command("apply")
 @handle_errors
+@node_command
 def apply_cmd(
-    document: Path | None = DocumentOpt,
-    server: str | None = ServerOpt,
-    node: str | None = NodeOpt,
-    token_file: Path | None = TokenFileOpt,
-    root: str = RootOpt,
-    state_dir: Path = StateOpt,
-    scope: str = ScopeOpt,
-    host_netns: str = HostNsOpt,
+    where: Where,
     timing: bool = TimingOpt,
     chrony_restart: str = typer.Option(
         "",
@@ -207,22 +233,22 @@ def apply_cmd(
     t0 = time.perf_counter()
     _preload()
     tw = time.perf_counter()
-    doc, scope = _load(document, server, node, token_file, state_dir, scope, fallback=False)
+    doc, scope = _load(where, fallback=False)
     from envrouter.agent import run_pipeline
     from envrouter.agent.desired import chrony_client_path
     from envrouter.agent.steps import writes_file
 
     steps = run_pipeline(
         doc,
-        root=root,
+        root=where.root,
         scope=scope,
-        host_netns=host_netns,
-        before_changes=lambda: _save(doc, state_dir),  # only once the preconditions hold
+        host_netns=where.host_netns,
+        before_changes=lambda: _save(doc, where.state_dir),  # once the preconditions hold
         on_step=lambda step: print(step.description, flush=True),
     )
     if not steps:
         print("nothing to do: converged")
-    if chrony_restart and writes_file(steps, chrony_client_path(root)):
+    if chrony_restart and writes_file(steps, chrony_client_path(where.root)):
         import shlex
         import subprocess
 
@@ -236,20 +262,12 @@ def apply_cmd(
 
 @app.command("status")
 @handle_errors
-def status_cmd(
-    document: Path | None = DocumentOpt,
-    server: str | None = ServerOpt,
-    node: str | None = NodeOpt,
-    token_file: Path | None = TokenFileOpt,
-    root: str = RootOpt,
-    state_dir: Path = StateOpt,
-    scope: str = ScopeOpt,
-    host_netns: str = HostNsOpt,
-) -> None:
+@node_command
+def status_cmd(where: Where) -> None:
     """Print 'converged' or the pending steps (exit 1)."""
     require_root("envrouter agent status")
-    doc, scope = _load(document, server, node, token_file, state_dir, scope)
-    steps = _steps(doc, root, scope, host_netns, False)
+    doc, scope = _load(where)
+    steps = _steps(doc, where, scope)
     if not steps:
         print("converged")
         return
@@ -261,23 +279,17 @@ def status_cmd(
 
 @app.command("teardown")
 @handle_errors
-def teardown_cmd(
-    document: Path | None = DocumentOpt,
-    server: str | None = ServerOpt,
-    node: str | None = NodeOpt,
-    token_file: Path | None = TokenFileOpt,
-    root: str = RootOpt,
-    state_dir: Path = StateOpt,
-    scope: str = ScopeOpt,
-    host_netns: str = HostNsOpt,
-) -> None:
+@node_command
+def teardown_cmd(where: Where) -> None:
     """Remove everything the agent owns on this node (for the scope); nothing else."""
     require_root("envrouter agent teardown")
-    doc = _document(document, server, node, token_file, state_dir, fallback=True)
+    doc = _document(where.document, where.server, where.node, where.token_file, where.state_dir,
+                    fallback=True)
     if doc is None:
         print("nothing to do: no document given or saved")
         return
     from envrouter.agent import teardown
 
-    for line in teardown(doc, root=root, scope=_scope(doc, scope), host_netns=host_netns):
+    for line in teardown(doc, root=where.root, scope=_scope(doc, where.scope),
+                         host_netns=where.host_netns):
         print(line)
