@@ -73,6 +73,8 @@ def main() -> int:
     p.add_argument("--state-dir", default=os.environ.get("ENVROUTER_LAB_STATE_DIR"))
     p.add_argument("--keep", action="store_true", help="keep a lab this run brought up")
     p.add_argument("--json", help="also write every report and figure to this file")
+    p.add_argument("--plot", metavar="FILE", help="draw the outages (SVG) into FILE, the "
+                   "records drawn beside it (FILE.json; bench/plot_failover.py)")
     a = p.parse_args()
 
     from envrouter.lab.drill_report import format_report, summarize
@@ -141,6 +143,10 @@ def main() -> int:
           f"cluster stack {summarize(clus)} MB")
     print("resident Python processes on the controllers: "
           + ("none" if not resident_python else "; ".join(resident_python)))
+    if a.plot:
+        from plot_failover import plot_results
+
+        plot_results(results, a.plot, TARGET_MS, f"bench/failover.py, {machine()}")
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"machine": machine(), "results": results, "memory": memory}, f, indent=2)
