@@ -38,6 +38,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from envrouter.errors import ValidationError
+from envrouter.model import names
 
 DOCUMENT_VERSION = 1
 SUPPORTED_VERSIONS = frozenset({1})
@@ -51,14 +52,7 @@ MAX_UPSTREAMS = 3
 T = TypeVar("T")
 
 # ---------------------------------------------------------------- the rules of the fields
-# Names: the same rules as the model's (envrouter.model.rules); when the one module of name
-# rules exists, these patterns come from it.
-_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")  # network and role names
-_ENV_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-_IFNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$")
-_NAMESPACE_RE = re.compile(r"^[a-z0-9_-]{1,15}$")
-_LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
-_DNS_NAME_RE = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*\.?$")
+# Names and fixed sets come from the one module of them (envrouter.model.names, stdlib only).
 # only characters that may appear in an address: no scope id ('%'), no blanks, no newline
 _ADDRESS_CHARS_RE = re.compile(r"^[0-9A-Fa-f:.]+$")
 _CIDR_CHARS_RE = re.compile(r"^[0-9A-Fa-f:./]+$")
@@ -93,11 +87,27 @@ def _network(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     return go
 
 
-def _named(what: str, pattern: re.Pattern[str]) -> Callable[[object], str]:
+def _named(rule: names.NameRule) -> Callable[[object], str]:
     def check(value: object) -> str:
-        if not isinstance(value, str) or not pattern.match(value) or value in (".", ".."):
-            raise _refuse(what, value)
-        return value
+        if not rule.ok(value):
+            raise PydanticCustomError("envrouter", "{reason}", {"reason": rule.explain(value)})
+        return value  # type: ignore[return-value]
+
+    return check
+
+
+def _dns_name(value: object) -> str:
+    if not names.is_dns_name(value):
+        raise _refuse("a DNS name (lower case, no trailing dot)", value)
+    return value  # type: ignore[return-value]
+
+
+def _one_of(choices: tuple[str, ...]) -> Callable[[object], str]:
+    def check(value: object) -> str:
+        if not names.known(value, choices):
+            raise PydanticCustomError("envrouter", "{reason}",
+                                      {"reason": names.explain_choice(value, choices)})
+        return value  # type: ignore[return-value]
 
     return check
 
@@ -124,15 +134,14 @@ IPNetwork = Annotated[_AnyNetwork, *_typed(_parser(
     "a network (CIDR, no host bits)", _network(lambda t: ipaddress.ip_network(t, strict=True)),
     _CIDR_CHARS_RE, (ipaddress.IPv4Network, ipaddress.IPv6Network)))]
 _STRING = WithJsonSchema({"type": "string"})
-Name = Annotated[str, _STRING, PlainValidator(_named(
-    "a name (1-32 of a-z, 0-9, '_', '-', starting with a letter)", _NAME_RE))]
-EnvironmentName = Annotated[str, _STRING, PlainValidator(_named(
-    "an environment name (1-63 of A-Z, a-z, 0-9, '_', '.', '-')", _ENV_NAME_RE))]
-InterfaceName = Annotated[str, _STRING, PlainValidator(_named(
-    "an interface name (1-15 of A-Z, a-z, 0-9, '_', '.', '-')", _IFNAME_RE))]
-NamespaceName = Annotated[str, _STRING, PlainValidator(_named(
-    "a namespace name (1-15 of a-z, 0-9, '_', '-')", _NAMESPACE_RE))]
-DnsName = Annotated[str, _STRING, PlainValidator(_named("a DNS name", _DNS_NAME_RE))]
+Name = Annotated[str, _STRING, PlainValidator(_named(names.NETWORK_NAME))]
+EnvironmentName = Annotated[str, _STRING, PlainValidator(_named(names.ENVIRONMENT_NAME))]
+InterfaceName = Annotated[str, _STRING, PlainValidator(_named(names.INTERFACE_NAME))]
+NamespaceName = Annotated[str, _STRING, PlainValidator(_named(names.NAMESPACE_NAME))]
+DnsName = Annotated[str, _STRING, PlainValidator(_dns_name)]
+NetworkRole = Annotated[str, _STRING, PlainValidator(_one_of(names.NETWORK_ROLES))]
+NodeRole = Annotated[str, _STRING, PlainValidator(_one_of(names.NODE_ROLES))]
+VipName = Annotated[str, _STRING, PlainValidator(_one_of((VIP_MANAGEMENT, VIP_PUBLIC)))]
 
 
 def _address_or_name(value: object) -> str:
@@ -144,8 +153,8 @@ def _address_or_name(value: object) -> str:
             return str(ipaddress.ip_address(value))
         except ValueError:
             raise _refuse("an IP address", value) from None
-    if isinstance(value, str) and _DNS_NAME_RE.match(value):
-        return value
+    if names.is_dns_name(value):
+        return value  # type: ignore[return-value]
     raise _refuse("an IP address or a DNS name", value)
 
 
@@ -210,14 +219,14 @@ class DocEnvironment(_Doc):
 
 class DocNode(_Doc):
     hostname: DnsName
-    roles: list[Name]
+    roles: list[NodeRole]
 
 
 class DocNetwork(_Doc):
     """One network the node is on, with the node's own address on it."""
 
     name: Name
-    role: Name = Field(description="admin | management | public | storage | other")
+    role: NetworkRole = Field(description="admin | management | public | storage | other")
     cidr: IPNetwork
     gateway: IPAddress | None
     vlan: int | None
@@ -237,9 +246,9 @@ class DocHost(_Doc):
 
 
 class DocVip(_Doc):
-    name: Name = Field(description="vrouter | vrouter_pub")
+    name: VipName = Field(description="vrouter | vrouter_pub")
     network: Name = Field(description="name of the network the VIP lives on")
-    role: Name = Field(description="role of that network: management | public")
+    role: NetworkRole = Field(description="role of that network: management | public")
     namespace: NamespaceName
     address: IPv4Address
     prefixlen: IPv4PrefixLen
