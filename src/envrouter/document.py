@@ -39,14 +39,12 @@ from pydantic_core import PydanticCustomError
 
 from envrouter.errors import ValidationError
 from envrouter.model import names
+from envrouter.model.entities import VIP_MANAGEMENT, VIP_PUBLIC  # the two VIPs' names
 
 DOCUMENT_VERSION = 1
 SUPPORTED_VERSIONS = frozenset({1})
 
 BridgeKind = Literal["linux", "ovs"]
-# the two VIPs of the vrouter (DocVip.name), the names every layer refers to them by
-VIP_MANAGEMENT = "vrouter"
-VIP_PUBLIC = "vrouter_pub"
 MAX_UPSTREAMS = 3
 
 T = TypeVar("T")
