@@ -70,7 +70,8 @@ def controllers(request):
                 a.link("add", ifname="vr-mgmt", kind="veth",
                        peer={"ifname": f"p{i}", "net_ns_fd": sw})
                 idx = a.link_lookup(ifname="vr-mgmt")[0]
-                a.addr("add", index=idx, address=vr.namespace_management_address, prefixlen=24)
+                a.addr("add", index=idx, address=str(vr.namespace_management_address),
+                       prefixlen=24)
                 a.link("set", index=idx, state="up")
             with NetNS(sw) as s:
                 s.link("set", index=s.link_lookup(ifname=f"p{i}")[0],

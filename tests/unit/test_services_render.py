@@ -229,39 +229,40 @@ def test_chrony_conf():
 @pytest.mark.parametrize(
     ("over", "field"),
     [
-        ({"upstream_dns": ["10.0.0.1\nserver=6.6.6.6"]}, "dns_list[0]"),
-        ({"upstream_dns": ["dns.example.org"]}, "dns_list[0]"),
-        ({"upstream_dns": ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"]}, "dns_list"),
-        ({"domain": "env.example\nserver=6.6.6.6"}, "domain"),
-        ({"management_port": "vr mgmt"}, "management_port"),
+        ({"upstream_dns": ["10.0.0.1\nserver=6.6.6.6"]}, "vrouter.upstream_dns.0"),
+        ({"upstream_dns": ["dns.example.org"]}, "vrouter.upstream_dns.0"),
+        ({"upstream_dns": ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"]},
+         "vrouter.upstream_dns"),
+        ({"upstream_dns": ["10.0.0.1", "10.0.0.1"]}, "vrouter.upstream_dns"),
+        ({"domain": "env.example\nserver=6.6.6.6"}, "vrouter.domain"),
+        ({"management_port": "vr mgmt"}, "vrouter.management_port"),
+        ({"public_port": "vr-mgmt"}, "vrouter"),  # the same port twice
+        ({"upstream_ntp": ["ntp.example.org\nallow all"]}, "vrouter.upstream_ntp.0"),
+        ({"upstream_ntp": ["a b"]}, "vrouter.upstream_ntp.0"),
+        ({"upstream_ntp": ["1.1.1.1", "2.2.2.2", "3.3.3.3", "4.4.4.4"]}, "vrouter.upstream_ntp"),
+        ({"management_cidr": "10.20.0.0/24 allow"}, "vrouter.management_cidr"),
+        ({"namespace_management_address": "10.20.0.101\n"},
+         "vrouter.namespace_management_address"),
+        ({"namespace": "../etc"}, "vrouter.namespace"),
     ],
 )
-def test_dnsmasq_refuses_smuggled_values(over, field):
+def test_the_document_refuses_values_that_would_smuggle_a_directive(over, field):
+    """The renderers take the document as valid: a value that would put a newline or a
+    directive into dnsmasq.conf, chrony.conf or conntrackd.conf is refused when the document
+    is parsed, naming the field."""
     with pytest.raises(ValidationError) as err:
-        dns.render_dnsmasq_conf(
-            sample_doc(**over).vrouter, pid_file="/run/x/p", log_file="/var/log/d.log"
-        )
+        sample_doc(**over)
     assert err.value.field == field
 
 
-@pytest.mark.parametrize(
-    ("over", "field"),
-    [
-        ({"upstream_ntp": ["ntp.example.org\nallow all"]}, "ntp_list[0]"),
-        ({"upstream_ntp": ["a b"]}, "ntp_list[0]"),
-        ({"upstream_ntp": ["1.1.1.1", "2.2.2.2", "3.3.3.3", "4.4.4.4"]}, "ntp_list"),
-        ({"management_cidr": "10.20.0.0/24 allow"}, "management_cidr"),
-    ],
-)
-def test_chrony_refuses_smuggled_values(over, field):
+def test_renderer_options_are_checked_by_the_renderer():
     with pytest.raises(ValidationError) as err:
-        ntp.render_chrony_conf(
-            sample_doc(**over).vrouter,
-            pid_file="/run/x/p",
-            socket_path="/run/x/s",
-            drift_file="/run/x/d",
-        )
-    assert err.value.field == field
+        dns.render_dnsmasq_conf(sample_doc().vrouter, pid_file="run/p", log_file="/var/log/d")
+    assert err.value.field == "pid_file"
+    with pytest.raises(ValidationError) as err:
+        ntp.render_chrony_conf(sample_doc().vrouter, pid_file="/run/x/p",
+                               socket_path="/run/x/s", drift_file="/run/x/d", local_stratum=16)
+    assert err.value.field == "local_stratum"
 
 
 def test_per_namespace_paths_do_not_collide():

@@ -34,7 +34,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
-from envrouter.document import DeploymentDocument, DocVip
+from envrouter.document import VIP_MANAGEMENT, VIP_PUBLIC, DeploymentDocument, DocVip
 from envrouter.errors import ValidationError
 from envrouter.ha.ocf_base import DEFAULT_DOCUMENT, PROVIDER
 
@@ -51,14 +51,22 @@ def clone_id(primitive: str) -> str:
     return f"{primitive}-clone"
 
 
+def vip_resource_id(vip_name: str) -> str:
+    return f"vip__{vip_name}"
+
+
 def vip_id(vip: DocVip) -> str:
-    return f"vip__{vip.name}"
+    return vip_resource_id(vip.name)
+
+
+MANAGEMENT_VIP_ID = vip_resource_id(VIP_MANAGEMENT)  # vip__vrouter
+PUBLIC_VIP_ID = vip_resource_id(VIP_PUBLIC)  # vip__vrouter_pub
 
 
 # every top-level resource id the layout can produce: what cib.py may replace or remove
 OWNED_RESOURCE_IDS = frozenset(
     {clone_id(VROUTER), clone_id(CONNTRACKD), clone_id(DNS), clone_id(NTP), clone_id(PING),
-     "vip__vrouter", "vip__vrouter_pub"}
+     MANAGEMENT_VIP_ID, PUBLIC_VIP_ID}
 )
 
 
@@ -201,11 +209,12 @@ def build_layout(doc: DeploymentDocument, options: LayoutOptions | None = None) 
 
     if vr.conntrack_sync and ctd.EXTERNAL_CACHE:  # else the peers' kernels have the flows
         commit = {"conntrackd_conf": str(ctd.paths_for(vr).file(ctd.CONF))}
-    for vip, extra in ((vr.vip_management, {}), (vr.vip_public, {"gateway": vr.public_gateway})):
+    public_extra = {"gateway": str(vr.public_gateway)}
+    for vip, extra in ((vr.vip_management, {}), (vr.vip_public, public_extra)):
         port = vr.management_port if vip.role == "management" else vr.public_port
         rid = vip_id(vip)
         vip_ids.append(rid)
-        params = {"namespace": vr.namespace, "port": port, "ip": vip.address,
+        params = {"namespace": vr.namespace, "port": port, "ip": str(vip.address),
                   "cidr_netmask": str(vip.prefixlen), **extra, **commit}
         resources.append(_primitive(rid, "ocf", PROVIDER, "vip", params, [
             *_start_stop("20s", "20s"),
@@ -241,7 +250,7 @@ def build_layout(doc: DeploymentDocument, options: LayoutOptions | None = None) 
         constraints.append(_order(f"vrouter-then-{name}", vclone, clone_id(name)))
 
     resources.append(_clone(_primitive(PING, "ocf", "pacemaker", "ping", {
-        "host_list": vr.public_gateway, "multiplier": "1000", "name": PING_ATTRIBUTE,
+        "host_list": str(vr.public_gateway), "multiplier": "1000", "name": PING_ATTRIBUTE,
         "dampen": opts.ping_dampen, "attempts": "2", "timeout": "1"}, [
         *_start_stop("30s", "30s"),
         {"name": "monitor", "interval": opts.ping_interval, "timeout": "10s"}]), interleave))
