@@ -89,7 +89,8 @@ def test_operations_view_follows_the_controllers(page: Page, ops_server: Server,
     expect(ctl2.locator("td").nth(1)).to_contain_text("vrouter (10.20.0.2)", timeout=30_000)
     expect(ctl2).to_contain_text("cache 77 internal")
     expect(ctl2).to_contain_text("degraded: conntrackd: 2 sync errors")
-    expect(ctl1.locator("td").nth(0)).to_have_text("unknown")
+    expect(ctl1.locator("td").nth(0)).to_have_text("unknown (the controller is not running)")
+    expect(ctl1.locator("td").nth(3)).to_have_text("unknown")  # conntrackd
     assert page.locator("#ops-updated").get_attribute("data-refreshed") != stamp
     moves = page.locator("#moves tbody tr")
     expect(moves).to_have_count(2, timeout=30_000)

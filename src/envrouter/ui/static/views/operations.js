@@ -50,12 +50,12 @@ export async function renderOperations(main, [envId], { stale }) {
   const health = h("section", { id: "health", "aria-labelledby": "health-title" });
   const moves = h("section", { id: "moves", "aria-labelledby": "moves-title" });
   const drills = h("section", { id: "drills", "aria-labelledby": "drills-title" });
-  const figure = h("figure", { id: "drill-timeline", hidden: true });
+  const timeline = h("section", { id: "drill-timeline", "aria-live": "polite", hidden: true });
   add(main,
     h("p", { class: "breadcrumb" }, h("a", { href: "/ui/environments" }, "Environments"), " / ",
       h("a", { href: `/ui/environments/${envId}` }, env.name), " / operations"),
     h("h1", {}, `Operations of ${env.name}`),
-    updated, health, moves, drills, figure,
+    updated, health, moves, drills, timeline,
   );
 
   let busy = false;
@@ -72,7 +72,7 @@ export async function renderOperations(main, [envId], { stale }) {
       if ([data.health, data.moves, data.drills].some((r) => !r.ok && r.error.status === 401)) return;
       renderHealth(health, data.health);
       renderMoves(moves, data.moves);
-      renderDrills(drills, data.drills, (drill) => showTimeline(figure, drill));
+      renderDrills(drills, data.drills, (drill) => showTimeline(timeline, drill));
       const at = data.health.ok ? clock(data.health.data.updated_at) : null;
       replace(updated, `Updated at ${new Date().toLocaleTimeString()}`,
         at ? ` · controllers' status collected at ${at}` : " · controllers' status unknown",
@@ -90,7 +90,7 @@ export async function renderOperations(main, [envId], { stale }) {
 }
 
 function healthText(c) {
-  if (c.error) return unknown(c.error);
+  if (c.error) return [unknown(c.error), h("span", { class: "hint" }, ` (${c.error})`)];
   if (c.degraded === null || c.degraded === undefined) return unknown();
   return c.degraded
     ? h("span", { class: "error" }, `degraded: ${c.reasons.join("; ") || "no reason given"}`)
@@ -217,17 +217,18 @@ export function renderDrills(section, result, show) {
       "No drill report yet."));
 }
 
-async function showTimeline(figure, drill) {
-  figure.hidden = false;
-  replace(figure, h("figcaption", {}, `Timeline of ${drill.id}`), h("p", {}, "Loading…"));
+async function showTimeline(section, drill) {
+  section.hidden = false;
+  const title = () => h("h2", {}, `Timeline of ${drill.id}`);
+  replace(section, title(), h("p", {}, "Loading…"));
   try {
     const svg = await api.get(`/drills/${encodeURIComponent(drill.id)}/timeline.svg`);
     // an <img> of a data: URL: the SVG is drawn, never run (and the token is not in a URL)
-    replace(figure, h("figcaption", {}, `Timeline of ${drill.id}`),
-      h("img", { src: `data:image/svg+xml;charset=utf-8,${encodeURIComponent(svg)}`, alt: `Timeline of the drill ${drill.id}`, class: "timeline" }));
+    replace(section, title(), h("figure", {},
+      h("img", { src: `data:image/svg+xml;charset=utf-8,${encodeURIComponent(svg)}`, alt: `Timeline of the drill ${drill.id}`, class: "timeline" })));
   } catch (error) {
     if (error.status === 401) return;
-    replace(figure, h("figcaption", {}, `Timeline of ${drill.id}`), failed("the timeline", error));
+    replace(section, title(), failed("the timeline", error));
   }
-  figure.scrollIntoView({ block: "nearest" });
+  section.scrollIntoView({ block: "nearest" });
 }
