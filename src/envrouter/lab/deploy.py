@@ -54,7 +54,9 @@ def serve_argv(plan: LabPlan, port: int, url: str) -> list[str]:
     return [
         *ENVROUTER, "serve", "--host", "127.0.0.1", "--port", str(port), "--database-url", url,
         "--cluster-command", f"{sys.executable} -m envrouter.lab.crm_mon {plan.state_dir}",
+        # every 10 s, not the default 5: each poll runs `envrouter status` on every controller
         "--status-command", f"{sys.executable} -m envrouter.lab.ops_status {plan.state_dir}",
+        "--status-interval", "10",
         "--drills-dir", os.path.join(plan.node_dir("up"), "drills"),
     ]
 
