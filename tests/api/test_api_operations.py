@@ -220,4 +220,5 @@ def test_the_lab_serves_its_status_and_drills() -> None:
     assert params["status_command"].split()[1:] == ["-m", "envrouter.lab.ops_status",
                                                     plan.state_dir]
     assert params["drills_dir"] == os.path.join(plan.node_dir("up"), "drills")
+    assert params["status_interval"] == 10.0
     assert params["cluster_command"].endswith(f"envrouter.lab.crm_mon {plan.state_dir}")

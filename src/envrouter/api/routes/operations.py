@@ -15,6 +15,7 @@ from envrouter.api.schemas import (
     TOKEN_ONLY,
     Drills,
     EnvironmentHealth,
+    ErrorBody,
     VipMoves,
 )
 from envrouter.errors import InfraError, NotFoundError
@@ -27,7 +28,9 @@ DrillId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$",
                               description="the drill's directory name")]
 
 _SVG = {200: {"content": {"image/svg+xml": {"schema": {"type": "string"}}},
-              "description": "the drill's timeline picture"}}
+              "description": "the drill's timeline picture"},
+        404: {"model": ErrorBody, "description": "no such drill, or it has no timeline, or the "
+              "server has no --drills-dir"}}
 
 
 @router.get("/environments/{env_id}/health", response_model=EnvironmentHealth, responses=READ)
