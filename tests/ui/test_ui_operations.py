@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 from test_ui_browser import ENVROUTER, Server, login, settled
 from uibrowser import free_port, healthy, wait_until
 
-SVG = ('<svg xmlns="http://www.w3.org/2000/svg" width="400" height="120">'
-       '<rect x="10" y="10" width="380" height="100" fill="#1f5fa8"/></svg>')
+# a real drill's timeline from a lab run (the one the docs show)
+TIMELINE = Path(__file__).resolve().parents[2] / "docs" / "drill-hard-kill.svg"
 
 
 @pytest.fixture
@@ -28,7 +30,7 @@ def ops_server(tmp_path, fake_status) -> Iterator[Server]:
         "drill": "hard-kill", "t_fault": 1_700_000_000.0, "holder_before": "ctl1",
         "holder_after": "ctl2", "vips_moved_after_ms": 912.0, "longest_gap_ms": 1132.0,
         "packets_lost": 3, "packets_sent": 400, "failures": []}))
-    (drills / "1700000000-hard-kill" / "timeline.svg").write_text(SVG)
+    shutil.copy(TIMELINE, drills / "1700000000-hard-kill" / "timeline.svg")
     db_url = f"sqlite:///{tmp_path}/envrouter.db"
     port = free_port()
     log = (tmp_path / "serve.log").open("w")
@@ -101,7 +103,7 @@ def test_operations_view_follows_the_controllers(page: Page, ops_server: Server,
     drill.get_by_role("button", name="Show the timeline of 1700000000-hard-kill").click()
     img = page.locator("#drill-timeline img")
     expect(img).to_be_visible()
-    wait_until(lambda: img.evaluate("i => i.complete && i.naturalWidth") == 400,
+    wait_until(lambda: img.evaluate("i => i.complete && i.naturalWidth > 0"),
                "the timeline picture drawn")
     shot = tmp_path / "operations.png"
     page.screenshot(path=str(shot), full_page=True)
