@@ -222,3 +222,21 @@ def test_the_lab_serves_its_status_and_drills() -> None:
     assert params["drills_dir"] == os.path.join(plan.node_dir("up"), "drills")
     assert params["status_interval"] == 10.0
     assert params["cluster_command"].endswith(f"envrouter.lab.crm_mon {plan.state_dir}")
+
+
+def test_the_lab_status_command_names_the_controllers_it_cannot_ask(tmp_path) -> None:
+    """`python -m envrouter.lab.ops_status STATE_DIR` on a lab whose controllers are not running
+    (no root, no lab): each is an entry with its error, which the server shows as unknown."""
+    import sys
+
+    from envrouter.lab.nodes import Lab
+    from envrouter.lab.topology import plan_lab
+
+    state_dir = tmp_path / "lab"
+    state_dir.mkdir()
+    Lab(plan_lab(2, 1, state_dir=str(state_dir))).save()
+    probe = CommandStatusProbe(f"{sys.executable} -m envrouter.lab.ops_status {state_dir}")
+    got = probe(1)
+    assert [(c["node"], c["error"]) for c in got["controllers"]] == [
+        ("ctl1", "the controller is not running"), ("ctl2", "the controller is not running")]
+    assert all(c["degraded"] is None and c["nat"] is None for c in got["controllers"])
