@@ -57,9 +57,18 @@ _TOKEN: dict[str, str] = {}
 
 
 @pytest.fixture
-def api_schema(tmp_path):
+def api_schema(tmp_path, fake_status):
     app, token = _app_with_token(tmp_path)
     _TOKEN["value"] = token
+    # the operations view's sources too, so that their answers are checked, not only "unknown"
+    from envrouter.api.operations import CommandStatusProbe
+
+    app.state.status_probe = CommandStatusProbe(fake_status.command, moves=app.state.vip_moves)
+    drill = tmp_path / "drills" / "1-hard-kill"
+    drill.mkdir(parents=True)
+    (drill / "report.json").write_text('{"drill": "hard-kill", "t_fault": 1.0, "failures": []}')
+    (drill / "timeline.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg"/>')
+    app.state.drills_dir = str(tmp_path / "drills")
     schemathesis.experimental.OPEN_API_3_1.enable()
     yield schemathesis.from_asgi("/openapi.json", app)
     app.state.db.dispose()

@@ -42,28 +42,32 @@ def summarize(state: ClusterState, source: str) -> dict[str, Any]:
 
 
 class ClusterProbeError(InfraError):
-    """The cluster command failed, timed out, or printed no cluster: the state is unknown."""
+    """A probe command (cluster, status) failed, timed out, or printed nothing usable: what it
+    reports is unknown."""
 
 
-class CommandClusterProbe:
-    """Runs the command at most once per `ttl` seconds per environment (the UI polls).
+class CachedCommand:
+    """A probe command run at most once per `ttl` seconds per environment (the UI polls).
 
     No lock is held while the command runs: the lock guards only the cache and the table of
     commands in flight. Requests for an environment whose command is running wait for that
     run's result (one command per environment at a time); other environments never wait for
-    it, so one slow cluster does not hold up every environment's requests."""
+    it, so one slow cluster does not hold up every environment's requests. Subclasses say what
+    the output means (`_produce`), raising a ClusterProbeError when it means "unknown"."""
+
+    what = "cluster command"
 
     def __init__(self, command: str, *, ttl: float = 3.0, timeout: float = 15.0) -> None:
         self.argv = shlex.split(command)
         if not self.argv:
-            raise ValueError("empty cluster command")
+            raise ValueError(f"empty {self.what}")
         self.ttl = ttl
         self.timeout = timeout
         self._lock = threading.Lock()
-        self._cache: dict[int, tuple[float, dict[str, Any]]] = {}
+        self._cache: dict[int, tuple[float, Any]] = {}
         self._running: dict[int, _Run] = {}
 
-    def __call__(self, env_id: int) -> dict[str, Any]:
+    def __call__(self, env_id: int) -> Any:
         with self._lock:
             hit = self._cache.get(env_id)
             if hit and hit[0] > time.monotonic():
@@ -75,7 +79,7 @@ class CommandClusterProbe:
         if not owner:
             return run.wait(self.timeout + 5)
         try:
-            result = self._run(env_id)
+            result = self._produce(env_id)
         except ClusterProbeError as exc:
             run.fail(exc)
             raise
@@ -88,16 +92,31 @@ class CommandClusterProbe:
             with self._lock:
                 self._running.pop(env_id, None)
 
-    def _run(self, env_id: int) -> dict[str, Any]:
+    def _produce(self, env_id: int) -> Any:
+        raise NotImplementedError
+
+    def _execute(self, env_id: int) -> tuple[list[str], subprocess.CompletedProcess[str]]:
+        """Run the command for `env_id` (argument list, no shell; `{env_id}` replaced)."""
         argv = [a.replace("{env_id}", str(env_id)) for a in self.argv]
         try:
             proc = subprocess.run(argv, capture_output=True, text=True,
                                   timeout=self.timeout, stdin=subprocess.DEVNULL)
         except (OSError, subprocess.TimeoutExpired) as exc:
-            raise ClusterProbeError(f"cluster command {argv[0]!r}: {exc}") from exc
+            raise ClusterProbeError(f"{self.what} {argv[0]!r}: {exc}") from exc
+        return argv, proc
+
+    def _failed(self, argv: list[str], proc: subprocess.CompletedProcess[str]) -> ClusterProbeError:
+        why = (proc.stderr or proc.stdout).strip()[-300:] or f"exit {proc.returncode}"
+        return ClusterProbeError(f"{self.what} {argv[0]!r} failed: {why}")
+
+
+class CommandClusterProbe(CachedCommand):
+    """The cluster command: `crm_mon -1 --output-as=xml` of the environment's cluster."""
+
+    def _produce(self, env_id: int) -> dict[str, Any]:
+        argv, proc = self._execute(env_id)
         if proc.returncode != 0 or not proc.stdout.strip():
-            why = (proc.stderr or proc.stdout).strip()[-300:] or f"exit {proc.returncode}"
-            raise ClusterProbeError(f"cluster command {argv[0]!r} failed: {why}")
+            raise self._failed(argv, proc)
         state = parse_crm_mon(proc.stdout)
         if not state.available:
             raise ClusterProbeError(state.error or "crm_mon: no cluster")
@@ -109,10 +128,10 @@ class _Run:
 
     def __init__(self) -> None:
         self._done = threading.Event()
-        self._result: dict[str, Any] | None = None
+        self._result: Any = None
         self._error: ClusterProbeError | None = None
 
-    def succeed(self, result: dict[str, Any]) -> None:
+    def succeed(self, result: Any) -> None:
         self._result = result
         self._done.set()
 
@@ -120,10 +139,10 @@ class _Run:
         self._error = error
         self._done.set()
 
-    def wait(self, timeout: float) -> dict[str, Any]:
+    def wait(self, timeout: float) -> Any:
         if not self._done.wait(timeout):
-            raise ClusterProbeError("cluster command still running")
+            raise ClusterProbeError("the probe command is still running")
         if self._error is not None:
-            raise ClusterProbeError(str(self._error))
+            raise type(self._error)(str(self._error))
         assert self._result is not None
         return self._result

@@ -176,6 +176,116 @@ class ClusterState(BaseModel):
     nodes: list[dict] = Field(default_factory=list)
 
 
+# ------------------------------------------------------------------- the operations view
+# Every value is what a controller's `envrouter status --json` said; null is "unknown".
+
+class HealthVip(BaseModel):
+    name: str
+    address: str | None
+    here: bool | None = Field(description="the address is in this controller's namespace")
+
+
+class HealthResource(BaseModel):
+    id: str
+    role: str | None
+    active: bool | None
+    failed: bool | None
+
+
+class HealthCluster(BaseModel):
+    available: bool | None
+    quorate: bool | None
+    dc: str | None
+    error: str | None
+
+
+class HealthConntrackd(BaseModel):
+    configured: bool | None
+    answering: bool | None
+    internal_cache: int | None
+    external_cache: int | None
+    sync_errors: int | None
+    error: str | None
+
+
+class HealthNat(BaseModel):
+    entries: int | None
+    max: int | None
+    error: str | None
+
+
+class HealthDns(BaseModel):
+    answering: bool | None
+    upstreams_reachable: int
+    upstreams: int
+    error: str | None
+
+
+class HealthNtp(BaseModel):
+    answering: bool | None
+    synchronised: bool | None
+    stratum: int | None
+    offset_s: float | None
+    reachable_upstreams: list[str]
+    error: str | None
+
+
+class ControllerHealth(BaseModel):
+    node: str
+    error: str | None = Field(description="why this controller could not be asked")
+    degraded: bool | None
+    reasons: list[str]
+    collected_at: float | None
+    vips: list[HealthVip]
+    resources: list[HealthResource]
+    cluster: HealthCluster | None
+    conntrackd: HealthConntrackd | None
+    nat: HealthNat | None
+    dns: HealthDns | None
+    ntp: HealthNtp | None
+
+
+class EnvironmentHealth(BaseModel):
+    source: str = Field(description="'unknown' without a status command or when it failed")
+    updated_at: float | None = Field(description="when the command answered (Unix time)")
+    error: str | None
+    controllers: list[ControllerHealth]
+
+
+class VipMove(BaseModel):
+    vip: str
+    address: str | None
+    from_nodes: list[str]
+    to_nodes: list[str] = Field(description="empty: no controller held it")
+    at: float
+
+
+class VipMoves(BaseModel):
+    observed_since: float | None = Field(description="the first poll of this server process")
+    moves: list[VipMove] = Field(description="newest first")
+
+
+class DrillSummary(BaseModel):
+    id: str
+    drill: str | None
+    t_fault: float | None
+    holder_before: str | None
+    holder_after: str | None
+    vips_moved_after_ms: float | None
+    longest_gap_ms: float | None
+    packets_lost: int | None
+    packets_sent: int | None
+    passed: bool | None
+    failures: list[str]
+    timeline: bool = Field(description="GET /drills/{id}/timeline.svg has its picture")
+    error: str | None = None
+
+
+class Drills(BaseModel):
+    configured: bool = Field(description="the server was given a drills directory")
+    drills: list[DrillSummary] = Field(description="newest first")
+
+
 # ------------------------------------------------------------------- documented error answers
 
 def _error(description: str, model: type[BaseModel] = ErrorBody) -> dict:

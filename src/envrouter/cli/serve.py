@@ -35,6 +35,26 @@ def serve(
         "'ssh ctl1 crm_mon -1 --output-as=xml'; {env_id} is replaced); without it the live "
         "cluster state is 'unknown'",
     ),
+    status_command: str = typer.Option(
+        None,
+        "--status-command",
+        envvar="ENVROUTER_STATUS_COMMAND",
+        help="a command printing a JSON list of `envrouter status --json`, one per controller "
+        "(e.g. a script running 'ssh ctlN envrouter status --json'; {env_id} is replaced): the "
+        "UI's operations view; without it each controller's health is 'unknown'",
+    ),
+    status_interval: float = typer.Option(
+        5.0, "--status-interval", min=1.0, max=3600.0,
+        help="seconds between polls of the status command (the VIP moves are recorded from "
+        "them, in memory)",
+    ),
+    drills_dir: str = typer.Option(
+        None,
+        "--drills-dir",
+        envvar="ENVROUTER_DRILLS_DIR",
+        help="a directory of drill records (DIR/*/report.json and timeline.svg, the lab's "
+        "drills/): listed in the operations view",
+    ),
 ) -> None:
     """Upgrade the schema to the newest revision, then serve the API on HOST:PORT."""
     import uvicorn
@@ -59,6 +79,11 @@ def serve(
     if cluster_command:
         # read by create_app, also in every worker process
         os.environ["ENVROUTER_CLUSTER_COMMAND"] = cluster_command
+    if status_command:
+        os.environ["ENVROUTER_STATUS_COMMAND"] = status_command
+        os.environ["ENVROUTER_STATUS_INTERVAL"] = str(status_interval)
+    if drills_dir:
+        os.environ["ENVROUTER_DRILLS_DIR"] = os.path.abspath(drills_dir)
     if workers == 1:
         uvicorn.run(create_app(url), **options)
         return
