@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from envrouter.ha import ocf_conntrackd, ocf_dns, ocf_ntp, ocf_vip, ocf_vrouter
+from envrouter.ha import ocf_conntrackd, ocf_dns, ocf_ntp, ocf_uplink, ocf_vip, ocf_vrouter
 from envrouter.ha.install import agent_text
 from envrouter.ha.ocf_base import (
     OCF_ERR_ARGS,
@@ -18,7 +18,7 @@ from envrouter.ha.ocf_base import (
 )
 
 AGENTS = {"vrouter": ocf_vrouter.AGENT, "vip": ocf_vip.AGENT, "conntrackd": ocf_conntrackd.AGENT,
-          "dns": ocf_dns.AGENT, "ntp": ocf_ntp.AGENT}
+          "dns": ocf_dns.AGENT, "ntp": ocf_ntp.AGENT, "uplink": ocf_uplink.AGENT}
 
 
 @pytest.mark.parametrize("name", sorted(AGENTS))

@@ -10,7 +10,7 @@ import typer
 from envrouter.cli.common import EXIT_FAILED, handle_errors
 from envrouter.lab.topology import DEFAULT_STATE_DIR
 
-DRILL_HELP = "hard-kill | standby | partition | daemon-kill | upstream-link | all"
+DRILL_HELP = "hard-kill | standby | partition | daemon-kill | upstream-link | hang | all"
 
 
 @handle_errors
@@ -20,6 +20,9 @@ def drill(
     udp: int = typer.Option(2, "--udp", help="UDP flows per compute node"),
     restore: bool = typer.Option(True, "--restore/--no-restore",
                                  help="put the lab back after each drill"),
+    hang_seconds: float = typer.Option(6.0, "--hang-seconds", min=0.5, max=120,
+                                       help="hang: how long every process of the holder "
+                                            "stays stopped (SIGSTOP, then SIGCONT)"),
     as_json: bool = typer.Option(False, "--json", help="print the reports as JSON"),
     state_dir: str = typer.Option(DEFAULT_STATE_DIR, "--state-dir",
                                   envvar="ENVROUTER_LAB_STATE_DIR",
@@ -40,7 +43,7 @@ def drill(
     check_prerequisites()
     lab = Lab.load(state_dir)
     console = Console(stderr=as_json)
-    reports = run_drills(lab, names, DrillOptions(tcp, udp, restore),
+    reports = run_drills(lab, names, DrillOptions(tcp, udp, restore, hang_seconds=hang_seconds),
                          log=lambda s: console.print(f"[dim]{s}[/dim]"))
     if as_json:
         print(json.dumps([r.to_dict() for r in reports], indent=2))
