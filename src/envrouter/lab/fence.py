@@ -97,3 +97,11 @@ def fence_events(lab: Lab, target: str) -> set[str] | None:
         return None
     return {ET.tostring(ev, encoding="unicode").strip() for ev in root.iter("fence_event")
             if ev.get("target") == target and ev.get("status") == "success"}
+
+
+def set_enabled(lab: Lab, enabled: bool) -> None:
+    """stonith-enabled on the running cluster (the devices stay configured): how the bench
+    measures the same lab with and without fencing."""
+    via = next(n.name for n in lab.plan.controllers if lab.node_running(n.name))
+    lab.exec_in(via, ["crm_attribute", "-t", "crm_config", "-n", "stonith-enabled", "-v",
+                      "true" if enabled else "false"], timeout=60)

@@ -165,6 +165,19 @@ class Lab:
                 json.dump(self.state, f, indent=2)
             os.replace(tmp, self.plan.state_file)
 
+    def refresh(self) -> None:
+        """Take what other processes wrote into the state file since it was loaded (the
+        deployment, a node's agent), keeping our own living anchors and processes."""
+        disk = self._read_disk()
+        for key, value in disk.items():
+            if key in ("anchors", "processes"):
+                mine = self.state.setdefault(key, {})
+                for name, rec in (value or {}).items():
+                    if not _record_alive(mine.get(name)) and _record_alive(rec):
+                        mine[name] = rec
+            else:
+                self.state[key] = value
+
     def _read_disk(self) -> dict[str, Any]:
         try:
             with open(self.plan.state_file) as f:

@@ -110,6 +110,7 @@ class Switch:
         if action == "status":
             return {"ok": True, "status": self.status(plug)}
         with self.lock:
+            self.lab.refresh()  # the deployment written since (a boot runs the agent)
             if action in ("off", "cycle"):
                 self.off(plug)
             if action == "on":
