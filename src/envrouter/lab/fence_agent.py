@@ -239,11 +239,26 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def wrapper_text(interpreter: str) -> str:
-    """The executable Pacemaker finds in /usr/sbin (inside the controllers): execs this module
-    with the interpreter envrouter is installed in."""
-    return ("#!/bin/sh\n"
-            f"# {NAME}: the envrouter lab's fence agent (envrouter.lab.fence_agent)\n"
-            f"exec '{interpreter}' -m envrouter.lab.fence_agent \"$@\"\n")
+    """The executable Pacemaker finds in /usr/sbin (inside the controllers): a sh script that
+    prints the metadata itself (static, written here: Pacemaker's controller asks for it as
+    user hacluster, who may not reach the interpreter of a virtualenv — each refusal cost a
+    retry a second later inside the controller, on the failover's path) and otherwise execs
+    this module with the interpreter envrouter is installed in."""
+    python = "'" + interpreter.replace("'", "'\\''") + "'"
+    return (
+        "#!/bin/sh\n"
+        f"# {NAME}: the envrouter lab's fence agent (envrouter.lab.fence_agent)\n"
+        "meta() {\ncat <<'END_OF_METADATA'\n" + metadata() + "END_OF_METADATA\n}\n"
+        'if [ $# -gt 0 ]; then\n'
+        '  case " $* " in *" -o metadata "*|*" -o meta-data "*|*" --action=metadata "*|'
+        '*" --action metadata "*) meta; exit 0 ;; esac\n'
+        f'  exec {python} -m envrouter.lab.fence_agent "$@"\n'
+        "fi\n"
+        "input=$(cat)\n"
+        "if printf '%s\\n' \"$input\" | grep -qxE '(action|option)=(metadata|meta-data)'; "
+        "then meta; exit 0; fi\n"
+        f"printf '%s\\n' \"$input\" | exec {python} -m envrouter.lab.fence_agent\n"
+    )
 
 
 if __name__ == "__main__":

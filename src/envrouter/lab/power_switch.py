@@ -14,7 +14,8 @@ the other nodes' anchors and the lab's namespaces; the socket is a path, which c
 - ``on``: the node's netns, anchor and wiring again (the outlet has power: the node is "on"),
   answered then; its boot (daemons, agent) goes on in the background, as a machine boots
   after its power comes back.
-- ``cycle``: off, answered once off, then on by itself (an IPMI "power cycle").
+- ``cycle``: off, answered once off, then on by itself after ``--boot-delay`` (5 s; an IPMI
+  "power cycle").
 - ``status``: on | off; ``list``: every node with its status.
 
 The long-lived processes a boot starts (nsenter of corosync, pacemakerd) are children of this
@@ -40,6 +41,7 @@ from envrouter.lab.nodes import Lab
 SOCKET_NAME = "power.sock"
 PROCESS_NAME = "power-switch"  # its record in the state file's processes
 ACTIONS = ("on", "off", "cycle", "status", "list")
+BOOT_DELAY = 5.0  # s between the off and the on of a cycle
 MAX_SOCKET_PATH = 107  # sun_path
 
 
@@ -89,8 +91,9 @@ def start(lab: Lab) -> None:
 
 
 class Switch:
-    def __init__(self, state_dir: str) -> None:
+    def __init__(self, state_dir: str, boot_delay: float = BOOT_DELAY) -> None:
         self.lab = Lab.load(state_dir)
+        self.boot_delay = boot_delay
         self.lock = threading.Lock()  # one power action at a time
         self.generation: dict[str, int] = {}  # per node: bumped by every off and on
 
@@ -141,6 +144,10 @@ class Switch:
         threading.Thread(target=self._boot, args=(name, gen), daemon=True).start()
 
     def _on_later(self, name: str) -> None:
+        # the power comes back after a pause, as a cycled machine's firmware takes a while:
+        # a node that rejoined at once would interrupt the survivors' failover (a membership
+        # change aborts the DC's transition in flight)
+        time.sleep(self.boot_delay)
         with self.lock:
             try:
                 self.on(name)
@@ -222,8 +229,15 @@ def _netns_names() -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    (state_dir,) = argv
-    Switch(state_dir).serve()
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m envrouter.lab.power_switch",
+                                description="The lab's power switch (see the module's doc).")
+    p.add_argument("state_dir")
+    p.add_argument("--boot-delay", type=float, default=BOOT_DELAY,
+                   help="seconds between the off and the on of a power cycle")
+    a = p.parse_args(argv)
+    Switch(a.state_dir, a.boot_delay).serve()
     return 0
 
 

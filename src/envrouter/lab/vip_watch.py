@@ -29,7 +29,9 @@ class VipWatch:
     """Samples {vip name: controllers holding it} every `interval` until stopped."""
 
     def __init__(self, lab: Lab, vips: dict[str, str], interval: float = INTERVAL) -> None:
-        self.lab = lab
+        # its own view of the state file: the thread looks up anchors (and adopts the ones the
+        # power switch records) while the drill's thread saves its own
+        self.lab = Lab.load(lab.plan.state_dir)
         self.vips = dict(vips)  # name -> address
         self.interval = interval
         self.samples: list[Sample] = []
