@@ -312,16 +312,15 @@ def make_fault(lab: Lab, drill: str, holder: str, fencing: bool = False,
 
 
 def _fenced_check(lab: Lab, node: str, then: Callable[[], str]) -> Callable[[], str]:
-    """With fencing, the lost node must have been fenced (a new success in the fencer's
-    history) and be back (powered on again by the fence device's power cycle)."""
-    before = fence.fence_events(lab, node) or set()
+    """With fencing, the lost node must have been fenced (the fence agent asked the power
+    switch to power it off) and be back (powered on again by the device's power cycle)."""
+    since = time.time()
     old_anchor = lab.anchor_pid(node)
 
     def check() -> str:
         try:
-            wait_for(f"{node} fenced (stonith_admin --history)",
-                     lambda: (fence.fence_events(lab, node) or set()) - before, timeout=60,
-                     interval=0.5)
+            wait_for(f"{node} fenced (a power-off by {fence.AGENT})",
+                     lambda: fence.fenced_since(lab, node, since), timeout=60, interval=0.5)
             wait_for(f"{node} powered on again by its fence device",
                      lambda: lab.node_running(node) and lab.anchor_pid(node) != old_anchor,
                      timeout=60, interval=0.2)

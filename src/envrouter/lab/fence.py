@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from typing import Any
 
 from envrouter.lab.fence_agent import NAME as AGENT
 from envrouter.lab.nodes import Lab
-from envrouter.lab.power_switch import socket_path
+from envrouter.lab.power_switch import power_events, socket_path
 
 MONITOR_INTERVAL = "60s"
 
@@ -82,21 +83,13 @@ def devices(lab: Lab, resources: dict[str, list[str]]) -> list[Device]:
             for n in lab.plan.controllers if (lab.state.get("fencing") or {}).get("devices")]
 
 
-def fence_events(lab: Lab, target: str) -> set[str] | None:
-    """The successful fencings of `target` in the fencer's history (each as its XML text),
-    asked from another running controller; None if none answers."""
-    via = next((n.name for n in lab.plan.controllers
-                if n.name != target and lab.node_running(n.name)), None)
-    if via is None:
-        return None
-    proc = lab.exec_in(via, ["stonith_admin", "--history", target, "--output-as=xml"],
-                       check=False, timeout=30)
-    try:
-        root = ET.fromstring(proc.stdout)
-    except ET.ParseError:
-        return None
-    return {ET.tostring(ev, encoding="unicode").strip() for ev in root.iter("fence_event")
-            if ev.get("target") == target and ev.get("status") == "success"}
+def fenced_since(lab: Lab, target: str, since: float) -> list[dict[str, Any]]:
+    """The power actions the lab's fence agent asked the switch for on `target` since then
+    (the switch's own record: `envrouter.lab.power_switch.power_events`)."""
+    return [e for e in power_events(lab.plan.state_dir)
+            if e.get("plug") == target and e.get("t", 0) >= since
+            and str(e.get("by") or "").startswith(AGENT)
+            and e.get("action") in ("off", "cycle")]
 
 
 def set_enabled(lab: Lab, enabled: bool) -> None:

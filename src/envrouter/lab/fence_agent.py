@@ -48,7 +48,7 @@ PARAMETERS: dict[str, tuple[str, str, str | None]] = {
     "timeout": ("", "Seconds to wait for the switch", str(int(REQUEST_TIMEOUT))),
 }
 ALIASES = {"port": "plug", "option": "action"}
-IGNORED = ("nodename", "verbose", "debug")
+IGNORED = ("verbose", "debug")
 
 
 class BadArgs(Exception):
@@ -56,12 +56,13 @@ class BadArgs(Exception):
 
 
 def request(socket_path: str, action: str, plug: str | None = None,
-            timeout: float = REQUEST_TIMEOUT) -> dict[str, Any]:
-    """One request to the power switch; its JSON answer (raises OSError/ValueError)."""
+            timeout: float = REQUEST_TIMEOUT, by: str | None = None) -> dict[str, Any]:
+    """One request to the power switch; its JSON answer (raises OSError/ValueError). `by`
+    names who asks (the switch records power actions with it)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(timeout)
         s.connect(socket_path)
-        s.sendall(json.dumps({"action": action, "plug": plug}).encode() + b"\n")
+        s.sendall(json.dumps({"action": action, "plug": plug, "by": by}).encode() + b"\n")
         s.shutdown(socket.SHUT_WR)
         data = b""
         while chunk := s.recv(65536):
@@ -83,7 +84,7 @@ def parse_stdin(text: str) -> dict[str, str]:
         value = value.strip()
         if len(value) >= 2 and value[0] == value[-1] == '"':
             value = value[1:-1]
-        if name in PARAMETERS:
+        if name in PARAMETERS or name == "nodename":
             opts[name] = value
         elif name not in IGNORED and not name.startswith("pcmk_"):
             print(f"Parse error: Ignoring unknown option '{line}'", file=sys.stderr)
@@ -180,9 +181,11 @@ def run(opts: dict[str, str]) -> int:
     if action == "validate-all":
         return EC_OK
 
+    by = f"{NAME}@{opts.get('nodename') or socket.gethostname()}"
+
     def ask(what: str) -> dict[str, Any]:
         try:
-            answer = request(path, what, plug, timeout)
+            answer = request(path, what, plug, timeout, by)
         except (OSError, ValueError) as exc:
             print(f"Failed: the lab power switch at {path}: {exc}", file=sys.stderr)
             raise SystemExit(EC_GENERIC_ERROR) from exc

@@ -553,7 +553,7 @@ def teardown(state_dir: str, prefix: str) -> list[str]:
             shutil.rmtree(path)
             removed.append(path)
     for fname in ("state.json", "state.json.tmp", "state.json.lock", "server.log", "relay.log",
-                  "power.sock", "power-switch.log"):
+                  "power.sock", "power-switch.log", "power-events.jsonl"):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(state_dir, fname))
     with contextlib.suppress(OSError):

@@ -39,6 +39,7 @@ from envrouter.lab.fence_agent import request
 from envrouter.lab.nodes import Lab
 
 SOCKET_NAME = "power.sock"
+EVENTS_NAME = "power-events.jsonl"
 PROCESS_NAME = "power-switch"  # its record in the state file's processes
 ACTIONS = ("on", "off", "cycle", "status", "list")
 BOOT_DELAY = 5.0  # s between the off and the on of a cycle
@@ -47,6 +48,23 @@ MAX_SOCKET_PATH = 107  # sun_path
 
 def socket_path(state_dir: str) -> str:
     return os.path.join(state_dir, SOCKET_NAME)
+
+
+def events_path(state_dir: str) -> str:
+    return os.path.join(state_dir, EVENTS_NAME)
+
+
+def power_events(state_dir: str) -> list[dict[str, Any]]:
+    """The switch's record of power actions, oldest first."""
+    out = []
+    try:
+        with open(events_path(state_dir)) as f:
+            for line in f:
+                with contextlib.suppress(ValueError):
+                    out.append(json.loads(line))
+    except OSError:
+        pass
+    return out
 
 
 def running(lab: Lab) -> bool:
@@ -118,9 +136,18 @@ class Switch:
                 self.off(plug)
             if action == "on":
                 self.on(plug)
+            self.record(action, plug, req.get("by"))
         if action == "cycle":
             threading.Thread(target=self._on_later, args=(plug,), daemon=True).start()
         return {"ok": True, "status": self.status(plug)}
+
+    def record(self, action: str, plug: str, by: Any) -> None:
+        """One line per power action (who asked, when it was done): what the drills read to
+        tell that a node was fenced. `lab down` removes the file."""
+        line = json.dumps({"t": time.time(), "action": action, "plug": plug,
+                           "by": by if isinstance(by, str) else None})
+        with open(events_path(self.lab.plan.state_dir), "a") as f:
+            f.write(line + "\n")
 
     def status(self, name: str) -> str:
         return "on" if self.lab.node_running(name) else "off"
