@@ -14,7 +14,7 @@ import os
 import signal
 import threading
 
-from envrouter.lab.nodes import Lab
+from envrouter.lab.nodes import Lab, pid_namespace_members
 
 DEFAULT_SECONDS = 6.0
 
@@ -46,6 +46,9 @@ class Hang:
         self.node = node
         self.seconds = seconds
         self.stopped: list[tuple[int, int]] = []  # (pid, start time)
+        # the nsenter processes outside the node that started its daemons: they stop
+        # themselves when their child stops (job control) and must be continued too
+        self.parents: list[tuple[int, int]] = []
         self._timer: threading.Timer | None = None
         self._lock = threading.Lock()
 
@@ -64,6 +67,8 @@ class Hang:
                     if start is not None:
                         self.stopped.append((pid, start))
                 seen.add(pid)
+        _, parents = pid_namespace_members(self.lab.anchor_pid(self.node))
+        self.parents = [(p, st) for p in parents if (st := _start_time(p)) is not None]
         self._timer = threading.Timer(self.seconds, self.resume)
         self._timer.daemon = True
         self._timer.start()
@@ -75,10 +80,10 @@ class Hang:
             if self._timer is not None:
                 self._timer.cancel()
             done = 0
-            for pid, start in self.stopped:
+            for pid, start in self.stopped + self.parents:
                 if _start_time(pid) == start:
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGCONT)
                         done += 1
-            self.stopped = []
+            self.stopped, self.parents = [], []
             return done

@@ -471,26 +471,52 @@ def _ensure_addr(ipr: IPRoute, index: int, address: str, prefixlen: int) -> None
             raise
 
 
-def _kill_pid_namespace(anchor: int) -> None:
-    """SIGKILL, then SIGCONT, every process of the anchor's PID namespace (the anchor too).
-    Killing the anchor alone leaves the kernel to kill the rest; a node whose processes were
-    all stopped (the hang drill) then took tens of seconds to die."""
+def _parent(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def pid_namespace_members(anchor: int) -> tuple[list[int], list[int]]:
+    """(every process of the anchor's PID namespace, their parents outside it — the `nsenter`
+    and `unshare` processes that started them from the machine's namespaces)."""
     try:
         ns = os.stat(f"/proc/{anchor}/ns/pid").st_ino
     except OSError:
-        return
-    pids = []
+        return [], []
+    members = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 if os.stat(f"/proc/{entry}/ns/pid").st_ino == ns:
-                    pids.append(int(entry))
+                    members.append(int(entry))
             except OSError:
                 continue
-    for sig in (signal.SIGKILL, signal.SIGCONT):
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, sig)
+    inside = set(members)
+    outside = {p for p in (_parent(m) for m in members) if p and p not in inside}
+    return members, sorted(outside)
+
+
+def continue_stopped(pids: list[int]) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+
+
+def _kill_pid_namespace(anchor: int) -> None:
+    """SIGKILL every process of the anchor's PID namespace (the anchor too), then SIGCONT them
+    and their parents outside it. The parents matter: util-linux's nsenter stops itself when
+    the child it waits for is stopped (job control), so after the hang drill's SIGSTOP the
+    nsenter of corosync and pacemakerd sat stopped and never reaped their killed children —
+    and a PID namespace whose init is gone dies only once every member is reaped: the node
+    took tens of seconds to die."""
+    members, parents = pid_namespace_members(anchor)
+    for pid in members:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    continue_stopped(members + parents)
 
 
 def _netns_inode(name: str) -> int | None:
