@@ -6,13 +6,16 @@ VENV := .venv
 PY := $(VENV)/bin/python
 ENVROUTER := $(VENV)/bin/envrouter
 
-# Debian packages the lab, the agent, the HA layer and the tests use.
-DEB_RUNTIME := iproute2 nftables conntrack conntrackd pacemaker corosync crmsh pcs \
-  resource-agents dnsmasq chrony openvswitch-switch iputils-ping iputils-arping \
-  dnsutils netcat-openbsd procps curl
-DEB_TEST := $(DEB_RUNTIME) postgresql chromium chromium-driver dnsperf wrk python3-venv
+# Debian packages, from the one table of every program the product, the lab, the tests and the
+# benchmarks run (packaging/tools.tsv; the suite checks the same table at its start).
+TOOLS := packaging/tools.tsv
+HASH := \#
+debs_for = $(shell awk -F'\t' '!/^$(HASH)/ && NF == 3 && ($(1)) {print $$2}' $(TOOLS) | sort -u)
+DEB_RUNTIME := $(call debs_for,$$3 == "runtime" || $$3 == "lab")
+DEB_TEST := $(call debs_for,$$3 != "bench")
+DEB_BENCH := $(call debs_for,$$3 == "bench")
 
-.PHONY: help deps deps-runtime venv test test-unit lint demo demo-down bench clean
+.PHONY: help deps deps-runtime deps-bench venv test test-unit lint demo demo-down bench clean
 
 help:
 	@echo "make demo   - install what the lab needs, bring up the lab, print its status"
@@ -38,6 +41,9 @@ deps-runtime:
 
 deps:
 	$(call apt_install,$(DEB_TEST))
+
+deps-bench:
+	$(call apt_install,$(DEB_BENCH))
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -70,7 +76,7 @@ demo: deps-runtime venv
 demo-down: venv
 	$(ENVROUTER) lab down
 
-bench: venv
+bench: deps deps-bench venv
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:

@@ -88,6 +88,8 @@ def main() -> int:
                    help="drills with stonith-enabled true, false, or each in turn")
     p.add_argument("--drills", default="hard-kill,standby,hang",
                    help="comma-separated drills to repeat")
+    p.add_argument("--plot", metavar="FILE", help="draw the outages (SVG) into FILE, the "
+                   "records drawn beside it (FILE.json; bench/plot_failover.py)")
     a = p.parse_args()
     drills = [d.strip() for d in a.drills.split(",") if d.strip()]
     modes = {"on": [True], "off": [False], "both": [True, False]}[a.fencing]
@@ -182,6 +184,13 @@ def main() -> int:
           f"cluster stack {summarize(clus)} MB")
     print("resident Python processes on the controllers: "
           + ("none" if not resident_python else "; ".join(resident_python)))
+    if a.plot:
+        from plot_failover import plot_results
+
+        # by drill: each report says whether fencing was on (the picture groups by it)
+        by_drill = {d: [r for name, reps in results.items() if name.split(" ", 1)[0] == d
+                        for r in reps] for d in drills}
+        plot_results(by_drill, a.plot, TARGET_MS, f"bench/failover.py, {machine()}")
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"machine": machine(), "results": results, "memory": memory}, f, indent=2)

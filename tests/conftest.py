@@ -11,6 +11,11 @@ import os
 
 import pytest
 
+from envrouter import prerequisites
+
+# Tiers that run the programs of packaging/tools.tsv (the others are pure Python).
+_TIERS_WITH_TOOLS = ("db", "netns", "ui", "lab")
+
 # Cheap tiers first; the lab last, and within it the upgrade test (which builds a lab of its
 # own) before the tests that share one session-wide lab, so two labs never run at once.
 _TIER_ORDER = ("unit", "api", "db", "netns", "ui", "lab/test_upgrade.py", "lab")
@@ -24,11 +29,21 @@ def _tier(item: pytest.Item) -> int:
     return len(_TIER_ORDER)
 
 
+def _needs_tools(item: pytest.Item) -> bool:
+    path = item.path.as_posix()
+    return (any(f"/tests/{tier}/" in path for tier in _TIERS_WITH_TOOLS)
+            and not any(m.name == "skip" for m in item.iter_markers()))
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     items.sort(key=_tier)  # stable: the order inside a file is kept
-    if os.geteuid() == 0:
-        return
-    skip = pytest.mark.skip(reason="needs root: creates network namespaces")
-    for item in items:
-        if "root" in item.keywords or "lab" in item.keywords:
-            item.add_marker(skip)
+    if os.geteuid() != 0:
+        skip = pytest.mark.skip(reason="needs root: creates network namespaces")
+        for item in items:
+            if "root" in item.keywords or "lab" in item.keywords:
+                item.add_marker(skip)
+    if any(_needs_tools(item) for item in items):
+        missing = prerequisites.missing(("runtime", "lab", "test"))
+        if missing:
+            pytest.exit("the tests cannot run: "
+                        + prerequisites.describe_missing(missing, "make deps"), returncode=4)

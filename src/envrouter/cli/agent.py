@@ -18,7 +18,7 @@ app = typer.Typer(
 )
 
 DocumentOpt = typer.Option(None, "--document", help="deployment document (JSON file)")
-ServerOpt = typer.Option(None, "--server", help="control plane URL, e.g. http://10.20.0.2:8080")
+ServerOpt = typer.Option(None, "--server", help="control plane URL, e.g. http://10.20.0.2:8700")
 NodeOpt = typer.Option(None, "--node", help="this node's hostname (with --server)")
 TokenFileOpt = typer.Option(None, "--token-file", help="API token file (else $ENVROUTER_TOKEN)")
 RootOpt = typer.Option("/", "--root", help="root directory for the files the agent writes")

@@ -24,6 +24,10 @@ def drill(
                                        help="hang: how long every process of the holder "
                                             "stays stopped (SIGSTOP, then SIGCONT)"),
     as_json: bool = typer.Option(False, "--json", help="print the reports as JSON"),
+    plot: str | None = typer.Option(None, "--plot", metavar="FILE",
+                                    help="also write the drill's timeline (SVG) to FILE; with "
+                                    "several drills FILE-<drill>.svg each (every drill writes "
+                                    "timeline.svg beside its report.json anyway)"),
     state_dir: str = typer.Option(DEFAULT_STATE_DIR, "--state-dir",
                                   envvar="ENVROUTER_LAB_STATE_DIR",
                                   help="where the lab keeps its nodes' files and state"),
@@ -44,7 +48,7 @@ def drill(
     lab = Lab.load(state_dir)
     console = Console(stderr=as_json)
     reports = run_drills(lab, names, DrillOptions(tcp, udp, restore, hang_seconds=hang_seconds),
-                         log=lambda s: console.print(f"[dim]{s}[/dim]"))
+                         log=lambda s: console.print(f"[dim]{s}[/dim]"), plot=plot)
     if as_json:
         print(json.dumps([r.to_dict() for r in reports], indent=2))
     else:

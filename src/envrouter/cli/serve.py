@@ -9,6 +9,7 @@ import typer
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from envrouter.cli.common import handle_errors
+from envrouter.errors import ValidationError
 
 app = typer.Typer(help="Run the control plane: REST API, UI and /metrics.", add_completion=False)
 
@@ -43,6 +44,7 @@ def serve(
     from envrouter.db.config import resolve_database_url
 
     url = resolve_database_url(database_url)
+    _check_port_free(host, port)
     migrate.upgrade(url)
     typer.echo(f"envrouter: serving on http://{host}:{port} (database {_safe(url)})", err=True)
     # httptools (C parser), no access log; every connection TCP_NODELAY (see NoDelayHttpTools)
@@ -76,6 +78,24 @@ class NoDelayHttpTools(HttpToolsProtocol):
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         super().connection_made(transport)
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Bind HOST:PORT once, as uvicorn will, so that a port in use is an error before anything
+    says "serving on"."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise ValidationError("serve", "--host", f"{host!r}: {exc.strerror}") from None
+    family, kind, proto, _name, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            raise ValidationError(
+                "serve", "--port", f"cannot listen on {host}:{port}: {exc.strerror}"
+            ) from None
 
 
 def _safe(url: str) -> str:

@@ -384,7 +384,8 @@ def _make_fault(lab: Lab, drill: str, holder: str, hang_seconds: float) -> Fault
 
 
 def run_drill(lab: Lab, drill: str, opts: DrillOptions | None = None,
-              log: Callable[[str], None] = lambda s: None) -> DrillReport:
+              log: Callable[[str], None] = lambda s: None,
+              plot: str | None = None) -> DrillReport:
     opts = opts or DrillOptions()
     if drill not in DRILLS:
         raise ValidationError("drill", "name", f"unknown drill {drill!r} (one of "
@@ -455,6 +456,13 @@ def run_drill(lab: Lab, drill: str, opts: DrillOptions | None = None,
     add_timeline(report, tl, fencing)
     with open(f"{directory}/report.json", "w") as f:
         json.dump(report.to_dict(), f, indent=2)
+    from envrouter.lab.timeline import vip_rows, write_drill_timeline
+
+    write_drill_timeline(directory, report.to_dict(), server, clients, pings, t_start, plot,
+                         [os.path.join(lab.plan.node_dir(n.name), "log", "pacemaker",
+                                       "pacemaker.log") for n in lab.plan.controllers],
+                         vip_samples=vip_rows([(s.t, s.holders) for s in samples],
+                                              t_fault))
     if opts.restore:
         log(f"{drill}: waiting for the lab to settle")
         wait_settled(lab)
@@ -510,11 +518,16 @@ def add_timeline(report: DrillReport, tl: Timeline, fencing: bool) -> None:
 
 
 def run_drills(lab: Lab, names: list[str], opts: DrillOptions | None = None,
-               log: Callable[[str], None] = lambda s: None) -> list[DrillReport]:
+               log: Callable[[str], None] = lambda s: None,
+               plot: str | None = None) -> list[DrillReport]:
+    """`plot`: also write each drill's timeline there (`envrouter.lab.timeline.plot_path`)."""
+    from envrouter.lab.timeline import plot_path
+
     reports = []
     wait_settled(lab)
     for name in names:
-        reports.append(run_drill(lab, name, opts, log))
+        reports.append(run_drill(lab, name, opts, log,
+                                 plot and plot_path(plot, name, len(names) > 1)))
     return reports
 
 
