@@ -544,6 +544,13 @@ def teardown(state_dir: str, prefix: str) -> list[str]:
     for name, rec in state.get("processes", {}).items():
         if kill_recorded(rec["pid"], rec["cmdline"], sig=signal.SIGTERM):
             removed.append(f"process {name} ({rec['pid']})")
+    # the power switch of this state dir, also if `up` was killed before it was recorded
+    for entry in os.listdir("/proc"):
+        cmd = _read_cmdline(int(entry)) if entry.isdigit() else None
+        if cmd and cmd.split(" ")[1:4] == ["-m", "envrouter.lab.power_switch",
+                                           state_dir.rstrip("/")] \
+                and kill_recorded(int(entry), cmd, sig=signal.SIGTERM):
+            removed.append(f"process power-switch ({entry})")
     for name, rec in state.get("anchors", {}).items():
         if kill_recorded(rec["pid"], rec["cmdline"]):
             removed.append(f"node {name} (anchor {rec['pid']})")
