@@ -80,10 +80,9 @@ def stdin_call(monkeypatch, capsys, text: str) -> tuple[int, str]:
 
 
 def test_options_from_stdin_and_argv() -> None:
-    opts = parse_stdin("# Pacemaker's fencer\naction=reboot\nport=ctl2\nnodename=ctl1\n"
+    opts = parse_stdin("# Pacemaker's fencer\naction=reboot\nport=ctl2\nnodename=ctl2\n"
                        'socket="/x/power.sock"\npcmk_host_list=ctl2\n\n')
-    assert opts == {"action": "reboot", "plug": "ctl2", "socket": "/x/power.sock",
-                    "nodename": "ctl1"}
+    assert opts == {"action": "reboot", "plug": "ctl2", "socket": "/x/power.sock"}
     assert parse_stdin("option=off\nplug=ctl3\n") == {"action": "off", "plug": "ctl3"}
     assert parse_argv(["-o", "status", "-n", "ctl1", "--socket", "/s"]) == {
         "action": "status", "plug": "ctl1", "socket": "/s"}

@@ -49,7 +49,7 @@ PARAMETERS: dict[str, tuple[str, str, str | None]] = {
     "timeout": ("", "Seconds to wait for the switch", str(int(REQUEST_TIMEOUT))),
 }
 ALIASES = {"port": "plug", "option": "action"}
-IGNORED = ("verbose", "debug")
+IGNORED = ("nodename", "verbose", "debug")
 
 
 def _text(value: str) -> str:
@@ -94,7 +94,7 @@ def parse_stdin(text: str) -> dict[str, str]:
         value = value.strip()
         if len(value) >= 2 and value[0] == value[-1] == '"':
             value = value[1:-1]
-        if name in PARAMETERS or name == "nodename":
+        if name in PARAMETERS:
             opts[name] = value
         elif name not in IGNORED and not name.startswith("pcmk_"):
             print(f"Parse error: Ignoring unknown option '{line}'", file=sys.stderr)
@@ -191,7 +191,9 @@ def run(opts: dict[str, str]) -> int:
     if action == "validate-all":
         return EC_OK
 
-    by = f"{NAME}@{opts.get('nodename') or socket.gethostname()}"
+    # the node running the agent (inside a lab node, its UTS namespace's hostname); the
+    # fencer's `nodename` is the target, as in the RHCS conventions
+    by = f"{NAME}@{socket.gethostname()}"
 
     def ask(what: str) -> dict[str, Any]:
         try:
