@@ -1,7 +1,8 @@
 """Benchmark: failover of the vrouter's VIPs in the lab, repeated.
 
-Run as root:  .venv/bin/python bench/failover.py [--runs 3] [--connections 1000,10000,100000]
-              [--drills hard-kill,standby] [--state-dir DIR] [--json FILE]
+Run as root:  .venv/bin/python bench/failover.py [--runs 3] [--fencing on|off|both]
+                 [--connections 1000,10000,100000] [--drills hard-kill,standby,hang]
+                 [--state-dir DIR] [--json FILE] [--plot FILE]
 
 Uses the lab in --state-dir if one is up there (ENVROUTER_LAB_STATE_DIR, default the lab's
 default), otherwise brings one up (`envrouter lab up`, its own prefix) and removes it at the end
@@ -20,6 +21,11 @@ surviving, the sync lag (a new flow's creation on the holder to its presence in 
 kernel table) p50/p99, and each controller's conntrackd: resident memory and kernel table size
 once the load is up, CPU seconds while the connections were opened and CPU share during the
 drill.
+
+--fencing both (default) runs every drill with fencing on and with it off on the same lab
+(stonith-enabled toggled; the lab's fence devices stay configured) and prints the figures side
+by side; the lab is left with fencing as it found it. With fencing off, a hang leaves the VIPs
+on two namespaces for as long as it lasts: the summary shows that time.
 """
 
 from __future__ import annotations
@@ -35,7 +41,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 ENVROUTER = [sys.executable, "-m", "envrouter.cli.main"]
-TARGET_MS = {"hard-kill": 1500, "standby": 200}
+TARGET_MS = {"hard-kill": 1500, "standby": 200, "hang": 2000, "partition": 1500,
+             "upstream-link": 1500}
 
 
 def machine() -> str:
@@ -128,22 +135,34 @@ class ConntrackdSampler:
         return out
 
 
+def key(drill: str, fencing: bool, size: int = 0) -> str:
+    at = f" at {size} connections" if size else ""
+    return f"{drill}{at} (fencing {'on' if fencing else 'off'})"
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--connections", default="",
                    help="table sizes, comma-separated (e.g. 1000,10000,100000); default: the "
                         "small traffic only")
-    p.add_argument("--drills", default="hard-kill,standby")
     p.add_argument("--state-dir", default=os.environ.get("ENVROUTER_LAB_STATE_DIR"))
     p.add_argument("--keep", action="store_true", help="keep a lab this run brought up")
     p.add_argument("--json", help="also write every report and figure to this file")
+    p.add_argument("--fencing", choices=("on", "off", "both"), default="both",
+                   help="drills with stonith-enabled true, false, or each in turn")
+    p.add_argument("--drills", default="hard-kill,standby,hang",
+                   help="comma-separated drills to repeat")
     p.add_argument("--plot", metavar="FILE", help="draw the outages (SVG) into FILE, the "
                    "records drawn beside it (FILE.json; bench/plot_failover.py)")
     a = p.parse_args()
+    drills = [d.strip() for d in a.drills.split(",") if d.strip()]
+    modes = {"on": [True], "off": [False], "both": [True, False]}[a.fencing]
 
+    from envrouter.lab import fence
+    from envrouter.lab.cluster import best_view
     from envrouter.lab.drill_report import format_report, summarize
-    from envrouter.lab.drills import DrillOptions, run_drill, wait_settled
+    from envrouter.lab.drills import DRILLS, DrillOptions, run_drill, wait_settled
     from envrouter.lab.nodes import Lab
     from envrouter.lab.topology import DEFAULT_STATE_DIR
 
@@ -157,41 +176,53 @@ def main() -> int:
         if up.returncode != 0:
             return 1
         created = prefix
+    unknown = [d for d in drills if d not in DRILLS]
+    if unknown:
+        p.error(f"--drills: unknown {', '.join(unknown)} (one of {', '.join(DRILLS)})")
     lab = Lab.load(state_dir)
-    drills = [d for d in a.drills.split(",") if d]
     try:
         sizes = [int(x) for x in a.connections.split(",") if x] or [0]
     except ValueError:
         p.error(f"--connections: comma-separated counts, got {a.connections!r}")
-    # (size, drill) -> reports; the small traffic alone is size 0
-    results: dict[str, list[dict]] = {f"{n}:{d}": [] for n in sizes for d in drills}
+    # the small traffic alone is size 0
+    results: dict[str, list[dict]] = {key(d, f, n): [] for f in modes for n in sizes
+                                      for d in drills}
     memory: list[dict] = []
+    was_fencing = bool(best_view(lab).stonith_enabled)
     try:
         print(f"machine: {machine()}", flush=True)
         print(f"corosync: {corosync_timers(lab)}", flush=True)
         wait_settled(lab)
         memory.append({"when": "before the drills", "controllers": memory_all(lab)})
-        for size in sizes:
-            for i in range(a.runs):
-                for drill in drills:
-                    t0 = time.monotonic()
-                    sampler = ConntrackdSampler(lab)
-                    report = run_drill(lab, drill, DrillOptions(connections=size,
-                                                                on_phase=sampler),
-                                       log=lambda s: print(f"  {s}", flush=True))
-                    print(format_report(report), flush=True)
-                    print(f"  ({time.monotonic() - t0:.0f} s with the restore, load average "
-                          f"{os.getloadavg()[0]:.1f})", flush=True)
-                    rec = report.to_dict()
-                    rec["conntrackd"] = sampler.figures()
-                    rec["loadavg"] = os.getloadavg()[0]
-                    if rec["conntrackd"]:
-                        print(f"  conntrackd: {rec['conntrackd']}", flush=True)
-                    results[f"{size}:{drill}"].append(rec)
-                    lab = Lab.load(state_dir)  # a power-on recorded a new anchor
-                    memory.append({"when": f"after {drill} #{i + 1} ({size} connections)",
-                                   "controllers": memory_all(lab)})
+        for fencing in modes:
+            if fencing and not (lab.state.get("fencing") or {}).get("devices"):
+                print("this lab has no fence devices (`lab up --no-fencing`): skipping the "
+                      "runs with fencing on", flush=True)
+                continue
+            fence.set_enabled(lab, fencing)
+            for size in sizes:
+                for i in range(a.runs):
+                    for drill in drills:
+                        t0 = time.monotonic()
+                        sampler = ConntrackdSampler(lab)
+                        report = run_drill(lab, drill, DrillOptions(connections=size,
+                                                                    on_phase=sampler),
+                                           log=lambda s: print(f"  {s}", flush=True))
+                        print(format_report(report), flush=True)
+                        print(f"  ({time.monotonic() - t0:.0f} s with the restore, load "
+                              f"average {os.getloadavg()[0]:.1f})", flush=True)
+                        rec = report.to_dict()
+                        rec["conntrackd"] = sampler.figures()
+                        rec["loadavg"] = os.getloadavg()[0]
+                        if rec["conntrackd"]:
+                            print(f"  conntrackd: {rec['conntrackd']}", flush=True)
+                        results[key(drill, fencing, size)].append(rec)
+                        lab = Lab.load(state_dir)  # a power-on recorded a new anchor
+                        memory.append({"when": f"after {key(drill, fencing, size)} #{i + 1}",
+                                       "controllers": memory_all(lab)})
     finally:
+        if not created or a.keep:
+            fence.set_enabled(lab, was_fencing)
         if created and not a.keep:
             subprocess.run([*ENVROUTER, "lab", "down", "--state-dir", state_dir, "--prefix",
                             created], timeout=300)
@@ -199,20 +230,27 @@ def main() -> int:
     print("\n== summary ==")
     print(f"machine: {machine()}")
     failed = False
-    for key, reps in results.items():
-        size, drill = key.split(":", 1)
+    for name, reps in results.items():
         if not reps:
             continue
+        drill = name.split(" ", 1)[0]
         gaps = [r["longest_gap_ms"] for r in reps]
         s = summarize(gaps)
+        seen = summarize([r["vips_moved_after_ms"] for r in reps
+                          if r["vips_moved_after_ms"] is not None])
+        two = summarize([r["two_holders_ms"] for r in reps])
         surv = {k: (sum(r[f"{k}_surviving"] for r in reps), sum(r[f"{k}_total"] for r in reps))
                 for k in ("tcp", "udp", "icmp")}
         bad = [f for r in reps for f in r["failures"]]
-        failed |= bool(bad)
-        line = (f"{drill} at {size} connections: {len(reps)} runs, outage median "
-                f"{s['median']} ms, max {s['max']} ms (target <= {TARGET_MS.get(drill, '-')} "
-                f"ms); active TCP {surv['tcp'][0]}/{surv['tcp'][1]}, UDP {surv['udp'][0]}/"
-                f"{surv['udp'][1]}, ICMP {surv['icmp'][0]}/{surv['icmp'][1]}")
+        # without fencing a hang is expected to leave two holders: a figure, not a failure
+        failed |= bool(bad) and not (drill == "hang" and "fencing off" in name)
+        target = TARGET_MS.get(drill)
+        line = (f"{name}: {len(reps)} runs, outage median {s['median']} ms, max {s['max']} ms"
+                + (f" (target <= {target} ms)" if target else "")
+                + f"; VIPs first seen on the new holder median {seen['median']} ms; two "
+                f"holders at once median {two['median']} ms, max {two['max']} ms; active TCP "
+                f"{surv['tcp'][0]}/{surv['tcp'][1]}, UDP {surv['udp'][0]}/{surv['udp'][1]}, "
+                f"ICMP {surv['icmp'][0]}/{surv['icmp'][1]}")
         loads = [r["load"] for r in reps if r.get("load")]
         if loads:
             tot = {k: sum(ld[k] for ld in loads) for k in (
@@ -249,7 +287,10 @@ def main() -> int:
     if a.plot:
         from plot_failover import plot_results
 
-        plot_results(results, a.plot, TARGET_MS, f"bench/failover.py, {machine()}")
+        # by drill: each report says whether fencing was on (the picture groups by it)
+        by_drill = {d: [r for name, reps in results.items() if name.split(" ", 1)[0] == d
+                        for r in reps] for d in drills}
+        plot_results(by_drill, a.plot, TARGET_MS, f"bench/failover.py, {machine()}")
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"machine": machine(), "results": results, "memory": memory}, f, indent=2)

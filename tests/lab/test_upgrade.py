@@ -39,8 +39,9 @@ def legacy_lab(labtools, host_before: dict[str, Any]) -> Iterator[Any]:
     prefix = f"eru{secrets.token_hex(2)}-"
     state_dir = tempfile.mkdtemp(prefix="envrouter-upgrade-lab-")
     os.rmdir(state_dir)
-    up = labtools.run_cli("lab", "up", "--no-deploy", "--controllers", "2", "--nodes", "3",
-                          "--state-dir", state_dir, "--prefix", prefix)
+    # the old way had no fencing (the upgrade applies the layout with --no-stonith)
+    up = labtools.run_cli("lab", "up", "--no-deploy", "--no-fencing", "--controllers", "2",
+                          "--nodes", "3", "--state-dir", state_dir, "--prefix", prefix)
     try:
         assert up.returncode == 0, f"lab up failed:\n{up.stdout[-3000:]}\n{up.stderr[-3000:]}"
         yield Lab.load(state_dir)

@@ -217,7 +217,7 @@ def test_layout_applied_twice_and_run_by_pacemaker(node):
     def all_up() -> bool:
         return (all(where(r).endswith("running on: node1") for r in (
                     "vip__vrouter", "vip__vrouter_pub", "vrouter-clone", "dns-clone",
-                    "ntp-clone", "ping_upstream-clone"))
+                    "ntp-clone", "ping_upstream-clone", "uplink-clone"))
                 and where("conntrackd-clone").endswith("node1 Promoted"))
 
     try:
@@ -252,3 +252,21 @@ def test_layout_applied_twice_and_run_by_pacemaker(node):
         return new.isdigit() and new != old and answers("10.20.0.2")
 
     _wait(restarted, 60, "dnsmasq restarted by Pacemaker")
+
+    # the public uplink loses carrier (the far end of eth-pub goes down): the uplink agent's
+    # watcher sets envrouter_uplink=0 at once and the VIPs stop (this node is the only one);
+    # carrier back: 1, and they start again
+    def uplink() -> str:
+        out = n.nx("attrd_updater", "-Q", "-n", "envrouter_uplink").stdout
+        return out.rsplit("value=", 1)[-1].strip().strip('"') if "value=" in out else ""
+
+    assert _wait(lambda: uplink() == "1", 20, "envrouter_uplink=1")
+    assert vips()
+    _sh("ip", "-n", n.up, "link", "set", "eth0", "down")
+    try:
+        _wait(lambda: uplink() == "0", 10, "envrouter_uplink=0 after the carrier loss")
+        _wait(lambda: not vips(), 30, "the VIPs stopped: no uplink")
+    finally:
+        _sh("ip", "-n", n.up, "link", "set", "eth0", "up")
+    _wait(lambda: uplink() == "1", 10, "envrouter_uplink=1 with the carrier back")
+    _wait(vips, 60, "the VIPs started again")

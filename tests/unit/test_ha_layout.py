@@ -51,7 +51,7 @@ def test_resources_named_from_the_document():
     lay = build_layout(sample_doc())
     ids = [r.get("id") for r in lay.resources]
     assert ids == ["vrouter-clone", "vip__vrouter", "vip__vrouter_pub", "conntrackd-clone",
-                   "dns-clone", "ntp-clone", "ping_upstream-clone"]
+                   "dns-clone", "ntp-clone", "ping_upstream-clone", "uplink-clone"]
     pub = lay.resources[2]
     params = {nv.get("name"): nv.get("value") for nv in pub.iter("nvpair")}
     params.pop("conntrackd_conf", None)  # see the conntrackd test
@@ -97,7 +97,8 @@ def test_dns_and_ntp_follow_the_clone_and_ping_targets_the_public_gateway():
     for name in ("dns-clone", "ntp-clone"):
         assert _find(lay, "rsc_colocation", rsc=name, **{"with-rsc": "vrouter-clone"})
         assert _find(lay, "rsc_order", first="vrouter-clone", then=name)
-    ping = lay.resources[-1].find("primitive")
+    ping = next(r for r in lay.resources
+                if r.get("id") == "ping_upstream-clone").find("primitive")
     assert (ping.get("class"), ping.get("provider"), ping.get("type")) == (
         "ocf", "pacemaker", "ping")
     params = {nv.get("name"): nv.get("value") for nv in ping.iter("nvpair")}
@@ -174,3 +175,20 @@ def test_the_vips_mildly_avoid_the_dc_without_ever_moving_for_it():
     expr = rule.find("expression")
     assert (expr.get("attribute"), expr.get("operation"), expr.get("value")) == (
         "#is_dc", "ne", "true")
+
+
+def test_vips_leave_a_node_whose_uplink_lost_carrier():
+    lay = build_layout(sample_doc())
+    uplink = next(r for r in lay.resources if r.get("id") == "uplink-clone")
+    prim = uplink.find("primitive")
+    assert (prim.get("provider"), prim.get("type")) == ("envrouter", "uplink")
+    params = {nv.get("name"): nv.get("value") for nv in prim.iter("nvpair")
+              if nv.get("name") in ("bridge", "exclude", "name")}
+    # the namespace's own port on the bridge is not an uplink
+    assert params == {"bridge": "br-ex", "exclude": "vr-pub-h", "name": "envrouter_uplink"}
+    for vip in ("vip__vrouter", "vip__vrouter_pub"):
+        (loc,) = _find(lay, "rsc_location", id=f"envrouter-{vip}-needs-uplink")
+        (expr,) = loc.iter("expression")
+        # only a defined 0 bans: a node without the agent keeps the ping rule alone
+        assert (loc.find("rule").get("score"), expr.get("attribute"), expr.get("operation"),
+                expr.get("value")) == ("-INFINITY", "envrouter_uplink", "lte", "0")

@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from envrouter.ha import ocf_conntrackd, ocf_dns, ocf_ntp, ocf_vip, ocf_vrouter
+from envrouter.ha import ocf_conntrackd, ocf_dns, ocf_ntp, ocf_uplink, ocf_vip, ocf_vrouter
 from envrouter.ha.install import agent_text
 from envrouter.ha.ocf_base import (
     OCF_ERR_ARGS,
@@ -18,7 +18,7 @@ from envrouter.ha.ocf_base import (
 )
 
 AGENTS = {"vrouter": ocf_vrouter.AGENT, "vip": ocf_vip.AGENT, "conntrackd": ocf_conntrackd.AGENT,
-          "dns": ocf_dns.AGENT, "ntp": ocf_ntp.AGENT}
+          "dns": ocf_dns.AGENT, "ntp": ocf_ntp.AGENT, "uplink": ocf_uplink.AGENT}
 
 
 # What each agent's meta-data must declare, written out here (not read back from the table the
@@ -35,6 +35,8 @@ EXPECTED_PARAMS = {
                    "multicast_group": ("225.0.0.50", False), "port": ("3780", False)},
     "dns": DAEMON,
     "ntp": DAEMON,
+    "uplink": {"bridge": (None, True), "exclude": ("", False),
+               "name": ("envrouter_uplink", False), "run_root": ("/run/envrouter", False)},
 }
 
 

@@ -139,6 +139,11 @@ def render_chrony_client(servers: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def host_port(port: str) -> str:
+    """The host end of the veth of the namespace's `port` (on a Linux bridge)."""
+    return f"{port}-h"
+
+
 def _under(root: str, path: str) -> str:
     root = root.rstrip("/")
     return f"{root}{path}"
@@ -215,10 +220,10 @@ def desired_state(
         u["route_namespaces"].append(ns)
         for port, bridge in ports:
             st["bridges"].append(BridgeSpec(H, bridge, vr.bridge_kind))
-            u["owned_links"] += [(ns, port), (H, f"{port}-h")]
+            u["owned_links"] += [(ns, port), (H, host_port(port))]
             u["owned_devs"].append((ns, port))
             if vr.bridge_kind == "linux":
-                st["veths"].append(VethSpec(ns, port, H, f"{port}-h", bridge))
+                st["veths"].append(VethSpec(ns, port, H, host_port(port), bridge))
             else:
                 st["ovs_ports"].append(OvsPortSpec(ns, port, H, bridge))
                 u["ovs_bridges"].append(bridge)

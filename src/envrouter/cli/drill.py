@@ -10,7 +10,7 @@ import typer
 from envrouter.cli.common import EXIT_FAILED, handle_errors
 from envrouter.lab.topology import DEFAULT_STATE_DIR
 
-DRILL_HELP = "hard-kill | standby | partition | daemon-kill | upstream-link | all"
+DRILL_HELP = "hard-kill | standby | partition | daemon-kill | upstream-link | hang | all"
 
 
 @handle_errors
@@ -28,6 +28,9 @@ def drill(
                                   help="with --connections: UDP flows per compute node"),
     restore: bool = typer.Option(True, "--restore/--no-restore",
                                  help="put the lab back after each drill"),
+    hang_seconds: float = typer.Option(6.0, "--hang-seconds", min=0.5, max=120,
+                                       help="hang: how long every process of the holder "
+                                            "stays stopped (SIGSTOP, then SIGCONT)"),
     as_json: bool = typer.Option(False, "--json", help="print the reports as JSON"),
     plot: str | None = typer.Option(None, "--plot", metavar="FILE",
                                     help="also write the drill's timeline (SVG) to FILE; with "
@@ -52,8 +55,8 @@ def drill(
     check_prerequisites()
     lab = Lab.load(state_dir)
     console = Console(stderr=as_json)
-    opts = DrillOptions(tcp, udp, restore, connections=connections, churn_rate=churn,
-                        udp_flows=udp_flows)
+    opts = DrillOptions(tcp, udp, restore, hang_seconds=hang_seconds, connections=connections,
+                        churn_rate=churn, udp_flows=udp_flows)
     reports = run_drills(lab, names, opts,
                          log=lambda s: console.print(f"[dim]{s}[/dim]"), plot=plot)
     if as_json:

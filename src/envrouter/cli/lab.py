@@ -41,6 +41,10 @@ def up(
     bridge: str = typer.Option("linux", "--bridge", help="vrouter bridge kind: linux | ovs"),
     deploy: bool = typer.Option(True, "--deploy/--no-deploy",
                                 help="run the control plane and the agents"),
+    fencing: bool = typer.Option(True, "--fencing/--no-fencing",
+                                 help="a stonith device per controller (the lab's power "
+                                      "switch) and stonith-enabled=true; --no-fencing: "
+                                      "stonith-enabled=false"),
     state_dir: str = STATE_DIR,
     prefix: str = PREFIX,
 ) -> None:
@@ -50,7 +54,7 @@ def up(
 
     plan = plan_lab(controllers, nodes, prefix=prefix, state_dir=state_dir, bridge_kind=bridge)
     console = Console()
-    lab = lab_up(plan, console, deploy_parts=deploy)
+    lab = lab_up(plan, console, deploy_parts=deploy, fencing=fencing)
     console.print("[green]the lab is up[/green]")
     print_status(collect_status(lab), console)
 
@@ -61,9 +65,11 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
     state_dir: str = STATE_DIR,
 ) -> None:
-    """Nodes, cluster, VIP holders, fencing and end-to-end checks from a compute node."""
+    """Nodes, cluster, VIP holders, fencing and end-to-end checks from a compute node. Exits 1
+    when the lab is degraded: a check FAILs, a controller is degraded, or a VIP is not held by
+    exactly one controller."""
     from envrouter.lab.nodes import Lab, check_prerequisites
-    from envrouter.lab.status import FAIL, collect_status, print_status, status_json
+    from envrouter.lab.status import collect_status, degraded, print_status, status_json
 
     check_prerequisites()
     st = collect_status(Lab.load(state_dir))
@@ -71,7 +77,7 @@ def status(
         print(status_json(st))
     else:
         print_status(st, Console())
-    if any(c["status"] == FAIL for c in st["checks"]):
+    if degraded(st):
         sys.exit(EXIT_FAILED)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from envrouter.agent.netlink import RTPROT_ENVROUTER_VIP
 from envrouter.files import write_if_changed
 
-AGENTS = ("vrouter", "vip", "conntrackd", "dns", "ntp")
+AGENTS = ("vrouter", "vip", "conntrackd", "dns", "ntp", "uplink")
 DEFAULT_OCF_ROOT = "/usr/lib/ocf"
 
 
@@ -65,6 +65,26 @@ esac
 """.replace("@P@", str(RTPROT_ENVROUTER_VIP))
 
 
+# The uplink agent's recurring monitor in /bin/sh (every 10 s on every controller): is the
+# watcher alive (its pid file, its command line carrying the tag), then the watcher script's
+# one-shot check re-asserts the attribute. Anything unusual (no pid file, odd parameters, a
+# probe) falls through to the Python agent.
+UPLINK_FAST_PATH = r"""if [ "$1" = monitor ] && [ "${OCF_RESKEY_CRM_meta_interval:-0}" != 0 ]; then
+b=$OCF_RESKEY_bridge; n=${OCF_RESKEY_name:-envrouter_uplink}; x=$OCF_RESKEY_exclude
+d=${OCF_RESKEY_run_root:-/run/envrouter}/uplink; s=$d/envrouter-uplink-watch.sh
+case "$b/$n/$x/$d" in
+*[!A-Za-z0-9._/@:\ -]*) ;;
+*) if [ -n "$b" ] && pid=$(cat "$d/$n.pid" 2>/dev/null) && [ -n "$pid" ] \
+      && grep -q envrouter-uplink-watch "/proc/$pid/cmdline" 2>/dev/null; then
+  # $x unquoted: the excluded ports are words
+  sh "$s" check "$b" "$n" "$d/$n.state" $x >/dev/null 2>&1
+  exit 0
+fi ;;
+esac
+fi
+"""
+
+
 def agent_text(name: str, interpreter: str | None = None) -> str:
     """The executable for agent `name`: a tiny sh script that prints the agent's meta-data
     itself (static, generated here: Pacemaker and ocf-tester ask for it often, the latter as
@@ -83,9 +103,12 @@ def agent_text(name: str, interpreter: str | None = None) -> str:
         "END_OF_META_DATA\n"
         "exit 0\n"
         "fi\n"
-        f"{VIP_FAST_PATH if name == 'vip' else ''}"
+        f"{FAST_PATHS.get(name, '')}"
         f"exec {python} -c 'from envrouter.ha.ocf_{name} import main; main()' \"$@\"\n"
     )
+
+
+FAST_PATHS = {"vip": VIP_FAST_PATH, "uplink": UPLINK_FAST_PATH}
 
 
 def install_agents(ocf_root: str = DEFAULT_OCF_ROOT, interpreter: str | None = None) -> list[str]:

@@ -34,6 +34,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
+from envrouter.agent.desired import host_port
 from envrouter.document import VIP_MANAGEMENT, VIP_PUBLIC, DeploymentDocument, DocVip
 from envrouter.errors import ValidationError
 from envrouter.ha.ocf_base import DEFAULT_DOCUMENT, PROVIDER
@@ -44,6 +45,8 @@ DNS = "dns"
 NTP = "ntp"
 PING = "ping_upstream"
 PING_ATTRIBUTE = "pingd"
+UPLINK = "uplink"
+UPLINK_ATTRIBUTE = "envrouter_uplink"
 CONSTRAINT_PREFIX = "envrouter-"
 
 
@@ -66,7 +69,7 @@ PUBLIC_VIP_ID = vip_resource_id(VIP_PUBLIC)  # vip__vrouter_pub
 # every top-level resource id the layout can produce: what cib.py may replace or remove
 OWNED_RESOURCE_IDS = frozenset(
     {clone_id(VROUTER), clone_id(CONNTRACKD), clone_id(DNS), clone_id(NTP), clone_id(PING),
-     MANAGEMENT_VIP_ID, PUBLIC_VIP_ID}
+     clone_id(UPLINK), MANAGEMENT_VIP_ID, PUBLIC_VIP_ID}
 )
 
 
@@ -172,6 +175,18 @@ def _needs_upstream(vip: str) -> ET.Element:
     return loc
 
 
+def _needs_uplink(vip: str) -> ET.Element:
+    """Banned where the public bridge's uplink has no carrier (attribute written by
+    ocf:envrouter:uplink at once on a link change). Only a defined 0 bans: a node where the
+    agent is not running has no say here (the ping rule still applies)."""
+    lid = f"{CONSTRAINT_PREFIX}{vip}-needs-uplink"
+    loc = ET.Element("rsc_location", id=lid, rsc=vip)
+    rule = ET.SubElement(loc, "rule", id=f"{lid}-rule", score="-INFINITY")
+    ET.SubElement(rule, "expression", id=f"{lid}-down", attribute=UPLINK_ATTRIBUTE,
+                  operation="lte", value="0", type="integer")
+    return loc
+
+
 def _avoid_dc(vip: str, stickiness: int) -> ET.Element:
     """A mild preference for a node that is not the DC (built-in attribute ``#is_dc``): if the
     VIP holder is also the DC, its crash costs a DC election before anything is scheduled (about
@@ -224,6 +239,7 @@ def build_layout(doc: DeploymentDocument, options: LayoutOptions | None = None) 
         constraints.append(_colocation(f"{rid}-with-vrouter", rid, vclone))
         constraints.append(_order(f"vrouter-then-{rid}", vclone, rid))
         constraints.append(_needs_upstream(rid))
+        constraints.append(_needs_uplink(rid))
     constraints.append(_colocation(f"{pub_vip}-with-{mgmt_vip}", pub_vip, mgmt_vip))
     constraints.append(_avoid_dc(mgmt_vip, opts.resource_stickiness))
 
@@ -254,6 +270,12 @@ def build_layout(doc: DeploymentDocument, options: LayoutOptions | None = None) 
         "dampen": opts.ping_dampen, "attempts": "2", "timeout": "1"}, [
         *_start_stop("30s", "30s"),
         {"name": "monitor", "interval": opts.ping_interval, "timeout": "10s"}]), interleave))
+
+    exclude = [vr.public_port] if vr.bridge_kind == "ovs" else [host_port(vr.public_port)]
+    resources.append(_clone(_primitive(UPLINK, "ocf", PROVIDER, UPLINK, {
+        "bridge": vr.public_bridge, "exclude": " ".join(exclude), "name": UPLINK_ATTRIBUTE}, [
+        *_start_stop("20s", "20s"),
+        {"name": "monitor", "interval": "10s", "timeout": "20s"}]), interleave))
 
     cluster = {
         "stonith-enabled": "true" if opts.stonith_enabled else "false",

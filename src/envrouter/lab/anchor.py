@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 
-from envrouter.lab.topology import PRIVATE_DIRS
+from envrouter.lab.topology import NODE_SBIN, PRIVATE_DIRS
 
 
 def _mount(argv: list[str]) -> None:
@@ -27,6 +27,11 @@ def main(argv: list[str]) -> int:
     for sub, target in PRIVATE_DIRS:
         _mount(["--bind", os.path.join(node_dir, sub), target])
     _mount(["-t", "tmpfs", "-o", "mode=1777,size=64m", "tmpfs", "/dev/shm"])
+    extra = os.path.join(node_dir, NODE_SBIN)
+    if os.path.isdir(extra):
+        # a read-only overlay: the node's own executables (the lab's fence agent) beside the
+        # machine's, which stay as they are
+        _mount(["-t", "overlay", "overlay", "-o", f"lowerdir={extra}:/usr/sbin", "/usr/sbin"])
     socket.sethostname(hostname)
     with open(os.path.join(node_dir, "anchor.ready"), "w") as f:
         f.write(f"{hostname}\n")

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from rich.console import Console
 
 from envrouter.errors import EnvrouterError, InfraError
-from envrouter.lab import cluster, deploy, ovs, upstream
+from envrouter.lab import cluster, deploy, fence, ovs, power_switch, upstream
 from envrouter.lab.nodes import Lab, check_prerequisites, teardown
 from envrouter.lab.topology import LabPlan
 
@@ -71,7 +71,8 @@ def wait_converged(lab: Lab, timeout: float = cluster.QUORUM_TIMEOUT) -> None:
         deploy.wait_vips_held(lab, timeout=timeout)
 
 
-def lab_up(plan: LabPlan, console: Console, *, deploy_parts: bool = True) -> Lab:
+def lab_up(plan: LabPlan, console: Console, *, deploy_parts: bool = True,
+           fencing: bool = True) -> Lab:
     steps = Steps(console)
     with steps.step("checking root and the Debian packages"):
         check_prerequisites()
@@ -80,7 +81,7 @@ def lab_up(plan: LabPlan, console: Console, *, deploy_parts: bool = True) -> Lab
     lab = Lab(plan)
     lab.save()
     try:
-        _build(lab, steps, deploy_parts)
+        _build(lab, steps, deploy_parts, fencing)
     except BaseException as exc:  # Ctrl-C too: a half-built lab is never left behind
         steps.note("lab up failed: removing everything it made")
         teardown(plan.state_dir, plan.prefix)
@@ -90,7 +91,7 @@ def lab_up(plan: LabPlan, console: Console, *, deploy_parts: bool = True) -> Lab
     return lab
 
 
-def _build(lab: Lab, steps: Steps, deploy_parts: bool) -> None:
+def _build(lab: Lab, steps: Steps, deploy_parts: bool, fencing: bool) -> None:
     plan = lab.plan
     with steps.step(f"switch namespace {plan.switch_netns} (bridges "
                     f"{', '.join(n.switch_bridge for n in plan.networks)})"):
@@ -103,6 +104,9 @@ def _build(lab: Lab, steps: Steps, deploy_parts: bool) -> None:
             with steps.step(f"Open vSwitch on {node.name} (userspace datapath): "
                             "br-mgmt, br-ex"):
                 ovs.start_ovs(lab, node.name)
+    with steps.step("power switch (envrouter.lab.power_switch): the nodes' power, on a unix "
+                    "socket in the state dir"):
+        power_switch.start(lab)
     with steps.step("upstream: authoritative DNS, NTP server, HTTP echo server"):
         upstream.start_upstream(lab)
     with steps.step("admin gateway (master): forwarding + SNAT to upstream"):
@@ -111,7 +115,17 @@ def _build(lab: Lab, steps: Steps, deploy_parts: bool) -> None:
                     f"{', '.join(n.name for n in plan.controllers)}, waiting for quorum and a DC"):
         cluster.start_cluster(lab)
     lab.state["phase"] = "cluster"
+    lab.state["fencing_requested"] = fencing
     lab.save()
+    if fencing:
+        dc = cluster.best_view(lab).dc or plan.controllers[0].name
+        with steps.step(f"fencing: a stonith device per controller ({fence.AGENT} against the "
+                        f"power switch), stonith-enabled=true"):
+            fence.configure(lab, dc)
+            lab.exec_in(dc, ["crm_attribute", "-t", "crm_config", "-n", "stonith-enabled",
+                             "-v", "true"], timeout=60)
+    else:
+        steps.note("fencing off (--no-fencing): stonith-enabled=false")
     missing = deploy.missing_parts() if deploy_parts else ["skipped (--no-deploy)"]
     if missing:
         steps.note("not deployed (control plane and agents): missing " + ", ".join(missing))
@@ -132,8 +146,8 @@ def _build(lab: Lab, steps: Steps, deploy_parts: bool) -> None:
         else:
             dc = cluster.best_view(lab).dc or plan.controllers[0].name
             with steps.step(f"cluster resources: OCF agents on every controller, Pacemaker "
-                            f"layout applied on {dc} (fencing off: lab only)"):
-                deploy.install_cluster_resources(lab, dc)
+                            f"layout applied on {dc} (fencing {'on' if fencing else 'off'})"):
+                deploy.install_cluster_resources(lab, dc, stonith=fencing)
             with steps.step("waiting for the VIPs to start on one controller"):
                 deploy.wait_vips_held(lab)
     lab.state["phase"] = "up"

@@ -112,7 +112,8 @@ def wait_quorate(lab: Lab, expected: list[str], timeout: float = QUORUM_TIMEOUT)
 
 
 def set_lab_properties(lab: Lab, name: str) -> None:
-    # Fencing off: lab only (no fence devices here). `lab status` reports it.
+    # Fencing off until the lab's fence devices exist (`envrouter.lab.fence`, next step of
+    # `lab up`; never with --no-fencing). `lab status` reports it.
     for args in (["-t", "crm_config", "-n", "stonith-enabled", "-v", "false"],
                  ["-t", "rsc_defaults", "-n", "resource-stickiness", "-v", "100"]):
         lab.exec_in(name, ["crm_attribute", *args], timeout=60)

@@ -169,13 +169,14 @@ def ha_missing() -> str | None:
     return None
 
 
-def install_cluster_resources(lab: Lab, dc: str) -> None:
+def install_cluster_resources(lab: Lab, dc: str, *, stonith: bool = True) -> None:
     """The OCF agents on every controller (into the node's own OCF directory), then the
-    Pacemaker layout from the DC's document — fencing off (lab only)."""
+    Pacemaker layout from the DC's document; with `stonith`, fencing stays on (the lab's
+    devices are configured first: `envrouter.lab.fence`)."""
     for node in lab.plan.controllers:
         lab.exec_in(node.name, [*ENVROUTER, "ha", "install"], timeout=120)
     lab.exec_in(dc, [*ENVROUTER, "ha", "apply", "--document", "/var/lib/envrouter/document.json",
-                     "--no-stonith"], timeout=300)
+                     "--stonith" if stonith else "--no-stonith"], timeout=300)
     lab.state["deployment"]["cluster_resources"] = "applied"
     lab.save()
 

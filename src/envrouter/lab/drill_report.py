@@ -158,10 +158,11 @@ class DrillReport:
     drill: str
     holder_before: str
     holders_after: dict[str, list[str]]  # VIP name -> controllers whose namespace holds it
-    expect_move: bool
+    expect_move: bool | None  # None: either (the end state must only be one holder)
     t_fault: float
     t_end: float
-    vips_moved_after_ms: float | None  # fault -> VIPs seen on the new holder (None: not seen)
+    # fault -> first 50 ms sample from which every VIP was on the final holder alone
+    vips_moved_after_ms: float | None
     longest_gap_ms: float  # the longest ping gap over all compute nodes: the outage
     packets_lost: int
     packets_sent: int
@@ -170,6 +171,12 @@ class DrillReport:
     notes: list[str] = field(default_factory=list)  # extra checks that failed (verdict)
     # the connection load at scale (envrouter.lab.load_report.LoadResult.to_dict), if any
     load: dict[str, Any] | None = None
+    # from the VIP holders sampled every 50 ms (envrouter.lab.vip_samples)
+    fencing: bool | None = None  # stonith-enabled when the drill ran
+    vip_samples: int = 0  # samples from the fault to the end
+    max_holders: int = 0  # the most namespaces holding one VIP at one sample (1 = never two)
+    two_holders_ms: float = 0.0  # sampled time with some VIP held by two namespaces
+    vacant_ms: float = 0.0  # sampled time with some VIP held by nobody
 
     def count(self, kind: str) -> tuple[int, int]:
         of_kind = [f for f in self.flows if f.kind == kind]
@@ -191,7 +198,7 @@ class DrillReport:
 
 
 def vip_problems(holders_after: dict[str, list[str]], holder_before: str,
-                 expect_move: bool) -> list[str]:
+                 expect_move: bool | None) -> list[str]:
     """Each VIP on exactly one namespace, both on the same node, moved (or not) as expected."""
     problems = []
     for vip, holders in sorted(holders_after.items()):
@@ -206,7 +213,7 @@ def vip_problems(holders_after: dict[str, list[str]], holder_before: str,
         (node,) = nodes
         if expect_move and node == holder_before:
             problems.append(f"the VIPs did not move off {holder_before}")
-        if not expect_move and node != holder_before:
+        if expect_move is False and node != holder_before:
             problems.append(f"the VIPs moved from {holder_before} to {node} (they should stay)")
     return problems
 
@@ -226,7 +233,7 @@ def format_report(report: DrillReport) -> str:
     after = report.holder_after or ", ".join(
         f"{vip}: {' '.join(h) or 'nowhere'}" for vip, h in sorted(report.holders_after.items()))
     moved = ("not seen" if report.vips_moved_after_ms is None
-             else f"{report.vips_moved_after_ms:.0f} ms after the fault")
+             else f"first seen there {report.vips_moved_after_ms:.0f} ms after the fault")
     lines = [
         f"drill {report.drill}: VIP holder before {report.holder_before}"
         + (f" (DC {report.dc_before})" if report.dc_before else ""),
@@ -236,8 +243,15 @@ def format_report(report: DrillReport) -> str:
         f"  UDP flows surviving: {udp[0]}/{udp[1]}",
         f"  ICMP flows surviving: {icmp[0]}/{icmp[1]}",
         f"  VIPs ended up on: {after}"
-        + (f" (moved, {moved})" if report.expect_move else " (expected to stay)"),
+        + (f" (moved, {moved})" if report.expect_move else
+           " (expected to stay)" if report.expect_move is False else f" ({moved})"),
     ]
+    if report.vip_samples:
+        lines.append(f"  VIP holders sampled every 50 ms ({report.vip_samples} samples): "
+                     + ("never two at once" if report.max_holders < 2 else
+                        f"[two at once for {report.two_holders_ms:.0f} ms]")
+                     + (f", none for {report.vacant_ms:.0f} ms" if report.vacant_ms else "")
+                     + "; fencing " + ("on" if report.fencing else "off"))
     worst = sorted((f for f in report.flows if f.kind != "icmp"),
                    key=lambda f: -f.longest_gap_ms)[:1]
     if worst:

@@ -31,6 +31,7 @@ from typing import Any
 from pyroute2 import IPRoute
 
 from envrouter.errors import InfraError, ValidationError
+from envrouter.lab import fence, power_switch
 from envrouter.lab.cluster import best_view
 from envrouter.lab.drill_report import (
     DrillReport,
@@ -42,13 +43,19 @@ from envrouter.lab.drill_report import (
     tcp_result,
     udp_result,
 )
+from envrouter.lab.hang import DEFAULT_SECONDS, Hang
 from envrouter.lab.nodes import Lab
 from envrouter.lab.status import vip_holders
+from envrouter.lab.vip_samples import Timeline, describe_two_holders, timeline
+from envrouter.lab.vip_watch import VipWatch
 from envrouter.lab.waiting import wait_for
 
-DRILLS = ("hard-kill", "standby", "partition", "daemon-kill", "upstream-link")
+DRILLS = ("hard-kill", "standby", "partition", "daemon-kill", "upstream-link", "hang")
 EXPECT_MOVE = {"hard-kill": True, "standby": True, "partition": True, "daemon-kill": False,
-               "upstream-link": True}
+               "upstream-link": True, "hang": True}
+# with fencing on, the survivors fence the holder in these drills (it is lost to them)
+FENCED = ("hard-kill", "partition", "hang")
+DEFAULT_HANG = DEFAULT_SECONDS
 TCP_PORT = 5001
 UDP_PORT = 5002
 BASELINE = 1.5  # s of traffic before the fault
@@ -69,6 +76,7 @@ class DrillOptions:
     # called with "start" (before the load), "loaded" (every idle connection established) and
     # "checked" (after the check): the bench samples the controllers' conntrackd there
     on_phase: Callable[[str], None] | None = None
+    hang_seconds: float = DEFAULT_HANG
 
 
 class Traffic:
@@ -157,10 +165,13 @@ def _touch(path: str) -> None:
         f.write("stop\n")
 
 
+def drill_vips(lab: Lab) -> dict[str, str]:
+    return dict((lab.state.get("deployment") or {}).get("vips") or {
+        "vrouter": lab.plan.vip_management, "vrouter_pub": lab.plan.vip_public})
+
+
 def holders(lab: Lab) -> dict[str, list[str]]:
-    vips = (lab.state.get("deployment") or {}).get("vips") or {
-        "vrouter": lab.plan.vip_management, "vrouter_pub": lab.plan.vip_public}
-    return {name: vip_holders(lab, address) for name, address in vips.items()}
+    return {name: vip_holders(lab, address) for name, address in drill_vips(lab).items()}
 
 
 def current_holder(lab: Lab) -> str:
@@ -295,23 +306,64 @@ class Fault:
     restore: Callable[[], None]
     # extra check once traffic resumed ('' = fine); e.g. conntrackd restarted
     check: Callable[[], str] = lambda: ""
+    # the recovery is judged only from this long after the fault (hang: after the resume)
+    settle_after: float = 0.0
 
 
-def make_fault(lab: Lab, drill: str, holder: str) -> Fault:
-    from envrouter.lab.build import power_on
+def make_fault(lab: Lab, drill: str, holder: str, fencing: bool = False,
+               hang_seconds: float = DEFAULT_HANG) -> Fault:
+    fault = _make_fault(lab, drill, holder, hang_seconds)
+    if fencing and drill in FENCED:
+        fault.check = _fenced_check(lab, holder, fault.check)
+    return fault
 
+
+def _fenced_check(lab: Lab, node: str, then: Callable[[], str]) -> Callable[[], str]:
+    """With fencing, the lost node must have been fenced (the fence agent asked the power
+    switch to power it off) and be back (powered on again by the device's power cycle)."""
+    since = time.time()
+    old_anchor = lab.anchor_pid(node)
+
+    def check() -> str:
+        try:
+            wait_for(f"{node} fenced (a power-off by {fence.AGENT})",
+                     lambda: fence.fenced_since(lab, node, since), timeout=60, interval=0.5)
+            wait_for(f"{node} powered on again by its fence device",
+                     lambda: lab.node_running(node) and lab.anchor_pid(node) != old_anchor,
+                     timeout=60, interval=0.2)
+        except InfraError as exc:
+            return str(exc)
+        return then()
+
+    return check
+
+
+def _make_fault(lab: Lab, drill: str, holder: str, hang_seconds: float) -> Fault:
     if drill == "hard-kill":
-        return Fault(lambda: hard_kill(lab, holder), lambda: power_on(lab, holder, wait=False))
+        return Fault(lambda: power_switch.crash(lab, holder),
+                     lambda: power_switch.ensure_on(lab, holder))
     if drill == "standby":
         via = other_running_controller(lab, holder)
         return Fault(lambda: set_standby(lab, holder, True, via),
                      lambda: set_standby(lab, holder, False, via))
     if drill == "partition":
-        return Fault(lambda: set_switch_port(lab, holder, "management", False),
-                     lambda: set_switch_port(lab, holder, "management", True))
+        def heal() -> None:  # a fenced node comes back with its cables in
+            power_switch.ensure_on(lab, holder)
+            wait_for(f"{holder} powered on", lambda: lab.node_running(holder), timeout=60)
+            set_switch_port(lab, holder, "management", True)
+
+        return Fault(lambda: set_switch_port(lab, holder, "management", False), heal)
     if drill == "upstream-link":
         return Fault(lambda: set_switch_port(lab, holder, "public", False),
                      lambda: set_switch_port(lab, holder, "public", True))
+    if drill == "hang":
+        hung = Hang(lab, holder, hang_seconds)
+
+        def wake() -> None:
+            hung.resume()
+            power_switch.ensure_on(lab, holder)
+
+        return Fault(hung.inject, wake, settle_after=hang_seconds)
     if drill == "daemon-kill":
         before = conntrackd_pids(lab, holder)
         if not before:
@@ -346,8 +398,9 @@ def run_drill(lab: Lab, drill: str, opts: DrillOptions | None = None,
         raise ValidationError("drill", "name", f"unknown drill {drill!r} (one of "
                               f"{', '.join(DRILLS)})")
     holder = current_holder(lab)
-    dc = best_view(lab).dc
-    fault = make_fault(lab, drill, holder)
+    view = best_view(lab)
+    dc, fencing = view.dc, bool(view.stonith_enabled)
+    fault = make_fault(lab, drill, holder, fencing, opts.hang_seconds)
     # under the upstream node's dir (the traffic server runs there): `lab down` removes it
     directory = os.path.join(lab.plan.node_dir("up"), "drills", f"{int(time.time())}-{drill}")
     shutil.rmtree(directory, ignore_errors=True)
@@ -360,6 +413,8 @@ def run_drill(lab: Lab, drill: str, opts: DrillOptions | None = None,
                               udp_per_node=opts.udp_flows, log=log)
     log(f"{drill}: VIPs on {holder} (DC {dc}); starting traffic from "
         f"{', '.join(traffic.clients)}")
+    expect_move = expected_move(drill, fencing)
+    watch = VipWatch(lab, drill_vips(lab))
     notes: list[str] = []
     restored = False
     load_result = None
@@ -377,6 +432,7 @@ def run_drill(lab: Lab, drill: str, opts: DrillOptions | None = None,
     t_start = time.time()
     traffic.start()
     try:
+        watch.start()
         wait_for("traffic flowing before the fault", lambda: traffic.flowing(time.time() - 0.5),
                  timeout=30, interval=0.2)
         time.sleep(BASELINE)  # the baseline window of the measurement, not a wait
@@ -384,27 +440,27 @@ def run_drill(lab: Lab, drill: str, opts: DrillOptions | None = None,
         log(f"{drill}: fault on {holder}")
         t_fault = time.time()
         fault.inject()
-        moved_at = None
-        expect_move = EXPECT_MOVE[drill]
-        deadline = t_fault + RECOVERY_TIMEOUT
+        moved = False
+        judge_from = t_fault + fault.settle_after
+        deadline = judge_from + RECOVERY_TIMEOUT
         while time.time() < deadline:
-            where = holders(lab)
-            nodes = {h for hs in where.values() for h in hs}
-            if expect_move and moved_at is None and len(nodes) == 1 and holder not in nodes \
-                    and all(len(h) == 1 for h in where.values()):
-                moved_at = time.time()
-            if (moved_at is not None or not expect_move) and traffic.flowing(t_fault + 0.2):
+            now = watch.latest()
+            sole = now.sole_holder() if now is not None else None
+            moved = moved or (sole is not None and sole != holder)
+            placed = sole is not None and (expect_move is None or (sole != holder) == expect_move)
+            if time.time() >= judge_from and placed and traffic.flowing(judge_from + 0.2):
                 break
             time.sleep(POLL)
         else:
             notes.append(f"traffic did not resume within {RECOVERY_TIMEOUT:.0f} s")
-        if expect_move and moved_at is None:
+        if expect_move and not moved:
             notes.append("the VIPs were never seen on another single controller")
         time.sleep(AFTER)  # traffic after the recovery, measured
         if why := fault.check():
             notes.append(why)
         holders_after = holders(lab)
         t_end = time.time()  # the end of the measured window: the clients stop from here on
+        samples = watch.stop()
         if load is not None:
             load_result = load.check(t_fault, holder).to_dict()
             if opts.on_phase:
@@ -415,6 +471,7 @@ def run_drill(lab: Lab, drill: str, opts: DrillOptions | None = None,
             fault.restore()
             restored = True
     finally:
+        watch.stop()
         if not restored:
             _touch(f"{directory}/stop")
             _touch(f"{directory}/stop-server")
@@ -423,16 +480,21 @@ def run_drill(lab: Lab, drill: str, opts: DrillOptions | None = None,
             if opts.restore:
                 with contextlib.suppress(Exception):
                     fault.restore()
+    tl = timeline(samples, t_fault, holder, expect_move)
     report = analyse(drill, holder, dc, holders_after, expect_move, t_start, t_fault,
-                     t_end, moved_at, server, clients, pings, notes)
+                     t_end, None if tl.first_seen_s is None else t_fault + tl.first_seen_s,
+                     server, clients, pings, notes)
+    add_timeline(report, tl, fencing)
     report.load = load_result
     with open(f"{directory}/report.json", "w") as f:
         json.dump(report.to_dict(), f, indent=2)
-    from envrouter.lab.timeline import write_drill_timeline
+    from envrouter.lab.timeline import vip_rows, write_drill_timeline
 
     write_drill_timeline(directory, report.to_dict(), server, clients, pings, t_start, plot,
                          [os.path.join(lab.plan.node_dir(n.name), "log", "pacemaker",
-                                       "pacemaker.log") for n in lab.plan.controllers])
+                                       "pacemaker.log") for n in lab.plan.controllers],
+                         vip_samples=vip_rows([(s.t, s.holders) for s in samples],
+                                              t_fault))
     if opts.restore:
         log(f"{drill}: waiting for the lab to settle")
         wait_settled(lab)
@@ -440,7 +502,7 @@ def run_drill(lab: Lab, drill: str, opts: DrillOptions | None = None,
 
 
 def analyse(drill: str, holder: str, dc: str | None, holders_after: dict[str, list[str]],
-            expect_move: bool, t_start: float, t_fault: float, t_end: float,
+            expect_move: bool | None, t_start: float, t_fault: float, t_end: float,
             moved_at: float | None, server: dict[str, Any], clients: dict[str, Any],
             pings: dict[str, str], notes: list[str]) -> DrillReport:
     """Pure: the report from the records."""
@@ -465,6 +527,26 @@ def analyse(drill: str, holder: str, dc: str | None, holders_after: dict[str, li
         longest_gap_ms=round(gap_ms, 1), packets_lost=lost, packets_sent=sent, flows=flows,
         dc_before=dc, notes=notes,
     )
+
+
+def expected_move(drill: str, fencing: bool) -> bool | None:
+    """True: the VIPs must end on another controller; False: on the same; None: either. A
+    hung holder without fencing resumes beside the new holder, and Pacemaker then stops the
+    VIPs on both and starts them on one of them: either one."""
+    if drill == "hang" and not fencing:
+        return None
+    return EXPECT_MOVE[drill]
+
+
+def add_timeline(report: DrillReport, tl: Timeline, fencing: bool) -> None:
+    """The sampled VIP holders into the report; a VIP held twice at any sample fails it."""
+    report.fencing = fencing
+    report.vip_samples = tl.samples
+    report.max_holders = tl.max_holders
+    report.two_holders_ms = round(tl.two_holders_s * 1000, 1)
+    report.vacant_ms = round(tl.vacant_s * 1000, 1)
+    if why := describe_two_holders(tl):
+        report.notes.append(why)
 
 
 def run_drills(lab: Lab, names: list[str], opts: DrillOptions | None = None,

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -26,6 +28,7 @@ from envrouter import prerequisites
 from envrouter.errors import InfraError
 from envrouter.lab.topology import (
     CREATABLE_MOUNT_POINTS,
+    NODE_SBIN,
     PRIVATE_DIRS,
     LabNode,
     LabPlan,
@@ -51,6 +54,11 @@ def _read_cmdline(pid: int) -> str | None:
             return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
     except OSError:
         return None
+
+
+def _record_alive(rec: dict[str, Any] | None) -> bool:
+    """A recorded process (pid + command line) still running as that command."""
+    return bool(rec) and _read_cmdline(int(rec["pid"])) == rec["cmdline"]  # type: ignore[index]
 
 
 def _alive(pid: int) -> bool:
@@ -128,27 +136,70 @@ class Lab:
         return lab
 
     def save(self) -> None:
+        """Write the state file. Several processes share it (the lab's power switch powers
+        nodes on and off beside a drill or a test): under a lock, a node's anchor and a host
+        process that another process recorded and that are alive are kept — only one anchor
+        per node can be alive, so the living record is the true one."""
         os.makedirs(self.plan.state_dir, exist_ok=True)
-        tmp = self.plan.state_file + ".tmp"
-        # 0600: it holds the lab's admin API token
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(self.state, f, indent=2)
-        os.replace(tmp, self.plan.state_file)
+        with open(self.plan.state_file + ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            disk = self._read_disk()
+            for section in ("anchors", "processes"):
+                mine = self.state.setdefault(section, {})
+                for name, rec in (disk.get(section) or {}).items():
+                    if not _record_alive(mine.get(name)) and _record_alive(rec):
+                        mine[name] = rec
+            tmp = f"{self.plan.state_file}.{os.getpid()}.{threading.get_ident()}.tmp"
+            # 0600: it holds the lab's admin API token
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                json.dump(self.state, f, indent=2)
+            os.replace(tmp, self.plan.state_file)
+
+    def refresh(self) -> None:
+        """Take what other processes wrote into the state file since it was loaded (the
+        deployment, a node's agent), keeping our own living anchors and processes."""
+        disk = self._read_disk()
+        for key, value in disk.items():
+            if key in ("anchors", "processes"):
+                mine = self.state.setdefault(key, {})
+                for name, rec in (value or {}).items():
+                    if not _record_alive(mine.get(name)) and _record_alive(rec):
+                        mine[name] = rec
+            else:
+                self.state[key] = value
+
+    def _read_disk(self) -> dict[str, Any]:
+        try:
+            with open(self.plan.state_file) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return {}
+
+    def _anchor_record(self, node: str) -> dict[str, Any] | None:
+        """The node's living anchor: ours, or one another process (the power switch) started
+        since we loaded the state."""
+        rec = self.state["anchors"].get(node)
+        if _record_alive(rec):
+            return rec
+        disk = (self._read_disk().get("anchors") or {}).get(node)
+        if _record_alive(disk):
+            self.state["anchors"][node] = disk
+            return disk
+        return None
 
     def plan_dict(self) -> dict[str, Any]:
         return asdict(self.plan)
 
     # --- processes ---------------------------------------------------------------------------
     def anchor_pid(self, node: str) -> int:
-        rec = self.state["anchors"].get(node)
-        if not rec or _read_cmdline(rec["pid"]) != rec["cmdline"]:
+        rec = self._anchor_record(node)
+        if rec is None:
             raise InfraError(f"node {node} is not running (no anchor process)")
         return int(rec["pid"])
 
     def node_running(self, node: str) -> bool:
-        rec = self.state["anchors"].get(node)
-        return bool(rec) and _read_cmdline(rec["pid"]) == rec["cmdline"]
+        return self._anchor_record(node) is not None
 
     def nsenter_argv(self, node: str, argv: Sequence[str]) -> list[str]:
         pid = str(self.anchor_pid(node))
@@ -262,6 +313,15 @@ class Lab:
             shutil.chown(p, "hacluster", "haclient")
             os.chmod(p, mode)
         os.chmod(os.path.join(d, "etc-corosync"), 0o755)
+        if node.kind == "controller":
+            # the lab's fence agent, shown in the node's /usr/sbin by the anchor (overlay)
+            from envrouter.lab.fence_agent import NAME, wrapper_text
+
+            os.makedirs(os.path.join(d, NODE_SBIN), exist_ok=True)
+            agent = os.path.join(d, NODE_SBIN, NAME)
+            with open(agent, "w") as f:
+                f.write(wrapper_text(sys.executable))
+            os.chmod(agent, 0o755)
 
     def _start_anchor(self, node: LabNode) -> None:
         d = self.plan.node_dir(node.name)
@@ -356,8 +416,11 @@ class Lab:
         """A crash: SIGKILL the anchor (the kernel kills the whole PID namespace), then delete
         the node's netns so its addresses (a VIP) vanish like on a dead machine."""
         node = self.plan.node(name)
+        self._anchor_record(name)  # the living one, also if another process started it
         rec = self.state["anchors"].pop(name, None)
         if rec:
+            if _read_cmdline(rec["pid"]) == rec["cmdline"]:
+                _kill_pid_namespace(rec["pid"])
             kill_recorded(rec["pid"], rec["cmdline"])
             parent = self._popen.pop(f"{name}/unshare", None)
             if parent is not None:
@@ -399,6 +462,54 @@ def _ensure_addr(ipr: IPRoute, index: int, address: str, prefixlen: int) -> None
             raise
 
 
+def _parent(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def pid_namespace_members(anchor: int) -> tuple[list[int], list[int]]:
+    """(every process of the anchor's PID namespace, their parents outside it — the `nsenter`
+    and `unshare` processes that started them from the machine's namespaces)."""
+    try:
+        ns = os.stat(f"/proc/{anchor}/ns/pid").st_ino
+    except OSError:
+        return [], []
+    members = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.stat(f"/proc/{entry}/ns/pid").st_ino == ns:
+                    members.append(int(entry))
+            except OSError:
+                continue
+    inside = set(members)
+    outside = {p for p in (_parent(m) for m in members) if p and p not in inside}
+    return members, sorted(outside)
+
+
+def continue_stopped(pids: list[int]) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+
+
+def _kill_pid_namespace(anchor: int) -> None:
+    """SIGKILL every process of the anchor's PID namespace (the anchor too), then SIGCONT them
+    and their parents outside it. The parents matter: util-linux's nsenter stops itself when
+    the child it waits for is stopped (job control), so after the hang drill's SIGSTOP the
+    nsenter of corosync and pacemakerd sat stopped and never reaped their killed children —
+    and a PID namespace whose init is gone dies only once every member is reaped: the node
+    took tens of seconds to die."""
+    members, parents = pid_namespace_members(anchor)
+    for pid in members:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    continue_stopped(members + parents)
+
+
 def _netns_inode(name: str) -> int | None:
     try:
         return os.stat(f"/run/netns/{name}").st_ino
@@ -433,6 +544,13 @@ def teardown(state_dir: str, prefix: str) -> list[str]:
     for name, rec in state.get("processes", {}).items():
         if kill_recorded(rec["pid"], rec["cmdline"], sig=signal.SIGTERM):
             removed.append(f"process {name} ({rec['pid']})")
+    # the power switch of this state dir, also if `up` was killed before it was recorded
+    for entry in os.listdir("/proc"):
+        cmd = _read_cmdline(int(entry)) if entry.isdigit() else None
+        if cmd and cmd.split(" ")[1:4] == ["-m", "envrouter.lab.power_switch",
+                                           state_dir.rstrip("/")] \
+                and kill_recorded(int(entry), cmd, sig=signal.SIGTERM):
+            removed.append(f"process power-switch ({entry})")
     for name, rec in state.get("anchors", {}).items():
         if kill_recorded(rec["pid"], rec["cmdline"]):
             removed.append(f"node {name} (anchor {rec['pid']})")
@@ -458,9 +576,14 @@ def teardown(state_dir: str, prefix: str) -> list[str]:
         if os.path.isdir(path):
             shutil.rmtree(path)
             removed.append(path)
-    for fname in ("state.json", "state.json.tmp", "server.log", "relay.log"):
+    for fname in ("state.json", "state.json.tmp", "state.json.lock", "server.log", "relay.log",
+                  "power.sock", "power-switch.log", "power-events.jsonl"):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(state_dir, fname))
+    with contextlib.suppress(OSError):
+        for fname in os.listdir(state_dir):
+            if fname.startswith("state.json.") and fname.endswith(".tmp"):
+                os.unlink(os.path.join(state_dir, fname))
     with contextlib.suppress(OSError):
         os.rmdir(state_dir)
     return removed

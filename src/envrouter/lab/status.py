@@ -16,6 +16,7 @@ from rich.table import Table
 
 from envrouter.document import VIP_MANAGEMENT, VIP_PUBLIC
 from envrouter.ha.layout import vip_resource_id
+from envrouter.lab import fence
 from envrouter.lab.cluster import best_view
 from envrouter.lab.nodes import Lab
 from envrouter.lab.topology import UPSTREAM_HTTP_PORT
@@ -144,11 +145,16 @@ def collect_status(lab: Lab) -> dict[str, Any]:
             "addresses": {p.network: p.address for p in node.ports},
             "cluster": member,
         })
+    devices = fence.devices(lab, view.resources if view else {})
     if view is None or view.stonith_enabled is None:
         fencing = "unknown"
+    elif view.stonith_enabled:
+        fencing = "ON (stonith-enabled=true; devices: " + (", ".join(
+            f"{d.id} for {d.target} on {' '.join(d.running_on) or 'nowhere'}" for d in devices)
+            or "none") + ")"
     else:
-        fencing = ("on" if view.stonith_enabled else
-                   "OFF (stonith-enabled=false, lab only: no fence devices)")
+        fencing = ("OFF (stonith-enabled=false: `lab up --no-fencing`; a hung controller can "
+                   "hold the VIPs beside the new holder)")
     vips_cfg = dep.get("vips") or {}
     vips = []
     for vname, planned in ((VIP_MANAGEMENT, plan.vip_management),
@@ -169,10 +175,22 @@ def collect_status(lab: Lab) -> dict[str, Any]:
         "nodes": nodes,
         "cluster": asdict(view) if view else None,
         "fencing": fencing,
+        "fence_devices": [asdict(d) for d in devices],
         "vips": vips,
         "checks": run_checks(lab, deployed, {v["name"]: v["address"] for v in vips}),
         "controllers": controller_health(lab, deployed),
     }
+
+
+def degraded(status: dict[str, Any]) -> list[str]:
+    """Why the lab is degraded ([] = healthy as far as it is deployed)."""
+    out = [f"check {c['check']}: {c['detail']}" for c in status["checks"] if c["status"] == FAIL]
+    out += [f"controller {h['node']}: {'; '.join(h['reasons'])}"
+            for h in status.get("controllers") or [] if h["state"] == FAIL]
+    for v in status["vips"]:
+        if v["holder"] != NOT_DEPLOYED and (v["holder"] == "nowhere" or len(v["holder"]) != 1):
+            out.append(f"VIP {v['name']} held by {v['holder']}")
+    return out
 
 
 def _style(status: str) -> str:

@@ -46,6 +46,10 @@ PRIVATE_DIRS: tuple[tuple[str, str], ...] = (
     # the node's own OCF agents (`envrouter ha install` inside the node writes here)
     ("ocf-envrouter", "/usr/lib/ocf/resource.d/envrouter"),
 )
+# under a controller's node dir: executables the anchor adds to the node's /usr/sbin (an
+# overlay; the machine's /usr/sbin is untouched): the lab's fence agent, where Pacemaker's
+# fencer looks for fence agents
+NODE_SBIN = "sbin"
 # mount points the lab may create on the machine when missing (empty directories; a package
 # install would create them too). Anything else missing means a Debian package is missing.
 CREATABLE_MOUNT_POINTS = ("/var/lib/envrouter", "/usr/lib/ocf/resource.d/envrouter")
