@@ -11,8 +11,13 @@ DEB_RUNTIME := iproute2 nftables conntrack conntrackd pacemaker corosync crmsh p
   resource-agents dnsmasq chrony openvswitch-switch iputils-ping iputils-arping \
   dnsutils netcat-openbsd procps curl
 DEB_TEST := $(DEB_RUNTIME) postgresql chromium chromium-driver dnsperf wrk python3-venv
+# Debian packages `make deb` and the package/ssh tests use (building, checking, sshd in the
+# lab's nodes; systemd only for `systemd-analyze verify` of the units, nothing is started).
+DEB_PACKAGING := debhelper dh-virtualenv dpkg-dev lintian python3.11-venv openssh-server \
+  openssh-client systemd
+DEB_TEST += $(DEB_PACKAGING)
 
-.PHONY: help deps deps-runtime venv test test-unit lint demo demo-down bench clean
+.PHONY: help deps deps-runtime deps-packaging venv test test-unit lint demo demo-down bench clean deb
 
 help:
 	@echo "make demo   - install what the lab needs, bring up the lab, print its status"
@@ -20,6 +25,7 @@ help:
 	@echo "make deps-runtime - only the Debian packages the lab needs"
 	@echo "make lint   - ruff"
 	@echo "make bench  - run the benchmarks under bench/"
+	@echo "make deb    - build the Debian packages into build/deb/ and check them with lintian"
 
 # Install only what is missing, so a prepared machine does not wait on apt.
 define apt_install
@@ -38,6 +44,9 @@ deps-runtime:
 
 deps:
 	$(call apt_install,$(DEB_TEST))
+
+deps-packaging:
+	$(call apt_install,$(DEB_PACKAGING))
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -72,6 +81,20 @@ demo-down: venv
 
 bench: venv
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+# The packages: build/deb/envrouter_<version>_<arch>.deb, envrouter-controller_..., and
+# envrouter-server_... . Built from a copy of the working tree (tracked and untracked files,
+# not ignored ones) in build/deb/src, so dpkg-buildpackage writes its results into build/deb/;
+# downloaded wheels stay in build/pip-cache for the next build.
+DEB_DIR := build/deb
+deb: deps-packaging
+	rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)/src build/pip-cache
+	git ls-files -z --cached --others --exclude-standard | \
+	  tar --null -T - --ignore-failed-read -cf - 2>/dev/null | tar -C $(DEB_DIR)/src -xf -
+	cd $(DEB_DIR)/src && PIP_CACHE_DIR=$(CURDIR)/build/pip-cache \
+	  dpkg-buildpackage -b -us -uc --no-sign
+	lintian --fail-on error --info $(DEB_DIR)/*.changes
+	@ls -1 $(DEB_DIR)/*.deb
 
 clean:
 	rm -rf $(VENV) build *.egg-info
