@@ -70,8 +70,11 @@ demo: deps-runtime venv
 	$(ENVROUTER) lab up
 	$(ENVROUTER) lab status || true
 	@echo
-	@echo "The lab is up. Next:"
-	@echo "  UI:      open the URL printed above ('envrouter lab status' shows it again)"
+	@echo "The lab is up. Log in to the UI (open the page, paste the token):"
+	@$(ENVROUTER) lab login
+	@echo
+	@echo "Next:"
+	@echo "  login:   $(ENVROUTER) lab login   (prints the page and the token again)"
 	@echo "  drills:  $(ENVROUTER) lab drill all"
 	@echo "  a node:  $(ENVROUTER) lab exec cmp1 -- ping -c3 <management VIP>"
 	@echo "  stop:    $(ENVROUTER) lab down"

@@ -41,6 +41,11 @@ def up(
     bridge: str = typer.Option("linux", "--bridge", help="vrouter bridge kind: linux | ovs"),
     deploy: bool = typer.Option(True, "--deploy/--no-deploy",
                                 help="run the control plane and the agents"),
+    installed: bool = typer.Option(False, "--installed",
+                                   help="run the installed Debian packages' envrouter "
+                                        "(/usr/bin/envrouter) in the nodes and for the control "
+                                        "plane, and their OCF agents (/usr/lib/ocf/resource.d/"
+                                        "envrouter), instead of this checkout's"),
     state_dir: str = STATE_DIR,
     prefix: str = PREFIX,
 ) -> None:
@@ -50,7 +55,7 @@ def up(
 
     plan = plan_lab(controllers, nodes, prefix=prefix, state_dir=state_dir, bridge_kind=bridge)
     console = Console()
-    lab = lab_up(plan, console, deploy_parts=deploy)
+    lab = lab_up(plan, console, deploy_parts=deploy, installed=installed)
     console.print("[green]the lab is up[/green]")
     print_status(collect_status(lab), console)
 
@@ -73,6 +78,21 @@ def status(
         print_status(st, Console())
     if any(c["status"] == FAIL for c in st["checks"]):
         sys.exit(EXIT_FAILED)
+
+
+@app.command()
+@handle_errors
+def login(state_dir: str = STATE_DIR) -> None:
+    """Print the UI's login page and the lab's admin token to paste into it."""
+    from envrouter.errors import InfraError
+    from envrouter.lab.nodes import Lab
+
+    cp = ((Lab.load(state_dir).state.get("deployment") or {}).get("control_plane") or {})
+    if not cp.get("url") or not cp.get("token"):
+        raise InfraError(f"the lab in {state_dir} has no control plane (lab up --no-deploy?)")
+    print(f"UI:    {cp['url']}/ui/login")
+    print(f"token: {cp['token']}")
+    print("       (the lab's admin token: paste it into the login page)")
 
 
 @app.command()

@@ -18,6 +18,13 @@ from envrouter.lab.waiting import wait_for
 
 RELAY_PORT = 8000  # the control plane as the nodes see it: http://<admin gateway>:8000
 ENVROUTER = [sys.executable, "-m", "envrouter.cli.main"]
+INSTALLED = ["/usr/bin/envrouter"]  # `lab up --installed`: the Debian package's command
+
+
+def envrouter_argv(lab: Lab) -> list[str]:
+    """The envrouter command the lab runs, in its nodes and for its control plane: the
+    installed package's (`lab up --installed`) or this one's."""
+    return list(lab.state.get("envrouter") or ENVROUTER)
 
 
 def _placeholder(group: str) -> bool:
@@ -52,6 +59,7 @@ def start_control_plane(lab: Lab) -> dict[str, Any]:
     os.makedirs(f"{plan.state_dir}/server", exist_ok=True)
     url = db_url(lab)
     env = {"ENVROUTER_DATABASE_URL": url}
+    ENVROUTER = envrouter_argv(lab)  # noqa: N806
     mig = subprocess.run([*ENVROUTER, "db", "upgrade", "--database-url", url],
                          capture_output=True, text=True, env={**os.environ, **env}, timeout=120)
     if mig.returncode != 0:
@@ -141,8 +149,8 @@ def apply_agent(lab: Lab, name: str) -> None:
     dep = lab.state["deployment"]
     cp = dep["control_plane"]
     root = os.path.join(lab.plan.node_dir(name), "root")
-    lab.exec_in(name, [*ENVROUTER, "agent", "apply", "--server", cp["node_url"], "--node", name,
-                       "--root", root, "--state-dir", "/var/lib/envrouter"],
+    lab.exec_in(name, [*envrouter_argv(lab), "agent", "apply", "--server", cp["node_url"],
+                       "--node", name, "--root", root, "--state-dir", "/var/lib/envrouter"],
                 env={"ENVROUTER_TOKEN": cp["token"]}, timeout=300)
     dep["agents"][name] = "applied"
     lab.save()
@@ -161,6 +169,7 @@ def ha_missing() -> str | None:
 def install_cluster_resources(lab: Lab, dc: str) -> None:
     """The OCF agents on every controller (into the node's own OCF directory), then the
     Pacemaker layout from the DC's document — fencing off (lab only)."""
+    ENVROUTER = envrouter_argv(lab)  # noqa: N806
     for node in lab.plan.controllers:
         lab.exec_in(node.name, [*ENVROUTER, "ha", "install"], timeout=120)
     lab.exec_in(dc, [*ENVROUTER, "ha", "apply", "--document", "/var/lib/envrouter/document.json",
