@@ -125,6 +125,8 @@ def prepare(lab: Lab) -> None:
     for name in ssh_nodes(lab):
         nd = os.path.join(lab.plan.node_dir(name), "ssh")
         os.makedirs(nd, mode=0o700, exist_ok=True)
+        # the node's own /var/log: apt, run there over ssh by the upgrade, logs into apt/
+        os.makedirs(os.path.join(lab.plan.node_dir(name), "log", "apt"), exist_ok=True)
         host_pub = _keygen(os.path.join(nd, "ssh_host_ed25519_key"), name)
         known.append(f"{name} {' '.join(host_pub.split()[:2])}")
         _write(os.path.join(nd, "sshd_config"), render_sshd_config(nd, authorized))
