@@ -64,9 +64,13 @@ def _must(argv: list[str], timeout: float = 600, **kw: Any) -> subprocess.Comple
     return proc
 
 
+# what goes into the packages: a change elsewhere (docs, tests) needs no new build
+PACKAGED = ("src", "debian", "pyproject.toml", "Makefile")
+
+
 def _source_mtime() -> float:
-    files = _must(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-                  cwd=REPO).stdout.split()
+    files = _must(["git", "ls-files", "--cached", "--others", "--exclude-standard", "--",
+                   *PACKAGED], cwd=REPO).stdout.split()
     return max(os.stat(os.path.join(REPO, f)).st_mtime for f in files
                if os.path.exists(os.path.join(REPO, f)))
 
