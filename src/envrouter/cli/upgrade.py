@@ -111,7 +111,8 @@ def upgrade(
                                             "(default: the hostname)"),
     ssh_config: str = typer.Option(None, "--ssh-config",
                                    help="(--runner ssh) ssh -F FILE: the client configuration "
-                                        "(the lab writes one: STATE_DIR/ssh/ssh_config)"),
+                                        "(the lab writes one: STATE_DIR/nodes/master/ssh/"
+                                        "ssh_config)"),
     agent_root: str = typer.Option(None, "--agent-root",
                                    help="(--runner ssh) the agent's --root on each node, "
                                         "{node} replaced by its name (the lab's nodes: "

@@ -4,12 +4,13 @@ it reaches real machines: the admin host (`master`) runs ssh over the admin netw
 Everything lives under the lab's state dir and dies with the lab; the machine's own /etc/ssh
 and root's ~/.ssh are never read or written:
 
-- <state>/ssh/id_ed25519        the client key (generated per lab), its .pub in authorized_keys
-- <state>/ssh/ssh_config        the client configuration, one `Host NODE` block per node
+- <master>/ssh/id_ed25519       the client key (generated per lab), its .pub in authorized_keys
+                                (<master> = the admin host's node dir, nodes/master)
+- <master>/ssh/ssh_config       the client configuration, one `Host NODE` block per node
                                 (HostName = its admin address, HostKeyAlias, the key, the lab's
                                 known_hosts); use it with `ssh -F` or `envrouter upgrade
                                 --runner ssh --ssh-config`
-- <state>/ssh/known_hosts       every node's host key, so StrictHostKeyChecking=yes holds
+- <master>/ssh/known_hosts      every node's host key, so StrictHostKeyChecking=yes holds
 - <node>/ssh/                   the node's host key and sshd_config
 
 sshd runs inside the node (its network, mount, UTS and PID namespaces) and daemonizes, so the
@@ -39,7 +40,8 @@ def available() -> bool:
 
 
 def ssh_dir(lab: Lab) -> str:
-    return os.path.join(lab.plan.state_dir, "ssh")
+    """The client side's files: on the admin host, in its node dir (gone with `lab down`)."""
+    return os.path.join(lab.plan.node_dir("master"), "ssh")
 
 
 def client_config_path(lab: Lab) -> str:
