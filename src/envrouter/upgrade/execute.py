@@ -329,17 +329,21 @@ class Upgrade:
         if not self.options.packages.files:
             self._must(step, node, ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get",
                                     "update", "-q"], timeout=self.options.apt_timeout)
-        if controller:
+        # a controller of an environment without the vrouter may run no cluster yet: then
+        # there is nothing to keep in place
+        clustered = controller and self.runner.run(
+            node, P.CLUSTER_QUERY_ARGV, timeout=60).returncode == 0
+        if clustered:
             self._must(step, node, P.maintenance_argv(node, True), timeout=60)
         try:
             self._must(step, node, P.apt_install_argv(items), timeout=self.options.apt_timeout)
             changed = P.changed_packages(before, self._versions(node, names))
             restarted = []
-            for resource in P.resources_to_restart(changed, doc.vrouter) if controller else []:
+            for resource in P.resources_to_restart(changed, doc.vrouter) if clustered else []:
                 self._restart_in_place(step, node, resource)
                 restarted.append(resource)
         finally:
-            if controller:
+            if clustered:
                 self._must(step, node, P.maintenance_argv(node, False), timeout=60)
         versions = ", ".join(f"{p} {old or 'new'} -> {new}" for p, (old, new) in changed.items())
         self.reporter.note(f"{node}: {versions or 'every package already current'}"

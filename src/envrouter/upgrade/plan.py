@@ -317,6 +317,11 @@ def resources_to_restart(changed: Mapping[str, object], vrouter: DocVrouter | No
     return out
 
 
+# answers (exit 0) only where a Pacemaker cluster runs
+CLUSTER_QUERY_ARGV = ["crm_attribute", "--type", "crm_config", "--name", "dc-version",
+                      "--query", "--quiet"]
+
+
 def maintenance_argv(node: str, on: bool) -> list[str]:
     """The node's `maintenance` attribute: while on, Pacemaker runs no monitor there and
     neither stops nor moves its resources (packages are replaced under them)."""
