@@ -337,6 +337,7 @@ class HolderWatch:
         self._thread.join(10)
 
 
+@pytest.mark.timeout(1800)  # install, a lab, an upgrade over ssh, purge: ~6 min when idle
 def test_install_lab_upgrade_under_traffic_purge(installed, labtools, host_before) -> None:
     from envrouter.lab.deploy import db_url
     from envrouter.lab.drill_report import verdict
