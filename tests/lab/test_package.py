@@ -1,8 +1,8 @@
 """The Debian packages for real: build, install, a lab from the installed packages, an upgrade
 to a newer build through `envrouter upgrade --runner ssh` while traffic flows, then purge.
 
-- `make deb` builds the three packages (skipped when build/deb/ is newer than every source
-  file); the "newer build" is the same packages repacked with `dpkg-deb` under version
+- `make deb` builds the three packages (skipped when build/deb/ was built from the same
+  sources); the "newer build" is the same packages repacked with `dpkg-deb` under version
   VERSION+b1 (a rebuild: what an upgrade replaces is the point, not new code), which costs
   seconds instead of another dh-virtualenv build.
 - `apt-get install ./envrouter_….deb ./envrouter-controller_….deb ./envrouter-server_….deb`,
@@ -68,11 +68,19 @@ def _must(argv: list[str], timeout: float = 600, **kw: Any) -> subprocess.Comple
 PACKAGED = ("src", "debian", "pyproject.toml", "Makefile")
 
 
-def _source_mtime() -> float:
+def _packaged_files(root: str) -> dict[str, bytes]:
     files = _must(["git", "ls-files", "--cached", "--others", "--exclude-standard", "--",
                    *PACKAGED], cwd=REPO).stdout.split()
-    return max(os.stat(os.path.join(REPO, f)).st_mtime for f in files
-               if os.path.exists(os.path.join(REPO, f)))
+    out = {}
+    for f in files:
+        with contextlib.suppress(OSError), open(os.path.join(root, f), "rb") as fh:
+            out[f] = fh.read()
+    return out
+
+
+def _built_from_this_tree() -> bool:
+    """`make deb` keeps the copy it built from (build/deb/src): the same packaged files?"""
+    return _packaged_files(REPO) == _packaged_files(os.path.join(DEB_DIR, "src"))
 
 
 def _debs(directory: str) -> dict[str, str]:
@@ -113,8 +121,7 @@ def debs() -> dict[str, dict[str, str]]:
     if os.geteuid() != 0:
         pytest.skip("installing packages needs root")
     built = _debs(DEB_DIR)
-    if set(built) != set(PACKAGES) or min(os.stat(p).st_mtime for p in built.values()) \
-            < _source_mtime():
+    if set(built) != set(PACKAGES) or not _built_from_this_tree():
         _must(["make", "deb"], cwd=REPO, timeout=1200)
         built = _debs(DEB_DIR)
     assert set(built) == set(PACKAGES), built
