@@ -396,7 +396,9 @@ def test_install_lab_upgrade_under_traffic_purge(installed, labtools, host_befor
                     "--database-url", db_url(lab), "--runner", "ssh",
                     "--ssh-config", client_config_path(lab),
                     "--agent-root", os.path.join(state_dir, "nodes", "{node}", "root"),
-                    "--state-file", os.path.join(state_dir, "upgrade-state.json"),
+                    # the operator's progress file, on the admin host (gone with lab down)
+                    "--state-file", os.path.join(lab.plan.node_dir("master"),
+                                                 "upgrade-state.json"),
                     "--no-stonith", "--check-timeout", "10",
                     *[a for p in ("envrouter", "envrouter-controller")
                       for a in ("--package-file", debs["new"][p])]]

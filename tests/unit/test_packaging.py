@@ -159,3 +159,19 @@ def test_lab_ssh_configuration_is_key_only_and_pinned() -> None:
     for needed in ("StrictHostKeyChecking yes", "UserKnownHostsFile /lab/ssh/known_hosts",
                    "GlobalKnownHostsFile /dev/null", "IdentitiesOnly yes", "BatchMode yes"):
         assert client.count(needed) == 2, needed
+
+
+def test_promoted_here_reads_crm_mon_roles() -> None:
+    from envrouter.ops.parse import parse_crm_mon
+
+    xml = """<pacemaker-result><summary/><nodes/><resources>
+<clone id="conntrackd-clone" multi_state="true">
+ <resource id="conntrackd" resource_agent="ocf:envrouter:conntrackd" role="Promoted"
+   active="true" failed="false" managed="true" blocked="false"><node name="ctl1"/></resource>
+ <resource id="conntrackd" resource_agent="ocf:envrouter:conntrackd" role="Unpromoted"
+   active="true" failed="false" managed="true" blocked="false"><node name="ctl2"/></resource>
+</clone></resources></pacemaker-result>"""
+    instances = parse_crm_mon(xml).resources
+    assert P.promoted_here(instances, "conntrackd", "ctl1")
+    assert not P.promoted_here(instances, "conntrackd", "ctl2")
+    assert not P.promoted_here(instances, "dns", "ctl1")

@@ -352,10 +352,10 @@ class Upgrade:
     def _restart_in_place(self, step: P.Step, node: str, resource: str) -> None:
         """Stop and start the resource's instance on this node with its agent (the node is
         in maintenance: Pacemaker does not react); a promoted instance is promoted again."""
-        from envrouter.ha.ocf_base import OCF_RUNNING_PROMOTED
+        from envrouter.ops.parse import parse_crm_mon
 
-        state = self.runner.run(node, P.force_argv("check", resource), timeout=120)
-        promoted = state.returncode == OCF_RUNNING_PROMOTED
+        mon = self._must(step, node, ["crm_mon", "-1", "--output-as=xml"], timeout=60)
+        promoted = P.promoted_here(parse_crm_mon(mon).resources, resource, node)
         self._must(step, node, P.force_argv("stop", resource), timeout=120)
         self._must(step, node, P.force_argv("start", resource), timeout=120)
         if promoted:

@@ -329,6 +329,13 @@ def maintenance_argv(node: str, on: bool) -> list[str]:
     return [*base, "--update", "true"] if on else [*base, "--delete"]
 
 
+def promoted_here(instances: Sequence[object], resource: str, node: str) -> bool:
+    """Whether crm_mon's instances (envrouter.ops.model.ResourceInstance) show `resource`
+    promoted on `node` (Pacemaker 2.1 says Promoted, older ones Master)."""
+    return any(getattr(i, "id", None) == resource and getattr(i, "node", None) == node
+               and getattr(i, "role", "") in ("Promoted", "Master") for i in instances)
+
+
 def force_argv(action: str, resource: str) -> list[str]:
     """Run the resource's agent on this node by hand (crm_resource --force-*), with its
     parameters from the CIB: what a node in maintenance allows without Pacemaker reacting."""
