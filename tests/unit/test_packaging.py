@@ -175,3 +175,23 @@ def test_promoted_here_reads_crm_mon_roles() -> None:
     assert P.promoted_here(instances, "conntrackd", "ctl1")
     assert not P.promoted_here(instances, "conntrackd", "ctl2")
     assert not P.promoted_here(instances, "dns", "ctl1")
+
+
+def test_lab_login_prints_the_login_page_and_the_token(tmp_path) -> None:
+    import json
+    import sys
+
+    state = {"plan": {"controllers": 3, "computes": 2, "prefix": "erl-",
+                      "state_dir": str(tmp_path), "bridge_kind": "linux"},
+             "deployment": {"control_plane": {"url": "http://127.0.0.1:41234",
+                                              "token": "er_secret"}}}
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    out = subprocess.run([sys.executable, "-m", "envrouter.cli.main", "lab", "login",
+                          "--state-dir", str(tmp_path)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "http://127.0.0.1:41234/ui/login" in out.stdout and "er_secret" in out.stdout
+    state["deployment"] = None
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    none = subprocess.run([sys.executable, "-m", "envrouter.cli.main", "lab", "login",
+                           "--state-dir", str(tmp_path)], capture_output=True, text=True)
+    assert none.returncode != 0 and "no control plane" in (none.stderr + none.stdout)
