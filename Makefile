@@ -6,18 +6,20 @@ VENV := .venv
 PY := $(VENV)/bin/python
 ENVROUTER := $(VENV)/bin/envrouter
 
-# Debian packages the lab, the agent, the HA layer and the tests use.
-DEB_RUNTIME := iproute2 nftables conntrack conntrackd pacemaker corosync crmsh pcs \
-  resource-agents dnsmasq chrony openvswitch-switch iputils-ping iputils-arping \
-  dnsutils netcat-openbsd procps curl
-DEB_TEST := $(DEB_RUNTIME) postgresql chromium chromium-driver dnsperf wrk python3-venv
-# Debian packages `make deb` and the package/ssh tests use (building, checking, sshd in the
-# lab's nodes; systemd only for `systemd-analyze verify` of the units, nothing is started).
-DEB_PACKAGING := debhelper dh-virtualenv dpkg-dev lintian python3.11-venv openssh-server \
-  openssh-client systemd
-DEB_TEST += $(DEB_PACKAGING)
+# Debian packages, from the one table of every program the product, the lab, the tests and the
+# benchmarks run (packaging/tools.tsv; the suite checks the same table at its start).
+TOOLS := packaging/tools.tsv
+HASH := \#
+debs_for = $(shell awk -F'\t' '!/^$(HASH)/ && NF == 3 && ($(1)) {print $$2}' $(TOOLS) | sort -u)
+DEB_RUNTIME := $(call debs_for,$$3 == "runtime" || $$3 == "lab")
+DEB_TEST := $(call debs_for,$$3 != "bench")
+DEB_BENCH := $(call debs_for,$$3 == "bench")
 
-.PHONY: help deps deps-runtime deps-packaging venv test test-unit lint demo demo-down bench clean deb
+# What `make deb` builds with (also in packaging/tools.tsv, scope test, for the package test).
+DEB_PACKAGING := debhelper dh-virtualenv dpkg-dev lintian python3.11-venv
+
+.PHONY: help deps deps-runtime deps-bench deps-packaging venv test test-unit lint demo demo-down \
+  bench clean deb
 
 help:
 	@echo "make demo   - install what the lab needs, bring up the lab, print its status"
@@ -44,6 +46,9 @@ deps-runtime:
 
 deps:
 	$(call apt_install,$(DEB_TEST))
+
+deps-bench:
+	$(call apt_install,$(DEB_BENCH))
 
 deps-packaging:
 	$(call apt_install,$(DEB_PACKAGING))
@@ -82,7 +87,7 @@ demo: deps-runtime venv
 demo-down: venv
 	$(ENVROUTER) lab down
 
-bench: venv
+bench: deps deps-bench venv
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 # The packages: build/deb/envrouter_<version>_<arch>.deb, envrouter-controller_..., and

@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests" / "netns"))
-from agent_world import controller_document  # noqa: E402
+sys.path.insert(0, str(REPO / "tests"))
+from agent_documents import controller_document  # noqa: E402
 
 ENVROUTER = str(REPO / ".venv" / "bin" / "envrouter")
 
@@ -138,6 +138,8 @@ def main() -> None:
                     f"{tmp}/root",
                     "--state-dir",
                     f"{tmp}/state",
+                    "--scope",
+                    "all",  # an HA controller's default (auto) leaves the namespace alone
                 ]
                 dt, res = timed([ENVROUTER, "agent", "apply", "--timing", *args])
                 scratch.append(dt)
@@ -156,7 +158,7 @@ def main() -> None:
                 dt, _ = timed(["bash", str(path)])
                 script.append(dt)
 
-                from envrouter.agent.desired import render_host_table, render_vrouter_table
+                from envrouter.agent.nftables.render import render_host_table, render_vrouter_table
 
                 cnode = make_node(prefix, f"c{i}")
                 made.append(cnode)
@@ -178,6 +180,7 @@ def main() -> None:
                         link_cidr="169.254.77.0/30",
                         public_bridge="br-ex",
                         public_address="10.30.0.11",
+                        host_link="vr-host",
                     ).text
                 )
                 path = Path(tmp) / f"eq{i}.sh"

@@ -1,6 +1,7 @@
 """Benchmark: failover of the vrouter's VIPs in the lab, repeated.
 
-Run as root:  .venv/bin/python bench/failover.py [--runs 3] [--state-dir DIR] [--json FILE]
+Run as root:  .venv/bin/python bench/failover.py [--runs 3] [--connections 1000,10000,100000]
+              [--drills hard-kill,standby] [--state-dir DIR] [--json FILE]
 
 Uses the lab in --state-dir if one is up there (ENVROUTER_LAB_STATE_DIR, default the lab's
 default), otherwise brings one up (`envrouter lab up`, its own prefix) and removes it at the end
@@ -11,6 +12,14 @@ outage (the longest gap between ping replies, one every 50 ms) and the survival 
 connections, UDP flows and ICMP flows; and, on every controller between drills, the resident
 memory of the project's processes and of the cluster stack, and whether any Python process is
 resident there (the target: none).
+
+With ``--connections N1,N2,...`` every drill runs at each table size: N idle TCP connections
+through the NAT, a churn of new ones (200/s) and UDP flows (`envrouter.lab.scale`). Printed
+per size and drill: outage median/max, idle / active / new TCP connections and UDP flows
+surviving, the sync lag (a new flow's creation on the holder to its presence in every peer's
+kernel table) p50/p99, and each controller's conntrackd: resident memory and kernel table size
+once the load is up, CPU seconds while the connections were opened and CPU share during the
+drill.
 """
 
 from __future__ import annotations
@@ -67,12 +76,70 @@ def memory_all(lab) -> dict[str, dict]:
             for n in lab.plan.controllers if lab.node_running(n.name)}
 
 
+class ConntrackdSampler:
+    """conntrackd's RSS, CPU time and the kernel table's size on every running controller, at
+    the drill's phases (DrillOptions.on_phase)."""
+
+    def __init__(self, lab) -> None:
+        self.lab = lab
+        self.samples: dict[str, dict[str, dict]] = {}
+
+    def __call__(self, phase: str) -> None:
+        from envrouter.lab.drills import conntrackd_pids
+
+        clk = os.sysconf("SC_CLK_TCK")
+        out = {}
+        for n in self.lab.plan.controllers:
+            if not self.lab.node_running(n.name):
+                continue
+            rec: dict = {"time": time.time()}
+            for pid in conntrackd_pids(self.lab, n.name)[:1]:
+                try:
+                    with open(f"/proc/{pid}/stat") as f:
+                        fields = f.read().rsplit(")", 1)[1].split()
+                    with open(f"/proc/{pid}/status") as f:
+                        rss = next(int(ln.split()[1]) for ln in f if ln.startswith("VmRSS"))
+                except (OSError, StopIteration, ValueError):
+                    continue
+                rec.update(pid=pid, cpu_s=(int(fields[11]) + int(fields[12])) / clk,
+                           rss_mb=round(rss / 1024, 1))
+            if phase == "loaded":
+                ct = self.lab.exec_in(n.name, ["ip", "netns", "exec", "vrouter", "conntrack",
+                                               "-C"], check=False).stdout.strip()
+                rec["kernel_entries"] = int(ct) if ct.isdigit() else None
+            out[n.name] = rec
+        self.samples[phase] = out
+
+    def figures(self) -> dict[str, dict]:
+        """Per controller: RSS and kernel entries once loaded, CPU s while opening, CPU %
+        from loaded to checked."""
+        start, loaded, checked = (self.samples.get(k, {}) for k in ("start", "loaded",
+                                                                    "checked"))
+        out = {}
+        for name, rec in loaded.items():
+            f = {"rss_mb": rec.get("rss_mb"), "kernel_entries": rec.get("kernel_entries")}
+            s0, s2 = start.get(name, {}), checked.get(name, {})
+            if s0.get("pid") == rec.get("pid") and "cpu_s" in rec:
+                f["cpu_s_opening"] = round(rec["cpu_s"] - s0["cpu_s"], 2)
+            if s2.get("pid") == rec.get("pid") and "cpu_s" in rec:
+                dt = s2["time"] - rec["time"]
+                f["cpu_pct_drill"] = round(100 * (s2["cpu_s"] - rec["cpu_s"]) / dt, 1)
+            out[name] = f
+        return out
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--connections", default="",
+                   help="table sizes, comma-separated (e.g. 1000,10000,100000); default: the "
+                        "small traffic only")
+    p.add_argument("--drills", default="hard-kill,standby")
     p.add_argument("--state-dir", default=os.environ.get("ENVROUTER_LAB_STATE_DIR"))
     p.add_argument("--keep", action="store_true", help="keep a lab this run brought up")
     p.add_argument("--json", help="also write every report and figure to this file")
+    p.add_argument("--plot", metavar="FILE", help="draw the outages (SVG) into FILE, the "
+                   "records drawn beside it (FILE.json; bench/plot_failover.py)")
     a = p.parse_args()
 
     from envrouter.lab.drill_report import format_report, summarize
@@ -91,24 +158,39 @@ def main() -> int:
             return 1
         created = prefix
     lab = Lab.load(state_dir)
-    results: dict[str, list[dict]] = {"hard-kill": [], "standby": []}
+    drills = [d for d in a.drills.split(",") if d]
+    try:
+        sizes = [int(x) for x in a.connections.split(",") if x] or [0]
+    except ValueError:
+        p.error(f"--connections: comma-separated counts, got {a.connections!r}")
+    # (size, drill) -> reports; the small traffic alone is size 0
+    results: dict[str, list[dict]] = {f"{n}:{d}": [] for n in sizes for d in drills}
     memory: list[dict] = []
     try:
         print(f"machine: {machine()}", flush=True)
         print(f"corosync: {corosync_timers(lab)}", flush=True)
         wait_settled(lab)
         memory.append({"when": "before the drills", "controllers": memory_all(lab)})
-        for i in range(a.runs):
-            for drill in ("hard-kill", "standby"):
-                t0 = time.monotonic()
-                report = run_drill(lab, drill, DrillOptions(),
-                                   log=lambda s: print(f"  {s}", flush=True))
-                print(format_report(report), flush=True)
-                print(f"  ({time.monotonic() - t0:.0f} s with the restore)", flush=True)
-                results[drill].append(report.to_dict())
-                lab = Lab.load(state_dir)  # a power-on recorded a new anchor
-                memory.append({"when": f"after {drill} #{i + 1}",
-                               "controllers": memory_all(lab)})
+        for size in sizes:
+            for i in range(a.runs):
+                for drill in drills:
+                    t0 = time.monotonic()
+                    sampler = ConntrackdSampler(lab)
+                    report = run_drill(lab, drill, DrillOptions(connections=size,
+                                                                on_phase=sampler),
+                                       log=lambda s: print(f"  {s}", flush=True))
+                    print(format_report(report), flush=True)
+                    print(f"  ({time.monotonic() - t0:.0f} s with the restore, load average "
+                          f"{os.getloadavg()[0]:.1f})", flush=True)
+                    rec = report.to_dict()
+                    rec["conntrackd"] = sampler.figures()
+                    rec["loadavg"] = os.getloadavg()[0]
+                    if rec["conntrackd"]:
+                        print(f"  conntrackd: {rec['conntrackd']}", flush=True)
+                    results[f"{size}:{drill}"].append(rec)
+                    lab = Lab.load(state_dir)  # a power-on recorded a new anchor
+                    memory.append({"when": f"after {drill} #{i + 1} ({size} connections)",
+                                   "controllers": memory_all(lab)})
     finally:
         if created and not a.keep:
             subprocess.run([*ENVROUTER, "lab", "down", "--state-dir", state_dir, "--prefix",
@@ -117,18 +199,41 @@ def main() -> int:
     print("\n== summary ==")
     print(f"machine: {machine()}")
     failed = False
-    for drill, reps in results.items():
+    for key, reps in results.items():
+        size, drill = key.split(":", 1)
+        if not reps:
+            continue
         gaps = [r["longest_gap_ms"] for r in reps]
         s = summarize(gaps)
         surv = {k: (sum(r[f"{k}_surviving"] for r in reps), sum(r[f"{k}_total"] for r in reps))
                 for k in ("tcp", "udp", "icmp")}
         bad = [f for r in reps for f in r["failures"]]
         failed |= bool(bad)
-        print(f"{drill}: {len(reps)} runs, outage median {s['median']} ms, max {s['max']} ms "
-              f"(target <= {TARGET_MS[drill]} ms); surviving TCP {surv['tcp'][0]}/"
-              f"{surv['tcp'][1]}, UDP {surv['udp'][0]}/{surv['udp'][1]}, ICMP "
-              f"{surv['icmp'][0]}/{surv['icmp'][1]}"
-              + (f"; FAILURES: {bad}" if bad else ""))
+        line = (f"{drill} at {size} connections: {len(reps)} runs, outage median "
+                f"{s['median']} ms, max {s['max']} ms (target <= {TARGET_MS.get(drill, '-')} "
+                f"ms); active TCP {surv['tcp'][0]}/{surv['tcp'][1]}, UDP {surv['udp'][0]}/"
+                f"{surv['udp'][1]}, ICMP {surv['icmp'][0]}/{surv['icmp'][1]}")
+        loads = [r["load"] for r in reps if r.get("load")]
+        if loads:
+            tot = {k: sum(ld[k] for ld in loads) for k in (
+                "idle_ok", "idle_total", "new_ok", "new_total", "udp_ok", "udp_total")}
+            p50 = [ld["sync_lag_ms"]["p50"] for ld in loads if ld["sync_lag_ms"]["p50"]]
+            p99 = [ld["sync_lag_ms"]["p99"] for ld in loads if ld["sync_lag_ms"]["p99"]]
+            line += (f"; idle TCP {tot['idle_ok']}/{tot['idle_total']}, new TCP "
+                     f"{tot['new_ok']}/{tot['new_total']}, load UDP {tot['udp_ok']}/"
+                     f"{tot['udp_total']}; sync lag p50 "
+                     f"{summarize(p50)['median'] if p50 else '-'} ms, p99 "
+                     f"{max(p99) if p99 else '-'} ms")
+            ctd = [c for r in reps for c in (r.get("conntrackd") or {}).values()]
+            rss = [c["rss_mb"] for c in ctd if c.get("rss_mb") is not None]
+            cpu_open = [c["cpu_s_opening"] for c in ctd if "cpu_s_opening" in c]
+            cpu = [c["cpu_pct_drill"] for c in ctd if "cpu_pct_drill" in c]
+            ents = [c["kernel_entries"] for c in ctd if c.get("kernel_entries") is not None]
+            line += (f"; conntrackd per controller: RSS max {max(rss) if rss else '-'} MB, "
+                     f"CPU {max(cpu_open) if cpu_open else '-'} s to sync the opening, "
+                     f"{max(cpu) if cpu else '-'} % during the drill; kernel table "
+                     f"{min(ents) if ents else '-'}..{max(ents) if ents else '-'} entries")
+        print(line + (f"; FAILURES: {bad[:10]}" if bad else ""))
     resident_python = sorted({p for m in memory for c in m["controllers"].values()
                               for p in c["resident_python"]})
     last = memory[-1]["controllers"] if memory else {}
@@ -141,6 +246,10 @@ def main() -> int:
           f"cluster stack {summarize(clus)} MB")
     print("resident Python processes on the controllers: "
           + ("none" if not resident_python else "; ".join(resident_python)))
+    if a.plot:
+        from plot_failover import plot_results
+
+        plot_results(results, a.plot, TARGET_MS, f"bench/failover.py, {machine()}")
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"machine": machine(), "results": results, "memory": memory}, f, indent=2)

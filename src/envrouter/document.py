@@ -4,23 +4,205 @@ A versioned JSON document per node, a pure function of the model. It is the cont
 the control plane (which builds it) and the agent, the HA layer and the services (which consume
 it). This module holds its shape; `envrouter.model.documents` builds it from the model.
 
+It is parsed once, here, into typed fields: addresses and networks are `ipaddress` objects,
+names are checked against the rules below, and the few rules between fields (a /30 host link,
+two different ports, at most three upstreams) are checked on the section they belong to. The
+consumers (agent, services, HA layer) take the document as valid and do not check it again; a
+value that is not what it claims to be never reaches the kernel or a configuration file. The
+JSON shape is unchanged: every typed field is written as the same string.
+
 Version rules: `DOCUMENT_VERSION` is bumped on any incompatible change; consumers refuse a
 version they do not know (`check_version`).
 """
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import json
-from typing import Literal
+import re
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    TypeAdapter,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from envrouter.errors import ValidationError
+from envrouter.model import names
+from envrouter.model.entities import VIP_MANAGEMENT, VIP_PUBLIC  # the two VIPs' names
 
 DOCUMENT_VERSION = 1
 SUPPORTED_VERSIONS = frozenset({1})
 
 BridgeKind = Literal["linux", "ovs"]
+MAX_UPSTREAMS = 3
+
+T = TypeVar("T")
+
+# ---------------------------------------------------------------- the rules of the fields
+# Names and fixed sets come from the one module of them (envrouter.model.names, stdlib only).
+# only characters that may appear in an address: no scope id ('%'), no blanks, no newline
+_ADDRESS_CHARS_RE = re.compile(r"^[0-9A-Fa-f:.]+$")
+_CIDR_CHARS_RE = re.compile(r"^[0-9A-Fa-f:./]+$")
+
+
+def _refuse(what: str, value: object) -> PydanticCustomError:
+    return PydanticCustomError("envrouter", "not {what}: {value}",
+                               {"what": what, "value": repr(value)})
+
+
+def _parser(what: str, parse: Callable[[str], T], chars: re.Pattern[str],
+            cls: type | tuple[type, ...]) -> Callable[[object], T]:
+    def check(value: object) -> T:
+        if isinstance(value, cls):
+            return value  # type: ignore[return-value]
+        if not isinstance(value, str) or not chars.match(value):
+            raise _refuse(what, value)
+        try:
+            return parse(value)
+        except ValueError:
+            raise _refuse(what, value) from None
+
+    return check
+
+
+def _network(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    def go(text: str) -> Any:
+        if "/" not in text:
+            raise ValueError(text)
+        return parse(text)
+
+    return go
+
+
+def _named(rule: names.NameRule) -> Callable[[object], str]:
+    def check(value: object) -> str:
+        if not rule.ok(value):
+            raise PydanticCustomError("envrouter", "{reason}", {"reason": rule.explain(value)})
+        return value  # type: ignore[return-value]
+
+    return check
+
+
+def _dns_name(value: object) -> str:
+    if not names.is_dns_name(value):
+        raise _refuse("a DNS name (lower case, no trailing dot)", value)
+    return value  # type: ignore[return-value]
+
+
+def _one_of(choices: tuple[str, ...]) -> Callable[[object], str]:
+    def check(value: object) -> str:
+        if not names.known(value, choices):
+            raise PydanticCustomError("envrouter", "{reason}",
+                                      {"reason": names.explain_choice(value, choices)})
+        return value  # type: ignore[return-value]
+
+    return check
+
+
+def _typed(check: Callable[[object], Any]) -> tuple[Any, ...]:
+    # written and described as the plain string it always was
+    return (PlainValidator(check), PlainSerializer(str, return_type=str),
+            WithJsonSchema({"type": "string"}))
+
+
+_AnyAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+_AnyNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+IPv4Address = Annotated[ipaddress.IPv4Address, *_typed(_parser(
+    "an IPv4 address", ipaddress.IPv4Address, _ADDRESS_CHARS_RE, ipaddress.IPv4Address))]
+IPv4Network = Annotated[ipaddress.IPv4Network, *_typed(_parser(
+    "an IPv4 network (CIDR, no host bits)",
+    _network(lambda t: ipaddress.IPv4Network(t, strict=True)), _CIDR_CHARS_RE,
+    ipaddress.IPv4Network))]
+IPAddress = Annotated[_AnyAddress, *_typed(_parser(
+    "an IP address", ipaddress.ip_address, _ADDRESS_CHARS_RE,
+    (ipaddress.IPv4Address, ipaddress.IPv6Address)))]
+IPNetwork = Annotated[_AnyNetwork, *_typed(_parser(
+    "a network (CIDR, no host bits)", _network(lambda t: ipaddress.ip_network(t, strict=True)),
+    _CIDR_CHARS_RE, (ipaddress.IPv4Network, ipaddress.IPv6Network)))]
+_STRING = WithJsonSchema({"type": "string"})
+Name = Annotated[str, _STRING, PlainValidator(_named(names.NETWORK_NAME))]
+EnvironmentName = Annotated[str, _STRING, PlainValidator(_named(names.ENVIRONMENT_NAME))]
+InterfaceName = Annotated[str, _STRING, PlainValidator(_named(names.INTERFACE_NAME))]
+NamespaceName = Annotated[str, _STRING, PlainValidator(_named(names.NAMESPACE_NAME))]
+DnsName = Annotated[str, _STRING, PlainValidator(_dns_name)]
+NetworkRole = Annotated[str, _STRING, PlainValidator(_one_of(names.NETWORK_ROLES))]
+NodeRole = Annotated[str, _STRING, PlainValidator(_one_of(names.NODE_ROLES))]
+VipName = Annotated[str, _STRING, PlainValidator(_one_of((VIP_MANAGEMENT, VIP_PUBLIC)))]
+
+
+def _address_or_name(value: object) -> str:
+    """An NTP server: an IP address (written canonically) or a DNS name."""
+    if isinstance(value, str) and _ADDRESS_CHARS_RE.match(value) and (
+        ":" in value or re.match(r"^[0-9.]+$", value)
+    ):
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            raise _refuse("an IP address", value) from None
+    if names.is_dns_name(value):
+        return value  # type: ignore[return-value]
+    raise _refuse("an IP address or a DNS name", value)
+
+
+AddressOrName = Annotated[str, _STRING, PlainValidator(_address_or_name)]
+
+
+def _upstreams(values: list[T]) -> list[T]:
+    if len(values) > MAX_UPSTREAMS:
+        raise PydanticCustomError("envrouter", "at most {n} entries, got {got}",
+                                  {"n": MAX_UPSTREAMS, "got": len(values)})
+    if len(set(values)) != len(values):
+        raise PydanticCustomError("envrouter", "an entry appears twice", {})
+    return values
+
+
+UpstreamAddresses = Annotated[list[IPAddress], AfterValidator(_upstreams)]
+UpstreamServers = Annotated[list[AddressOrName], AfterValidator(_upstreams)]
+
+
+def _prefixlen(maximum: int) -> Callable[[int], int]:
+    def check(value: int) -> int:
+        if not 0 <= value <= maximum:
+            raise PydanticCustomError("envrouter", "not a prefix length 0..{m}: {v}",
+                                      {"m": maximum, "v": value})
+        return value
+
+    return check
+
+
+PrefixLen = Annotated[int, AfterValidator(_prefixlen(128))]
+IPv4PrefixLen = Annotated[int, AfterValidator(_prefixlen(32))]
+
+
+@functools.cache
+def _adapter(kind: Any) -> TypeAdapter:
+    return TypeAdapter(kind)
+
+
+def parse_value(kind: Any, obj: str, field: str, value: object) -> Any:
+    """A value from outside a document (an OCF parameter, a renderer's option) checked with
+    the same rule as the document's field of that type; ValidationError names obj and field."""
+    from pydantic import ValidationError as PydanticError
+
+    try:
+        return _adapter(kind).validate_python(value)
+    except PydanticError as exc:
+        raise ValidationError(obj, field, exc.errors()[0]["msg"]) from None
+
+
+# ---------------------------------------------------------------- the document
 
 
 class _Doc(BaseModel):
@@ -29,52 +211,52 @@ class _Doc(BaseModel):
 
 class DocEnvironment(_Doc):
     id: int
-    name: str
+    name: EnvironmentName
     ha: bool
 
 
 class DocNode(_Doc):
-    hostname: str
-    roles: list[str]
+    hostname: DnsName
+    roles: list[NodeRole]
 
 
 class DocNetwork(_Doc):
     """One network the node is on, with the node's own address on it."""
 
-    name: str
-    role: str = Field(description="admin | management | public | storage | other")
-    cidr: str
-    gateway: str | None
+    name: Name
+    role: NetworkRole = Field(description="admin | management | public | storage | other")
+    cidr: IPNetwork
+    gateway: IPAddress | None
     vlan: int | None
-    bridge: str = Field(description="the node's bridge for this network, e.g. br-mgmt")
-    address: str = Field(description="the node's own address on this network")
-    prefixlen: int
+    bridge: InterfaceName = Field(description="the node's bridge for this network, e.g. br-mgmt")
+    address: IPAddress = Field(description="the node's own address on this network")
+    prefixlen: PrefixLen
 
 
 class DocHost(_Doc):
     """Where the node itself sends its traffic, names and time requests."""
 
-    gateway: str | None = Field(description="the node's default gateway")
+    gateway: IPAddress | None = Field(description="the node's default gateway")
     gateway_source: Literal["vrouter", "admin", "public", "none"]
-    dns_servers: list[str]
-    ntp_servers: list[str]
-    search_domain: str | None
+    dns_servers: list[IPAddress]
+    ntp_servers: list[AddressOrName]
+    search_domain: DnsName | None
 
 
 class DocVip(_Doc):
-    name: str = Field(description="vrouter | vrouter_pub")
-    network: str = Field(description="name of the network the VIP lives on")
-    role: str = Field(description="role of that network: management | public")
-    namespace: str
-    address: str
-    prefixlen: int
+    name: VipName = Field(description="vrouter | vrouter_pub")
+    network: Name = Field(description="name of the network the VIP lives on")
+    role: NetworkRole = Field(description="role of that network: management | public")
+    namespace: NamespaceName
+    address: IPv4Address
+    prefixlen: IPv4PrefixLen
     user_defined: bool
 
 
 class DocPeer(_Doc):
-    hostname: str
-    management_address: str = Field(description="the peer controller's own host address")
-    namespace_address: str = Field(
+    hostname: DnsName
+    management_address: IPv4Address = Field(description="the peer controller's own host address")
+    namespace_address: IPv4Address = Field(
         description="the peer's vrouter namespace address on management (conntrackd sync)"
     )
 
@@ -82,37 +264,57 @@ class DocPeer(_Doc):
 class DocVrouter(_Doc):
     """Present on controllers when the vrouter is enabled."""
 
-    namespace: str = "vrouter"
+    namespace: NamespaceName = "vrouter"
     bridge_kind: BridgeKind = "linux"
-    management_bridge: str
-    public_bridge: str
-    management_port: str = Field("vr-mgmt", description="the namespace's port on management")
-    public_port: str = Field("vr-pub", description="the namespace's port on public")
-    management_cidr: str = Field(description="clients allowed to use NAT, DNS and NTP")
-    public_cidr: str
-    public_gateway: str
+    management_bridge: InterfaceName
+    public_bridge: InterfaceName
+    management_port: InterfaceName = Field(
+        "vr-mgmt", description="the namespace's port on management"
+    )
+    public_port: InterfaceName = Field("vr-pub", description="the namespace's port on public")
+    management_cidr: IPv4Network = Field(description="clients allowed to use NAT, DNS and NTP")
+    public_cidr: IPv4Network
+    public_gateway: IPv4Address
     vip_management: DocVip
     vip_public: DocVip
-    host_link_cidr: str = Field(
+    host_link_cidr: IPv4Network = Field(
         description="a /30: the host end takes the first address, the namespace the second"
     )
-    routes: list[str] = Field(
+    routes: list[IPv4Network] = Field(
         default_factory=list,
         description="CIDRs of the environment's other networks, routed from the namespace "
         "via the host link",
     )
-    upstream_dns: list[str]
-    upstream_ntp: list[str]
-    domain: str | None
+    upstream_dns: UpstreamAddresses
+    upstream_ntp: UpstreamServers
+    domain: DnsName | None
     nat: bool
     conntrack_sync: bool
-    self_management_address: str = Field(description="this controller's host address")
-    self_public_address: str = Field(description="this controller's host public address")
-    namespace_management_address: str = Field(
+    self_management_address: IPv4Address = Field(description="this controller's host address")
+    self_public_address: IPv4Address = Field(
+        description="this controller's host public address"
+    )
+    namespace_management_address: IPv4Address = Field(
         description="this controller's vrouter namespace address on management, allocated by "
         "IPAM per controller (never derived from another address); conntrackd syncs from it"
     )
     peers: list[DocPeer] = Field(description="the other controllers")
+
+    @model_validator(mode="after")
+    def _between_fields(self) -> DocVrouter:
+        if self.host_link_cidr.prefixlen != 30:
+            raise PydanticCustomError("envrouter", "host_link_cidr: {v} is not a /30",
+                                      {"v": str(self.host_link_cidr)})
+        if self.management_port == self.public_port:
+            raise PydanticCustomError("envrouter", "public_port: is the same as management_port",
+                                      {})
+        return self
+
+    @property
+    def host_link_addresses(self) -> tuple[ipaddress.IPv4Address, ipaddress.IPv4Address]:
+        """(host end, namespace end) of the /30 host link."""
+        first, second = self.host_link_cidr.hosts()
+        return first, second
 
 
 class DeploymentDocument(_Doc):

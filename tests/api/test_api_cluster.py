@@ -5,11 +5,13 @@ real processes (`cat`, `false`), no mocks."""
 from __future__ import annotations
 
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
-from envrouter.api.cluster import CommandClusterProbe, summarize
+from envrouter.api.cluster import ClusterProbeError, CommandClusterProbe, summarize
+from envrouter.lab.waiting import wait_for
 from envrouter.ops.parse import parse_crm_mon
 
 API = "/api/v1"
@@ -48,5 +50,39 @@ def test_env_id_is_substituted(tmp_path) -> None:
     (tmp_path / "7.xml").write_text((DATA / "crm_mon_healthy.xml").read_text())
     probe = CommandClusterProbe(f"cat {tmp_path}/{{env_id}}.xml")
     assert probe(7)["dc"] == "ctl2"
-    with pytest.raises(RuntimeError):
+    with pytest.raises(ClusterProbeError):
         probe(8)
+
+
+def test_a_slow_cluster_does_not_hold_up_the_others(tmp_path) -> None:
+    """Environment 1's command blocks until the test releases it; environment 2 is answered
+    meanwhile, and a second request for environment 1 shares the first one's run."""
+    (tmp_path / "2.xml").write_text((DATA / "crm_mon_healthy.xml").read_text())
+    (tmp_path / "1.xml").write_text((DATA / "crm_mon_healthy.xml").read_text())
+    release = tmp_path / "release"
+    started = tmp_path / "started-{env_id}"
+    script = (
+        f"touch {started}; "
+        f"if [ {{env_id}} = 1 ]; then while [ ! -e {release} ]; do sleep 0.05; done; fi; "
+        f"cat {tmp_path}/{{env_id}}.xml"
+    )
+    probe = CommandClusterProbe(f"sh -c '{script}'", timeout=60)
+    out: dict[str, object] = {}
+
+    def ask(key: str, env_id: int) -> None:
+        out[key] = probe(env_id)
+
+    slow = threading.Thread(target=ask, args=("first", 1))
+    slow.start()
+    wait_for("the command of environment 1", lambda: (tmp_path / "started-1").exists(), timeout=30)
+    twin = threading.Thread(target=ask, args=("twin", 1))
+    twin.start()
+    other = threading.Thread(target=ask, args=("other", 2))
+    other.start()
+    other.join(timeout=30)
+    assert not other.is_alive() and out["other"]["dc"] == "ctl2"
+    assert slow.is_alive() and twin.is_alive()  # still waiting for environment 1's command
+    release.touch()
+    slow.join(timeout=30)
+    twin.join(timeout=30)
+    assert out["first"] == out["twin"]

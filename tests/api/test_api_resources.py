@@ -181,11 +181,12 @@ def test_reserve_vips_idempotent_and_documents(client, make_env):
         json={"enabled": True, "dns_list": ["198.51.100.53"], "ntp_list": ["198.51.100.123"]},
     )
     doc = parse_document(client.get(f"{API}/nodes/by-hostname/cmp1/document").text)
-    assert doc.host.gateway == vips["vrouter"]["address"] and doc.host.gateway_source == "vrouter"
+    assert str(doc.host.gateway) == vips["vrouter"]["address"]
+    assert doc.host.gateway_source == "vrouter"
     ctl = next(n for n in nodes if n["hostname"] == "ctl1")
     doc = parse_document(client.get(f"{API}/environments/{env_id}/nodes/{ctl['id']}/document").text)
     assert doc.vrouter is not None
-    assert doc.vrouter.namespace_management_address == ctl["namespace_address"]
+    assert str(doc.vrouter.namespace_management_address) == ctl["namespace_address"]
     assert len(doc.vrouter.peers) == 2
     # a controller added later gets its namespace address at once
     r = client.post(

@@ -7,18 +7,19 @@ returns. The drills run through the CLI (`envrouter lab drill ... --json`), as a
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 
 import pytest
 
 pytestmark = [pytest.mark.root, pytest.mark.lab]
 
 
-def _drill(lab, labtools, name: str) -> dict:
+def _drill(lab, labtools, name: str, *extra: str) -> dict:
     from envrouter.lab.nodes import Lab
 
     try:
         res = labtools.run_cli("lab", "drill", name, "--json", "--state-dir",
-                               lab.plan.state_dir, timeout=420)
+                               lab.plan.state_dir, *extra, timeout=420)
     finally:
         # the drill ran in another process; a power-on recorded a new anchor in the state
         # file: the shared fixture must see it (the other lab tests use it after this one)
@@ -48,7 +49,12 @@ def test_hard_kill_moves_the_vips_and_keeps_every_connection(lab, labtools) -> N
     assert lab.node_running(report["holder_before"])
 
 
-def test_standby_moves_the_vips_and_keeps_every_connection(lab, labtools) -> None:
-    report = _drill(lab, labtools, "standby")
+def test_standby_moves_the_vips_and_keeps_every_connection(lab, labtools, tmp_path) -> None:
+    report = _drill(lab, labtools, "standby", "--plot", str(tmp_path / "standby.svg"))
     _check_moved_and_survived(report)
+    # its timeline: one lane per flow of the report (envrouter.lab.timeline)
+    root = ET.parse(tmp_path / "standby.svg").getroot()
+    lanes = [g.get("id") for g in root.iter("{http://www.w3.org/2000/svg}g")
+             if (g.get("id") or "").startswith("lane-")]
+    assert sorted(lanes) == sorted(f"lane-{f['flow']}" for f in report["flows"])
 

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import http.server
-import sys
 import threading
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "netns"))
-from agent_world import compute_document  # noqa: E402
-
-from envrouter.cli.agent import _document  # noqa: E402
-from envrouter.errors import InfraError, ValidationError  # noqa: E402
+from agent_documents import compute_document
+from envrouter.cli.agent import _document
+from envrouter.errors import InfraError, ValidationError
 
 
 @pytest.fixture

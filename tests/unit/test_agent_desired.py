@@ -3,24 +3,19 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "netns"))
-from agent_world import compute_document, controller_document  # noqa: E402
-
-from envrouter.agent.desired import (  # noqa: E402
+from agent_documents import compute_document, controller_document
+from envrouter.agent.desired import (
     AddrSpec,
     RouteSpec,
     SysctlSpec,
     VethSpec,
     desired_state,
-    host_link_addresses,
 )
-from envrouter.document import parse_document  # noqa: E402
-from envrouter.errors import ValidationError  # noqa: E402
+from envrouter.document import parse_document
+from envrouter.errors import ValidationError
 
 
 def test_controller_vrouter_scope():
@@ -80,18 +75,33 @@ def test_ovs_ports():
 
 
 def test_bad_inputs_name_object_and_field():
-    with pytest.raises(ValidationError) as exc:
-        host_link_addresses("169.254.77.0/29")
-    assert exc.value.field == "host_link_cidr"
+    raw = json.loads(controller_document("vr1").model_dump_json())
+    raw["vrouter"]["host_link_cidr"] = "169.254.77.0/29"
+    with pytest.raises(ValidationError, match="is not a /30") as exc:
+        parse_document(raw)
+    assert exc.value.field == "vrouter"
     with pytest.raises(ValidationError) as exc:
         desired_state(controller_document("vr1"), scope="everything")  # type: ignore[arg-type]
     assert exc.value.field == "scope"
     raw = json.loads(controller_document("vr1").model_dump_json())
-    raw["vrouter"]["routes"] = ["10.40.0.1/24"]
+    raw["vrouter"]["routes"] = ["10.40.0.1/24"]  # host bits set: refused when parsed
     with pytest.raises(ValidationError) as exc:
-        desired_state(parse_document(raw))
-    assert exc.value.field == "routes"
+        parse_document(raw)
+    assert exc.value.field == "vrouter.routes.0"
     raw["version"] = 7
     with pytest.raises(ValidationError) as exc:
         parse_document(raw)
     assert exc.value.field == "version"
+
+
+def test_auto_scope_leaves_an_ha_controllers_namespace_to_pacemaker():
+    from envrouter.agent.desired import resolve_scope
+
+    ha = controller_document("vr1")
+    assert ha.environment.ha and resolve_scope(ha, "auto") == "host"
+    solo = ha.model_copy(update={"environment": ha.environment.model_copy(update={"ha": False})})
+    assert resolve_scope(solo, "auto") == "all"
+    assert resolve_scope(compute_document(), "auto") == "all"
+    assert resolve_scope(ha, "vrouter") == "vrouter"  # explicit: taken as given
+    with pytest.raises(ValidationError, match="scope"):
+        resolve_scope(ha, "everything")

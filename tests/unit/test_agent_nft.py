@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from envrouter.agent.desired import nft_load_text, render_host_table, render_vrouter_table
+from envrouter.agent.nftables.render import (
+    nft_load_text,
+    render_host_table,
+    render_vrouter_table,
+)
 
 
 def test_vrouter_table_text():
@@ -65,7 +69,8 @@ def test_digest_follows_content_and_nat_off_has_no_snat():
 
 def test_host_table_snat_to_own_public_address():
     t = render_host_table(
-        link_cidr="169.254.77.0/30", public_bridge="br-ex", public_address="10.30.0.11"
+        link_cidr="169.254.77.0/30", public_bridge="br-ex", public_address="10.30.0.11",
+        host_link="vr-host",
     )
     assert 'ip saddr 169.254.77.0/30 oifname "br-ex" snat to 10.30.0.11' in t.text
     assert t.text.startswith("table ip envrouter_host {\n")

@@ -2,26 +2,52 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "netns"))
-from agent_world import compute_document, controller_document  # noqa: E402
-
-from envrouter.agent.desired import (  # noqa: E402
+from agent_documents import compute_document, controller_document
+from envrouter.agent.desired import (
+    OWNER_ALIAS,
     AddrSpec,
+    DesiredState,
     ObservedLink,
     ObservedState,
     RouteSpec,
-    as_observed,
     desired_state,
     empty_like,
 )
-from envrouter.agent.plan import plan  # noqa: E402
-from envrouter.errors import ConflictError, InfraError  # noqa: E402
+from envrouter.agent.nftables.render import fingerprint
+from envrouter.agent.plan import plan
+from envrouter.agent.steps import DelLink, OvsAddPort
+from envrouter.errors import ConflictError, InfraError
+
+
+def as_observed(state: DesiredState) -> ObservedState:
+    """What observe reports on a node that is exactly in `state` (links up, marked, enslaved)."""
+    obs = ObservedState()
+    if state.namespace:
+        obs.namespaces.add(state.namespace)
+    for b in state.bridges:
+        obs.links[(b.ns, b.name)] = ObservedLink(b.ns, b.name, "bridge", None, None, True)
+    for v in state.veths:
+        obs.links[(v.ns, v.name)] = ObservedLink(v.ns, v.name, "veth", OWNER_ALIAS, None, True)
+        obs.links[(v.host_ns, v.host_name)] = ObservedLink(
+            v.host_ns, v.host_name, "veth", OWNER_ALIAS, v.master, True
+        )
+    if state.ovs_ports or state.universe.ovs_bridges:
+        obs.ovs_bridges = {b.name for b in state.bridges if b.kind == "ovs"}
+    for p in state.ovs_ports:
+        obs.links[(p.ns, p.name)] = ObservedLink(p.ns, p.name, "tun", OWNER_ALIAS, None, True)
+        obs.ovs_ports.setdefault(p.bridge, set()).add(p.name)
+    for ns, dev in state.up:
+        obs.links[(ns, dev)] = ObservedLink(ns, dev, None, None, None, True)
+    obs.addresses = set(state.addresses)
+    obs.routes = set(state.routes)
+    obs.sysctls = {(s.ns, s.key): s.value for s in state.sysctls}
+    obs.nft = {(t.ns, t.family, t.name): fingerprint(t) for t in state.nft}
+    obs.files = {f.path: f.content for f in state.files}
+    return obs
 
 
 def bare_node(kind: str = "linux") -> ObservedState:
@@ -41,6 +67,31 @@ def test_desired_as_observed_gives_empty_plan(scope, kind):
     for doc in (controller_document("vr1", bridge_kind=kind), compute_document()):
         st = desired_state(doc, scope=scope, root="/r")
         assert plan(st, as_observed(st)) == []
+
+
+def test_converged_compute_node_gives_empty_plan():
+    """A compute node as observe reports it once converged, written out by hand: the kernel
+    names the device of the default route (the document does not), and the files hold exactly
+    this text."""
+    st = desired_state(compute_document(), scope="all", root="/r")
+    marker = "# managed by envrouter agent; changes are overwritten\n"
+    obs = ObservedState(
+        routes={RouteSpec("", "default", "10.20.0.2", "br-mgmt", 0)},
+        files={
+            "/r/etc/resolv.conf": marker + "search example.lab\nnameserver 10.20.0.2\n",
+            "/r/etc/chrony/chrony.conf": marker + "server 10.20.0.2 iburst\n"
+            "driftfile /var/lib/chrony/chrony.drift\nmakestep 1.0 3\nrtcsync\n",
+        },
+    )
+    assert plan(st, obs) == []
+    # and each difference from it is planned, one step each
+    obs.routes = {RouteSpec("", "default", "10.20.0.1", "br-mgmt", 0)}
+    obs.files["/r/etc/resolv.conf"] = marker + "nameserver 10.20.0.2\n"
+    assert [s.description for s in plan(st, obs)] == [
+        "host: remove stale route default via 10.20.0.1",
+        "host: route default via 10.20.0.2",
+        "host: write /r/etc/resolv.conf",
+    ]
 
 
 def test_from_scratch_order():
@@ -157,9 +208,12 @@ def test_switching_bridge_kind_replaces_ports():
     obs = as_observed(linux)
     obs.ovs_bridges = {"br-mgmt", "br-ex"}
     obs.ovs_ports = {}
-    ops = [(s.op, s.args[:2]) for s in plan(ovs, obs)]
-    assert ("del_link", ("vr-mgmt-h",)) in ops
-    assert ("ovs_add_port", ("br-mgmt", "vr-mgmt")) in ops
+    steps = plan(ovs, obs)
+    assert any(isinstance(s, DelLink) and (s.ns, s.name) == ("", "vr-mgmt-h") for s in steps)
+    assert OvsAddPort(
+        ns="", bridge="br-mgmt", port="vr-mgmt",
+        description="host: add OVS internal port vr-mgmt to br-mgmt",
+    ) in steps
 
 
 def test_compute_default_route_replaced_when_gateway_changes():
@@ -188,3 +242,14 @@ def test_half_created_namespace_is_recreated():
     obs.broken_namespaces.add("vr1")
     ops = [s.op for s in plan(st, obs)]
     assert ops[:2] == ["delete_netns", "create_netns"]
+
+
+def test_every_step_kind_has_one_handler_in_the_applier():
+    from envrouter.agent import steps
+    from envrouter.agent.apply import _HANDLERS
+
+    kinds = {
+        k for k in vars(steps).values()
+        if isinstance(k, type) and issubclass(k, steps.Step) and k is not steps.Step
+    }
+    assert len(kinds) == 20 and set(_HANDLERS) == kinds

@@ -83,9 +83,10 @@ def env(**kw) -> Environment:
 
 def test_compute_goes_through_the_vrouter_when_active():
     doc = build_document(env(), CMP, CTLS)
-    assert doc.host.gateway == "192.168.0.5"
+    assert str(doc.host.gateway) == "192.168.0.5"
     assert doc.host.gateway_source == "vrouter"
-    assert doc.host.dns_servers == ["192.168.0.5"] and doc.host.ntp_servers == ["192.168.0.5"]
+    assert doc.host.model_dump()["dns_servers"] == ["192.168.0.5"]
+    assert doc.host.ntp_servers == ["192.168.0.5"]
     assert doc.host.search_domain == "demo.example"
     assert doc.vrouter is None
     assert [n.name for n in doc.networks] == ["admin", "management", "storage"]
@@ -95,8 +96,8 @@ def test_compute_goes_through_the_vrouter_when_active():
 def test_compute_uses_admin_gateway_and_upstream_when_disabled_or_unreserved():
     for e in (env(settings=replace(SETTINGS, enabled=False)), env(vips=VIPS[:1])):
         doc = build_document(e, CMP, CTLS)
-        assert doc.host.gateway == "10.20.0.1" and doc.host.gateway_source == "admin"
-        assert doc.host.dns_servers == ["198.51.100.53"]
+        assert str(doc.host.gateway) == "10.20.0.1" and doc.host.gateway_source == "admin"
+        assert doc.host.model_dump()["dns_servers"] == ["198.51.100.53"]
         assert doc.host.ntp_servers == ["198.51.100.123"]
         assert all(build_document(e, c, CTLS).vrouter is None for c in CTLS)
 
@@ -114,23 +115,26 @@ def test_no_admin_network_no_gateway():
 
 def test_controller_vrouter_section():
     doc = build_document(env(), CTLS[0], CTLS)
-    assert doc.host.gateway == "203.0.113.1" and doc.host.gateway_source == "public"
-    assert doc.host.dns_servers == ["198.51.100.53"]
+    assert str(doc.host.gateway) == "203.0.113.1" and doc.host.gateway_source == "public"
+    assert doc.host.model_dump()["dns_servers"] == ["198.51.100.53"]
     vr = doc.vrouter
     assert vr is not None
     assert vr.namespace == "vrouter"
-    assert vr.vip_management.address == "192.168.0.5" and vr.vip_management.prefixlen == 24
+    j = vr.model_dump()  # the JSON form: typed fields written as the strings they were
+    assert j["vip_management"]["address"] == "192.168.0.5"
+    assert vr.vip_management.prefixlen == 24
     assert vr.vip_management.network == "management" and vr.vip_management.role == "management"
-    assert vr.vip_public.address == "203.0.113.5" and vr.vip_public.user_defined
-    assert vr.public_gateway == "203.0.113.1"
-    assert vr.management_cidr == "192.168.0.0/24" and vr.public_cidr == "203.0.113.0/24"
+    assert j["vip_public"]["address"] == "203.0.113.5" and vr.vip_public.user_defined
+    assert j["public_gateway"] == "203.0.113.1"
+    assert j["management_cidr"] == "192.168.0.0/24" and j["public_cidr"] == "203.0.113.0/24"
     assert vr.management_bridge == "br-mgmt" and vr.public_bridge == "br-ex"
-    assert vr.routes == ["10.20.0.0/24", "192.168.1.0/24"]
-    assert vr.upstream_dns == ["198.51.100.53"] and vr.upstream_ntp == ["198.51.100.123"]
-    assert vr.self_management_address == "192.168.0.11"
-    assert vr.self_public_address == "203.0.113.11"
-    assert vr.namespace_management_address == "192.168.0.21"
-    assert [(p.hostname, p.management_address, p.namespace_address) for p in vr.peers] == [
+    assert j["routes"] == ["10.20.0.0/24", "192.168.1.0/24"]
+    assert j["upstream_dns"] == ["198.51.100.53"] and vr.upstream_ntp == ["198.51.100.123"]
+    assert j["self_management_address"] == "192.168.0.11"
+    assert j["self_public_address"] == "203.0.113.11"
+    assert j["namespace_management_address"] == "192.168.0.21"
+    assert [(p["hostname"], p["management_address"], p["namespace_address"])
+            for p in j["peers"]] == [
         ("ctl2", "192.168.0.12", "192.168.0.22"),
         ("ctl3", "192.168.0.13", "192.168.0.23"),
     ]

@@ -61,18 +61,18 @@ def test_resources_named_from_the_document():
     assert "gateway" not in mgmt and mgmt["port"] == "vr-mgmt"
 
 
-def test_conntrackd_is_promotable_and_the_vip_start_commits_its_cache():
+def test_conntrackd_is_promotable_and_the_vip_start_commits_nothing():
     lay = build_layout(sample_doc())
     clone = lay.resources[3]
     meta = {nv.get("name"): nv.get("value") for nv in clone.find("meta_attributes")}
     assert meta["promotable"] == "true" and meta["promoted-max"] == "1"
     assert meta["notify"] == "false" and meta["interleave"] == "true"
     for i, vip in ((1, "vip__vrouter"), (2, "vip__vrouter_pub")):
-        # no order chains the VIP start behind demote/promote: the VIP agent commits the
-        # external cache itself, before it adds the address
+        # no order chains the VIP start behind demote/promote, and nothing to commit: the
+        # peers inject the flows into their kernel table as they arrive
         assert not _find(lay, "rsc_order", first="conntrackd-clone", then=vip)
         params = {nv.get("name"): nv.get("value") for nv in lay.resources[i].iter("nvpair")}
-        assert params["conntrackd_conf"] == "/run/envrouter/vrouter/conntrackd/conntrackd.conf"
+        assert "conntrackd_conf" not in params
     assert lay.cluster_options["load-threshold"] == "1000%"  # no throttling of failovers
     assert lay.cluster_options["transition-delay"] == "100ms"  # no 1-s sleep in the DC
     coloc = _find(lay, "rsc_colocation", rsc="conntrackd-clone", **{"with-rsc": "vip__vrouter"})

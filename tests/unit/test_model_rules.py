@@ -176,3 +176,44 @@ def test_other_settings():
         with pytest.raises(ValidationError) as info:
             rules.validate_domain(bad)
         assert info.value.field == "domain"
+
+
+def test_names_module_rules():
+    from envrouter.model import names
+
+    assert names.INTERFACE_NAME.ok("br-mgmt") and not names.INTERFACE_NAME.ok("a" * 16)
+    assert not names.INTERFACE_NAME.ok("-x") and not names.INTERFACE_NAME.ok(5)
+    assert names.NAMESPACE_NAME.ok("vrouter") and not names.NAMESPACE_NAME.ok("VRouter")
+    assert names.is_dns_name("ctl1.example") and not names.is_dns_name("ctl1.123")
+    assert "known: admin, management" in names.explain_choice("internet", names.NETWORK_ROLES)
+
+
+@pytest.mark.parametrize("role", ["controler", "Controller", "", 5, None])
+def test_unknown_node_roles_are_refused_with_the_known_list(role):
+    with pytest.raises(ValidationError) as info:
+        rules.validate_roles("node 'x'", [role])
+    assert info.value.field == "roles" and "known: controller, compute" in info.value.reason
+
+
+@pytest.mark.parametrize("status", ["redy", "", 1, True])
+def test_unknown_status_is_refused(status):
+    with pytest.raises(ValidationError) as info:
+        rules.validate_status("node 'x'", status)
+    assert "known: discovered" in info.value.reason
+
+
+def test_vrouter_requirements_name_where_the_cause_is():
+    assert rules.vrouter_requirements(False, []) == []
+    missing = rules.vrouter_requirements(True, [("mgmt", "management", None)])
+    assert missing == [("environment", "networks", "the vrouter needs a public network")]
+    no_gw = rules.vrouter_requirements(True, [("m", "management", None), ("p", "public", None)])
+    assert [(o, f) for o, f, _ in no_gw] == [("network 'p'", "gateway")]
+    ok = [("m", "management", None), ("p", "public", "203.0.113.1")]
+    assert rules.vrouter_requirements(True, ok) == []
+
+
+def test_only_controllers_have_a_public_address():
+    assert rules.node_address_problems("c", ["controller"], [("pub", "public")]) == []
+    held = [("pub", "public"), ("m", "management")]
+    problems = rules.node_address_problems("n", ["compute"], held)
+    assert [(o, f) for o, f, _ in problems] == [("node 'n'", "addresses.pub")]

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from envrouter.db.engine import Database, make_engine
+from envrouter.db.tables import Base
 from envrouter.errors import ConflictError, ValidationError
 from envrouter.model import service
 from envrouter.model.yamlio import export_environment, import_environment
@@ -126,3 +128,63 @@ def test_yaml_unknown_key_is_refused(memdb):
     with memdb.writing() as s, pytest.raises(ValidationError) as info:
         import_environment(s, {"name": "x", "netwroks": []})
     assert info.value.field == "netwroks"
+
+
+def _example() -> dict:
+    return yaml.safe_load(EXAMPLE.read_text())
+
+
+@pytest.mark.parametrize(
+    ("change", "obj", "field"),
+    [
+        (lambda d: d.update(ha="false"), "environment file", "ha"),  # was stored as true
+        (lambda d: d["vrouter"].update(nat="false"), "vrouter settings", "nat"),
+        (lambda d: d["vrouter"].update(enabled="yes"), "vrouter", "enabled"),
+        (lambda d: d.update(networks={"admin": {}}), "environment file", "networks"),
+        (lambda d: d.update(nodes="ctl1"), "environment file", "nodes"),
+        (lambda d: d.update(vrouter=["x"]), "environment file", "vrouter"),
+        (lambda d: d["nodes"][0].update(roles=["controler"]), "node 'ctl1'", "roles"),
+        (lambda d: d["nodes"][0].update(status="redy"), "node 'ctl1'", "status"),
+        (lambda d: d["nodes"][0].update(status=""), "node 'ctl1'", "status"),
+        (
+            lambda d: d["nodes"][3].update(addresses={"public": "203.0.113.90"}),
+            "node 'cmp1'",
+            "addresses.public",
+        ),
+        (
+            lambda d: d["nodes"][3].update(namespace_address="192.168.0.90"),
+            "node 'cmp1'",
+            "namespace_address",
+        ),
+        (lambda d: d.update(vips={"vrouter": {"address": "x", "user_defined": "no"}}),
+         "vips.vrouter", "user_defined"),
+    ],
+)
+def test_yaml_strict_types_and_rules(memdb, change, obj, field):
+    data = _example()
+    change(data)
+    with memdb.writing() as s, pytest.raises(ValidationError) as info:
+        import_environment(s, data)
+    assert (info.value.obj, info.value.field) == (obj, field), str(info.value)
+    if field == "roles":
+        assert "known: controller, compute" in info.value.reason
+
+
+def test_export_keeps_namespace_addresses_and_reimports_them(memdb):
+    with memdb.writing() as s:
+        env_id = import_environment(s, _example())
+    with memdb.reading() as s:
+        exported = export_environment(s, env_id)
+    ns = {n["hostname"]: n.get("namespace_address") for n in exported["nodes"]}
+    assert all(ns[h] for h in ("ctl1", "ctl2", "ctl3")) and ns["cmp1"] is None
+    # taken over as they are, not allocated again (a fresh database: the same addresses free)
+    engine = make_engine("sqlite://")
+    Base.metadata.create_all(engine)
+    other = Database("sqlite://", engine=engine)
+    try:
+        with other.writing() as s:
+            copy_id = import_environment(s, yaml.safe_load(yaml.safe_dump(exported)))
+        with other.reading() as s:
+            assert export_environment(s, copy_id) == exported
+    finally:
+        other.dispose()

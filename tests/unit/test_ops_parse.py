@@ -192,3 +192,56 @@ def test_dnsmasq_several_servers_and_garbage() -> None:
     assert parse_dnsmasq_chaos(";; connection timed out; no servers could be reached") == {}
     with pytest.raises(ParseError):
         parse_dnsmasq_servers(["nonsense"])
+
+
+INJECT = """\
+cache internal:
+current active connections:	       20011
+connections created:		       20011	failed:	           0
+connections updated:		       40022	failed:	           0
+connections destroyed:		           0	failed:	           0
+
+external inject:
+connections created:		          17	failed:	           2
+connections updated:		           5	failed:	           0
+connections destroyed:		           1	failed:	           0
+
+traffic processed:
+                   0 Bytes                         0 Pckts
+
+multicast traffic (active device=vr-mgmt):
+                 884 Bytes sent                 1312 Bytes recv
+                  48 Pckts sent                   82 Pckts recv
+                   0 Error send                    0 Error recv
+
+message tracking:
+                   0 Malformed msgs                 4711 Lost msgs
+
+"""
+
+
+def test_conntrackd_stats_without_external_cache() -> None:
+    # DisableExternalCache On: the peers' flows go into the kernel ("external inject")
+    s = parse_conntrackd_stats(INJECT)
+    assert s.internal_active == 20011 and s.external_active is None
+    assert s.external_created == 17 and s.external_failed == 2
+    assert s.transport == "multicast" and not s.lost_counted
+    assert s.sync_errors == 0  # the multicast "Lost msgs" are sequence interleavings
+
+
+UDP_FIELDS = "InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors InCsumErrors"
+SNMP = f"""\
+Ip: Forwarding DefaultTTL InReceives
+Ip: 1 64 12
+Udp: {UDP_FIELDS} IgnoredMulti MemErrors
+Udp: 5012 3 9 4000 9 0 0 0 0
+UdpLite: {UDP_FIELDS} IgnoredMulti MemErrors
+UdpLite: 0 0 0 0 0 0 0 0 0
+"""
+
+
+def test_udp_receive_buffer_drops() -> None:
+    from envrouter.ops.parse import parse_udp_rcvbuf_errors
+
+    assert parse_udp_rcvbuf_errors(SNMP) == 9
+    assert parse_udp_rcvbuf_errors("Ip: a\nIp: 1\n") is None

@@ -39,7 +39,7 @@ class ScriptedNodes:
         out, code = "", 0
         if argv[0] == "tee":
             doc = parse_document(input or "")
-            self.pushed.setdefault(node, []).append(doc.host.gateway or "")
+            self.pushed.setdefault(node, []).append(str(doc.host.gateway or ""))
         elif argv[0] == "dpkg-query":
             out = "".join(line + "\n" for line in INSTALLED.splitlines()
                           if line.split("\t")[0] not in self.missing)
@@ -88,7 +88,7 @@ def test_failed_check_moves_the_node_back_stops_and_a_second_run_resumes(url, tm
     assert recorded.nodes == {"cmp1": "moved", "cmp2": "moved back"}
     assert recorded.stopped == {"step": "move:cmp2", "reason": result.stopped["reason"]}
     assert "move:cmp2" not in recorded.done and "move:cmp1" in recorded.done
-    assert parse_document(recorded.before["cmp2"]).host.gateway == "10.20.0.1"
+    assert str(parse_document(recorded.before["cmp2"]).host.gateway) == "10.20.0.1"
 
     again = ScriptedNodes()
     result = Upgrade(url, "old", again, state, OPTS).run()

@@ -9,6 +9,7 @@ does not pay for more than pyroute2 and the document model.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
@@ -30,15 +31,25 @@ def load_document(path: str) -> DeploymentDocument:
     return parse_document(raw)
 
 
-def compute_plan(
+def run_pipeline(
     doc: DeploymentDocument | None,
     *,
     root: str = "/",
     scope: ScopeArg = "all",
     host_netns: str = "",
     teardown: bool = False,
+    dry_run: bool = False,
+    before_changes: Callable[[], None] | None = None,
+    on_step: Callable[[Step], None] | None = None,
 ) -> list[Step]:
-    """Observe the node and plan; changes nothing."""
+    """document -> desired -> plan(desired, observed) -> apply: the one wiring of the agent.
+
+    Returns the plan's steps (applied unless `dry_run`). `before_changes` runs once the plan is
+    made (its preconditions checked) and before the first change; `on_step` after each step.
+    Applying holds the agent lock; a dry run does not.
+    """
+    import contextlib
+
     from envrouter.agent.desired import desired_state, empty_like
     from envrouter.agent.netlink import Netlink
     from envrouter.agent.observe import observe
@@ -48,8 +59,19 @@ def compute_plan(
     desired = desired_state(doc, root=root, scope=scope, host_netns=host_netns)
     if teardown:
         desired = empty_like(desired)
-    with Netlink() as link:
-        return plan(desired, observe(desired, link))
+    with contextlib.nullcontext() if dry_run else agent_lock(), Netlink() as link:
+        steps = plan(desired, observe(desired, link))  # refuses before anything changes
+        if dry_run:
+            return steps
+        from envrouter.agent.apply import apply_step
+
+        if before_changes is not None:
+            before_changes()
+        for step in steps:
+            apply_step(step, link)
+            if on_step is not None:
+                on_step(step)
+    return steps
 
 
 def _need_doc(doc: object) -> None:
@@ -86,19 +108,8 @@ def agent_lock(path: str | None = None):
 def _run(
     doc: DeploymentDocument | None, *, root: str, scope: ScopeArg, host_netns: str, teardown: bool
 ) -> list[str]:
-    from envrouter.agent.apply import apply
-    from envrouter.agent.desired import desired_state, empty_like
-    from envrouter.agent.netlink import Netlink
-    from envrouter.agent.observe import observe
-    from envrouter.agent.plan import plan
-
-    _need_doc(doc)
-    desired = desired_state(doc, root=root, scope=scope, host_netns=host_netns)
-    if teardown:
-        desired = empty_like(desired)
-    with agent_lock(), Netlink() as link:
-        steps = plan(desired, observe(desired, link))
-        return apply(steps, link)
+    steps = run_pipeline(doc, root=root, scope=scope, host_netns=host_netns, teardown=teardown)
+    return [s.description for s in steps]
 
 
 def converge(
@@ -112,7 +123,8 @@ def check(
     doc: DeploymentDocument, *, root: str = "/", scope: ScopeArg = "all", host_netns: str = ""
 ) -> list[str]:
     """The steps a converge would apply now; [] means converged."""
-    return [s.description for s in compute_plan(doc, root=root, scope=scope, host_netns=host_netns)]
+    steps = run_pipeline(doc, root=root, scope=scope, host_netns=host_netns, dry_run=True)
+    return [s.description for s in steps]
 
 
 def teardown(

@@ -1,15 +1,21 @@
-"""Execute plan steps: the only module of the agent that changes the kernel, files or OVS."""
+"""Execute plan steps: the only module of the agent that changes the kernel, files or OVS.
+
+One dispatch: `apply_step` looks the step's type up in `_HANDLERS`; a step type without a
+handler is a programming error, said plainly."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
-from envrouter.agent import files as agent_files
 from envrouter.agent import netlink as nl
-from envrouter.agent import nftables, ovs
-from envrouter.agent.desired import OWNER_ALIAS, RouteSpec
-from envrouter.agent.plan import Step
+from envrouter.agent import ovs
+from envrouter.agent import steps as s
+from envrouter.agent.desired import OWNER_ALIAS
+from envrouter.agent.nftables import kernel as nftables
 from envrouter.errors import InfraError
+from envrouter.files import remove_file, write_atomic
 
 
 def _wait_link(link: nl.Netlink, ns: str, name: str, timeout: float = 10.0) -> None:
@@ -20,62 +26,66 @@ def _wait_link(link: nl.Netlink, ns: str, name: str, timeout: float = 10.0) -> N
         time.sleep(0.02)
 
 
-def apply_step(step: Step, link: nl.Netlink) -> None:
-    ns, a = step.ns, step.args
-    op = step.op
-    if op == "create_netns":
-        nl.create_netns(a[0])
-    elif op == "delete_netns":
-        link.forget(a[0])
-        nl.remove_netns(a[0])
-    elif op == "keep_netns":
-        pass
-    elif op == "add_veth":
-        link.add_veth(ns, a[0], a[1], a[2], OWNER_ALIAS)
-    elif op == "move_link":
-        name, to_ns = a
-        _wait_link(link, ns, name)
-        link.move_link(ns, name, to_ns)
-        _wait_link(link, to_ns, name)
-    elif op == "set_alias":
-        link.set_alias(ns, a[0], OWNER_ALIAS)
-    elif op == "set_master":
-        link.set_master(ns, a[0], a[1])
-    elif op == "set_up":
-        link.set_up(ns, a[0])
-    elif op == "del_link":
-        link.del_link(ns, a[0])
-    elif op == "ovs_add_port":
-        ovs.add_internal_port(ns, a[0], a[1])
-    elif op == "ovs_del_port":
-        ovs.del_port(ns, a[0], a[1])
-    elif op == "add_addr":
-        link.add_addr(ns, *a)
-    elif op == "del_addr":
-        link.del_addr(ns, *a)
-    elif op == "add_route":
-        r: RouteSpec = a[0]
-        link.replace_route(ns, r.dst, r.gateway, r.dev, r.metric)
-    elif op == "del_route":
-        r = a[0]
-        oif = link.index(ns, r.dev) if r.dev else None
-        link.del_route(ns, r.dst, r.gateway or None, oif, r.metric)
-    elif op == "set_sysctl":
-        key, value = a
-        nl.in_netns(ns, lambda: nl.write_sysctl(key, value))
-    elif op == "load_nft":
-        nftables.load_table(ns, a[0], replace=a[1])
-    elif op == "delete_nft":
-        nftables.delete_table(ns, a[0], a[1])
-    elif op == "write_file":
-        agent_files.write_atomic(a[0], a[1])
-    elif op == "remove_file":
-        agent_files.remove_file(a[0])
-    else:  # a plan this applier does not know: a programming error, say so plainly
-        raise InfraError(f"unknown step {op!r}")
+def _delete_netns(st: s.DeleteNetns, link: nl.Netlink) -> None:
+    link.forget(st.name)
+    nl.remove_netns(st.name)
 
 
-def apply(steps: list[Step], link: nl.Netlink) -> list[str]:
+def _move_link(st: s.MoveLink, link: nl.Netlink) -> None:
+    _wait_link(link, st.ns, st.name)
+    link.move_link(st.ns, st.name, st.to_ns)
+    _wait_link(link, st.to_ns, st.name)
+
+
+def _del_route(st: s.DelRoute, link: nl.Netlink) -> None:
+    r = st.route
+    oif = link.index(st.ns, r.dev) if r.dev else None
+    link.del_route(st.ns, r.dst, r.gateway or None, oif, r.metric)
+
+
+def _add_route(st: s.AddRoute, link: nl.Netlink) -> None:
+    r = st.route
+    link.replace_route(st.ns, r.dst, r.gateway, r.dev, r.metric)
+
+
+def _set_sysctl(st: s.SetSysctl, link: nl.Netlink) -> None:
+    nl.in_netns(st.ns, lambda: nl.write_sysctl(st.key, st.value))
+
+
+_HANDLERS: dict[type[s.Step], Callable[[Any, nl.Netlink], None]] = {
+    s.CreateNetns: lambda st, link: nl.create_netns(st.name),
+    s.DeleteNetns: _delete_netns,
+    s.KeepNetns: lambda st, link: None,
+    s.AddVeth: lambda st, link: link.add_veth(st.ns, st.name, st.peer_ns, st.peer, OWNER_ALIAS),
+    s.MoveLink: _move_link,
+    s.SetAlias: lambda st, link: link.set_alias(st.ns, st.name, OWNER_ALIAS),
+    s.SetMaster: lambda st, link: link.set_master(st.ns, st.name, st.master),
+    s.SetUp: lambda st, link: link.set_up(st.ns, st.name),
+    s.DelLink: lambda st, link: link.del_link(st.ns, st.name),
+    s.OvsAddPort: lambda st, link: ovs.add_internal_port(st.ns, st.bridge, st.port),
+    s.OvsDelPort: lambda st, link: ovs.del_port(st.ns, st.bridge, st.port),
+    s.AddAddr: lambda st, link: link.add_addr(st.ns, st.addr.dev, st.addr.address,
+                                              st.addr.prefixlen),
+    s.DelAddr: lambda st, link: link.del_addr(st.ns, st.addr.dev, st.addr.address,
+                                              st.addr.prefixlen),
+    s.AddRoute: _add_route,
+    s.DelRoute: _del_route,
+    s.SetSysctl: _set_sysctl,
+    s.LoadNft: lambda st, link: nftables.load_table(st.ns, st.table, replace=st.replace),
+    s.DeleteNft: lambda st, link: nftables.delete_table(st.ns, st.family, st.name),
+    s.WriteFile: lambda st, link: write_atomic(st.path, st.content),
+    s.RemoveFile: lambda st, link: remove_file(st.path),
+}
+
+
+def apply_step(step: s.Step, link: nl.Netlink) -> None:
+    handler = _HANDLERS.get(type(step))
+    if handler is None:  # a plan this applier does not know: a programming error
+        raise InfraError(f"unknown step {type(step).__name__}")
+    handler(step, link)
+
+
+def apply(steps: list[s.Step], link: nl.Netlink) -> list[str]:
     done = []
     for step in steps:
         apply_step(step, link)

@@ -7,12 +7,17 @@ unless the caller maps it to a named one (`host_netns`).
 
 from __future__ import annotations
 
-import hashlib
-import ipaddress
 from dataclasses import dataclass, field
 from typing import Literal
 
-from envrouter.document import DeploymentDocument
+from envrouter.agent.nftables.render import (
+    NFT_HOST_TABLE,
+    NFT_TABLE,
+    NftTableSpec,
+    render_host_table,
+    render_vrouter_table,
+)
+from envrouter.document import DeploymentDocument, IPAddress
 from envrouter.errors import ValidationError
 
 HOST = ""  # the node's own network namespace
@@ -20,12 +25,11 @@ OWNER_ALIAS = "envrouter"  # IFLA_IFALIAS of every link the agent creates
 FILE_MARKER = "# managed by envrouter agent; changes are overwritten"
 HOST_LINK = "vr-host"
 NS_LINK = "vr-ns"
-NFT_TABLE = "envrouter"
-NFT_HOST_TABLE = "envrouter_host"
 FALLBACK_METRIC = 1000
 
 Scope = Literal["all", "vrouter", "host"]
 SCOPES = ("all", "vrouter", "host")
+AUTO_SCOPE = "auto"  # the CLI's default: see resolve_scope
 
 
 @dataclass(frozen=True, order=True)
@@ -73,16 +77,6 @@ class SysctlSpec:
     value: str
 
 
-@dataclass(frozen=True)
-class NftTableSpec:
-    ns: str
-    family: str
-    name: str
-    text: str  # the whole table definition, without the delete preamble
-    digest: str
-    rule_comments: tuple[tuple[str, tuple[str, ...]], ...]  # (chain, comments in order)
-
-
 @dataclass(frozen=True, order=True)
 class FileSpec:
     path: str  # absolute, already under the root
@@ -127,97 +121,10 @@ class DesiredState:
     extra: dict = field(default_factory=dict, compare=False)
 
 
-def _net(cidr: str, obj: str, fld: str) -> ipaddress.IPv4Network:
-    try:
-        return ipaddress.IPv4Network(cidr, strict=True)
-    except ValueError as exc:
-        raise ValidationError(obj, fld, f"{cidr!r} is not an IPv4 network: {exc}") from exc
-
-
-def host_link_addresses(cidr: str) -> tuple[str, str, int]:
-    """(host end, namespace end, prefixlen) of the /30 host link."""
-    net = _net(cidr, "vrouter", "host_link_cidr")
-    if net.prefixlen != 30:
-        raise ValidationError("vrouter", "host_link_cidr", f"{cidr} must be a /30")
-    hosts = list(net.hosts())
-    return str(hosts[0]), str(hosts[1]), 30
-
-
-# ---------------------------------------------------------------- nftables rendering
-
-
-def _table(family: str, name: str, chains: list[tuple[str, str, list[str]]]) -> NftTableSpec:
-    """chains: (name, base chain header, rules). Each rule gets a comment naming it, so the
-    observed table can be compared rule by rule; the table comment carries a digest of it all."""
-    # the digest covers the whole table and is repeated in every rule comment: nft's JSON
-    # listing shows rule comments (not table comments), so any change of ours, a rule
-    # removed or added by hand, or a flushed chain shows as a different fingerprint
-    digest = hashlib.sha256(repr(chains).encode()).hexdigest()[:12]
-    body: list[str] = []
-    comments: list[tuple[str, tuple[str, ...]]] = []
-    for cname, header, rules in chains:
-        body.append(f"\tchain {cname} {{")
-        body.append(f"\t\t{header}")
-        names = []
-        for i, rule in enumerate(rules, 1):
-            cm = f"{name}:{cname}:{i}:{digest}"
-            names.append(cm)
-            body.append(f'\t\t{rule} comment "{cm}"')
-        body.append("\t}")
-        comments.append((cname, tuple(names)))
-    text = "\n".join(
-        [f"table {family} {name} {{", f'\tcomment "envrouter {digest}"', *body, "}", ""]
-    )
-    return NftTableSpec("", family, name, text, digest, tuple(comments))
-
-
-def render_vrouter_table(
-    *, management_cidr: str, management_port: str, public_port: str, public_vip: str, nat: bool
-) -> NftTableSpec:
-    forward = [
-        "ct state established,related accept",
-        f'iifname "{management_port}" oifname "{public_port}" ip saddr {management_cidr} accept',
-    ]
-    chains = [
-        ("forward", "type filter hook forward priority filter; policy drop;", forward),
-    ]
-    if nat:
-        chains.append(
-            (
-                "postrouting",
-                "type nat hook postrouting priority srcnat; policy accept;",
-                [f'ip saddr {management_cidr} oifname "{public_port}" snat to {public_vip}'],
-            )
-        )
-    return _table("ip", NFT_TABLE, chains)
-
-
-def render_host_table(*, link_cidr: str, public_bridge: str, public_address: str) -> NftTableSpec:
-    rules = [
-        f'ip saddr {link_cidr} oifname "{public_bridge}" snat to {public_address}',
-        f'ip saddr {link_cidr} oifname != "{HOST_LINK}" masquerade',
-    ]
-    return _table(
-        "ip",
-        NFT_HOST_TABLE,
-        [("postrouting", "type nat hook postrouting priority srcnat; policy accept;", rules)],
-    )
-
-
-def fingerprint(spec: NftTableSpec) -> dict:
-    """What observe can read back of a table we loaded: its rules' comments per chain."""
-    return {"rules": tuple(sorted(spec.rule_comments))}
-
-
-def nft_load_text(spec: NftTableSpec) -> str:
-    """The file `nft -f` loads: create-if-missing, delete, define: one atomic transaction."""
-    return f"table {spec.family} {spec.name}\ndelete table {spec.family} {spec.name}\n{spec.text}"
-
-
 # ---------------------------------------------------------------- files
 
 
-def render_resolv_conf(servers: list[str], domain: str | None) -> str:
+def render_resolv_conf(servers: list[IPAddress], domain: str | None) -> str:
     lines = [FILE_MARKER]
     if domain:
         lines.append(f"search {domain}")
@@ -237,7 +144,36 @@ def _under(root: str, path: str) -> str:
     return f"{root}{path}"
 
 
+def resolv_conf_path(root: str) -> str:
+    return _under(root, "/etc/resolv.conf")
+
+
+def chrony_client_path(root: str) -> str:
+    """The node's chrony client configuration (a change may need a chrony reload)."""
+    return _under(root, "/etc/chrony/chrony.conf")
+
+
 # ---------------------------------------------------------------- the document -> state
+
+
+def pacemaker_owns_vrouter(doc: DeploymentDocument) -> bool:
+    """In an HA environment the vrouter namespace of a controller is the Pacemaker `vrouter`
+    clone's: its start converges it, its monitor re-asserts it, its stop removes it. Nothing
+    else may bring it back (a controller Pacemaker stopped must stay stopped)."""
+    return doc.environment.ha and doc.vrouter is not None
+
+
+def resolve_scope(doc: DeploymentDocument, scope: str) -> Scope:
+    """`auto`: only the node's own part ("host") where Pacemaker owns the vrouter namespace,
+    everything ("all") elsewhere. An explicit scope is taken as given (bootstrapping a
+    controller before its cluster resources exist, e.g. the upgrade's "deploy the vrouter")."""
+    if scope == AUTO_SCOPE:
+        return "host" if pacemaker_owns_vrouter(doc) else "all"
+    if scope not in SCOPES:
+        raise ValidationError(
+            "agent", "scope", f"{scope!r} is not one of {AUTO_SCOPE}, {', '.join(SCOPES)}"
+        )
+    return scope  # type: ignore[return-value]
 
 
 def desired_state(
@@ -271,9 +207,9 @@ def desired_state(
     if scope in ("all", "vrouter") and vr is not None:
         ns = vr.namespace
         namespace = ns
-        mg = _net(vr.management_cidr, "vrouter", "management_cidr")
-        _net(vr.public_cidr, "vrouter", "public_cidr")
-        h_addr, n_addr, plen = host_link_addresses(vr.host_link_cidr)
+        mg = vr.management_cidr
+        host_end, ns_end = vr.host_link_addresses
+        h_addr, n_addr, plen = str(host_end), str(ns_end), vr.host_link_cidr.prefixlen
         ports = [(vr.management_port, vr.management_bridge), (vr.public_port, vr.public_bridge)]
         u["namespaces"].append(ns)
         u["route_namespaces"].append(ns)
@@ -291,19 +227,18 @@ def desired_state(
         u["owned_devs"] += [(ns, NS_LINK), (H, HOST_LINK)]
         st["up"] += [(ns, "lo")]
         st["addresses"] += [
-            AddrSpec(ns, vr.management_port, vr.namespace_management_address, mg.prefixlen),
+            AddrSpec(ns, vr.management_port, str(vr.namespace_management_address), mg.prefixlen),
             AddrSpec(ns, NS_LINK, n_addr, plen),
             AddrSpec(H, HOST_LINK, h_addr, plen),
         ]
         st["protected"] += [
             AddrSpec(
-                ns, vr.management_port, vr.vip_management.address, vr.vip_management.prefixlen
+                ns, vr.management_port, str(vr.vip_management.address), vr.vip_management.prefixlen
             ),
-            AddrSpec(ns, vr.public_port, vr.vip_public.address, vr.vip_public.prefixlen),
+            AddrSpec(ns, vr.public_port, str(vr.vip_public.address), vr.vip_public.prefixlen),
         ]
         st["routes"].append(RouteSpec(ns, "default", h_addr, NS_LINK, FALLBACK_METRIC))
-        for cidr in vr.routes:
-            net = _net(cidr, "vrouter", "routes")
+        for net in vr.routes:
             st["routes"].append(RouteSpec(ns, str(net), h_addr, NS_LINK, 0))
         for key, value in (
             ("net.ipv4.ip_forward", "1"),
@@ -321,27 +256,28 @@ def desired_state(
             management_cidr=str(mg),
             management_port=vr.management_port,
             public_port=vr.public_port,
-            public_vip=vr.vip_public.address,
+            public_vip=str(vr.vip_public.address),
             nat=vr.nat,
         )
-        st["nft"].append(_in_ns(t, ns))
+        st["nft"].append(t.in_ns(ns))
         th = render_host_table(
-            link_cidr=vr.host_link_cidr,
+            link_cidr=str(vr.host_link_cidr),
             public_bridge=vr.public_bridge,
-            public_address=vr.self_public_address,
+            public_address=str(vr.self_public_address),
+            host_link=HOST_LINK,
         )
-        st["nft"].append(_in_ns(th, H))
+        st["nft"].append(th.in_ns(H))
         u["nft_tables"] += [(ns, "ip", NFT_TABLE), (H, "ip", NFT_HOST_TABLE)]
     if scope in ("all", "host"):
-        resolv = _under(root, "/etc/resolv.conf")
-        chrony = _under(root, "/etc/chrony/chrony.conf")
+        resolv = resolv_conf_path(root)
+        chrony = chrony_client_path(root)
         u["files"] += [resolv, chrony]
         u["route_namespaces"].append(H)
         if doc.network_by_role("public") is None:
             hst = doc.host
             if hst.gateway and hst.gateway_source != "none":
                 _check_gateway(doc, hst.gateway)
-                st["routes"].append(RouteSpec(H, "default", hst.gateway, "", 0))
+                st["routes"].append(RouteSpec(H, "default", str(hst.gateway), "", 0))
             if hst.dns_servers:
                 st["files"].append(
                     FileSpec(resolv, render_resolv_conf(hst.dns_servers, hst.search_domain))
@@ -356,15 +292,10 @@ def desired_state(
     )
 
 
-def _in_ns(t: NftTableSpec, ns: str) -> NftTableSpec:
-    return NftTableSpec(ns, t.family, t.name, t.text, t.digest, t.rule_comments)
-
-
-def _check_gateway(doc: DeploymentDocument, gateway: str) -> None:
-    gw = ipaddress.IPv4Address(gateway)
-    for net in doc.networks:
-        if gw in ipaddress.IPv4Network(net.cidr, strict=False):
-            return
+def _check_gateway(doc: DeploymentDocument, gateway: IPAddress) -> None:
+    # a rule of this node's routing, not of the document's shape: the gateway must be on-link
+    if any(gateway in net.cidr for net in doc.networks):
+        return
     raise ValidationError("host", "gateway", f"{gateway} is on none of the node's networks")
 
 
@@ -402,33 +333,6 @@ class ObservedState:
     ovs_ports: dict[str, set[str]] = field(default_factory=dict)
     foreign_in_namespace: set[tuple[str, str]] = field(default_factory=set)
     broken_namespaces: set[str] = field(default_factory=set)  # a name, no namespace behind it
-
-
-def as_observed(state: DesiredState) -> ObservedState:
-    """The observation of a node that is exactly in `state` (for tests and dry reasoning)."""
-    obs = ObservedState()
-    if state.namespace:
-        obs.namespaces.add(state.namespace)
-    for b in state.bridges:
-        obs.links[(b.ns, b.name)] = ObservedLink(b.ns, b.name, "bridge", None, None, True)
-    for v in state.veths:
-        obs.links[(v.ns, v.name)] = ObservedLink(v.ns, v.name, "veth", OWNER_ALIAS, None, True)
-        obs.links[(v.host_ns, v.host_name)] = ObservedLink(
-            v.host_ns, v.host_name, "veth", OWNER_ALIAS, v.master, True
-        )
-    if state.ovs_ports or state.universe.ovs_bridges:
-        obs.ovs_bridges = {b.name for b in state.bridges if b.kind == "ovs"}
-    for p in state.ovs_ports:
-        obs.links[(p.ns, p.name)] = ObservedLink(p.ns, p.name, "tun", OWNER_ALIAS, None, True)
-        obs.ovs_ports.setdefault(p.bridge, set()).add(p.name)
-    for ns, dev in state.up:
-        obs.links[(ns, dev)] = ObservedLink(ns, dev, None, None, None, True)
-    obs.addresses = set(state.addresses)
-    obs.routes = set(state.routes)
-    obs.sysctls = {(s.ns, s.key): s.value for s in state.sysctls}
-    obs.nft = {(t.ns, t.family, t.name): fingerprint(t) for t in state.nft}
-    obs.files = {f.path: f.content for f in state.files}
-    return obs
 
 
 def files_is_ours(content: str | None) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 
-from envrouter.agent import files as agent_files
 from envrouter.agent import netlink as nl
 from envrouter.agent.desired import (
     AddrSpec,
@@ -14,8 +13,9 @@ from envrouter.agent.desired import (
     ObservedState,
     RouteSpec,
 )
-from envrouter.agent.nftables import observe_tables
+from envrouter.agent.nftables.kernel import observe_tables
 from envrouter.agent.ovs import list_bridges, list_ports
+from envrouter.files import read_file
 
 
 def observe(state: DesiredState, link: nl.Netlink) -> ObservedState:
@@ -101,7 +101,7 @@ def observe(state: DesiredState, link: nl.Netlink) -> ObservedState:
                 obs.ovs_ports[br] = list_ports(host, br)
     # files
     for path in u.files:
-        obs.files[path] = agent_files.read_file(path)
+        obs.files[path] = read_file(path)
     return obs
 
 

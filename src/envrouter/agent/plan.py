@@ -1,44 +1,58 @@
 """plan(desired, observed) -> ordered steps. Pure: no kernel, no files, no processes.
 
-Every step is small plain data with a sentence for the operator. The plan simulates the state
-its own steps create (a link made now is down and unenslaved), so one plan takes the node from
-any state, including one a killed apply left behind, to the desired one.
+Every step is small typed data (envrouter.agent.steps) with a sentence for the operator. The
+plan simulates the state its own steps create (a link made now is down and unenslaved), so one
+plan takes the node from any state, including one a killed apply left behind, to the desired
+one. One planner per kind of resource, called in a fixed order (`PLANNERS`): removals first,
+then the namespace, links, addresses, routes, nftables, sysctls and files.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from envrouter.agent.desired import (
     OWNER_ALIAS,
-    AddrSpec,
     DesiredState,
-    NftTableSpec,
+    ObservedLink,
     ObservedState,
     RouteSpec,
     files_is_ours,
-    fingerprint,
+)
+from envrouter.agent.nftables.render import fingerprint
+from envrouter.agent.steps import (
+    AddAddr,
+    AddRoute,
+    AddVeth,
+    CreateNetns,
+    DelAddr,
+    DeleteNetns,
+    DeleteNft,
+    DelLink,
+    DelRoute,
+    KeepNetns,
+    LoadNft,
+    MoveLink,
+    OvsAddPort,
+    OvsDelPort,
+    RemoveFile,
+    SetAlias,
+    SetMaster,
+    SetSysctl,
+    SetUp,
+    Step,
+    WriteFile,
 )
 from envrouter.errors import ConflictError, InfraError
-
-
-@dataclass(frozen=True)
-class Step:
-    op: str
-    ns: str
-    args: tuple
-    description: str
-
-    def __str__(self) -> str:
-        return self.description
 
 
 def _where(ns: str) -> str:
     return f"namespace {ns}" if ns else "host"
 
 
-def _step(op: str, ns: str, args: tuple, text: str) -> Step:
-    return Step(op, ns, args, f"{_where(ns)}: {text}")
+def _said(ns: str, text: str) -> str:
+    return f"{_where(ns)}: {text}"
 
 
 def check_preconditions(d: DesiredState, o: ObservedState) -> None:
@@ -78,290 +92,288 @@ def check_preconditions(d: DesiredState, o: ObservedState) -> None:
             )
 
 
-def plan(d: DesiredState, o: ObservedState) -> list[Step]:
-    check_preconditions(d, o)
-    steps: list[Step] = []
-    add = steps.append
-    u = d.universe
-    gone_ns: set[str] = set()  # namespaces this plan deletes: skip everything inside
-    gone_links: set[tuple[str, str]] = set()
+@dataclass
+class _Plan:
+    """The plan being built, and what its earlier steps already decided."""
 
-    # ---- namespaces that should not exist (teardown)
+    d: DesiredState
+    o: ObservedState
+    steps: list[Step] = field(default_factory=list)
+    gone_ns: set[str] = field(default_factory=set)  # namespaces this plan deletes
+    gone_links: set[tuple[str, str]] = field(default_factory=set)
+    fresh: bool = False  # the namespace is created by this plan: nothing in it yet
+
+    def add(self, step: Step) -> None:
+        self.steps.append(step)
+
+    def link(self, ns: str, name: str) -> ObservedLink | None:
+        """The link as it will be when this plan's earlier steps are done."""
+        if (ns, name) in self.gone_links or ns in self.gone_ns:
+            return None
+        if self.created(ns):
+            return None
+        return self.o.links.get((ns, name))
+
+    def live(self, ns: str) -> bool:
+        return ns not in self.gone_ns
+
+    def created(self, ns: str) -> bool:
+        """`ns` is the namespace this plan creates: nothing observed is in it."""
+        return self.fresh and ns == self.d.namespace
+
+    def seen_in(self, ns: str) -> bool:
+        """What was observed in `ns` still holds (not deleted nor created by this plan)."""
+        return self.live(ns) and not self.created(ns)
+
+
+def plan_removals(p: _Plan) -> None:
+    """Namespaces and links the agent owns that should not exist (teardown, stale, or of the
+    other bridge kind)."""
+    d, o, u = p.d, p.o, p.d.universe
     for ns in u.namespaces:
         if ns in o.namespaces and ns != d.namespace:
             foreign = sorted(n for s, n in o.foreign_in_namespace if s == ns)
             if not foreign:
-                gone_ns.add(ns)
-    # ---- links that should not exist (stale, or of the other bridge kind)
+                p.gone_ns.add(ns)
     wanted_links = {(v.ns, v.name) for v in d.veths} | {(v.host_ns, v.host_name) for v in d.veths}
-    wanted_links |= {(p.ns, p.name) for p in d.ovs_ports}
+    wanted_links |= {(x.ns, x.name) for x in d.ovs_ports}
     for br in u.ovs_bridges:
         for port in sorted(o.ovs_ports.get(br, set())):
-            if not any(p.bridge == br and p.name == port for p in d.ovs_ports):
+            if not any(x.bridge == br and x.name == port for x in d.ovs_ports):
                 if any(name == port for _, name in u.owned_links):
-                    add(_step("ovs_del_port", "", (br, port), f"remove OVS port {port} from {br}"))
-                    gone_links |= {(ns, port) for ns, name in u.owned_links if name == port}
+                    p.add(OvsDelPort(ns="", bridge=br, port=port,
+                                     description=_said("", f"remove OVS port {port} from {br}")))
+                    p.gone_links |= {(ns, port) for ns, name in u.owned_links if name == port}
     for ns, name in sorted(u.owned_links):
         link = o.links.get((ns, name))
-        if link is None or (ns, name) in wanted_links or (ns, name) in gone_links:
+        if link is None or (ns, name) in wanted_links or (ns, name) in p.gone_links:
             continue
-        if ns in gone_ns:
+        if ns in p.gone_ns:
             continue
         if ns not in u.namespaces and link.alias != OWNER_ALIAS and not link.peer_ours:
             continue  # foreign: never touched (preconditions refused a clash already)
-        add(_step("del_link", ns, (name,), f"delete link {name}"))
-        gone_links.add((ns, name))
-    for ns in sorted(gone_ns):
-        add(_step("delete_netns", "", (ns,), f"delete network namespace {ns}"))
-    for ns in sorted(set(u.namespaces) - gone_ns):
+        p.add(DelLink(ns=ns, name=name, description=_said(ns, f"delete link {name}")))
+        p.gone_links.add((ns, name))
+    for ns in sorted(p.gone_ns):
+        p.add(DeleteNetns(ns="", name=ns, description=_said("", f"delete network namespace {ns}")))
+    for ns in sorted(set(u.namespaces) - p.gone_ns):
         if ns in o.namespaces and ns != d.namespace:
             foreign = sorted(n for s, n in o.foreign_in_namespace if s == ns)
-            add(
-                Step(
-                    "keep_netns",
-                    "",
-                    (ns,),
-                    f"host: keep network namespace {ns}: it holds foreign links "
-                    f"{', '.join(foreign)}",
-                )
-            )
+            p.add(KeepNetns(ns="", name=ns, description=_said(
+                "", f"keep network namespace {ns}: it holds foreign links {', '.join(foreign)}")))
 
-    # ---- the namespace
-    fresh = False
-    for ns in sorted(o.broken_namespaces):
-        add(
-            _step(
-                "delete_netns",
-                "",
-                (ns,),
-                f"remove {ns}: a name without a namespace behind it (an interrupted create)",
-            )
-        )
-    if d.namespace and d.namespace not in o.namespaces:
-        add(_step("create_netns", "", (d.namespace,), f"create network namespace {d.namespace}"))
-        fresh = True
 
-    def link(ns: str, name: str):
-        if (ns, name) in gone_links or ns in gone_ns:
-            return None
-        if fresh and ns == d.namespace:
-            return None
-        return o.links.get((ns, name))
+def plan_namespace(p: _Plan) -> None:
+    for ns in sorted(p.o.broken_namespaces):
+        p.add(DeleteNetns(ns="", name=ns, description=_said(
+            "", f"remove {ns}: a name without a namespace behind it (an interrupted create)")))
+    ns = p.d.namespace
+    if ns and ns not in p.o.namespaces:
+        p.add(CreateNetns(ns="", name=ns, description=_said("", f"create network namespace {ns}")))
+        p.fresh = True
 
-    # ---- veth pairs: created in one message, each end in its namespace, then both marked
-    # with the alias; a host end left unmarked by a kill is recognised by its peer
-    for v in d.veths:
-        ns_end = link(v.ns, v.name)
-        host_in_ns = link(v.ns, v.host_name)
-        host_end = link(v.host_ns, v.host_name)
+
+def _set_up(ns: str, name: str) -> SetUp:
+    return SetUp(ns=ns, name=name, description=_said(ns, f"set {name} up"))
+
+
+def _mark(ns: str, name: str) -> SetAlias:
+    return SetAlias(ns=ns, name=name, description=_said(ns, f"mark {name} as envrouter's"))
+
+
+def _enslave(ns: str, name: str, master: str) -> SetMaster:
+    return SetMaster(ns=ns, name=name, master=master,
+                     description=_said(ns, f"enslave {name} to {master}"))
+
+
+def _del_link(ns: str, name: str, text: str) -> DelLink:
+    return DelLink(ns=ns, name=name, description=_said(ns, text))
+
+
+def plan_veths(p: _Plan) -> None:
+    """Veth pairs: created in one message, each end in its namespace, then both marked with
+    the alias; a host end left unmarked by a kill is recognised by its peer."""
+    for v in p.d.veths:
+        ns_end = p.link(v.ns, v.name)
+        host_in_ns = p.link(v.ns, v.host_name)
+        host_end = p.link(v.host_ns, v.host_name)
         if ns_end is not None and ns_end.kind != "veth":
-            add(_step("del_link", v.ns, (v.name,), f"delete link {v.name} (not a veth)"))
+            p.add(_del_link(v.ns, v.name, f"delete link {v.name} (not a veth)"))
             ns_end = None
         if ns_end is None or (host_in_ns is None and host_end is None):
             if ns_end is not None:
-                add(_step("del_link", v.ns, (v.name,), f"delete veth {v.name} (peer lost)"))
+                p.add(_del_link(v.ns, v.name, f"delete veth {v.name} (peer lost)"))
             if host_end is not None:
-                add(
-                    _step(
-                        "del_link",
-                        v.host_ns,
-                        (v.host_name,),
-                        f"delete veth {v.host_name} (peer lost)",
-                    )
-                )
+                p.add(_del_link(v.host_ns, v.host_name, f"delete veth {v.host_name} (peer lost)"))
             if host_in_ns is not None:
-                add(_step("del_link", v.ns, (v.host_name,), f"delete veth {v.host_name}"))
-            add(
-                _step(
-                    "add_veth",
-                    v.ns,
-                    (v.name, v.host_ns, v.host_name),
-                    f"create veth pair {v.name}/{v.host_name} ({v.host_name} on "
-                    f"{_where(v.host_ns)})",
-                )
-            )
+                p.add(_del_link(v.ns, v.host_name, f"delete veth {v.host_name}"))
+            p.add(AddVeth(ns=v.ns, name=v.name, peer_ns=v.host_ns, peer=v.host_name,
+                          description=_said(v.ns, f"create veth pair {v.name}/{v.host_name} "
+                                            f"({v.host_name} on {_where(v.host_ns)})")))
             if v.master:
-                add(
-                    _step(
-                        "set_master",
-                        v.host_ns,
-                        (v.host_name, v.master),
-                        f"enslave {v.host_name} to {v.master}",
-                    )
-                )
-            add(_step("set_up", v.host_ns, (v.host_name,), f"set {v.host_name} up"))
-            add(_step("set_up", v.ns, (v.name,), f"set {v.name} up"))
+                p.add(_enslave(v.host_ns, v.host_name, v.master))
+            p.add(_set_up(v.host_ns, v.host_name))
+            p.add(_set_up(v.ns, v.name))
             continue
         if ns_end.alias != OWNER_ALIAS:
-            add(_step("set_alias", v.ns, (v.name,), f"mark {v.name} as envrouter's"))
+            p.add(_mark(v.ns, v.name))
         if host_end is not None and host_end.alias != OWNER_ALIAS:
-            add(
-                _step(
-                    "set_alias",
-                    v.host_ns,
-                    (v.host_name,),
-                    f"mark {v.host_name} as envrouter's",
-                )
-            )
+            p.add(_mark(v.host_ns, v.host_name))
         if host_in_ns is not None:
             if host_in_ns.alias != OWNER_ALIAS:
-                add(_step("set_alias", v.ns, (v.host_name,), f"mark {v.host_name} as envrouter's"))
-            add(
-                _step(
-                    "move_link",
-                    v.ns,
-                    (v.host_name, v.host_ns),
-                    f"move {v.host_name} to {_where(v.host_ns)}",
-                )
-            )
+                p.add(_mark(v.ns, v.host_name))
+            p.add(MoveLink(ns=v.ns, name=v.host_name, to_ns=v.host_ns,
+                           description=_said(v.ns, f"move {v.host_name} to {_where(v.host_ns)}")))
             master, up = None, False
         else:
             assert host_end is not None
             master, up = host_end.master, host_end.up
         if v.master and master != v.master:
-            add(
-                _step(
-                    "set_master",
-                    v.host_ns,
-                    (v.host_name, v.master),
-                    f"enslave {v.host_name} to {v.master}",
-                )
-            )
+            p.add(_enslave(v.host_ns, v.host_name, v.master))
         if not up:
-            add(_step("set_up", v.host_ns, (v.host_name,), f"set {v.host_name} up"))
+            p.add(_set_up(v.host_ns, v.host_name))
         if not ns_end.up:
-            add(_step("set_up", v.ns, (v.name,), f"set {v.name} up"))
+            p.add(_set_up(v.ns, v.name))
 
-    # ---- OVS internal ports: created on the bridge (appear on the host), moved in
-    for p in d.ovs_ports:
-        ports = o.ovs_ports.get(p.bridge, set())
-        ns_end = link(p.ns, p.name)
-        host_end = link(p.host_ns, p.name)
+
+def plan_ovs_ports(p: _Plan) -> None:
+    """OVS internal ports: created on the bridge (they appear on the host), then moved in."""
+    for x in p.d.ovs_ports:
+        ports = p.o.ovs_ports.get(x.bridge, set())
+        ns_end = p.link(x.ns, x.name)
+        host_end = p.link(x.host_ns, x.name)
         if ns_end is not None and ns_end.kind == "veth":
-            add(_step("del_link", p.ns, (p.name,), f"delete veth {p.name} (now an OVS port)"))
+            p.add(_del_link(x.ns, x.name, f"delete veth {x.name} (now an OVS port)"))
             ns_end = None
-        create = p.name not in ports or (ns_end is None and host_end is None)
+        create = x.name not in ports or (ns_end is None and host_end is None)
         if create:
-            if p.name in ports:
-                add(
-                    _step(
-                        "ovs_del_port",
-                        p.host_ns,
-                        (p.bridge, p.name),
-                        f"remove OVS port {p.name} from {p.bridge} (its device is gone)",
-                    )
-                )
-            add(
-                _step(
-                    "ovs_add_port",
-                    p.host_ns,
-                    (p.bridge, p.name),
-                    f"add OVS internal port {p.name} to {p.bridge}",
-                )
-            )
+            if x.name in ports:
+                p.add(OvsDelPort(ns=x.host_ns, bridge=x.bridge, port=x.name, description=_said(
+                    x.host_ns, f"remove OVS port {x.name} from {x.bridge} (its device is gone)")))
+            p.add(OvsAddPort(ns=x.host_ns, bridge=x.bridge, port=x.name, description=_said(
+                x.host_ns, f"add OVS internal port {x.name} to {x.bridge}")))
         if create or ns_end is None:
-            add(_step("move_link", p.host_ns, (p.name, p.ns), f"move {p.name} to {_where(p.ns)}"))
-            add(_step("set_alias", p.ns, (p.name,), f"mark {p.name} as envrouter's"))
-            add(_step("set_up", p.ns, (p.name,), f"set {p.name} up"))
+            p.add(MoveLink(ns=x.host_ns, name=x.name, to_ns=x.ns,
+                           description=_said(x.host_ns, f"move {x.name} to {_where(x.ns)}")))
+            p.add(_mark(x.ns, x.name))
+            p.add(_set_up(x.ns, x.name))
             continue
         if ns_end.alias != OWNER_ALIAS:
-            add(_step("set_alias", p.ns, (p.name,), f"mark {p.name} as envrouter's"))
+            p.add(_mark(x.ns, x.name))
         if not ns_end.up:
-            add(_step("set_up", p.ns, (p.name,), f"set {p.name} up"))
+            p.add(_set_up(x.ns, x.name))
 
-    for ns, dev in d.up:
-        lk = link(ns, dev)
+
+def plan_links_up(p: _Plan) -> None:
+    for ns, dev in p.d.up:
+        lk = p.link(ns, dev)
         if lk is None or not lk.up:
-            add(_step("set_up", ns, (dev,), f"set {dev} up"))
+            p.add(_set_up(ns, dev))
 
-    def live(ns: str) -> bool:
-        return ns not in gone_ns
 
-    # ---- addresses
-    observed_addr = set() if fresh else o.addresses
-    observed_addr = {a for a in observed_addr if (a.ns, a.dev) not in gone_links}
+def plan_addresses(p: _Plan) -> None:
+    """Stale addresses on the agent's devices go (never the HA layer's VIPs), desired ones
+    are added."""
+    d = p.d
+    observed = set() if p.fresh else p.o.addresses
+    observed = {a for a in observed if (a.ns, a.dev) not in p.gone_links}
     protected = {(a.ns, a.dev, a.address) for a in d.protected}
-    for a in sorted(observed_addr - set(d.addresses)):
-        if (a.ns, a.dev, a.address) in protected or not live(a.ns):
+    for a in sorted(observed - set(d.addresses)):
+        if (a.ns, a.dev, a.address) in protected or not p.live(a.ns):
             continue
-        add(
-            _step(
-                "del_addr",
-                a.ns,
-                (a.dev, a.address, a.prefixlen),
-                f"remove stale address {a.address}/{a.prefixlen} from {a.dev}",
-            )
-        )
+        p.add(DelAddr(ns=a.ns, addr=a, description=_said(
+            a.ns, f"remove stale address {a.address}/{a.prefixlen} from {a.dev}")))
     for a in d.addresses:
-        if a not in observed_addr:
-            add(
-                _step(
-                    "add_addr",
-                    a.ns,
-                    (a.dev, a.address, a.prefixlen),
-                    f"add {a.address}/{a.prefixlen} to {a.dev}",
-                )
-            )
+        if a not in observed:
+            p.add(AddAddr(ns=a.ns, addr=a,
+                          description=_said(a.ns, f"add {a.address}/{a.prefixlen} to {a.dev}")))
 
-    # ---- routes
-    observed_routes = {r for r in o.routes if live(r.ns) and not (fresh and r.ns == d.namespace)}
 
-    def matches(want: RouteSpec, have: RouteSpec) -> bool:
-        return (want.ns, want.dst, want.gateway, want.metric) == (
-            have.ns,
-            have.dst,
-            have.gateway,
-            have.metric,
-        ) and (not want.dev or want.dev == have.dev)
+def _route_matches(want: RouteSpec, have: RouteSpec) -> bool:
+    return (want.ns, want.dst, want.gateway, want.metric) == (
+        have.ns,
+        have.dst,
+        have.gateway,
+        have.metric,
+    ) and (not want.dev or want.dev == have.dev)
 
-    for r in sorted(observed_routes):
-        if (r.ns, r.dev) in gone_links:
+
+def plan_routes(p: _Plan) -> None:
+    d = p.d
+    observed = {r for r in p.o.routes if p.seen_in(r.ns)}
+    for r in sorted(observed):
+        if (r.ns, r.dev) in p.gone_links:
             continue
-        if not any(matches(w, r) for w in d.routes):
-            add(_step("del_route", r.ns, (r,), f"remove stale route {r.dst} via {r.gateway}"))
+        if not any(_route_matches(w, r) for w in d.routes):
+            p.add(DelRoute(ns=r.ns, route=r,
+                           description=_said(r.ns, f"remove stale route {r.dst} via {r.gateway}")))
     for w in d.routes:
-        if not any(matches(w, r) for r in observed_routes):
+        if not any(_route_matches(w, r) for r in observed):
             text = f"route {w.dst} via {w.gateway}" + (f" dev {w.dev}" if w.dev else "")
             text += f" metric {w.metric}" if w.metric else ""
-            add(_step("add_route", w.ns, (w,), text))
+            p.add(AddRoute(ns=w.ns, route=w, description=_said(w.ns, text)))
 
-    # ---- nftables (before sysctls: loading a NAT table brings conntrack's sysctls)
-    wanted_tables = {(t.ns, t.family, t.name): t for t in d.nft}
-    for key in u.nft_tables:
+
+def plan_nft(p: _Plan) -> None:
+    """Tables owned whole: deleted when not desired, loaded when the fingerprint differs.
+    (Before sysctls: loading a NAT table brings conntrack's sysctls.)"""
+    wanted = {(t.ns, t.family, t.name): t for t in p.d.nft}
+    for key in p.d.universe.nft_tables:
         ns, family, name = key
-        if key in o.nft and key not in wanted_tables and live(ns):
-            add(_step("delete_nft", ns, (family, name), f"delete nftables table {family} {name}"))
-    for key, t in wanted_tables.items():
-        have = None if (fresh and key[0] == d.namespace) else o.nft.get(key)
-        want = fingerprint(t)
-        if have != want:
+        if key in p.o.nft and key not in wanted and p.live(ns):
+            p.add(DeleteNft(ns=ns, family=family, name=name,
+                            description=_said(ns, f"delete nftables table {family} {name}")))
+    for key, t in wanted.items():
+        have = None if p.created(key[0]) else p.o.nft.get(key)
+        if have != fingerprint(t):
             # a table that is absent is loaded without the delete preamble: still one
             # transaction, and the kernel skips unregistering hooks it never had
-            add(
-                _step(
-                    "load_nft",
-                    t.ns,
-                    (t, have is not None),
-                    f"load nftables table {t.family} {t.name}",
-                )
-            )
+            p.add(LoadNft(ns=t.ns, table=t, replace=have is not None,
+                          description=_said(t.ns, f"load nftables table {t.family} {t.name}")))
 
-    # ---- sysctls
-    for s in d.sysctls:
-        have = None if (fresh and s.ns == d.namespace) else o.sysctls.get((s.ns, s.key))
+
+def plan_sysctls(p: _Plan) -> None:
+    for s in p.d.sysctls:
+        have = None if p.created(s.ns) else p.o.sysctls.get((s.ns, s.key))
         if have != s.value:
-            add(_step("set_sysctl", s.ns, (s.key, s.value), f"sysctl {s.key}={s.value}"))
+            p.add(SetSysctl(ns=s.ns, key=s.key, value=s.value,
+                            description=_said(s.ns, f"sysctl {s.key}={s.value}")))
 
-    # ---- files
-    wanted_files = {f.path: f.content for f in d.files}
-    for path in u.files:
-        have = o.files.get(path)
-        if path in wanted_files:
-            if have != wanted_files[path]:
-                add(_step("write_file", "", (path, wanted_files[path]), f"write {path}"))
+
+def plan_files(p: _Plan) -> None:
+    """Files are written when they differ; an undesired file is removed only if it is ours."""
+    wanted = {f.path: f.content for f in p.d.files}
+    for path in p.d.universe.files:
+        have = p.o.files.get(path)
+        if path in wanted:
+            if have != wanted[path]:
+                p.add(WriteFile(ns="", path=path, content=wanted[path],
+                                description=_said("", f"write {path}")))
         elif files_is_ours(have):
-            add(_step("remove_file", "", (path,), f"remove {path}"))
-    return steps
+            p.add(RemoveFile(ns="", path=path, description=_said("", f"remove {path}")))
 
 
-__all__ = ["Step", "plan", "check_preconditions", "AddrSpec", "NftTableSpec"]
+# the order matters: a later planner sees what the earlier ones removed or created
+PLANNERS: tuple[Callable[[_Plan], None], ...] = (
+    plan_removals,
+    plan_namespace,
+    plan_veths,
+    plan_ovs_ports,
+    plan_links_up,
+    plan_addresses,
+    plan_routes,
+    plan_nft,
+    plan_sysctls,
+    plan_files,
+)
+
+
+def plan(d: DesiredState, o: ObservedState) -> list[Step]:
+    check_preconditions(d, o)
+    p = _Plan(d, o)
+    for planner in PLANNERS:
+        planner(p)
+    return p.steps
+
+
+__all__ = ["Step", "plan", "check_preconditions", "PLANNERS"]

@@ -15,7 +15,7 @@ from envrouter.api.doccache import DocumentCache
 from envrouter.api.errors import install_error_handlers
 from envrouter.api.fastpath import FastDocumentPath, FastDocuments
 from envrouter.api.metrics import Metrics, MetricsMiddleware
-from envrouter.api.routes import environments, networks, nodes, tokens, vrouter
+from envrouter.api.routes import environments, networks, nodes, operations, tokens, vrouter
 from envrouter.db.engine import Database
 
 API_PREFIX = "/api/v1"
@@ -40,10 +40,11 @@ def create_app(database_url: str | None = None, *, db: Database | None = None) -
         from envrouter.api.cluster import CommandClusterProbe
 
         app.state.cluster_probe = CommandClusterProbe(os.environ["ENVROUTER_CLUSTER_COMMAND"])
+    _operations(app)
     metrics = Metrics(app.state.db)
     app.state.metrics = metrics
     install_error_handlers(app)
-    for module in (environments, networks, nodes, tokens, vrouter):
+    for module in (environments, networks, nodes, operations, tokens, vrouter):
         app.include_router(module.router)  # each router carries API_PREFIX
 
     @app.get("/healthz", tags=["system"])
@@ -73,3 +74,32 @@ def create_app(database_url: str | None = None, *, db: Database | None = None) -
     if mount_ui is not None:
         mount_ui(app)
     return app
+
+
+def _operations(app: FastAPI) -> None:
+    """The operations view's sources (envrouter.api.operations), from the environment `serve`
+    sets: ENVROUTER_STATUS_COMMAND, ENVROUTER_STATUS_INTERVAL, ENVROUTER_DRILLS_DIR."""
+    from envrouter.api.operations import CommandStatusProbe, StatusPoller, VipMoves
+
+    app.state.vip_moves = VipMoves()
+    app.state.status_probe = None
+    app.state.drills_dir = os.environ.get("ENVROUTER_DRILLS_DIR") or None
+    command = os.environ.get("ENVROUTER_STATUS_COMMAND")
+    if not command:
+        return
+    interval = float(os.environ.get("ENVROUTER_STATUS_INTERVAL") or 5.0)
+    probe = CommandStatusProbe(command, moves=app.state.vip_moves, ttl=min(3.0, interval))
+    app.state.status_probe = probe
+    db = app.state.db
+
+    def env_ids() -> list[int]:
+        from sqlalchemy import select
+
+        from envrouter.db.tables import EnvironmentRow
+
+        with db.reading() as session:
+            return list(session.scalars(select(EnvironmentRow.id)))
+
+    poller = StatusPoller(probe, env_ids, interval)
+    app.router.add_event_handler("startup", poller.start)
+    app.router.add_event_handler("shutdown", poller.stop)

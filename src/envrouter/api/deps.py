@@ -7,7 +7,8 @@ import time
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Path, Request
+from fastapi import Depends, HTTPException, Path, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from envrouter.db.engine import Database
@@ -74,11 +75,21 @@ def _authenticate(request: Request) -> TokenInfo:
     return info
 
 
-def reader(request: Request) -> TokenInfo:
+# Declares the scheme in the OpenAPI; _authenticate does the checking (and the 401 bodies).
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="token",
+    description="an API token (envrouter token create), sent as 'Authorization: Bearer ert_...'",
+)
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
+SECURITY = [{"token": []}]  # for routes that authenticate by hand (the document fast path)
+
+
+def reader(request: Request, _credentials: Credentials = None) -> TokenInfo:
     return _authenticate(request)
 
 
-def admin(request: Request) -> TokenInfo:
+def admin(request: Request, _credentials: Credentials = None) -> TokenInfo:
     info = _authenticate(request)
     if info.read_only:
         raise HTTPException(403, f"token {info.name!r} is read-only: writes need an admin token")
@@ -93,14 +104,14 @@ def read_session(request: Request, _auth: TokenInfo = Depends(reader)) -> Iterat
             session.rollback()
 
 
-def write_session(request: Request, _auth: TokenInfo = Depends(admin)) -> Iterator[Session]:
-    """A serialised write transaction; the route commits."""
-    with request.app.state.db.write_session() as session:
-        try:
-            yield session
-        finally:
-            session.rollback()
+def writer(request: Request, _auth: TokenInfo = Depends(admin)) -> Database:
+    """The database, for a route that writes: it opens its write transaction itself
+    (`with db.writing() as session:`), so that the transaction -- and on SQLite the write lock
+    -- ends in the route's own thread, where the write ends. A yield dependency would end it
+    in a teardown that needs another worker thread; with every worker waiting for the lock,
+    that teardown could not run (issue #19: 500 'database is locked' under 45 writers)."""
+    return request.app.state.db
 
 
 ReadDB = Annotated[Session, Depends(read_session)]
-WriteDB = Annotated[Session, Depends(write_session)]
+Writer = Annotated[Database, Depends(writer)]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import IntegrityError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from envrouter.errors import ConflictError, NotFoundError, ValidationError
 
@@ -42,9 +44,37 @@ def _integrity(_request: Request, exc: IntegrityError) -> JSONResponse:
     return JSONResponse(_body([item]), status_code=409)
 
 
+RETRY_AFTER_SECONDS = 2
+
+
+def _unavailable(_request: Request, exc: OperationalError) -> JSONResponse:
+    """The database could not serve the request in time (SQLite's busy wait or PostgreSQL's
+    lock_timeout ran out, or it is unreachable): 503, try again later. Never a 500."""
+    reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+    item = {
+        "object": "database",
+        "field": "(availability)",
+        "reason": f"busy or unreachable: {reason}",
+    }
+    return JSONResponse(
+        _body([item]), status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
+    )
+
+
+async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+    """A path that matches no route gets the same 404 body as an object not found; the
+    token errors (401, 403) keep their plain {"detail": "text"}."""
+    if exc.status_code == 404 and exc.detail == "Not Found":
+        item = {"object": f"path {request.url.path!r}", "field": "(url)", "reason": "not found"}
+        return JSONResponse(_body([item]), status_code=404)
+    return await http_exception_handler(request, exc)
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(StarletteHTTPException, _http)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _request_validation)  # type: ignore[arg-type]
     app.add_exception_handler(ValidationError, _validation)  # type: ignore[arg-type]
     app.add_exception_handler(ConflictError, _conflict)  # type: ignore[arg-type]
     app.add_exception_handler(NotFoundError, _not_found)  # type: ignore[arg-type]
     app.add_exception_handler(IntegrityError, _integrity)  # type: ignore[arg-type]
+    app.add_exception_handler(OperationalError, _unavailable)  # type: ignore[arg-type]

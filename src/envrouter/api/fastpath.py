@@ -10,7 +10,7 @@ anything itself: on any doubt it falls through to the normal route, which then o
 It answers a request only when all of these hold:
 - GET of a path the normal route served with 200 (`remember`), i.e. one of
   /api/v1/nodes/by-hostname/{hostname}/document and
-  /api/v1/environments/{env_id}/nodes/{node_id}/document;
+  /api/v1/environments/{env_id}/nodes/{node}/document (node: id or hostname);
 - the database has not changed since before that answer was read: SQLite's
   `PRAGMA data_version` (on a connection of our own that never writes) changes whenever any
   other connection, in any process, commits. The generation is sampled *before* the route opens

@@ -1,7 +1,9 @@
 """Pydantic schemas of the REST API: Create / Update / Public per resource.
 
-Input types are kept plain (str, int, bool): the domain rules in envrouter.model check the
-values and name the field at fault, so the API and the CLI refuse the same things the same way.
+Input types are kept plain (str, int, bool) and strict (no "yes" for true, no "5" for 5): the
+domain rules in envrouter.model check the values and name the field at fault, so the API and the
+CLI refuse the same things the same way. The fixed sets (network roles, node roles, statuses)
+come from envrouter.model.names, so the OpenAPI lists the same choices the model accepts.
 """
 
 from __future__ import annotations
@@ -10,9 +12,16 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from envrouter.model import names
+
+NetworkRole = Literal[names.NETWORK_ROLES]  # type: ignore[valid-type]
+NodeRole = Literal[names.NODE_ROLES]  # type: ignore[valid-type]
+NodeStatus = Literal[names.NODE_STATUSES]  # type: ignore[valid-type]
+BridgeKind = Literal[names.BRIDGE_KINDS]  # type: ignore[valid-type]
+
 
 class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class ErrorItem(BaseModel):
@@ -59,7 +68,7 @@ class RangeIn(_In):
 
 class NetworkCreate(_In):
     name: str = Field(max_length=32)
-    role: Literal["admin", "management", "public", "storage", "other"]
+    role: NetworkRole
     cidr: str = Field(max_length=64)
     gateway: str | None = Field(None, max_length=64)
     vlan: int | None = None
@@ -89,15 +98,23 @@ class NetworkPublic(BaseModel):
 
 class NodeCreate(_In):
     hostname: str = Field(max_length=253)
-    roles: list[str] = Field(default_factory=list, max_length=16)
-    status: str = Field("discovered", max_length=32)
-    addresses: dict[str, str] = Field(default_factory=dict)
+    roles: list[NodeRole] = Field(default_factory=list, max_length=16)
+    status: NodeStatus = names.DEFAULT_NODE_STATUS
+    addresses: dict[str, str] = Field(
+        default_factory=dict,
+        description="network name -> address; only controllers have one on the public network",
+    )
 
 
 class NodeUpdate(_In):
     hostname: str | None = Field(None, max_length=253)
-    roles: list[str] | None = Field(None, max_length=16)
-    status: str | None = Field(None, max_length=32)
+    roles: list[NodeRole] | None = Field(
+        None,
+        max_length=16,
+        description="a node that stops being a controller gives back its public and vrouter "
+        "namespace addresses; one that becomes a controller gets them",
+    )
+    status: NodeStatus | None = None
 
 
 class NodePublic(BaseModel):
@@ -145,7 +162,7 @@ class VrouterSettingsUpdate(_In):
     domain: str | None = Field(None, max_length=253)
     nat: bool | None = None
     conntrack_sync: bool | None = None
-    bridge_kind: str | None = Field(None, max_length=8)
+    bridge_kind: BridgeKind | None = None
     host_link_cidr: str | None = Field(None, max_length=64)
     namespace: str | None = Field(None, max_length=32)
 
@@ -157,3 +174,146 @@ class ClusterState(BaseModel):
     quorate: bool | None
     vip_holder: str | None
     nodes: list[dict] = Field(default_factory=list)
+
+
+# ------------------------------------------------------------------- the operations view
+# Every value is what a controller's `envrouter status --json` said; null is "unknown".
+
+class HealthVip(BaseModel):
+    name: str
+    address: str | None
+    here: bool | None = Field(description="the address is in this controller's namespace")
+
+
+class HealthResource(BaseModel):
+    id: str
+    role: str | None
+    active: bool | None
+    failed: bool | None
+
+
+class HealthCluster(BaseModel):
+    available: bool | None
+    quorate: bool | None
+    dc: str | None
+    error: str | None
+
+
+class HealthConntrackd(BaseModel):
+    configured: bool | None
+    answering: bool | None
+    internal_cache: int | None
+    external_cache: int | None
+    sync_errors: int | None
+    error: str | None
+
+
+class HealthNat(BaseModel):
+    entries: int | None
+    max: int | None
+    error: str | None
+
+
+class HealthDns(BaseModel):
+    answering: bool | None
+    upstreams_reachable: int
+    upstreams: int
+    error: str | None
+
+
+class HealthNtp(BaseModel):
+    answering: bool | None
+    synchronised: bool | None
+    stratum: int | None
+    offset_s: float | None
+    reachable_upstreams: list[str]
+    error: str | None
+
+
+class ControllerHealth(BaseModel):
+    node: str
+    error: str | None = Field(description="why this controller could not be asked")
+    degraded: bool | None
+    reasons: list[str]
+    collected_at: float | None
+    vips: list[HealthVip]
+    resources: list[HealthResource]
+    cluster: HealthCluster | None
+    conntrackd: HealthConntrackd | None
+    nat: HealthNat | None
+    dns: HealthDns | None
+    ntp: HealthNtp | None
+
+
+class EnvironmentHealth(BaseModel):
+    source: str = Field(description="'unknown' without a status command or when it failed")
+    updated_at: float | None = Field(description="when the command answered (Unix time)")
+    error: str | None
+    controllers: list[ControllerHealth]
+
+
+class VipMove(BaseModel):
+    vip: str
+    address: str | None
+    from_nodes: list[str]
+    to_nodes: list[str] = Field(description="empty: no controller held it")
+    at: float
+
+
+class VipMoves(BaseModel):
+    observed_since: float | None = Field(description="the first poll of this server process")
+    moves: list[VipMove] = Field(description="newest first")
+
+
+class DrillSummary(BaseModel):
+    id: str
+    drill: str | None
+    t_fault: float | None
+    holder_before: str | None
+    holder_after: str | None
+    vips_moved_after_ms: float | None
+    longest_gap_ms: float | None
+    packets_lost: int | None
+    packets_sent: int | None
+    passed: bool | None
+    failures: list[str]
+    timeline: bool = Field(description="GET /drills/{id}/timeline.svg has its picture")
+    error: str | None = None
+
+
+class Drills(BaseModel):
+    configured: bool = Field(description="the server was given a drills directory")
+    drills: list[DrillSummary] = Field(description="newest first")
+
+
+# ------------------------------------------------------------------- documented error answers
+
+def _error(description: str, model: type[BaseModel] = ErrorBody) -> dict:
+    return {"model": model, "description": description}
+
+
+_UNAVAILABLE = {
+    "model": ErrorBody,
+    "description": "the database could not serve the request in time (busy or unreachable); "
+    "try again after Retry-After seconds",
+    "headers": {
+        "Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}
+    },
+}
+_AUTH = {
+    401: _error("missing, malformed, unknown or expired token", AuthErrorBody),
+    503: _UNAVAILABLE,
+}
+_INVALID = {422: _error("bad input: each item names the object and the field")}
+_NOT_FOUND = {404: _error("the environment, network, node or VIP does not exist")}
+_WRITE = {
+    403: _error("the token is read-only: writes need an admin token", AuthErrorBody),
+    409: _error("clashes with the current state: a name taken, an address held, a range "
+                "exhausted, or a rule another object relies on (the reason says which)"),
+}
+
+# Every status code each kind of route can answer, for the OpenAPI (issue #16 point 8).
+TOKEN_ONLY: dict = {**_AUTH}  # no parameter, no body: nothing to be invalid
+READ: dict = {**_AUTH, **_INVALID, **_NOT_FOUND}
+CREATE_TOP: dict = {**_AUTH, **_INVALID, **_WRITE}
+WRITE: dict = {**_AUTH, **_INVALID, **_NOT_FOUND, **_WRITE}

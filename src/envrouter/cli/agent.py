@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -18,18 +23,68 @@ app = typer.Typer(
 )
 
 DocumentOpt = typer.Option(None, "--document", help="deployment document (JSON file)")
-ServerOpt = typer.Option(None, "--server", help="control plane URL, e.g. http://10.20.0.2:8080")
+ServerOpt = typer.Option(None, "--server", help="control plane URL, e.g. http://10.20.0.2:8700")
 NodeOpt = typer.Option(None, "--node", help="this node's hostname (with --server)")
 TokenFileOpt = typer.Option(None, "--token-file", help="API token file (else $ENVROUTER_TOKEN)")
 RootOpt = typer.Option("/", "--root", help="root directory for the files the agent writes")
 StateOpt = typer.Option("/var/lib/envrouter", "--state-dir", help="where apply saves the document")
-ScopeOpt = typer.Option("all", "--scope", help="all | vrouter | host")
+ScopeOpt = typer.Option(
+    "auto",
+    "--scope",
+    help="auto | all | vrouter | host. auto (the default): host on a controller of an HA "
+    "environment, whose vrouter namespace belongs to Pacemaker's vrouter clone; all elsewhere",
+)
 HostNsOpt = typer.Option(
     "",
     "--host-netns",
     help="act on this named namespace as the node (default: the one the agent runs in)",
 )
 TimingOpt = typer.Option(False, "--timing", help="print the time the command's own work took")
+
+
+@dataclass(frozen=True)
+class Where:
+    """The options every agent command takes: where the document comes from, where it acts."""
+
+    document: Path | None
+    server: str | None
+    node: str | None
+    token_file: Path | None
+    root: str
+    state_dir: Path
+    scope: str
+    host_netns: str
+
+
+_WHERE_OPTIONS = [
+    inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=kind)
+    for name, kind, default in (
+        ("document", Path | None, DocumentOpt),
+        ("server", str | None, ServerOpt),
+        ("node", str | None, NodeOpt),
+        ("token_file", Path | None, TokenFileOpt),
+        ("root", str, RootOpt),
+        ("state_dir", Path, StateOpt),
+        ("scope", str, ScopeOpt),
+        ("host_netns", str, HostNsOpt),
+    )
+]
+
+
+def node_command(func: Callable[..., None]) -> Callable[..., None]:
+    """Declare the shared options once: the command gets them as one `Where` (its first
+    argument) and declares only its own options."""
+    own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+           for p in inspect.signature(func, eval_str=True).parameters.values()
+           if p.name != "where"]
+
+    @functools.wraps(func)
+    def command(**options: Any) -> None:
+        where = Where(**{p.name: options.pop(p.name) for p in _WHERE_OPTIONS})
+        func(where, **options)
+
+    command.__signature__ = inspect.Signature([*_WHERE_OPTIONS, *own])  # type: ignore
+    return command
 
 
 def _fetch(server: str, node: str, token_file: Path | None) -> bytes:
@@ -91,37 +146,29 @@ def _document(
     raise ValidationError("agent", "--document", "give --document FILE or --server URL --node N")
 
 
-def _scope(scope: str) -> str:
-    from envrouter.agent.desired import SCOPES
+def _scope(doc, scope: str) -> str:
+    from envrouter.agent.desired import AUTO_SCOPE, SCOPES, resolve_scope
     from envrouter.errors import ValidationError
 
-    if scope not in SCOPES:
-        raise ValidationError("agent", "--scope", f"{scope!r} is not one of {', '.join(SCOPES)}")
-    return scope
+    if scope != AUTO_SCOPE and scope not in SCOPES:
+        raise ValidationError(
+            "agent", "--scope", f"{scope!r} is not one of {AUTO_SCOPE}, {', '.join(SCOPES)}"
+        )
+    return scope if doc is None else resolve_scope(doc, scope)
 
 
-def _load(
-    document: Path | None,
-    server: str | None,
-    node: str | None,
-    token_file: Path | None,
-    state_dir: Path,
-    scope: str,
-    *,
-    fallback: bool = True,
-):
-    """The document (see `_document`) and the checked scope, in that order."""
-    doc = _document(document, server, node, token_file, state_dir, fallback=fallback)
-    return doc, _scope(scope)
+def _load(where: Where, *, fallback: bool = True):
+    """The document (see `_document`) and the scope for it (`auto` resolved)."""
+    doc = _document(where.document, where.server, where.node, where.token_file, where.state_dir,
+                    fallback=fallback)
+    return doc, _scope(doc, where.scope)
 
 
 def _save(doc, state_dir: Path) -> None:
-    from envrouter.agent.files import read_file, write_atomic
+    from envrouter.files import write_if_changed
 
-    path = str(state_dir / "document.json")
-    text = doc.model_dump_json(indent=2) + "\n"
-    if read_file(path) != text:  # a no-op apply writes nothing
-        write_atomic(path, text, 0o600)
+    # a no-op apply writes nothing
+    write_if_changed(state_dir / "document.json", doc.model_dump_json(indent=2) + "\n", 0o600)
 
 
 def _timing(on: bool, t0: float, t_work: float) -> None:
@@ -144,32 +191,24 @@ def _preload() -> None:
     import envrouter.document  # noqa: F401
 
 
-def _steps(doc, root: str, scope: str, host_netns: str, teardown: bool):
-    from envrouter.agent import compute_plan
+def _steps(doc, where: Where, scope: str):
+    from envrouter.agent import run_pipeline
 
-    return compute_plan(doc, root=root, scope=scope, host_netns=host_netns, teardown=teardown)
+    return run_pipeline(doc, root=where.root, scope=scope, host_netns=where.host_netns,
+                        dry_run=True)
 
 
 @app.command("plan")
 @handle_errors
-def plan_cmd(
-    document: Path | None = DocumentOpt,
-    server: str | None = ServerOpt,
-    node: str | None = NodeOpt,
-    token_file: Path | None = TokenFileOpt,
-    root: str = RootOpt,
-    state_dir: Path = StateOpt,
-    scope: str = ScopeOpt,
-    host_netns: str = HostNsOpt,
-    timing: bool = TimingOpt,
-) -> None:
+@node_command
+def plan_cmd(where: Where, timing: bool = TimingOpt) -> None:
     """Print the steps an apply would take; change nothing."""
     require_root("envrouter agent plan")
     t0 = time.perf_counter()
     _preload()
     tw = time.perf_counter()
-    doc, scope = _load(document, server, node, token_file, state_dir, scope)
-    steps = _steps(doc, root, scope, host_netns, False)
+    doc, scope = _load(where)
+    steps = _steps(doc, where, scope)
     for s in steps:
         print(s.description)
     if not steps:
@@ -179,15 +218,9 @@ def plan_cmd(
 
 @app.command("apply")
 @handle_errors
+@node_command
 def apply_cmd(
-    document: Path | None = DocumentOpt,
-    server: str | None = ServerOpt,
-    node: str | None = NodeOpt,
-    token_file: Path | None = TokenFileOpt,
-    root: str = RootOpt,
-    state_dir: Path = StateOpt,
-    scope: str = ScopeOpt,
-    host_netns: str = HostNsOpt,
+    where: Where,
     timing: bool = TimingOpt,
     chrony_restart: str = typer.Option(
         "",
@@ -200,27 +233,22 @@ def apply_cmd(
     t0 = time.perf_counter()
     _preload()
     tw = time.perf_counter()
-    doc, scope = _load(document, server, node, token_file, state_dir, scope, fallback=False)
-    from envrouter.agent import agent_lock
-    from envrouter.agent.apply import apply
-    from envrouter.agent.desired import desired_state
-    from envrouter.agent.netlink import Netlink
-    from envrouter.agent.observe import observe
-    from envrouter.agent.plan import check_preconditions, plan
+    doc, scope = _load(where, fallback=False)
+    from envrouter.agent import run_pipeline
+    from envrouter.agent.desired import chrony_client_path
+    from envrouter.agent.steps import writes_file
 
-    desired = desired_state(doc, root=root, scope=scope, host_netns=host_netns)
-    with agent_lock(), Netlink() as link:
-        observed = observe(desired, link)
-        check_preconditions(desired, observed)  # refuse before saving or changing anything
-        _save(doc, state_dir)
-        steps = plan(desired, observed)
-        for step in steps:
-            apply([step], link)
-            print(step.description, flush=True)
+    steps = run_pipeline(
+        doc,
+        root=where.root,
+        scope=scope,
+        host_netns=where.host_netns,
+        before_changes=lambda: _save(doc, where.state_dir),  # once the preconditions hold
+        on_step=lambda step: print(step.description, flush=True),
+    )
     if not steps:
         print("nothing to do: converged")
-    chrony = [s for s in steps if s.op == "write_file" and s.args[0].endswith("chrony.conf")]
-    if chrony and chrony_restart:
+    if chrony_restart and writes_file(steps, chrony_client_path(where.root)):
         import shlex
         import subprocess
 
@@ -234,20 +262,12 @@ def apply_cmd(
 
 @app.command("status")
 @handle_errors
-def status_cmd(
-    document: Path | None = DocumentOpt,
-    server: str | None = ServerOpt,
-    node: str | None = NodeOpt,
-    token_file: Path | None = TokenFileOpt,
-    root: str = RootOpt,
-    state_dir: Path = StateOpt,
-    scope: str = ScopeOpt,
-    host_netns: str = HostNsOpt,
-) -> None:
+@node_command
+def status_cmd(where: Where) -> None:
     """Print 'converged' or the pending steps (exit 1)."""
     require_root("envrouter agent status")
-    doc, scope = _load(document, server, node, token_file, state_dir, scope)
-    steps = _steps(doc, root, scope, host_netns, False)
+    doc, scope = _load(where)
+    steps = _steps(doc, where, scope)
     if not steps:
         print("converged")
         return
@@ -259,23 +279,17 @@ def status_cmd(
 
 @app.command("teardown")
 @handle_errors
-def teardown_cmd(
-    document: Path | None = DocumentOpt,
-    server: str | None = ServerOpt,
-    node: str | None = NodeOpt,
-    token_file: Path | None = TokenFileOpt,
-    root: str = RootOpt,
-    state_dir: Path = StateOpt,
-    scope: str = ScopeOpt,
-    host_netns: str = HostNsOpt,
-) -> None:
+@node_command
+def teardown_cmd(where: Where) -> None:
     """Remove everything the agent owns on this node (for the scope); nothing else."""
     require_root("envrouter agent teardown")
-    doc = _document(document, server, node, token_file, state_dir, fallback=True)
+    doc = _document(where.document, where.server, where.node, where.token_file, where.state_dir,
+                    fallback=True)
     if doc is None:
         print("nothing to do: no document given or saved")
         return
     from envrouter.agent import teardown
 
-    for line in teardown(doc, root=root, scope=_scope(scope), host_netns=host_netns):
+    for line in teardown(doc, root=where.root, scope=_scope(doc, where.scope),
+                         host_netns=where.host_netns):
         print(line)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -17,20 +18,83 @@ EXIT_USAGE = 2  # bad input: the message names the object and field
 
 
 def handle_errors(func: F) -> F:
-    """Turn the project's errors into one line on stderr and a meaningful exit code."""
+    """Turn every error into one line on stderr and a meaningful exit code: never a traceback
+    (ENVROUTER_DEBUG=1 shows it for an error that is a bug)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except (ValidationError, ConflictError, NotFoundError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {_one_line(exc)}", file=sys.stderr)
             sys.exit(EXIT_USAGE)
         except InfraError as exc:
-            print(f"failed: {exc}", file=sys.stderr)
+            print(f"failed: {_one_line(exc)}", file=sys.stderr)
             sys.exit(EXIT_FAILED)
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            sys.exit(130)
+        except Exception as exc:  # noqa: BLE001 - the outermost edge: one line, an exit code
+            line, code = describe_unexpected(exc)
+            print(line, file=sys.stderr)
+            if os.environ.get("ENVROUTER_DEBUG"):
+                raise
+            sys.exit(code)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def describe_unexpected(exc: Exception) -> tuple[str, int]:
+    """The line and exit code for an error that is not one of the project's own: the database
+    (connection, missing tables), a migration, a file; anything else is a bug."""
+    module = type(exc).__module__
+    if module.startswith("sqlalchemy"):
+        orig = getattr(exc, "orig", None)
+        reason = _first_line(orig if orig is not None else exc)
+        hint = ""
+        if "no such table" in reason or "does not exist" in reason:
+            hint = "; run: envrouter db upgrade"
+        return f"failed: database: {reason}{hint}", EXIT_FAILED
+    if module.startswith("alembic"):
+        return f"error: database migration: {_first_line(exc)}", EXIT_USAGE
+    if isinstance(exc, OSError):
+        return f"failed: {_first_line(exc)}", EXIT_FAILED
+    return (
+        f"error: unexpected {type(exc).__name__}: {_first_line(exc)} "
+        "(a bug: ENVROUTER_DEBUG=1 shows the traceback)",
+        EXIT_FAILED,
+    )
+
+
+def open_database(url: str | None):  # noqa: ANN201
+    """The database of a command that uses an existing schema (every command but `db` and
+    `serve`): never creates one, and says what to run when the schema is missing or old."""
+    from envrouter.db import migrate
+    from envrouter.db.engine import Database
+
+    return Database(migrate.require_head(url))
+
+
+def confirm(question: str, *, yes: bool) -> None:
+    """Go on with --yes, or when the operator says so at a terminal; without a terminal
+    (scripts, CI) refuse instead of waiting for an answer that never comes."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise ValidationError("confirmation", "--yes", "stdin is not a terminal: pass --yes")
+    answer = input(f"{question} [y/N] ").strip().lower()
+    if answer not in ("y", "yes"):
+        print("nothing changed", file=sys.stderr)
+        sys.exit(EXIT_FAILED)
 
 
 def require_root(what: str) -> None:

@@ -36,7 +36,7 @@ def downgrade(
     """Downgrade the schema to REVISION (0001_baseline: before the vrouter)."""
     from envrouter.db import migrate
 
-    migrate.downgrade(database_url, revision)
+    migrate.downgrade(migrate.require_existing(database_url), revision)
     typer.echo(f"database at revision {migrate.current(database_url)}")
 
 
@@ -46,5 +46,5 @@ def current(database_url: str = URL) -> None:
     """Print the schema's revision (none: empty database)."""
     from envrouter.db import migrate
 
-    rev = migrate.current(database_url)
+    rev = migrate.current(migrate.require_existing(database_url))
     typer.echo(f"{rev or 'none'} (newest: {migrate.head()})")

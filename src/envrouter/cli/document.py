@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from envrouter.cli.common import handle_errors
+from envrouter.cli.common import handle_errors, open_database
 from envrouter.errors import NotFoundError, ValidationError
 
 app = typer.Typer(help="Print a node's deployment document, or its schema.", add_completion=False)
@@ -41,10 +41,9 @@ def document(
         return
     if not env or not node:
         raise ValidationError("document", "ENV NODE", "give an environment and a node, or --schema")
-    from envrouter.db.engine import Database
     from envrouter.model import service
 
-    with Database(database_url).reading() as session:
+    with open_database(database_url).reading() as session:
         env_row = service.environment_by_name(session, env)
         node_row = service.node_by_hostname(session, node)
         if node_row.environment_id != env_row.id:

@@ -18,9 +18,21 @@ def drill(
     name: str = typer.Argument(..., help=DRILL_HELP),
     tcp: int = typer.Option(3, "--tcp", help="TCP connections per compute node"),
     udp: int = typer.Option(2, "--udp", help="UDP flows per compute node"),
+    connections: int = typer.Option(
+        0, "--connections", help="idle established TCP connections through the NAT before the "
+        "fault (spread over the compute nodes and several processes), each checked after it; "
+        "with a churn of new connections and UDP flows whose NAT mapping must not change"),
+    churn: float = typer.Option(200.0, "--churn",
+                                help="with --connections: new connections a second"),
+    udp_flows: int = typer.Option(20, "--udp-flows",
+                                  help="with --connections: UDP flows per compute node"),
     restore: bool = typer.Option(True, "--restore/--no-restore",
                                  help="put the lab back after each drill"),
     as_json: bool = typer.Option(False, "--json", help="print the reports as JSON"),
+    plot: str | None = typer.Option(None, "--plot", metavar="FILE",
+                                    help="also write the drill's timeline (SVG) to FILE; with "
+                                    "several drills FILE-<drill>.svg each (every drill writes "
+                                    "timeline.svg beside its report.json anyway)"),
     state_dir: str = typer.Option(DEFAULT_STATE_DIR, "--state-dir",
                                   envvar="ENVROUTER_LAB_STATE_DIR",
                                   help="where the lab keeps its nodes' files and state"),
@@ -40,8 +52,10 @@ def drill(
     check_prerequisites()
     lab = Lab.load(state_dir)
     console = Console(stderr=as_json)
-    reports = run_drills(lab, names, DrillOptions(tcp, udp, restore),
-                         log=lambda s: console.print(f"[dim]{s}[/dim]"))
+    opts = DrillOptions(tcp, udp, restore, connections=connections, churn_rate=churn,
+                        udp_flows=udp_flows)
+    reports = run_drills(lab, names, opts,
+                         log=lambda s: console.print(f"[dim]{s}[/dim]"), plot=plot)
     if as_json:
         print(json.dumps([r.to_dict() for r in reports], indent=2))
     else:

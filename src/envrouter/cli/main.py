@@ -14,7 +14,10 @@ import sys
 GROUPS: dict[str, tuple[str, str]] = {
     "serve": ("envrouter.cli.serve", "Run the control plane: REST API, UI and /metrics."),
     "db": ("envrouter.cli.db", "Database: create or upgrade the schema."),
-    "env": ("envrouter.cli.env", "Environments: import/export YAML, list, reserve VIPs."),
+    "env": (
+        "envrouter.cli.env",
+        "Environments: import/export/apply YAML, list, VIPs, vrouter settings, delete.",
+    ),
     "token": ("envrouter.cli.token", "API tokens: create, list, revoke."),
     "document": ("envrouter.cli.document", "Print a node's deployment document, or its schema."),
     "agent": ("envrouter.cli.agent", "Node agent: plan, apply, status, teardown."),

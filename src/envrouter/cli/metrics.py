@@ -10,36 +10,15 @@ runs there. See docs/operations.md.
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 
 import typer
 
 from envrouter.cli.common import handle_errors
 from envrouter.cli.status import DocumentOpt, NamespaceOpt, RunRootOpt, collect_status
-from envrouter.errors import InfraError
+from envrouter.files import write_atomic
 
 app = typer.Typer(help="Prometheus text metrics of this controller.", add_completion=False)
-
-
-def write_atomic(path: str, text: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".envrouter-metrics.", dir=directory)
-    except OSError as exc:
-        raise InfraError(f"cannot write metrics into {directory}: {exc.strerror}") from exc
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # node_exporter usually runs as another user
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 @app.command()

@@ -9,6 +9,7 @@ import typer
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from envrouter.cli.common import handle_errors
+from envrouter.errors import ValidationError
 
 app = typer.Typer(help="Run the control plane: REST API, UI and /metrics.", add_completion=False)
 
@@ -34,6 +35,26 @@ def serve(
         "'ssh ctl1 crm_mon -1 --output-as=xml'; {env_id} is replaced); without it the live "
         "cluster state is 'unknown'",
     ),
+    status_command: str = typer.Option(
+        None,
+        "--status-command",
+        envvar="ENVROUTER_STATUS_COMMAND",
+        help="a command printing a JSON list of `envrouter status --json`, one per controller "
+        "(e.g. a script running 'ssh ctlN envrouter status --json'; {env_id} is replaced): the "
+        "UI's operations view; without it each controller's health is 'unknown'",
+    ),
+    status_interval: float = typer.Option(
+        5.0, "--status-interval", min=1.0, max=3600.0,
+        help="seconds between polls of the status command (the VIP moves are recorded from "
+        "them, in memory)",
+    ),
+    drills_dir: str = typer.Option(
+        None,
+        "--drills-dir",
+        envvar="ENVROUTER_DRILLS_DIR",
+        help="a directory of drill records (DIR/*/report.json and timeline.svg, the lab's "
+        "drills/): listed in the operations view",
+    ),
 ) -> None:
     """Upgrade the schema to the newest revision, then serve the API on HOST:PORT."""
     import uvicorn
@@ -43,6 +64,7 @@ def serve(
     from envrouter.db.config import resolve_database_url
 
     url = resolve_database_url(database_url)
+    _check_port_free(host, port)
     migrate.upgrade(url)
     typer.echo(f"envrouter: serving on http://{host}:{port} (database {_safe(url)})", err=True)
     # httptools (C parser), no access log; every connection TCP_NODELAY (see NoDelayHttpTools)
@@ -57,6 +79,11 @@ def serve(
     if cluster_command:
         # read by create_app, also in every worker process
         os.environ["ENVROUTER_CLUSTER_COMMAND"] = cluster_command
+    if status_command:
+        os.environ["ENVROUTER_STATUS_COMMAND"] = status_command
+        os.environ["ENVROUTER_STATUS_INTERVAL"] = str(status_interval)
+    if drills_dir:
+        os.environ["ENVROUTER_DRILLS_DIR"] = os.path.abspath(drills_dir)
     if workers == 1:
         uvicorn.run(create_app(url), **options)
         return
@@ -76,6 +103,24 @@ class NoDelayHttpTools(HttpToolsProtocol):
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         super().connection_made(transport)
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Bind HOST:PORT once, as uvicorn will, so that a port in use is an error before anything
+    says "serving on"."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise ValidationError("serve", "--host", f"{host!r}: {exc.strerror}") from None
+    family, kind, proto, _name, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            raise ValidationError(
+                "serve", "--port", f"cannot listen on {host}:{port}: {exc.strerror}"
+            ) from None
 
 
 def _safe(url: str) -> str:

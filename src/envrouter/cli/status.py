@@ -153,10 +153,15 @@ def print_status(st: Status, reasons: list[str], console: Console) -> None:  # n
     if ct is not None:
         if ct.stats is not None:
             x = ct.stats
-            detail = (f"internal cache {x.internal_active}, external cache {x.external_active}; "
+            ext = (f"external cache {x.external_active}" if x.external_active is not None else
+                   f"injected into the kernel {x.external_created} (failed "
+                   f"{x.external_failed})")
+            lost = (f"lost {x.lost_msgs}" if x.lost_counted else
+                    f"dropped on arrival {x.rcvbuf_errors}")
+            detail = (f"internal cache {x.internal_active}, {ext}; "
                       f"{x.transport} on {x.device}: {x.packets_sent} sent / {x.packets_recv} "
-                      f"received, errors send {x.errors_send} recv {x.errors_recv}, lost "
-                      f"{x.lost_msgs}, malformed {x.malformed_msgs}")
+                      f"received, errors send {x.errors_send} recv {x.errors_recv}, {lost}, "
+                      f"malformed {x.malformed_msgs}")
             if x.kernel_resyncs is not None:
                 detail += f"; kernel resyncs {x.kernel_resyncs}, up {x.uptime_minutes} min"
             if ct.promoted_since:

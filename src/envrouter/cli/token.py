@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from envrouter.cli.common import handle_errors
+from envrouter.cli.common import handle_errors, open_database
 
 app = typer.Typer(
     add_completion=False,
@@ -16,9 +16,7 @@ URL = typer.Option(None, "--database-url", help="SQLAlchemy URL (default: see do
 
 
 def _db(url: str | None):  # noqa: ANN202
-    from envrouter.db.engine import Database
-
-    return Database(url)
+    return open_database(url)
 
 
 @app.command()

@@ -1,9 +1,14 @@
 """Engine and sessions.
 
-SQLite: WAL journal, foreign keys on, a busy timeout; write sessions start with
-BEGIN IMMEDIATE so that two writers never both read the free addresses and then collide (the
-write lock is taken before the first read). PostgreSQL: write paths lock the environment's
-network rows with SELECT ... FOR UPDATE (see `envrouter.model.service.lock_networks`).
+SQLite: WAL journal, foreign keys on, a bounded busy wait (BUSY_TIMEOUT seconds); write
+sessions start with BEGIN IMMEDIATE so that two writers never both read the free addresses and
+then collide (the write lock is taken before the first read). PostgreSQL: write paths lock the
+environment's rows with SELECT ... FOR UPDATE (see `envrouter.model.service.lock_environment`),
+and a lock wait is bounded the same way (lock_timeout). A wait that runs out is an
+OperationalError, which the API answers with 503 and Retry-After.
+
+Opening an engine never creates anything: only `envrouter db upgrade` (and `serve`, which
+upgrades first) creates a database, see `ensure_sqlite_directory`.
 """
 
 from __future__ import annotations
@@ -19,15 +24,34 @@ from sqlalchemy.orm import Session, sessionmaker
 from envrouter.db.config import resolve_database_url
 
 _IMMEDIATE = "envrouter_sqlite_immediate"
+# How long a write waits for another writer. Writes take milliseconds, so this is only reached
+# when the database is really unservable (a stuck writer, a full disk).
+BUSY_TIMEOUT = 10.0
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL (None: not SQLite, or in memory)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    if parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
+
+
+def ensure_sqlite_directory(url: str) -> None:
+    path = sqlite_path(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
 
 
 def make_engine(url: str | None = None, **kwargs: object) -> Engine:
     url = resolve_database_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        kwargs.setdefault("connect_args", {"timeout": 30, "check_same_thread": False})
+        kwargs.setdefault(
+            "connect_args", {"timeout": BUSY_TIMEOUT, "check_same_thread": False}
+        )
         if parsed.database and parsed.database != ":memory:":
             kwargs.setdefault("pool_size", 20)
             kwargs.setdefault("max_overflow", 40)
@@ -55,6 +79,10 @@ def make_engine(url: str | None = None, **kwargs: object) -> Engine:
     kwargs.setdefault("pool_size", 20)
     kwargs.setdefault("max_overflow", 40)
     kwargs.setdefault("pool_pre_ping", True)
+    if parsed.get_backend_name() == "postgresql":
+        kwargs.setdefault(
+            "connect_args", {"options": f"-c lock_timeout={int(BUSY_TIMEOUT * 1000)}"}
+        )
     return create_engine(url, **kwargs)  # type: ignore[arg-type]
 
 

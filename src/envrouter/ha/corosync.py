@@ -7,20 +7,18 @@ and one ``key: value`` per line.
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import re
 from collections.abc import Sequence
 
+from envrouter.document import DnsName, EnvironmentName, IPAddress, parse_value
 from envrouter.errors import ValidationError
 from envrouter.services.templating import render_template
 
 AUTHKEY_SIZE = 256  # bytes, what corosync-keygen writes by default
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 CIPHERS = ("none", "aes256", "aes192", "aes128")
 HASHES = ("none", "md5", "sha1", "sha256", "sha384", "sha512")
 
-Node = tuple[str, int, str]  # (name, nodeid, ring0_addr)
+Node = tuple[str, int, object]  # (name, nodeid, ring0_addr: an address or its text)
 
 # Failure detection = token + consensus (a dead node is declared lost only after the token
 # timed out AND the survivors waited `consensus` for it in the new membership round). 400 ms
@@ -45,16 +43,13 @@ def validate_nodes(nodes: Sequence[Node]) -> None:
     seen_names: set[str] = set()
     seen_ids: set[int] = set()
     seen_addrs: set[str] = set()
-    for name, nodeid, addr in nodes:
+    for name, nodeid, ring0_addr in nodes:
+        # names and addresses by the rules of the document they come from (a node's hostname)
         obj = f"corosync node {name!r}"
-        if not isinstance(name, str) or not _NAME_RE.match(name):
-            raise ValidationError(obj, "name", "must be 1-63 letters, digits, '.', '_' or '-'")
+        parse_value(DnsName, obj, "name", name)
         if not isinstance(nodeid, int) or isinstance(nodeid, bool) or nodeid < 1:
             raise ValidationError(obj, "nodeid", f"must be a positive integer, got {nodeid!r}")
-        try:
-            ipaddress.ip_address(addr)
-        except ValueError as exc:
-            raise ValidationError(obj, "ring0_addr", f"not an IP address: {addr!r}") from exc
+        addr = str(parse_value(IPAddress, obj, "ring0_addr", ring0_addr))
         if name in seen_names:
             raise ValidationError(obj, "name", "appears twice in the nodelist")
         if nodeid in seen_ids:
@@ -85,10 +80,7 @@ def render_corosync_conf(
     instead of ~8 s with corosync's defaults (see DEFAULT_TOKEN_MS for the trade-off). A
     two-node cluster gets ``two_node: 1`` so it stays quorate when one node is gone.
     """
-    if not isinstance(cluster_name, str) or not _NAME_RE.match(cluster_name):
-        raise ValidationError(
-            "corosync cluster", "cluster_name", "must be 1-63 letters, digits, '.', '_' or '-'"
-        )
+    parse_value(EnvironmentName, "corosync cluster", "cluster_name", cluster_name)
     validate_nodes(nodes)
     if token_ms is not None and not (isinstance(token_ms, int) and 100 <= token_ms <= 600_000):
         raise ValidationError("corosync totem", "token", "must be an integer in 100..600000 ms")

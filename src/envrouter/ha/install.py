@@ -8,7 +8,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from envrouter.services.process import write_file_atomic
+from envrouter.agent.netlink import RTPROT_ENVROUTER_VIP
+from envrouter.files import write_if_changed
 
 AGENTS = ("vrouter", "vip", "conntrackd", "dns", "ntp")
 DEFAULT_OCF_ROOT = "/usr/lib/ocf"
@@ -33,7 +34,7 @@ case "$ns/$port/$ip/$mask/$gw/$arp/$conf" in
     if [ -n "$conf" ] && [ -e "$conf" ]; then conntrackd -C "$conf" -c >/dev/null 2>&1; fi
     # address and public route in one `ip` run
     if { echo "addr replace $ip/$mask dev $port"
-         [ -z "$gw" ] || echo "route replace default via $gw dev $port src $ip metric 0 proto 78"
+         [ -z "$gw" ] || echo "route replace default via $gw dev $port src $ip metric 0 proto @P@"
        } | ip -n "$ns" -batch -; then
       if [ "$arp" -gt 0 ]; then
         setsid -f nsenter --net="/run/netns/$ns" arping -q -U -c "$arp" -I "$port" "$ip" \
@@ -49,7 +50,7 @@ case "$ns/$port/$ip/$mask/$gw/$arp/$conf" in
       case "${OCF_RESKEY_CRM_meta_interval:-0}" in 0) ;; *)
         if [ -n "$gw" ]; then
           ip -n "$ns" route replace default via "$gw" dev "$port" src "$ip" metric 0 \
-            proto 78 2>/dev/null
+            proto @P@ 2>/dev/null
         fi ;;
       esac
       exit 0
@@ -61,7 +62,7 @@ case "$ns/$port/$ip/$mask/$gw/$arp/$conf" in
 fi ;;
 esac ;;
 esac
-"""
+""".replace("@P@", str(RTPROT_ENVROUTER_VIP))
 
 
 def agent_text(name: str, interpreter: str | None = None) -> str:
@@ -95,7 +96,7 @@ def install_agents(ocf_root: str = DEFAULT_OCF_ROOT, interpreter: str | None = N
     changed = []
     for name in AGENTS:
         path = target / name
-        if write_file_atomic(path, agent_text(name, interpreter), mode=0o755):
+        if write_if_changed(path, agent_text(name, interpreter), mode=0o755):
             changed.append(str(path))
         os.chmod(path, 0o755)
     return changed

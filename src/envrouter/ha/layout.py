@@ -7,12 +7,14 @@ Names (docs/ha.md): primitives ``vrouter``, ``vip__<vip name>`` (``vip__vrouter`
 
 Constraints, and why:
 - the VIPs with each other and with the vrouter clone, started after it (mandatory);
-- conntrackd's promoted instance with the management VIP. The new holder must commit the
-  external cache before traffic arrives: the VIP agent itself does it (``conntrackd -c`` on the
-  node's instance, parameter ``conntrackd_conf``) right before it adds the address, so no order
+- conntrackd's promoted instance with the management VIP. The new holder must know the flows
+  before traffic arrives: its peers write them into its kernel table as they arrive
+  (`envrouter.services.conntrackd.EXTERNAL_CACHE` off); with an external cache the VIP agent
+  commits it (``conntrackd -c``, parameter ``conntrackd_conf``) right before it adds the
+  address. Either way no order
   chains the VIP start behind demote (old holder) and promote (new holder) — that chain of
-  agent runs was most of a switchover's outage. promote (commit again, flush, resync, bulk)
-  runs in the same transition, in parallel. A conntrackd restart on the holder (kill -9 drill)
+  agent runs was most of a switchover's outage. promote runs in the same transition, in
+  parallel. A conntrackd restart on the holder (kill -9 drill)
   does not restart the VIPs: the kernel's conntrack table, not the daemon, carries the flows
   meanwhile. The VIPs lead and conntrackd follows them (not the other way round) for the same
   reason. No notifications (notify=false): each would add a round of agent runs on every
@@ -32,7 +34,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
-from envrouter.document import DeploymentDocument, DocVip
+from envrouter.document import VIP_MANAGEMENT, VIP_PUBLIC, DeploymentDocument, DocVip
 from envrouter.errors import ValidationError
 from envrouter.ha.ocf_base import DEFAULT_DOCUMENT, PROVIDER
 
@@ -49,14 +51,22 @@ def clone_id(primitive: str) -> str:
     return f"{primitive}-clone"
 
 
+def vip_resource_id(vip_name: str) -> str:
+    return f"vip__{vip_name}"
+
+
 def vip_id(vip: DocVip) -> str:
-    return f"vip__{vip.name}"
+    return vip_resource_id(vip.name)
+
+
+MANAGEMENT_VIP_ID = vip_resource_id(VIP_MANAGEMENT)  # vip__vrouter
+PUBLIC_VIP_ID = vip_resource_id(VIP_PUBLIC)  # vip__vrouter_pub
 
 
 # every top-level resource id the layout can produce: what cib.py may replace or remove
 OWNED_RESOURCE_IDS = frozenset(
     {clone_id(VROUTER), clone_id(CONNTRACKD), clone_id(DNS), clone_id(NTP), clone_id(PING),
-     "vip__vrouter", "vip__vrouter_pub"}
+     MANAGEMENT_VIP_ID, PUBLIC_VIP_ID}
 )
 
 
@@ -195,15 +205,16 @@ def build_layout(doc: DeploymentDocument, options: LayoutOptions | None = None) 
 
     vip_ids = []
     commit = {}
-    if vr.conntrack_sync:
-        from envrouter.services import conntrackd as ctd
+    from envrouter.services import conntrackd as ctd
 
+    if vr.conntrack_sync and ctd.EXTERNAL_CACHE:  # else the peers' kernels have the flows
         commit = {"conntrackd_conf": str(ctd.paths_for(vr).file(ctd.CONF))}
-    for vip, extra in ((vr.vip_management, {}), (vr.vip_public, {"gateway": vr.public_gateway})):
+    public_extra = {"gateway": str(vr.public_gateway)}
+    for vip, extra in ((vr.vip_management, {}), (vr.vip_public, public_extra)):
         port = vr.management_port if vip.role == "management" else vr.public_port
         rid = vip_id(vip)
         vip_ids.append(rid)
-        params = {"namespace": vr.namespace, "port": port, "ip": vip.address,
+        params = {"namespace": vr.namespace, "port": port, "ip": str(vip.address),
                   "cidr_netmask": str(vip.prefixlen), **extra, **commit}
         resources.append(_primitive(rid, "ocf", PROVIDER, "vip", params, [
             *_start_stop("20s", "20s"),
@@ -239,7 +250,7 @@ def build_layout(doc: DeploymentDocument, options: LayoutOptions | None = None) 
         constraints.append(_order(f"vrouter-then-{name}", vclone, clone_id(name)))
 
     resources.append(_clone(_primitive(PING, "ocf", "pacemaker", "ping", {
-        "host_list": vr.public_gateway, "multiplier": "1000", "name": PING_ATTRIBUTE,
+        "host_list": str(vr.public_gateway), "multiplier": "1000", "name": PING_ATTRIBUTE,
         "dampen": opts.ping_dampen, "attempts": "2", "timeout": "1"}, [
         *_start_stop("30s", "30s"),
         {"name": "monitor", "interval": opts.ping_interval, "timeout": "10s"}]), interleave))

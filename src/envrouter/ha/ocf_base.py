@@ -53,6 +53,17 @@ class Action:
     depth: str | None = None
 
 
+def basic_actions(*, start: str, stop: str, monitor: str, interval: str) -> list[Action]:
+    """The actions of an agent that is only started, stopped and monitored (at depth 0)."""
+    return [
+        Action("start", timeout=start),
+        Action("stop", timeout=stop),
+        Action("monitor", timeout=monitor, interval=interval, depth="0"),
+        Action("meta-data", timeout="5s"),
+        Action("validate-all", timeout="10s"),
+    ]
+
+
 @dataclass
 class Context:
     """What one invocation knows: its action, parameters and Pacemaker's meta variables."""

@@ -3,13 +3,16 @@
 conntrackd cannot say whether it is "master", so the promoted state is a file in the
 instance's run directory, set by promote and cleared by demote, start and stop.
 
-- start: the daemon (unpromoted), then ask the peers for a resync (-n) to fill the external
-  cache; promotion score set so Pacemaker can promote an instance.
-- promote (ordered before the VIPs start): -c commit the external cache into the kernel table
-  (the new holder must know the flows before packets arrive, or it resets them), then -f flush
-  the caches, -R resync the internal cache from the kernel, -B send it to the peers.
-- demote: -t shorten the kernel timers of the flows this node no longer forwards, -f internal
-  flush its internal cache, -n request a resync from the (new) promoted instance.
+- start: the daemon (unpromoted), then ask the peers for a resync (-n): their flows into this
+  node's kernel table (or its external cache); promotion score set so Pacemaker can promote.
+- promote: -R the internal cache from the kernel table, which already holds every synced flow
+  (the peers inject them as they arrive: `conntrackd.EXTERNAL_CACHE` off), so that a peer's
+  resync request gets them all. Nothing is sent: the peers have them. With an external cache:
+  -c commit, -f flush, -R, -B (the sequence that flooded the channel at 100,000 flows).
+- demote: -f internal (this node no longer originates flows). Its kernel table stays a copy of
+  the holder's — no -t (shortened timers would empty it, and the next failover back would
+  lose every flow) and no -n (a resync of the whole table through the channel at every
+  switchover). With an external cache: -t, -f internal, -n.
 - notify: pre-promote on the instances not being promoted: -B (the one about to commit gets the
   latest flows, this is what makes a planned switchover lossless); post-start on the promoted
   instance: -B (a peer that just started gets the table).
@@ -17,7 +20,10 @@ instance's run directory, set by promote and cleared by demote, start and stop.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
+import time
+from pathlib import Path
 
 from envrouter.document import DeploymentDocument
 from envrouter.errors import InfraError
@@ -44,6 +50,16 @@ PROMOTED_FILE = "promoted"
 # promote/demote would abort the transition in flight (a CIB change) and schedule the rest of a
 # failover in a new one — seconds more on a busy cluster.
 PROMOTION_SCORE = "100"
+
+if conntrackd.EXTERNAL_CACHE:
+    PROMOTE = [["-c"], ["-f"], ["-R"], ["-B"]]
+    DEMOTE = [["-t"], ["-f", "internal"], ["-n"]]
+    PROMOTE_RESTARTED = [["-R"], ["-B"]]
+else:
+    # the peers' kernel tables already hold the flows: refill the internal cache only
+    PROMOTE = [["-R"]]
+    DEMOTE = [["-f", "internal"]]
+    PROMOTE_RESTARTED = [["-R"]]
 
 
 def _build(doc: DeploymentDocument, ctx: Context) -> Daemon:
@@ -92,7 +108,7 @@ def _after_restart(ctx: Context, d: Daemon) -> None:
     """A restarted daemon has empty caches: refill from the kernel (and tell the peers) if it
     is the promoted instance, otherwise ask the peers."""
     if d.paths.file(PROMOTED_FILE).exists():
-        _commands(d, [["-R"], ["-B"]])
+        _commands(d, PROMOTE_RESTARTED)
     else:
         conntrackd.command(d.paths, "-n")
 
@@ -131,10 +147,40 @@ def monitor(ctx: Context) -> int:
     if not conntrackd.responds(d.paths):
         exit_reason("conntrackd runs but does not answer on its control socket")
         return OCF_ERR_GENERIC
-    promoted = d.paths.file(PROMOTED_FILE).exists()
+    marker = d.paths.file(PROMOTED_FILE)
+    promoted = marker.exists()
     if ctx.is_probe:  # the attribute lives until reboot only: restore it after a restart
         _set_promotion_score(ctx, PROMOTION_SCORE)
+    elif promoted and not conntrackd.EXTERNAL_CACHE:
+        _resync_once_after_promote(ctx, d, marker)
     return OCF_RUNNING_PROMOTED if promoted else OCF_SUCCESS
+
+
+RESYNCED = "resynced"
+RESYNC_AFTER = 3.0  # s after promote
+
+
+def _resync_once_after_promote(ctx: Context, d: Daemon, marker: Path) -> None:
+    """The first recurring monitor after promote runs -R again. conntrackd syncs a flow's end
+    only if the flow is in the holder's internal cache, and only -R puts a flow injected by a
+    peer there: the flows the old holder synced after promote's -R (or a dump that came back
+    short on a loaded machine) would otherwise leave stale copies on the peers, whose NAT
+    ports then clash with new flows (docs/ha.md, "At scale"). Costs one kernel dump, sends
+    nothing."""
+    try:
+        text = marker.read_text()
+        age = time.time() - marker.stat().st_mtime
+    except OSError:
+        return
+    if RESYNCED in text or age < RESYNC_AFTER:
+        return
+    try:
+        conntrackd.command(d.paths, "-R")
+    except InfraError as exc:  # a monitor must not fail for it: the next one tries again
+        ctx.log("warning", f"resync after promote failed: {exc}")
+        return
+    with contextlib.suppress(OSError):
+        marker.write_text(f"promoted\n{RESYNCED}\n")
 
 
 def promote(ctx: Context) -> int:
@@ -144,9 +190,9 @@ def promote(ctx: Context) -> int:
         return OCF_NOT_RUNNING
     marker = d.paths.file(PROMOTED_FILE)
     if not marker.exists():
-        _commands(d, [["-c"], ["-f"], ["-R"], ["-B"]])
+        _commands(d, PROMOTE)
         marker.write_text("promoted\n")
-        ctx.log("info", f"conntrackd promoted in {d.namespace}: external cache committed")
+        ctx.log("info", f"conntrackd promoted in {d.namespace}")
     return OCF_SUCCESS
 
 
@@ -157,7 +203,7 @@ def demote(ctx: Context) -> int:
         return OCF_NOT_RUNNING
     marker = d.paths.file(PROMOTED_FILE)
     if marker.exists():
-        _commands(d, [["-t"], ["-f", "internal"], ["-n"]])
+        _commands(d, DEMOTE)
         marker.unlink()
         ctx.log("info", f"conntrackd demoted in {d.namespace}")
     return OCF_SUCCESS

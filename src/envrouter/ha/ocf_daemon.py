@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from envrouter.agent.netlink import netns_exists
 from envrouter.document import DeploymentDocument
 from envrouter.ha.ocf_base import (
     DOCUMENT_PARAM,
@@ -21,7 +22,7 @@ from envrouter.ha.ocf_base import (
     Param,
     load_vrouter,
 )
-from envrouter.services.process import Daemon, namespace_exists
+from envrouter.services.process import Daemon
 
 BuildDaemon = Callable[[DeploymentDocument, Context], Daemon]
 
@@ -57,7 +58,7 @@ def make_handlers(
     def monitor(ctx: Context) -> int:
         d = daemon_from(ctx, build)
         if d.running():
-            if not namespace_exists(d.namespace):
+            if not netns_exists(d.namespace):
                 # the daemon outlived its namespace: it serves nothing any more
                 ctx.log("error", f"{what} runs but namespace {d.namespace} is gone")
                 return OCF_ERR_GENERIC

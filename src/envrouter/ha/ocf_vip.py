@@ -16,18 +16,18 @@ command fails (which then reports the error properly), and for every other actio
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import subprocess
 
+from envrouter.document import IPv4Address, parse_value
 from envrouter.errors import ValidationError
 from envrouter.ha.ocf_base import (
     OCF_NOT_RUNNING,
     OCF_SUCCESS,
-    Action,
     Agent,
     Context,
     Param,
+    basic_actions,
     main_for,
 )
 
@@ -35,19 +35,14 @@ from envrouter.ha.ocf_base import (
 def _params(ctx: Context) -> tuple[str, str, str, int, str | None, int]:
     p = ctx.params
     obj = f"vip {ctx.env.get('OCF_RESOURCE_INSTANCE', '')}".strip()
-    try:
-        ip = str(ipaddress.IPv4Address(p["ip"]))
-    except ValueError as exc:
-        raise ValidationError(obj, "ip", f"not an IPv4 address: {p['ip']!r}") from exc
+    # the rule of the document's VIP address (the layout passes it from there)
+    ip = str(parse_value(IPv4Address, obj, "ip", p["ip"]))
     mask = p["cidr_netmask"]
     if not mask.isdigit() or not 1 <= int(mask) <= 32:
         raise ValidationError(obj, "cidr_netmask", f"not a prefix length: {mask!r}")
     gw = p.get("gateway") or None
     if gw is not None:
-        try:
-            gw = str(ipaddress.IPv4Address(gw))
-        except ValueError as exc:
-            raise ValidationError(obj, "gateway", f"not an IPv4 address: {gw!r}") from exc
+        gw = str(parse_value(IPv4Address, obj, "gateway", gw))
     arp = p.get("arp_count", "2")
     if not arp.isdigit():
         raise ValidationError(obj, "arp_count", f"not a count: {arp!r}")
@@ -128,13 +123,7 @@ AGENT = Agent(
               "external cache is committed into the kernel before the address is added."),
     ],
     handlers={"start": start, "stop": stop, "monitor": monitor, "validate-all": validate},
-    actions=[
-        Action("start", timeout="20s"),
-        Action("stop", timeout="20s"),
-        Action("monitor", timeout="20s", interval="2s", depth="0"),
-        Action("meta-data", timeout="5s"),
-        Action("validate-all", timeout="10s"),
-    ],
+    actions=basic_actions(start="20s", stop="20s", monitor="20s", interval="2s"),
 )
 
 

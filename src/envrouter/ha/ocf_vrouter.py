@@ -11,10 +11,10 @@ from envrouter.ha.ocf_base import (
     DOCUMENT_PARAM,
     OCF_NOT_RUNNING,
     OCF_SUCCESS,
-    Action,
     Agent,
     Context,
     Param,
+    basic_actions,
     load_vrouter,
     main_for,
 )
@@ -55,11 +55,11 @@ def stop(ctx: Context) -> int:
 
 def monitor(ctx: Context) -> int:
     import envrouter.agent as agent
-    from envrouter.services.process import namespace_exists
+    from envrouter.agent.netlink import netns_exists
 
     doc = load_vrouter(ctx)
     assert doc.vrouter is not None
-    if not namespace_exists(doc.vrouter.namespace):
+    if not netns_exists(doc.vrouter.namespace):
         return OCF_NOT_RUNNING
     if ctx.is_probe:
         # a probe only reports; re-asserting is the recurring monitor's job
@@ -85,13 +85,7 @@ AGENT = Agent(
               "Network namespace that plays this node's own (tests); empty: the node's own."),
     ],
     handlers={"start": start, "stop": stop, "monitor": monitor, "validate-all": validate},
-    actions=[
-        Action("start", timeout="60s"),
-        Action("stop", timeout="60s"),
-        Action("monitor", timeout="30s", interval="10s", depth="0"),
-        Action("meta-data", timeout="5s"),
-        Action("validate-all", timeout="10s"),
-    ],
+    actions=basic_actions(start="60s", stop="60s", monitor="30s", interval="10s"),
 )
 
 

@@ -14,6 +14,7 @@ import httpx
 
 from envrouter.errors import InfraError
 from envrouter.lab.nodes import Lab
+from envrouter.lab.topology import LabPlan
 from envrouter.lab.waiting import wait_for
 
 RELAY_PORT = 8000  # the control plane as the nodes see it: http://<admin gateway>:8000
@@ -54,6 +55,19 @@ def db_url(lab: Lab) -> str:
     return f"sqlite:///{lab.plan.state_dir}/server/envrouter.db"
 
 
+def serve_argv(plan: LabPlan, port: int, url: str) -> list[str]:
+    """`envrouter serve` of the lab: the live cluster state, each controller's health and the
+    drills (under the upstream node, where `lab drill` writes them) for the UI."""
+    return [
+        *ENVROUTER, "serve", "--host", "127.0.0.1", "--port", str(port), "--database-url", url,
+        "--cluster-command", f"{sys.executable} -m envrouter.lab.crm_mon {plan.state_dir}",
+        # every 10 s, not the default 5: each poll runs `envrouter status` on every controller
+        "--status-command", f"{sys.executable} -m envrouter.lab.ops_status {plan.state_dir}",
+        "--status-interval", "10",
+        "--drills-dir", os.path.join(plan.node_dir("up"), "drills"),
+    ]
+
+
 def start_control_plane(lab: Lab) -> dict[str, Any]:
     plan = lab.plan
     os.makedirs(f"{plan.state_dir}/server", exist_ok=True)
@@ -71,10 +85,7 @@ def start_control_plane(lab: Lab) -> dict[str, Any]:
         raise InfraError(f"envrouter token create: {tok.stderr.strip()[-500:]}")
     token = tok.stdout.strip().splitlines()[-1].split()[-1]
     port = _free_port()
-    server = lab.spawn_host("server", [
-        *ENVROUTER, "serve", "--host", "127.0.0.1", "--port", str(port), "--database-url", url,
-        "--cluster-command", f"{sys.executable} -m envrouter.lab.crm_mon {plan.state_dir}",
-    ], env=env)
+    server = lab.spawn_host("server", serve_argv(plan, port, url), env=env)
     base = f"http://127.0.0.1:{port}"
 
     def healthy() -> bool:

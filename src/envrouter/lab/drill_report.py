@@ -168,6 +168,8 @@ class DrillReport:
     flows: list[FlowResult] = field(default_factory=list)
     dc_before: str | None = None
     notes: list[str] = field(default_factory=list)  # extra checks that failed (verdict)
+    # the connection load at scale (envrouter.lab.load_report.LoadResult.to_dict), if any
+    load: dict[str, Any] | None = None
 
     def count(self, kind: str) -> tuple[int, int]:
         of_kind = [f for f in self.flows if f.kind == kind]
@@ -214,6 +216,8 @@ def verdict(report: DrillReport) -> list[str]:
     failures = [f"{f.kind} {f.flow} lost: {f.reason}" for f in report.flows if not f.survived]
     failures += vip_problems(report.holders_after, report.holder_before, report.expect_move)
     failures += report.notes
+    if report.load:
+        failures += report.load["failures"]
     return failures
 
 
@@ -238,6 +242,20 @@ def format_report(report: DrillReport) -> str:
                    key=lambda f: -f.longest_gap_ms)[:1]
     if worst:
         lines.append(f"  longest TCP/UDP gap: {worst[0].longest_gap_ms:.0f} ms ({worst[0].flow})")
+    if report.load:
+        ld = report.load
+        lag = ld["sync_lag_ms"]
+        lines += [
+            f"  idle TCP connections surviving: {ld['idle_ok']}/{ld['idle_total']}",
+            f"  new TCP connections (established >= 200 ms before the fault) surviving: "
+            f"{ld['new_ok']}/{ld['new_total']} (later: {ld['new_after_ok']}/"
+            f"{ld['new_after_total']})",
+            f"  load UDP flows keeping their NAT mapping: {ld['udp_ok']}/{ld['udp_total']}",
+            "  sync lag (holder -> every peer): "
+            + ("not measured" if lag.get("p50") is None else
+               f"p50 {lag['p50']} ms, p99 {lag['p99']} ms ({lag['samples']:.0f} flows)"),
+        ]
+        lines += [f"    lost: {n} x {why}" for why, n in sorted(ld["reasons"].items())][:8]
     failures = verdict(report)
     lines.append("  verdict: " + ("PASS" if not failures else "FAIL"))
     lines += [f"    - {f}" for f in failures]

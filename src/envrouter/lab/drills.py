@@ -62,6 +62,13 @@ class DrillOptions:
     tcp_per_node: int = 3
     udp_per_node: int = 2
     restore: bool = True
+    # scale (envrouter.lab.scale): idle connections before the fault, with churn and UDP flows
+    connections: int = 0
+    churn_rate: float | None = None  # new connections a second (default: load_report's)
+    udp_flows: int | None = None  # load UDP flows per compute node
+    # called with "start" (before the load), "loaded" (every idle connection established) and
+    # "checked" (after the check): the bench samples the controllers' conntrackd there
+    on_phase: Callable[[str], None] | None = None
 
 
 class Traffic:
@@ -332,7 +339,8 @@ def make_fault(lab: Lab, drill: str, holder: str) -> Fault:
 
 
 def run_drill(lab: Lab, drill: str, opts: DrillOptions | None = None,
-              log: Callable[[str], None] = lambda s: None) -> DrillReport:
+              log: Callable[[str], None] = lambda s: None,
+              plot: str | None = None) -> DrillReport:
     opts = opts or DrillOptions()
     if drill not in DRILLS:
         raise ValidationError("drill", "name", f"unknown drill {drill!r} (one of "
@@ -344,12 +352,30 @@ def run_drill(lab: Lab, drill: str, opts: DrillOptions | None = None,
     directory = os.path.join(lab.plan.node_dir("up"), "drills", f"{int(time.time())}-{drill}")
     shutil.rmtree(directory, ignore_errors=True)
     traffic = Traffic(lab, directory, opts)
+    load = None
+    if opts.connections:
+        from envrouter.lab.scale import ConnectionLoad
+
+        load = ConnectionLoad(lab, directory, opts.connections, churn_rate=opts.churn_rate,
+                              udp_per_node=opts.udp_flows, log=log)
     log(f"{drill}: VIPs on {holder} (DC {dc}); starting traffic from "
         f"{', '.join(traffic.clients)}")
-    t_start = time.time()
-    traffic.start()
     notes: list[str] = []
     restored = False
+    load_result = None
+    if load is not None:
+        try:
+            if opts.on_phase:
+                opts.on_phase("start")
+            load.start(holder)
+            if opts.on_phase:
+                opts.on_phase("loaded")
+            load.start_churn()
+        except BaseException:
+            load.stop()
+            raise
+    t_start = time.time()
+    traffic.start()
     try:
         wait_for("traffic flowing before the fault", lambda: traffic.flowing(time.time() - 0.5),
                  timeout=30, interval=0.2)
@@ -379,6 +405,10 @@ def run_drill(lab: Lab, drill: str, opts: DrillOptions | None = None,
             notes.append(why)
         holders_after = holders(lab)
         t_end = time.time()  # the end of the measured window: the clients stop from here on
+        if load is not None:
+            load_result = load.check(t_fault, holder).to_dict()
+            if opts.on_phase:
+                opts.on_phase("checked")
         server, clients, pings = traffic.stop()
         if opts.restore:
             log(f"{drill}: restoring {holder}")
@@ -388,13 +418,21 @@ def run_drill(lab: Lab, drill: str, opts: DrillOptions | None = None,
         if not restored:
             _touch(f"{directory}/stop")
             _touch(f"{directory}/stop-server")
+            if load is not None:
+                load.stop()
             if opts.restore:
                 with contextlib.suppress(Exception):
                     fault.restore()
     report = analyse(drill, holder, dc, holders_after, expect_move, t_start, t_fault,
                      t_end, moved_at, server, clients, pings, notes)
+    report.load = load_result
     with open(f"{directory}/report.json", "w") as f:
         json.dump(report.to_dict(), f, indent=2)
+    from envrouter.lab.timeline import write_drill_timeline
+
+    write_drill_timeline(directory, report.to_dict(), server, clients, pings, t_start, plot,
+                         [os.path.join(lab.plan.node_dir(n.name), "log", "pacemaker",
+                                       "pacemaker.log") for n in lab.plan.controllers])
     if opts.restore:
         log(f"{drill}: waiting for the lab to settle")
         wait_settled(lab)
@@ -430,11 +468,16 @@ def analyse(drill: str, holder: str, dc: str | None, holders_after: dict[str, li
 
 
 def run_drills(lab: Lab, names: list[str], opts: DrillOptions | None = None,
-               log: Callable[[str], None] = lambda s: None) -> list[DrillReport]:
+               log: Callable[[str], None] = lambda s: None,
+               plot: str | None = None) -> list[DrillReport]:
+    """`plot`: also write each drill's timeline there (`envrouter.lab.timeline.plot_path`)."""
+    from envrouter.lab.timeline import plot_path
+
     reports = []
     wait_settled(lab)
     for name in names:
-        reports.append(run_drill(lab, name, opts, log))
+        reports.append(run_drill(lab, name, opts, log,
+                                 plot and plot_path(plot, name, len(names) > 1)))
     return reports
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from pyroute2 import IPRoute, NetlinkError, netns
 
+from envrouter import prerequisites
 from envrouter.errors import InfraError
 from envrouter.lab.topology import (
     CREATABLE_MOUNT_POINTS,
@@ -33,26 +34,16 @@ from envrouter.lab.topology import (
 )
 
 NSENTER = "nsenter"
-REQUIRED_BINARIES = (
-    "ip", "nsenter", "unshare", "mount", "corosync", "corosync-cfgtool", "corosync-quorumtool",
-    "pacemakerd", "crm_mon", "crm_attribute", "conntrackd", "conntrack", "dnsmasq", "chronyd",
-    "nft", "arping", "dig", "ping", "curl",
-)  # fmt: skip
 
 
 def check_prerequisites() -> None:
-    """Root and the Debian packages' binaries, checked before anything is created."""
-    problems = []
+    """Root and the programs of packaging/tools.tsv, checked before anything is created."""
     if os.geteuid() != 0:
-        problems.append("root (it creates network namespaces)")
-    missing = [b for b in REQUIRED_BINARIES if shutil.which(b) is None]
+        raise InfraError("the lab needs root (it creates network namespaces)")
+    missing = prerequisites.missing(("runtime", "lab"))
     if missing:
-        problems.append("the programs " + ", ".join(missing))
-    if problems:
-        raise InfraError(
-            "the lab needs " + " and ".join(problems)
-            + (" — install them with `make deps-runtime`" if missing else "")
-        )
+        raise InfraError("the lab cannot start: "
+                         + prerequisites.describe_missing(missing, "make deps-runtime"))
 
 
 def _read_cmdline(pid: int) -> str | None:

@@ -13,6 +13,8 @@ from pyroute2 import IPRoute
 from rich.console import Console
 from rich.table import Table
 
+from envrouter.document import VIP_MANAGEMENT, VIP_PUBLIC
+from envrouter.ha.layout import vip_resource_id
 from envrouter.lab.cluster import best_view
 from envrouter.lab.nodes import Lab
 from envrouter.lab.topology import UPSTREAM_HTTP_PORT
@@ -150,14 +152,15 @@ def collect_status(lab: Lab) -> dict[str, Any]:
                    "OFF (stonith-enabled=false, lab only: no fence devices)")
     vips_cfg = dep.get("vips") or {}
     vips = []
-    for vname, planned in (("vrouter", plan.vip_management), ("vrouter_pub", plan.vip_public)):
+    for vname, planned in ((VIP_MANAGEMENT, plan.vip_management),
+                           (VIP_PUBLIC, plan.vip_public)):
         address = vips_cfg.get(vname, planned)
         if not deployed and not _vrouter_present(lab):
             holder: Any = NOT_DEPLOYED
         else:
             holders = vip_holders(lab, address)
             holder = holders if holders else "nowhere"
-        crm = (view.resources.get(f"vip__{vname}") if view else None) or []
+        crm = (view.resources.get(vip_resource_id(vname)) if view else None) or []
         vips.append({"name": vname, "address": address, "holder": holder, "pacemaker": crm})
     return {
         "state_dir": plan.state_dir,

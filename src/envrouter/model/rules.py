@@ -12,27 +12,25 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from envrouter.errors import ValidationError
+from envrouter.model import names
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-NETWORK_ROLES = ("admin", "management", "public", "storage", "other")
-SINGLE_ROLES = frozenset({"admin", "management", "public", "storage"})
+NETWORK_ROLES = names.NETWORK_ROLES
+SINGLE_ROLES = names.SINGLE_NETWORK_ROLES
+NODE_ROLES = names.NODE_ROLES
+NODE_STATUSES = names.NODE_STATUSES
 DEFAULT_BRIDGES = {
     "admin": "br-fw-admin",
     "management": "br-mgmt",
     "public": "br-ex",
     "storage": "br-storage",
 }
-BRIDGE_KINDS = ("linux", "ovs")
+BRIDGE_KINDS = names.BRIDGE_KINDS
 MAX_UPSTREAM = 3
 
-_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
-_ENV_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-_IFNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$")
-_ROLE_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _LABEL_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-_NAMESPACE_RE = re.compile(r"^[a-z0-9_-]{1,15}$")
 # Only characters that may appear in an IPv4 or IPv6 address: no scope id ('%'), no blanks.
 _ADDRESS_CHARS_RE = re.compile(r"^[0-9A-Fa-f:.]+$")
 
@@ -78,21 +76,15 @@ def excluded_addresses(net: IPNetwork, gateway: str | None) -> set[int]:
 
 def validate_name(obj: str, field: str, value: Any) -> str:
     text = _text(obj, field, value)
-    if not _NAME_RE.match(text):
-        raise ValidationError(
-            obj,
-            field,
-            f"{text!r}: use 1-32 characters a-z, 0-9, '_' or '-', starting with a letter",
-        )
+    if not names.NETWORK_NAME.ok(text):
+        raise ValidationError(obj, field, names.NETWORK_NAME.explain(text))
     return text
 
 
 def validate_environment_name(value: Any) -> str:
     text = _text("environment", "name", value)
-    if not _ENV_NAME_RE.match(text):
-        raise ValidationError(
-            "environment", "name", f"{text!r}: use 1-63 characters A-Z, a-z, 0-9, '_', '.', '-'"
-        )
+    if not names.ENVIRONMENT_NAME.ok(text):
+        raise ValidationError("environment", "name", names.ENVIRONMENT_NAME.explain(text))
     return text
 
 
@@ -111,7 +103,7 @@ def validate_dns_name(obj: str, field: str, value: Any) -> str:
                 f"{text!r} is not a valid DNS name: each label is 1-63 of a-z, 0-9, '-', "
                 "not starting or ending with '-'",
             )
-    if labels[-1].isdigit():
+    if not names.is_dns_name(name):
         raise ValidationError(obj, field, f"{text!r} is neither an IP address nor a DNS name")
     return name
 
@@ -125,26 +117,23 @@ def validate_roles(obj: str, value: Any) -> tuple[str, ...]:
         raise ValidationError(obj, "roles", "expected a list of role names")
     out: list[str] = []
     for role in value:
-        if not isinstance(role, str) or not _ROLE_RE.match(role):
-            raise ValidationError(obj, "roles", f"{role!r} is not a role name (a-z, 0-9, _ -)")
+        if not names.known(role, NODE_ROLES):
+            raise ValidationError(obj, "roles", names.explain_choice(role, NODE_ROLES))
         if role not in out:
             out.append(role)
     return tuple(out)
 
 
 def validate_status(obj: str, value: Any) -> str:
-    text = _text(obj, "status", value)
-    if not _ROLE_RE.match(text):
-        raise ValidationError(obj, "status", f"{text!r} is not a status name (a-z, 0-9, _ -)")
-    return text
+    if not names.known(value, NODE_STATUSES):
+        raise ValidationError(obj, "status", names.explain_choice(value, NODE_STATUSES))
+    return str(value)
 
 
 def validate_bridge(obj: str, value: Any) -> str:
     text = _text(obj, "bridge", value)
-    if not _IFNAME_RE.match(text):
-        raise ValidationError(
-            obj, "bridge", f"{text!r} is not an interface name (1-15 of A-Z a-z 0-9 _ . -)"
-        )
+    if not names.INTERFACE_NAME.ok(text):
+        raise ValidationError(obj, "bridge", names.INTERFACE_NAME.explain(text))
     return text
 
 
@@ -170,8 +159,8 @@ def validate_network(
     overlap. Returns the normalised fields."""
     name = validate_name("network", "name", name)
     obj = f"network {name!r}"
-    if role not in NETWORK_ROLES:
-        raise ValidationError(obj, "role", f"{role!r}: one of {', '.join(NETWORK_ROLES)}")
+    if not names.known(role, NETWORK_ROLES):
+        raise ValidationError(obj, "role", names.explain_choice(role, NETWORK_ROLES))
     net = parse_cidr(obj, "cidr", cidr)
     gw_text: str | None = None
     if gateway is not None and gateway != "":
@@ -241,7 +230,7 @@ def validate_upstream_list(field: str, value: Any, *, allow_names: bool) -> list
         if _ADDRESS_CHARS_RE.match(entry) and (
             ":" in entry or not allow_names or _looks_ipv4(entry)
         ):
-            norm = str(parse_address(obj, field, entry))
+            norm = str(check_upstream_address(obj, field, parse_address(obj, field, entry)))
         elif allow_names:
             norm = validate_dns_name(obj, field, entry)
         else:
@@ -250,6 +239,28 @@ def validate_upstream_list(field: str, value: Any, *, allow_names: bool) -> list
             raise ValidationError(obj, field, f"{entry!r} is listed twice")
         out.append(norm)
     return out
+
+
+def check_upstream_address(obj: str, field: str, addr: IPAddress) -> IPAddress:
+    """An upstream server is a unicast address a packet can be routed to: not unspecified,
+    loopback, link-local, multicast, broadcast or reserved (private addresses are fine: the
+    customer's own servers)."""
+    why = None
+    if addr.is_unspecified:
+        why = "the unspecified address"
+    elif addr.is_loopback:
+        why = "a loopback address"
+    elif addr.is_multicast:
+        why = "a multicast address"
+    elif addr.version == 4 and addr == ipaddress.IPv4Address("255.255.255.255"):
+        why = "the broadcast address"
+    elif addr.is_link_local:
+        why = "a link-local address (not routable)"
+    elif addr.is_reserved or (addr.version == 4 and addr in ipaddress.ip_network("0.0.0.0/8")):
+        why = "a reserved address (not routable)"
+    if why:
+        raise ValidationError(obj, field, f"{addr} is {why}: give a unicast, routable server")
+    return addr
 
 
 def _looks_ipv4(text: str) -> bool:
@@ -271,15 +282,17 @@ def validate_host_link_cidr(value: Any) -> str:
 
 
 def validate_bridge_kind(value: Any) -> str:
-    if value not in BRIDGE_KINDS:
-        raise ValidationError("vrouter settings", "bridge_kind", f"{value!r}: linux or ovs")
+    if not names.known(value, BRIDGE_KINDS):
+        raise ValidationError(
+            "vrouter settings", "bridge_kind", names.explain_choice(value, BRIDGE_KINDS)
+        )
     return str(value)
 
 
 def validate_namespace(obj: str, value: Any) -> str:
     text = _text(obj, "namespace", value)
-    if not _NAMESPACE_RE.match(text):
-        raise ValidationError(obj, "namespace", f"{text!r}: 1-15 characters a-z, 0-9, '_', '-'")
+    if not names.NAMESPACE_NAME.ok(text):
+        raise ValidationError(obj, "namespace", names.NAMESPACE_NAME.explain(text))
     return text
 
 
@@ -287,3 +300,46 @@ def validate_bool(obj: str, field: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValidationError(obj, field, f"{value!r} is not true or false")
     return value
+
+
+def vrouter_requirements(
+    enabled: bool, networks: Iterable[tuple[str, str, str | None]]
+) -> list[tuple[str, str, str]]:
+    """What an enabled vrouter needs of the environment's networks (name, role, gateway):
+    a management network and a public network with a gateway (the namespace's default route).
+    Returns (object, field, reason) for each need not met, naming where the cause lies."""
+    if not enabled:
+        return []
+    by_role = {role: (name, gateway) for name, role, gateway in networks}
+    out: list[tuple[str, str, str]] = []
+    for role in ("management", "public"):
+        if role not in by_role:
+            out.append(("environment", "networks", f"the vrouter needs a {role} network"))
+    if "public" in by_role and not by_role["public"][1]:
+        name = by_role["public"][0]
+        out.append(
+            (
+                f"network {name!r}",
+                "gateway",
+                f"the vrouter needs a gateway on the public network {name!r}",
+            )
+        )
+    return out
+
+
+def node_address_problems(
+    hostname: str, roles: Sequence[str], address_roles: Iterable[tuple[str, str]]
+) -> list[tuple[str, str, str]]:
+    """A node's addresses against its roles (address_roles: (network name, network role) of
+    each host address): only a controller has an address on the public network."""
+    if names.CONTROLLER in roles:
+        return []
+    return [
+        (
+            f"node {hostname!r}",
+            f"addresses.{net_name}",
+            f"only controllers have an address on the public network {net_name!r}",
+        )
+        for net_name, role in address_roles
+        if role == "public"
+    ]

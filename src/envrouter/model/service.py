@@ -41,6 +41,7 @@ from envrouter.model.entities import (
     VrouterSettings,
 )
 from envrouter.model.ipam import Allocator, check_user_address, ensure_capacity
+from envrouter.model.names import CONTROLLER, DEFAULT_NODE_STATUS
 
 # ---------------------------------------------------------------------------------- locking
 
@@ -53,15 +54,100 @@ def lock_environment(session: Session, env_id: int) -> None:
     BEGIN IMMEDIATE (see envrouter.db.engine), which holds the database's write lock."""
     if session.get_bind().dialect.name == "sqlite":
         return
-    session.execute(
+    locked = session.execute(
         select(EnvironmentRow.id).where(EnvironmentRow.id == env_id).with_for_update()
     ).all()
+    if not locked:  # deleted by a writer we waited for
+        raise NotFoundError("environment", env_id)
     session.execute(
         select(NetworkRow.id)
         .where(NetworkRow.environment_id == env_id)
         .order_by(NetworkRow.id)
         .with_for_update()
     ).all()
+
+
+def _locked(session: Session, cls: type, row_id: int, kind: str) -> Any:
+    """The row `row_id` of `cls` (a table with environment_id) read again after its
+    environment's lock is held: a writer we waited for may have changed or deleted it."""
+    row = session.get(cls, row_id)
+    if row is None:
+        raise NotFoundError(kind, row_id)
+    lock_environment(session, row.environment_id)
+    if session.get_bind().dialect.name != "sqlite":
+        row = session.get(cls, row_id, populate_existing=True)
+        if row is None:
+            raise NotFoundError(kind, row_id)
+    return row
+
+
+def _locked_environment(session: Session, env_id: int) -> EnvironmentRow:
+    get_environment_row(session, env_id)
+    lock_environment(session, env_id)
+    row = session.get(EnvironmentRow, env_id, populate_existing=True)
+    if row is None:
+        raise NotFoundError("environment", env_id)
+    return row
+
+
+# ------------------------------------------------------------------------------------ rules
+
+
+Problem = tuple[str, str, str]
+
+
+def environment_problems(session: Session, env_id: int) -> set[Problem]:
+    """Every rule that spans objects, on the environment as this session sees it (pending
+    changes flushed): what the enabled vrouter needs of the networks, and which nodes hold an
+    address their roles do not allow. Two queries."""
+    settings = session.get(VrouterSettingsRow, env_id)
+    out: set[Problem] = set()
+    nets = session.execute(
+        select(NetworkRow.name, NetworkRow.role, NetworkRow.gateway).where(
+            NetworkRow.environment_id == env_id
+        )
+    ).all()
+    if settings is not None and settings.enabled:
+        out.update(rules.vrouter_requirements(True, [tuple(n) for n in nets]))
+    if any(n.role == "public" for n in nets):
+        held: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        for hostname, roles, net_name, net_role in session.execute(
+            select(NodeRow.hostname, NodeRow.roles, NetworkRow.name, NetworkRow.role)
+            .join(AddressRow, AddressRow.node_id == NodeRow.id)
+            .join(NetworkRow, NetworkRow.id == AddressRow.network_id)
+            .where(
+                NodeRow.environment_id == env_id,
+                NetworkRow.role == "public",
+                AddressRow.kind == ADDRESS_HOST,
+            )
+        ).all():
+            held.setdefault((hostname, roles), []).append((net_name, net_role))
+        for (hostname, roles), addrs in held.items():
+            out.update(rules.node_address_problems(hostname, roles.split(","), addrs))
+    return out
+
+
+def check_rules(session: Session, env_id: int, before: set[Problem], obj: str, field: str) -> None:
+    """Run by every write path after its changes: refuse a write that breaks a rule that held
+    before it (a rule broken already, by an older version, does not block unrelated writes).
+    The error names what the request touched (`obj`, `field`) and says where the cause is."""
+    session.flush()
+    new = sorted(environment_problems(session, env_id) - before)
+    if not new:
+        return
+    p_obj, p_field, reason = new[0]
+    if p_obj == "environment" or p_obj == obj:
+        where = ""
+    else:
+        where = f" ({p_obj}: {p_field})"
+    raise ConflictError(
+        obj,
+        field,
+        f"{reason}{where}, and the vrouter is enabled: disable it first "
+        "(vrouter settings enabled: false)"
+        if "vrouter" in reason
+        else f"{reason}{where}",
+    )
 
 
 def bump_revision(session: Session, env_id: int) -> None:
@@ -305,7 +391,7 @@ def create_environment(session: Session, name: Any, ha: Any = False) -> Environm
 
 
 def update_environment(session: Session, env_id: int, changes: Mapping[str, Any]) -> EnvironmentRow:
-    row = get_environment_row(session, env_id)
+    row = _locked_environment(session, env_id)
     bump_revision(session, env_id)
     if changes.get("name") is not None:
         name = rules.validate_environment_name(changes["name"])
@@ -324,7 +410,8 @@ def update_environment(session: Session, env_id: int, changes: Mapping[str, Any]
 
 
 def delete_environment(session: Session, env_id: int) -> None:
-    row = get_environment_row(session, env_id)
+    """Delete the environment with everything in it (networks, nodes, addresses, VIPs)."""
+    row = _locked_environment(session, env_id)
     session.delete(row)
     session.flush()
 
@@ -347,7 +434,7 @@ def environment_counts(session: Session, env_ids: Iterable[int]) -> dict[int, di
 # ---------------------------------------------------------------------------------- networks
 
 
-def _range_pairs(ranges: Any, obj: str) -> list[tuple[Any, Any]]:
+def range_pairs(ranges: Any, obj: str) -> list[tuple[Any, Any]]:
     if ranges is None:
         return []
     if not isinstance(ranges, (list, tuple)):
@@ -369,8 +456,8 @@ def _needs_address(net_role: str, roles: Sequence[str]) -> bool:
 
 
 def create_network(session: Session, env_id: int, data: Mapping[str, Any]) -> NetworkRow:
-    env = get_environment_row(session, env_id)
-    lock_environment(session, env_id)
+    env = _locked_environment(session, env_id)
+    before = environment_problems(session, env_id)
     bump_revision(session, env_id)
     fields = rules.validate_network(
         name=data.get("name"),
@@ -379,7 +466,7 @@ def create_network(session: Session, env_id: int, data: Mapping[str, Any]) -> Ne
         gateway=data.get("gateway"),
         vlan=data.get("vlan"),
         bridge=data.get("bridge"),
-        ranges=_range_pairs(data.get("ranges"), f"network {data.get('name')!r}"),
+        ranges=range_pairs(data.get("ranges"), f"network {data.get('name')!r}"),
     )
     obj = f"network {fields['name']!r}"
     existing = session.scalars(select(NetworkRow).where(NetworkRow.environment_id == env_id)).all()
@@ -419,12 +506,13 @@ def create_network(session: Session, env_id: int, data: Mapping[str, Any]) -> Ne
                 AddressRow(network_id=row.id, node_id=n.id, address=alloc.take(), kind=ADDRESS_HOST)
             )
         _flush(session, obj, "ranges")
+    check_rules(session, env_id, before, obj, "role")
     return row
 
 
 def update_network(session: Session, network_id: int, changes: Mapping[str, Any]) -> NetworkRow:
-    row = get_network_row(session, network_id)
-    lock_environment(session, row.environment_id)
+    row = _locked(session, NetworkRow, network_id, "network")
+    before = environment_problems(session, row.environment_id)
     bump_revision(session, row.environment_id)
     obj = f"network {row.name!r}"
     for immutable in ("role", "cidr"):
@@ -446,7 +534,7 @@ def update_network(session: Session, network_id: int, changes: Mapping[str, Any]
         if key in changes:
             merged[key] = changes[key]
     if changes.get("ranges") is not None:
-        merged["ranges"] = _range_pairs(changes["ranges"], obj)
+        merged["ranges"] = range_pairs(changes["ranges"], obj)
     fields = rules.validate_network(**merged)
     obj = f"network {fields['name']!r}"
     if fields["name"] != row.name:
@@ -469,15 +557,26 @@ def update_network(session: Session, network_id: int, changes: Mapping[str, Any]
     if changes.get("ranges") is not None:
         row.ranges = [IpRangeRow(start_address=s, end_address=e) for s, e in fields["ranges"]]
     _flush(session, obj, "name")
+    touched = next(
+        (k for k in ("gateway", "ranges", "bridge", "vlan", "name") if k in changes), "name"
+    )
+    check_rules(session, row.environment_id, before, obj, touched)
     return row
 
 
 def delete_network(session: Session, network_id: int) -> None:
-    row = get_network_row(session, network_id)
-    lock_environment(session, row.environment_id)
-    bump_revision(session, row.environment_id)
+    """Delete a network with every address on it (nodes', namespaces', a VIP's). Refused while
+    the enabled vrouter needs it (the management network, the public network)."""
+    row = _locked(session, NetworkRow, network_id, "network")
+    env_id = row.environment_id
+    before = environment_problems(session, env_id)
+    bump_revision(session, env_id)
+    obj = f"network {row.name!r}"
     session.delete(row)
     session.flush()
+    # the VIP rows of this network go with it (database cascade); forget them here too
+    session.expire_all()
+    check_rules(session, env_id, before, obj, "role")
 
 
 # ------------------------------------------------------------------------------------- nodes
@@ -497,8 +596,8 @@ def create_nodes(
 ) -> list[NodeRow]:
     """Create nodes and allocate their addresses in one locked transaction (also the bulk
     path: one read of the held addresses whatever the count)."""
-    env = get_environment_row(session, env_id)
-    lock_environment(session, env_id)
+    env = _locked_environment(session, env_id)
+    before = environment_problems(session, env_id)
     bump_revision(session, env_id)
     networks = session.scalars(
         select(NetworkRow)
@@ -512,6 +611,7 @@ def create_nodes(
     reserved = _vips_reserved(session, env_id)
 
     prepared: list[tuple[str, tuple[str, ...], str, dict[int, str]]] = []
+    fixed_ns: dict[str, str] = {}
     seen: set[str] = set()
     for spec in specs:
         if not isinstance(spec, Mapping):
@@ -521,9 +621,9 @@ def create_nodes(
         if hostname in seen:
             raise ConflictError(obj, "hostname", "listed twice")
         seen.add(hostname)
-        roles = rules.validate_roles(obj, spec.get("roles") or [])
-        status = rules.validate_status(obj, spec.get("status") or "discovered")
-        given = spec.get("addresses") or {}
+        roles = rules.validate_roles(obj, _given(spec, "roles", []))
+        status = rules.validate_status(obj, _given(spec, "status", DEFAULT_NODE_STATUS))
+        given = _given(spec, "addresses", {})
         if not isinstance(given, Mapping):
             raise ValidationError(obj, "addresses", "expected {network_name: address}")
         fixed: dict[int, str] = {}
@@ -533,12 +633,34 @@ def create_nodes(
                 raise ValidationError(
                     obj, f"addresses.{net_name}", f"environment {env.name!r} has no such network"
                 )
+            for p_obj, p_field, reason in rules.node_address_problems(
+                hostname, roles, [(net.name, net.role)]
+            ):
+                raise ValidationError(
+                    p_obj, p_field, f"{reason}: give the node the role controller, or leave it out"
+                )
             held = holders.setdefault(net.id, {})
             text = check_user_address(
                 _network_entity(net).pool(), obj, f"addresses.{net_name}", address, held
             )
             held[text] = obj
             fixed[net.id] = text
+        ns_given = _given(spec, "namespace_address", None)
+        if ns_given is not None:
+            if CONTROLLER not in roles:
+                raise ValidationError(
+                    obj, "namespace_address", "only controllers have a vrouter namespace address"
+                )
+            if mgmt is None:
+                raise ValidationError(
+                    obj, "namespace_address", f"environment {env.name!r} has no management network"
+                )
+            held = holders.setdefault(mgmt.id, {})
+            ns_text = check_user_address(
+                _network_entity(mgmt).pool(), obj, "namespace_address", ns_given, held
+            )
+            held[ns_text] = f"the vrouter namespace of {obj}"
+            fixed_ns[hostname] = ns_text
         prepared.append((hostname, roles, status, fixed))
     if seen:
         taken = session.scalars(select(NodeRow.hostname).where(NodeRow.hostname.in_(seen))).all()
@@ -551,7 +673,7 @@ def create_nodes(
         for net in networks:
             if net.id not in fixed and _needs_address(net.role, roles):
                 need[net.id] = need.get(net.id, 0) + 1
-        if reserved and mgmt is not None and "controller" in roles:
+        if reserved and mgmt is not None and CONTROLLER in roles and _hostname not in fixed_ns:
             need[mgmt.id] = need.get(mgmt.id, 0) + 1
     allocators: dict[int, Allocator] = {}
     for net in networks:
@@ -575,7 +697,11 @@ def create_nodes(
             else:
                 continue
             addresses.append(AddressRow(network_id=net.id, address=address, kind=ADDRESS_HOST))
-        if reserved and mgmt is not None and "controller" in roles:
+        if mgmt is not None and hostname in fixed_ns:
+            addresses.append(
+                AddressRow(network_id=mgmt.id, address=fixed_ns[hostname], kind=ADDRESS_NAMESPACE)
+            )
+        elif reserved and mgmt is not None and CONTROLLER in roles:
             addresses.append(
                 AddressRow(
                     network_id=mgmt.id, address=allocators[mgmt.id].take(), kind=ADDRESS_NAMESPACE
@@ -585,7 +711,15 @@ def create_nodes(
         rows.append(node)
     session.add_all(rows)
     _flush(session, "node", "addresses")
+    check_rules(session, env_id, before, "node", "addresses")
     return rows
+
+
+def _given(spec: Mapping[str, Any], key: str, default: Any) -> Any:
+    """A key of a node spec: absent or null is the default; anything else goes to the rules
+    as it is (no truthiness: an empty string is refused, not replaced)."""
+    value = spec.get(key)
+    return default if value is None else value
 
 
 def create_node(session: Session, env_id: int, spec: Mapping[str, Any]) -> NodeRow:
@@ -593,8 +727,8 @@ def create_node(session: Session, env_id: int, spec: Mapping[str, Any]) -> NodeR
 
 
 def update_node(session: Session, node_id: int, changes: Mapping[str, Any]) -> NodeRow:
-    row = get_node_row(session, node_id)
-    lock_environment(session, row.environment_id)
+    row = _locked(session, NodeRow, node_id, "node")
+    before = environment_problems(session, row.environment_id)
     bump_revision(session, row.environment_id)
     obj = f"node {row.hostname!r}"
     if changes.get("hostname") is not None:
@@ -611,12 +745,14 @@ def update_node(session: Session, node_id: int, changes: Mapping[str, Any]) -> N
         row.roles = ",".join(roles)
         _ensure_node_addresses(session, row)
     _flush(session, obj, "hostname")
+    touched = next((k for k in ("roles", "status", "hostname") if k in changes), "hostname")
+    check_rules(session, row.environment_id, before, obj, touched)
     return row
 
 
 def _ensure_node_addresses(session: Session, row: NodeRow) -> None:
     """After a role change: allocate what the node now needs; a node that is no longer a
-    controller gives its vrouter namespace address back."""
+    controller gives back its public address and its vrouter namespace address."""
     env_id = row.environment_id
     networks = session.scalars(
         select(NetworkRow)
@@ -646,19 +782,25 @@ def _ensure_node_addresses(session: Session, row: NodeRow) -> None:
         alloc = Allocator(pool, used)
         for kind in wants:
             row.addresses.append(AddressRow(network_id=net.id, address=alloc.take(), kind=kind))
-    if "controller" not in roles:
+    if CONTROLLER not in roles:
+        public_ids = {n.id for n in networks if n.role == "public"}
         for addr in list(row.addresses):
-            if addr.kind == ADDRESS_NAMESPACE:
+            if addr.kind == ADDRESS_NAMESPACE or (
+                addr.kind == ADDRESS_HOST and addr.network_id in public_ids
+            ):
                 row.addresses.remove(addr)
 
 
 def delete_node(session: Session, node_id: int) -> None:
     """Delete a node; its addresses go with it (released)."""
-    row = get_node_row(session, node_id)
-    lock_environment(session, row.environment_id)
-    bump_revision(session, row.environment_id)
+    row = _locked(session, NodeRow, node_id, "node")
+    env_id = row.environment_id
+    before = environment_problems(session, env_id)
+    bump_revision(session, env_id)
+    obj = f"node {row.hostname!r}"
     session.delete(row)
     session.flush()
+    check_rules(session, env_id, before, obj, "id")
 
 
 def node_addresses_public(session: Session, rows: Sequence[NodeRow]) -> dict[int, dict[str, Any]]:
@@ -704,10 +846,10 @@ def put_settings(session: Session, env_id: int, changes: Mapping[str, Any]) -> V
     """Merge `changes` into the settings, validate the whole, store. Reserves nothing."""
     import ipaddress
 
-    env = get_environment_row(session, env_id)
-    lock_environment(session, env_id)
+    env = _locked_environment(session, env_id)
+    before = environment_problems(session, env_id)
     bump_revision(session, env_id)
-    current = _settings_entity(env, session.get(VrouterSettingsRow, env_id))
+    current = _settings_entity(env, session.get(VrouterSettingsRow, env_id, populate_existing=True))
     known = set(VrouterSettings.__dataclass_fields__)
     for key in changes:
         if key not in known:
@@ -738,14 +880,12 @@ def put_settings(session: Session, env_id: int, changes: Mapping[str, Any]) -> V
             raise ValidationError(
                 obj, "host_link_cidr", f"{link} overlaps network {net.name!r} ({other})"
             )
-    if new.enabled:
-        roles = {n.role: n for n in networks}
-        if "management" not in roles or "public" not in roles:
-            raise ValidationError(
-                obj, "enabled", "the vrouter needs a management and a public network"
-            )
-        if not roles["public"].gateway:
-            raise ValidationError(obj, "enabled", "the public network needs a gateway")
+    if new.enabled and not current.enabled:
+        for p_obj, p_field, reason in rules.vrouter_requirements(
+            True, [(n.name, n.role, n.gateway) for n in networks]
+        ):
+            where = "" if p_obj == "environment" else f" ({p_obj}: {p_field}): set it first"
+            raise ValidationError(obj, "enabled", f"{reason}{where}")
     env.dns_list = json.dumps(list(new.dns_list))
     env.ntp_list = json.dumps(list(new.ntp_list))
     env.domain = new.domain
@@ -762,6 +902,8 @@ def put_settings(session: Session, env_id: int, changes: Mapping[str, Any]) -> V
     for vip in session.scalars(select(VipRow).where(VipRow.environment_id == env_id)).all():
         vip.namespace = new.namespace
     session.flush()
+    touched = next(iter(changes), "enabled")
+    check_rules(session, env_id, before, obj, touched)
     return new
 
 
@@ -801,8 +943,8 @@ def reserve_vips(session: Session, env_id: int) -> list[dict[str, Any]]:
     """Reserve the `vrouter` and `vrouter_pub` VIPs and every controller's vrouter namespace
     address. Idempotent: what is held already is kept, so a second call returns the same
     addresses. A range too small is refused as a whole, saying how many addresses are missing."""
-    get_environment_row(session, env_id)
-    lock_environment(session, env_id)
+    _locked_environment(session, env_id)
+    before = environment_problems(session, env_id)
     bump_revision(session, env_id)
     namespace = get_settings(session, env_id).namespace
     existing = {
@@ -855,6 +997,7 @@ def reserve_vips(session: Session, env_id: int) -> list[dict[str, Any]]:
             )
         )
     _flush(session, "VIPs", "address")
+    check_rules(session, env_id, before, "VIPs", "address")
     return list_vips(session, env_id)
 
 
@@ -863,11 +1006,11 @@ def set_vip(
 ) -> dict[str, Any]:
     """A user-defined VIP address (inside the CIDR, not the network, broadcast or gateway
     address, not held by a node or another VIP), or `None`: back to automatic."""
-    get_environment_row(session, env_id)
     obj = f"VIP {name!r}"
     if name not in VIP_NETWORK_ROLES:
         raise NotFoundError("VIP", name)
-    lock_environment(session, env_id)
+    _locked_environment(session, env_id)
+    before = environment_problems(session, env_id)
     bump_revision(session, env_id)
     net = _vip_network(session, env_id, name)
     pool = _network_entity(net).pool()
@@ -906,4 +1049,5 @@ def set_vip(
         session.flush()
         vip.address_row = AddressRow(network_id=net.id, address=new_address, kind=ADDRESS_VIP)
     _flush(session, obj, "address")
+    check_rules(session, env_id, before, obj, "address")
     return next(v for v in list_vips(session, env_id) if v["name"] == name)

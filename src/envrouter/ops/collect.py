@@ -15,7 +15,6 @@ Independent probes run concurrently so that one dead upstream costs its timeout 
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import time
@@ -23,9 +22,21 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from envrouter.agent.netlink import netns_exists
 from envrouter.document import DeploymentDocument, DocVrouter, parse_document
-from envrouter.ha.layout import CONNTRACKD, DNS, NTP, PING, VROUTER, clone_id
+from envrouter.ha.layout import (
+    CONNTRACKD,
+    DNS,
+    MANAGEMENT_VIP_ID,
+    NTP,
+    PING,
+    PUBLIC_VIP_ID,
+    VROUTER,
+    clone_id,
+    vip_id,
+)
 from envrouter.ha.ocf_base import DEFAULT_DOCUMENT
+from envrouter.ha.ocf_conntrackd import PROMOTED_FILE  # written by that agent on promote
 from envrouter.ops.model import (
     ClusterState,
     ConntrackdStatus,
@@ -46,15 +57,15 @@ from envrouter.ops.parse import (
     parse_crm_mon,
     parse_dnsmasq_chaos,
     parse_dnsmasq_servers,
+    parse_udp_rcvbuf_errors,
 )
 from envrouter.services import conntrackd as svc_conntrackd
 from envrouter.services import ntp as svc_ntp
-from envrouter.services.process import RUN_ROOT, namespace_exists, service_paths
+from envrouter.services.process import RUN_ROOT, service_paths
 
 DEFAULT_NAMESPACE = "vrouter"
 CHAOS_NAMES = ("cachesize.bind", "insertions.bind", "evictions.bind", "hits.bind",
                "misses.bind", "servers.bind")
-PROMOTED_FILE = "promoted"  # written by the conntrackd OCF agent on promote
 
 Run = Callable[[list[str], float], subprocess.CompletedProcess]
 
@@ -87,9 +98,9 @@ class CollectOptions:
 
 def expected_resources(vr: DocVrouter | None) -> list[str]:
     """The top-level resource ids the layout (envrouter.ha.layout) creates for this document."""
-    ids = [clone_id(VROUTER), "vip__vrouter", "vip__vrouter_pub"]
+    ids = [clone_id(VROUTER), MANAGEMENT_VIP_ID, PUBLIC_VIP_ID]
     if vr is not None:
-        ids[1:] = [f"vip__{vr.vip_management.name}", f"vip__{vr.vip_public.name}"]
+        ids[1:] = [vip_id(vr.vip_management), vip_id(vr.vip_public)]
     if vr is None or vr.conntrack_sync:
         ids.append(clone_id(CONNTRACKD))
     ids += [clone_id(DNS), clone_id(NTP), clone_id(PING)]
@@ -140,6 +151,9 @@ def collect_conntrackd(namespace: str, run_root: str, configured: bool,
         st.error = str(exc)
         return st
     st.answering = True
+    snmp = run(["ip", "netns", "exec", namespace, "cat", "/proc/net/snmp"], timeout)
+    if snmp.returncode == 0:
+        st.stats.rcvbuf_errors = parse_udp_rcvbuf_errors(snmp.stdout)
     return st
 
 
@@ -169,10 +183,10 @@ def probe_dns_upstream(namespace: str, address: str, run: Run = run_command) -> 
 
 def collect_dns(namespace: str, vr: DocVrouter, run: Run = run_command,
                 pool: ThreadPoolExecutor | None = None) -> DnsStatus:
-    listen = vr.namespace_management_address
+    listen = str(vr.namespace_management_address)
     upstream_futures = [
         (pool.submit(probe_dns_upstream, namespace, a, run) if pool else None, a)
-        for a in vr.upstream_dns
+        for a in map(str, vr.upstream_dns)
     ]
     argv = ["ip", "netns", "exec", namespace, "dig", "+time=1", "+tries=2", "+noall",
             "+answer", f"@{listen}"]
@@ -217,7 +231,7 @@ def collect_ntp(namespace: str, run_root: str, vr: DocVrouter | None,
         st.sources = parse_chrony_sources_csv(sources.stdout) if sources.returncode == 0 else []
     except ParseError as exc:
         return NtpStatus(answering=False, error=str(exc))
-    peers = {p.namespace_address for p in vr.peers} if vr is not None else set()
+    peers = {str(p.namespace_address) for p in vr.peers} if vr is not None else set()
     for s in st.sources:
         s.upstream = s.address not in peers
     return st
@@ -242,7 +256,7 @@ def collect(opts: CollectOptions | None = None, run: Run = run_command) -> Statu
     if doc is not None and vr is None:
         doc_error = f"{opts.document}: no vrouter section (not a controller?)"
     namespace = opts.namespace or (vr.namespace if vr else DEFAULT_NAMESPACE)
-    present = namespace_exists(namespace)
+    present = netns_exists(namespace)
     with ThreadPoolExecutor(max_workers=12) as pool:
         cluster_f = pool.submit(collect_cluster, run)
         node_f = pool.submit(lambda: opts.node or local_node_name(run))
@@ -260,13 +274,13 @@ def collect(opts: CollectOptions | None = None, run: Run = run_command) -> Statu
 
             for vip, port in ((vr.vip_management, vr.management_port),
                               (vr.vip_public, vr.public_port)):
-                rid = f"vip__{vip.name}"
+                rid = vip_id(vip)
                 try:
-                    here: bool | None = (vip_present(namespace, port, vip.address)
+                    here: bool | None = (vip_present(namespace, port, str(vip.address))
                                          if present else False)
                 except Exception:  # noqa: BLE001 - netlink refused: unknown, not "absent"
                     here = None
-                vips.append(VipStatus(name=vip.name, resource=rid, address=vip.address,
+                vips.append(VipStatus(name=vip.name, resource=rid, address=str(vip.address),
                                       pacemaker_nodes=cluster.active_nodes(rid)
                                       if cluster.available else [], here=here))
         status = Status(
@@ -277,7 +291,7 @@ def collect(opts: CollectOptions | None = None, run: Run = run_command) -> Statu
                        ConntrackTable(None, None, f"namespace {namespace} missing")),
             # without a document the listen address is unknown: DNS is not checked
             dns=(dns_f.result() if dns_f else
-                 DnsStatus(listen=vr.namespace_management_address, answering=False,
+                 DnsStatus(listen=str(vr.namespace_management_address), answering=False,
                            error=f"namespace {namespace} missing") if vr is not None else None),
             ntp=ntp_f.result(),
             expected_resources=expected_resources(vr),
@@ -306,15 +320,13 @@ def save_sync_errors(path: str, status: Status) -> None:
     ct = status.conntrackd
     if ct is None or ct.stats is None:
         return
-    tmp = f"{path}.tmp.{os.getpid()}"
+    from envrouter.errors import InfraError
+    from envrouter.files import write_atomic
+
+    text = json.dumps({"conntrackd_sync_errors": ct.stats.sync_errors,
+                       "at": status.collected_at})
     try:
-        with open(tmp, "w") as f:
-            json.dump({"conntrackd_sync_errors": ct.stats.sync_errors,
-                       "at": status.collected_at}, f)
-        os.replace(tmp, path)
-    except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        write_atomic(path, text)
+    except InfraError:
+        pass
 

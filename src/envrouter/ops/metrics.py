@@ -124,7 +124,8 @@ class StatusCollector(Collector):
                 m = _g("conntrackd_cache_entries", "active entries in conntrackd's caches",
                        ["cache"])
                 m.add_metric(["internal"], x.internal_active)
-                m.add_metric(["external"], x.external_active)
+                if x.external_active is not None:
+                    m.add_metric(["external"], x.external_active)
                 yield m
                 m = _c("conntrackd_cache_failures", "failed cache operations", ["cache"])
                 m.add_metric(["internal"], x.internal_failed)
@@ -142,7 +143,10 @@ class StatusCollector(Collector):
                 m.add_metric(["send"], x.errors_send)
                 m.add_metric(["receive"], x.errors_recv)
                 m.add_metric(["malformed"], x.malformed_msgs)
-                m.add_metric(["lost"], x.lost_msgs)
+                if x.lost_counted:
+                    m.add_metric(["lost"], x.lost_msgs)
+                if x.rcvbuf_errors is not None:
+                    m.add_metric(["receive_buffer"], x.rcvbuf_errors)
                 yield m
                 if x.kernel_resyncs is not None:
                     m = _c("conntrackd_kernel_resyncs", "resyncs with the kernel table")

@@ -92,7 +92,10 @@ class ConntrackdStats:
     internal_active: int
     internal_created: int
     internal_failed: int  # created + updated + destroyed failures
-    external_active: int
+    # with an external cache: its entries; without (DisableExternalCache On, the peers' flows
+    # injected into the kernel table as they arrive: "external inject") None, and the
+    # injections' counts below
+    external_active: int | None
     external_created: int
     external_failed: int
     transport: str | None  # "UDP" or "multicast"
@@ -108,11 +111,22 @@ class ConntrackdStats:
     uptime_minutes: int | None = None
     netlink_overruns: int | None = None
     kernel_resyncs: int | None = None
+    # UDP datagrams the namespace's kernel dropped for a full receive buffer (/proc/net/snmp
+    # RcvbufErrors): sync messages lost on arrival, whatever conntrackd's own counters say
+    rcvbuf_errors: int | None = None
+
+    @property
+    def lost_counted(self) -> bool:
+        """conntrackd's "Lost msgs" means lost only on a channel with one sender (UDP
+        unicast): on the multicast group every controller sends with its own sequence and
+        the single counter of gaps grows with every interleaving (docs/ha.md)."""
+        return (self.transport or "").lower() != "multicast"
 
     @property
     def sync_errors(self) -> int:
         """Everything that means a lost or broken sync message."""
-        return self.errors_send + self.errors_recv + self.malformed_msgs + self.lost_msgs
+        return (self.errors_send + self.errors_recv + self.malformed_msgs
+                + (self.lost_msgs if self.lost_counted else 0) + (self.rcvbuf_errors or 0))
 
 
 @dataclass

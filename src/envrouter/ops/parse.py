@@ -137,10 +137,10 @@ def parse_conntrackd_stats(text: str, runtime_text: str | None = None) -> Conntr
         line = raw.strip()
         if not line:
             continue
-        m = re.match(r"^cache (internal|external):$", line)
+        m = re.match(r"^(?:cache (internal|external)|external (inject)):$", line)
         if m:
-            section = m.group(1)
-            caches[section] = {}
+            section = m.group(1) or "external"
+            caches[section] = {"inject": 1} if m.group(2) else {}
             continue
         m = re.match(r"^(\S+) traffic \(active device=([^)]*)\):$", line)
         if m:
@@ -151,7 +151,7 @@ def parse_conntrackd_stats(text: str, runtime_text: str | None = None) -> Conntr
             continue
         if section in ("internal", "external"):
             c = caches[section]
-            if line.startswith("current active connections:"):
+            if line.startswith("current active connections:") and "inject" not in c:
                 c["active"] = _ints(line)[0]
             else:
                 m = re.match(r"^connections (created|updated|destroyed):" + _NUM
@@ -170,7 +170,8 @@ def parse_conntrackd_stats(text: str, runtime_text: str | None = None) -> Conntr
             if m:
                 malformed, lost = int(m.group(1)), int(m.group(2))
     for name in ("internal", "external"):
-        if name not in caches or "active" not in caches[name]:
+        if name not in caches or ("active" not in caches[name]
+                                  and "inject" not in caches[name]):
             raise ParseError("conntrackd -s", f"no 'cache {name}' section")
     if malformed is None or lost is None:
         raise ParseError("conntrackd -s", "no 'message tracking' section")
@@ -178,7 +179,7 @@ def parse_conntrackd_stats(text: str, runtime_text: str | None = None) -> Conntr
         internal_active=caches["internal"]["active"],
         internal_created=caches["internal"].get("created", 0),
         internal_failed=caches["internal"].get("failed", 0),
-        external_active=caches["external"]["active"],
+        external_active=caches["external"].get("active"),
         external_created=caches["external"].get("created", 0),
         external_failed=caches["external"].get("failed", 0),
         transport=transport, device=device,
@@ -197,6 +198,16 @@ def parse_conntrackd_stats(text: str, runtime_text: str | None = None) -> Conntr
         m = re.search(r"resync with kernel table:\s*(\d+)", runtime_text)
         stats.kernel_resyncs = int(m.group(1)) if m else None
     return stats
+
+
+def parse_udp_rcvbuf_errors(text: str) -> int | None:
+    """/proc/net/snmp: the Udp line's RcvbufErrors (datagrams dropped for a full receive
+    buffer), or None if absent."""
+    rows = [line.split() for line in text.splitlines() if line.startswith("Udp:")]
+    if len(rows) < 2 or "RcvbufErrors" not in rows[0]:
+        return None
+    value = rows[1][rows[0].index("RcvbufErrors")]
+    return int(value) if value.isdigit() else None
 
 
 def parse_conntrack_count(text: str) -> int:

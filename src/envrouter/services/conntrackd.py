@@ -14,24 +14,21 @@ from any network namespace.
 
 from __future__ import annotations
 
-import ipaddress
 import subprocess
 from pathlib import Path
 from typing import Literal
 
-from envrouter.document import DocVrouter
+from envrouter.document import DocVrouter, IPv4Address, parse_value
 from envrouter.errors import InfraError, ValidationError
-from envrouter.services import values
 from envrouter.services.process import (
     LOG_ROOT,
     RUN_ROOT,
     Daemon,
     ServicePaths,
-    check_namespace_name,
     service_paths,
     source_digest,
 )
-from envrouter.services.templating import render_template, template_stamp
+from envrouter.services.templating import absolute_paths, render_template, template_stamp
 
 SERVICE = "conntrackd"
 CONF = "conntrackd.conf"
@@ -41,6 +38,20 @@ DEFAULT_MULTICAST_GROUP = "225.0.0.50"
 DEFAULT_PORT = 3780
 
 Transport = Literal["auto", "udp", "multicast"]
+
+# DisableExternalCache On: each peer writes the flows it receives into its own kernel table as
+# they arrive, so a new holder already has every flow (nothing to commit when the VIPs move;
+# the commit of an external cache took time growing with the table). The OCF agents and the
+# layout follow this one switch (promote/demote commands, the VIP's commit). docs/ha.md.
+EXTERNAL_CACHE = False
+# sizes for ~200,000 tracked flows (the lab measures 100,000 + churn); conntrackd forces its
+# socket buffers (SO_RCVBUFFORCE), so net.core.rmem_max does not cap them
+HASH_SIZE = 65536
+HASH_LIMIT = 262144
+SOCKET_BUFFER = 16 * 1024 * 1024  # a resync of 100,000 flows is ~12 MB of messages
+NETLINK_BUFFER = 8 * 1024 * 1024
+NETLINK_BUFFER_MAX = 32 * 1024 * 1024
+RESEND_QUEUE = 262144
 
 
 TEMPLATE = "services/templates/conntrackd.conf.j2"
@@ -58,22 +69,24 @@ def choose_transport(vr: DocVrouter, transport: Transport = "auto") -> Literal["
     return transport
 
 
+def sync_mode(mode: Literal["udp", "multicast"]) -> Literal["ftfw", "notrack"]:
+    """FTFW (acknowledged, resent) on a unicast channel, which has one sender; NOTRACK on the
+    multicast group, which has one sender per controller: FTFW keeps a single "last sequence
+    received" for all of them and drops every message numbered below it, so after a
+    switchover the new holder's messages were dropped by the peers (conntrackd 1.4.7,
+    sync-ftfw.c: SEQ_BEFORE -> MSG_DROP)."""
+    return "ftfw" if mode == "udp" else "notrack"
+
+
 def ignored_addresses(vr: DocVrouter) -> list[str]:
     """Flows to or from the namespace itself are not worth syncing (its own DNS/NTP answers,
     the sync traffic, the peers): loopback, its own addresses, the VIPs, the peers'."""
-    obj = "vrouter"
-    addrs = ["127.0.0.1", values.ipv4_address(obj, "namespace_management_address",
-                                              vr.namespace_management_address)]
-    link = ipaddress.ip_network(values.ip_network(obj, "host_link_cidr", vr.host_link_cidr))
-    hosts = list(link.hosts())
-    if len(hosts) < 2:
-        raise ValidationError(obj, "host_link_cidr", f"{vr.host_link_cidr} is not a /30 or wider")
-    addrs.append(str(hosts[1]))
-    addrs.append(values.ipv4_address("vip vrouter", "address", vr.vip_management.address))
-    addrs.append(values.ipv4_address("vip vrouter_pub", "address", vr.vip_public.address))
+    addrs = ["127.0.0.1", str(vr.namespace_management_address)]
+    addrs.append(str(vr.host_link_addresses[1]))  # the namespace's end of the host link
+    addrs.append(str(vr.vip_management.address))
+    addrs.append(str(vr.vip_public.address))
     for peer in vr.peers:
-        addrs.append(values.ipv4_address(f"peer {peer.hostname!r}", "namespace_address",
-                                         peer.namespace_address))
+        addrs.append(str(peer.namespace_address))
     seen: list[str] = []
     for a in addrs:
         if a not in seen:
@@ -92,26 +105,21 @@ def render_conntrackd_conf(
     port: int = DEFAULT_PORT,
 ) -> str:
     """The whole conntrackd.conf for this controller's namespace."""
-    check_namespace_name(vr.namespace)
-    obj = "vrouter"
-    self_addr = values.ipv4_address(obj, "namespace_management_address",
-                                    vr.namespace_management_address)
-    mgmt_port = values.interface_name(obj, "management_port", vr.management_port)
+    self_addr = str(vr.namespace_management_address)
+    mgmt_port = vr.management_port
     if not 1 <= port <= 65535:
         raise ValidationError("conntrackd", "port", f"{port} is not a UDP port")
-    for name, path in (("lock_file", lock_file), ("socket_path", socket_path),
-                       ("log_file", log_file)):
-        values.absolute_path("conntrackd", name, path)
+    absolute_paths("conntrackd", lock_file=lock_file, socket_path=socket_path, log_file=log_file)
     mode = choose_transport(vr, transport)
     dest: str | None = None
     group: str | None = None
     if mode == "udp":
         peer = vr.peers[0]
-        dest = values.ipv4_address(f"peer {peer.hostname!r}", "namespace_address",
-                                   peer.namespace_address)
+        dest = str(peer.namespace_address)
     else:
-        group = values.ipv4_address("conntrackd", "multicast_group", multicast_group)
-        if not ipaddress.IPv4Address(group).is_multicast:
+        group_address = parse_value(IPv4Address, "conntrackd", "multicast_group", multicast_group)
+        group = str(group_address)
+        if not group_address.is_multicast:
             raise ValidationError("conntrackd", "multicast_group", f"{group} is not multicast")
     return render_template(
         TEMPLATE,
@@ -126,6 +134,15 @@ def render_conntrackd_conf(
         lock_file=lock_file,
         socket_path=socket_path,
         ignored=ignored_addresses(vr),
+        sync_mode=sync_mode(mode),
+        external_cache=EXTERNAL_CACHE,
+        resend_queue=RESEND_QUEUE,
+        snd_buffer=SOCKET_BUFFER,
+        rcv_buffer=SOCKET_BUFFER,
+        hash_size=HASH_SIZE,
+        hash_limit=HASH_LIMIT,
+        netlink_buffer=NETLINK_BUFFER,
+        netlink_buffer_max=NETLINK_BUFFER_MAX,
     )
 
 

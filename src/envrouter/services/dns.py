@@ -14,17 +14,15 @@ from __future__ import annotations
 
 from envrouter.document import DocVrouter
 from envrouter.errors import ValidationError
-from envrouter.services import values
 from envrouter.services.process import (
     LOG_ROOT,
     RUN_ROOT,
     Daemon,
-    check_namespace_name,
     pid_file_ready,
     service_paths,
     source_digest,
 )
-from envrouter.services.templating import render_template, template_stamp
+from envrouter.services.templating import absolute_paths, render_template, template_stamp
 
 SERVICE = "dnsmasq"
 CONF = "dnsmasq.conf"
@@ -44,20 +42,14 @@ def render_dnsmasq_conf(
 ) -> str:
     """dnsmasq.conf for this namespace. ``stale_max_seconds=0``: serve expired answers however
     old they are (an upstream outage may last longer than dnsmasq's one-day default)."""
-    check_namespace_name(vr.namespace)
-    obj = "vrouter settings"
-    upstream = values.upstream_list(obj, "dns_list", list(vr.upstream_dns), hostnames=False)
-    port = values.interface_name("vrouter", "management_port", vr.management_port)
-    public_port = values.interface_name("vrouter", "public_port", vr.public_port)
-    if port == public_port:
-        raise ValidationError("vrouter", "public_port", "is the same as management_port")
-    domain = values.hostname(obj, "domain", vr.domain.rstrip(".")) if vr.domain else None
+    upstream = [str(a) for a in vr.upstream_dns]
+    port, public_port = vr.management_port, vr.public_port
+    domain = vr.domain.rstrip(".") if vr.domain else None
     if not 0 < cache_size <= 1_000_000:
         raise ValidationError("dnsmasq", "cache_size", f"{cache_size} out of 1..1000000")
     if stale_max_seconds < 0:
         raise ValidationError("dnsmasq", "stale_max_seconds", "must be 0 (no limit) or more")
-    for name, path in (("pid_file", pid_file), ("log_file", log_file)):
-        values.absolute_path("dnsmasq", name, path)
+    absolute_paths("dnsmasq", pid_file=pid_file, log_file=log_file)
     return render_template(
         TEMPLATE,
         namespace=vr.namespace,

@@ -12,17 +12,15 @@ from __future__ import annotations
 
 from envrouter.document import DocVrouter
 from envrouter.errors import ValidationError
-from envrouter.services import values
 from envrouter.services.process import (
     LOG_ROOT,
     RUN_ROOT,
     Daemon,
-    check_namespace_name,
     pid_file_ready,
     service_paths,
     source_digest,
 )
-from envrouter.services.templating import render_template, template_stamp
+from envrouter.services.templating import absolute_paths, render_template, template_stamp
 
 SERVICE = "chrony"
 CONF = "chrony.conf"
@@ -43,20 +41,13 @@ def render_chrony_conf(
     drift_file: str,
     local_stratum: int = LOCAL_STRATUM,
 ) -> str:
-    check_namespace_name(vr.namespace)
-    obj = "vrouter settings"
-    upstream = values.upstream_list(obj, "ntp_list", list(vr.upstream_ntp), hostnames=True)
-    cidr = values.ip_network("vrouter", "management_cidr", vr.management_cidr)
-    port = values.interface_name("vrouter", "management_port", vr.management_port)
-    peers = [
-        values.ipv4_address(f"peer {p.hostname!r}", "namespace_address", p.namespace_address)
-        for p in vr.peers
-    ]
+    upstream = list(vr.upstream_ntp)
+    cidr = str(vr.management_cidr)
+    port = vr.management_port
+    peers = [str(p.namespace_address) for p in vr.peers]
     if not 1 <= local_stratum <= 15:
         raise ValidationError("chrony", "local_stratum", f"{local_stratum} out of 1..15")
-    for name, path in (("pid_file", pid_file), ("socket_path", socket_path),
-                       ("drift_file", drift_file)):
-        values.absolute_path("chrony", name, path)
+    absolute_paths("chrony", pid_file=pid_file, socket_path=socket_path, drift_file=drift_file)
     return render_template(
         TEMPLATE,
         namespace=vr.namespace,

@@ -15,29 +15,24 @@ live process with the expected command name (a recycled PID is not our daemon).
 from __future__ import annotations
 
 import os
-import re
 import signal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from envrouter.errors import InfraError, ValidationError
+from envrouter.agent.netlink import netns_exists
+from envrouter.document import NamespaceName, parse_value
+from envrouter.errors import InfraError
+from envrouter.files import write_if_changed
 
 RUN_ROOT = "/run/envrouter"
 LOG_ROOT = "/var/log/envrouter"
-NETNS_DIR = "/run/netns"
-
-_NS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-
 
 def check_namespace_name(namespace: str) -> str:
-    """A namespace name becomes part of paths: refuse anything that could escape them."""
-    if not _NS_RE.match(namespace) or ".." in namespace:
-        raise ValidationError(
-            "vrouter", "namespace", f"{namespace!r} is not a safe namespace name"
-        )
-    return namespace
+    """A namespace name becomes part of paths: the document's rule for namespace names (no
+    '/', no '..', no blank) keeps it inside them."""
+    return parse_value(NamespaceName, "vrouter", "namespace", namespace)
 
 
 @dataclass(frozen=True)
@@ -87,10 +82,6 @@ def pid_file_ready(own_pid: Path) -> Callable[[int], bool]:
     return ready
 
 
-def namespace_exists(namespace: str) -> bool:
-    return os.path.exists(os.path.join(NETNS_DIR, namespace))
-
-
 def read_pid(pid_file: Path) -> int | None:
     try:
         text = pid_file.read_text().strip()
@@ -133,22 +124,6 @@ def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 
         if time.monotonic() >= deadline:
             return False
         time.sleep(interval)
-
-
-def write_file_atomic(path: Path, text: str, mode: int = 0o644) -> bool:
-    """Write only if the content differs; returns True if the file changed."""
-    try:
-        if path.read_text() == text:
-            return False
-    except FileNotFoundError:
-        pass
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
-    return True
 
 
 def spawn_detached(argv: Sequence[str], log_file: Path) -> int:
@@ -258,9 +233,9 @@ class Daemon:
                 raise InfraError(f"user {self.run_dir_owner!r} does not exist") from exc
             os.chown(run_dir, user.pw_uid, user.pw_gid)
         for name, text in self.files().items():
-            write_file_atomic(run_dir / name, text)
+            write_if_changed(run_dir / name, text)
         if self.source:
-            write_file_atomic(run_dir / SOURCE_FILE, self.source + "\n")
+            write_if_changed(run_dir / SOURCE_FILE, self.source + "\n")
 
     def config_drifted(self) -> bool:
         """The files on disk differ from what the document renders now (e.g. a new dns_list
@@ -288,7 +263,7 @@ class Daemon:
         """Start unless running; returns True if it started the daemon."""
         if self.running():
             return False
-        if not namespace_exists(self.namespace):
+        if not netns_exists(self.namespace):
             raise InfraError(f"namespace {self.namespace!r} does not exist")
         self.prepare()
         # A daemon killed with -9 leaves its lock file and socket: they would stop the next one.
@@ -301,7 +276,7 @@ class Daemon:
         pid = spawn_detached(
             ["ip", "netns", "exec", self.namespace, *self.argv], self.paths.log_file
         )
-        write_file_atomic(self.paths.pid_file, f"{pid}\n")
+        write_if_changed(self.paths.pid_file, f"{pid}\n")
 
         def up() -> bool:
             # Until the child has exec'd, its name is still the parent's (python3), then "ip",

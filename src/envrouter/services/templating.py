@@ -1,6 +1,7 @@
 """Lay out daemon configuration files from the Jinja2 templates shipped in the package (pure).
 
-Renderers validate every value in Python first; a template only places already-checked values,
+Renderers get the document's values already checked (envrouter.document parses them into typed
+fields) and check their own options in Python; a template only places already-checked values,
 so it holds no logic beyond optional blocks and loops. Template names are paths relative to
 the envrouter package, e.g. ``services/templates/chrony.conf.j2``.
 
@@ -11,8 +12,11 @@ that imports the service modules, and importing them should stay cheap.
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from envrouter.errors import ValidationError
 
 if TYPE_CHECKING:
     import jinja2
@@ -37,6 +41,15 @@ def _environment() -> jinja2.Environment:
     # the header comments quote the namespace name the way Python shows it
     env.filters["repr"] = repr
     return env
+
+
+def absolute_paths(obj: str, **paths: str) -> None:
+    """File paths a renderer writes into a configuration file: absolute, with no white space
+    (the document's values are checked when it is parsed; paths come from the renderer's
+    caller)."""
+    for field, path in paths.items():
+        if not os.path.isabs(path) or any(c.isspace() for c in path):
+            raise ValidationError(obj, field, f"{path!r}: need an absolute path, no spaces")
 
 
 def render_template(name: str, **context: Any) -> str:

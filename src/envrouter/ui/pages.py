@@ -64,6 +64,7 @@ def mount_ui(app: FastAPI) -> None:
         f"{UI_PREFIX}/login",
         f"{UI_PREFIX}/environments",
         f"{UI_PREFIX}/environments/{{env_id}}",
+        f"{UI_PREFIX}/environments/{{env_id}}/operations",
     ):
         app.add_api_route(
             path,

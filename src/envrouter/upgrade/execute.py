@@ -381,8 +381,8 @@ class Upgrade:
         node = step.node or ""
         vr = self._after(pv)[node].vrouter
         assert vr is not None
-        for what, address in (("management VIP", vr.vip_management.address),
-                              ("public VIP", vr.vip_public.address)):
+        for what, address in (("management VIP", str(vr.vip_management.address)),
+                              ("public VIP", str(vr.vip_public.address))):
             def answers(address: str = address) -> str | None:
                 p = self.runner.run(node, ["ping", "-c", "1", "-W", "1", address], timeout=10)
                 return None if p.returncode == 0 else f"ping {address} from {node}: no answer"
@@ -395,7 +395,7 @@ class Upgrade:
         # the namespace): no node is moved before its checks can pass
         doc = self._after(pv)[node]
         name = P.check_name(doc, self.options.check_name)
-        vip = vr.vip_management.address
+        vip = str(vr.vip_management.address)
         for check in P.service_checks(vip, name):
             def serves(check: P.NodeCheck = check) -> str | None:
                 p = self.runner.run(node, check.argv, timeout=check.timeout)

@@ -152,7 +152,7 @@ def plan_upgrade(
         old, new = before[name].host, after[name].host
         steps.append(Step(MOVE, name, f"move {name}: default route {old.gateway} -> "
                                       f"{new.gateway}, DNS/NTP -> "
-                                      f"{', '.join(new.dns_servers)}; then check it"))
+                                      f"{', '.join(map(str, new.dns_servers))}; then check it"))
     return [s for s in steps if s.kind in ALWAYS or s.key not in done_set]
 
 

@@ -10,12 +10,11 @@ moved back with it, also on a later run.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
 from envrouter.errors import ValidationError
+from envrouter.files import write_atomic
 
 
 def default_path(env: str) -> str:
@@ -68,14 +67,4 @@ def load(path: str, env: str) -> Progress:
 
 
 def save(path: str, progress: Progress) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".upgrade-")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(progress.to_json())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, progress.to_json())

@@ -5,8 +5,16 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from sqlalchemy import select
 
-from envrouter.api.deps import Id, ReadDB, WriteDB
-from envrouter.api.schemas import EnvironmentCreate, EnvironmentPublic, EnvironmentUpdate
+from envrouter.api.deps import Id, ReadDB, Writer
+from envrouter.api.schemas import (
+    CREATE_TOP,
+    READ,
+    TOKEN_ONLY,
+    WRITE,
+    EnvironmentCreate,
+    EnvironmentPublic,
+    EnvironmentUpdate,
+)
 from envrouter.db.tables import EnvironmentRow
 from envrouter.model import service
 
@@ -18,32 +26,36 @@ def _public(session, rows) -> list[EnvironmentPublic]:  # noqa: ANN001
     return [EnvironmentPublic(id=r.id, name=r.name, ha=r.ha, counts=counts[r.id]) for r in rows]
 
 
-@router.get("/environments", response_model=list[EnvironmentPublic])
+@router.get("/environments", response_model=list[EnvironmentPublic], responses=TOKEN_ONLY)
 def list_environments(db: ReadDB) -> list[EnvironmentPublic]:
     return _public(db, db.scalars(select(EnvironmentRow).order_by(EnvironmentRow.id)).all())
 
 
-@router.post("/environments", response_model=EnvironmentPublic, status_code=201)
-def create_environment(body: EnvironmentCreate, db: WriteDB) -> EnvironmentPublic:
-    row = service.create_environment(db, body.name, body.ha)
-    db.commit()
-    return _public(db, [row])[0]
+@router.post(
+    "/environments", response_model=EnvironmentPublic, status_code=201, responses=CREATE_TOP
+)
+def create_environment(body: EnvironmentCreate, database: Writer) -> EnvironmentPublic:
+    with database.writing() as db:
+        row = service.create_environment(db, body.name, body.ha)
+        out = _public(db, [row])[0]
+    return out
 
 
-@router.get("/environments/{env_id}", response_model=EnvironmentPublic)
+@router.get("/environments/{env_id}", response_model=EnvironmentPublic, responses=READ)
 def get_environment(env_id: Id, db: ReadDB) -> EnvironmentPublic:
     return _public(db, [service.get_environment_row(db, env_id)])[0]
 
 
-@router.patch("/environments/{env_id}", response_model=EnvironmentPublic)
-def update_environment(env_id: Id, body: EnvironmentUpdate, db: WriteDB) -> EnvironmentPublic:
-    row = service.update_environment(db, env_id, body.model_dump(exclude_unset=True))
-    db.commit()
-    return _public(db, [row])[0]
+@router.patch("/environments/{env_id}", response_model=EnvironmentPublic, responses=WRITE)
+def update_environment(env_id: Id, body: EnvironmentUpdate, database: Writer) -> EnvironmentPublic:
+    with database.writing() as db:
+        row = service.update_environment(db, env_id, body.model_dump(exclude_unset=True))
+        out = _public(db, [row])[0]
+    return out
 
 
-@router.delete("/environments/{env_id}", status_code=204)
-def delete_environment(env_id: Id, db: WriteDB) -> Response:
-    service.delete_environment(db, env_id)
-    db.commit()
+@router.delete("/environments/{env_id}", status_code=204, responses=WRITE)
+def delete_environment(env_id: Id, database: Writer) -> Response:
+    with database.writing() as db:
+        service.delete_environment(db, env_id)
     return Response(status_code=204)

@@ -6,8 +6,8 @@ from fastapi import APIRouter, Response
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from envrouter.api.deps import Id, ReadDB, WriteDB
-from envrouter.api.schemas import NetworkCreate, NetworkPublic, NetworkUpdate, RangeIn
+from envrouter.api.deps import Id, ReadDB, Writer
+from envrouter.api.schemas import READ, WRITE, NetworkCreate, NetworkPublic, NetworkUpdate, RangeIn
 from envrouter.db.tables import NetworkRow
 from envrouter.model import service
 
@@ -28,7 +28,7 @@ def _public(row: NetworkRow) -> NetworkPublic:
     )
 
 
-@router.get("/environments/{env_id}/networks", response_model=list[NetworkPublic])
+@router.get("/environments/{env_id}/networks", response_model=list[NetworkPublic], responses=READ)
 def list_networks(env_id: Id, db: ReadDB) -> list[NetworkPublic]:
     service.get_environment_row(db, env_id)
     rows = db.scalars(
@@ -40,27 +40,34 @@ def list_networks(env_id: Id, db: ReadDB) -> list[NetworkPublic]:
     return [_public(r) for r in rows]
 
 
-@router.post("/environments/{env_id}/networks", response_model=NetworkPublic, status_code=201)
-def create_network(env_id: Id, body: NetworkCreate, db: WriteDB) -> NetworkPublic:
-    row = service.create_network(db, env_id, body.model_dump())
-    db.commit()
-    return _public(row)
+@router.post(
+    "/environments/{env_id}/networks",
+    response_model=NetworkPublic,
+    status_code=201,
+    responses=WRITE,
+)
+def create_network(env_id: Id, body: NetworkCreate, database: Writer) -> NetworkPublic:
+    with database.writing() as db:
+        row = service.create_network(db, env_id, body.model_dump())
+        out = _public(row)
+    return out
 
 
-@router.get("/networks/{network_id}", response_model=NetworkPublic)
+@router.get("/networks/{network_id}", response_model=NetworkPublic, responses=READ)
 def get_network(network_id: Id, db: ReadDB) -> NetworkPublic:
     return _public(service.get_network_row(db, network_id))
 
 
-@router.patch("/networks/{network_id}", response_model=NetworkPublic)
-def update_network(network_id: Id, body: NetworkUpdate, db: WriteDB) -> NetworkPublic:
-    row = service.update_network(db, network_id, body.model_dump(exclude_unset=True))
-    db.commit()
-    return _public(row)
+@router.patch("/networks/{network_id}", response_model=NetworkPublic, responses=WRITE)
+def update_network(network_id: Id, body: NetworkUpdate, database: Writer) -> NetworkPublic:
+    with database.writing() as db:
+        row = service.update_network(db, network_id, body.model_dump(exclude_unset=True))
+        out = _public(row)
+    return out
 
 
-@router.delete("/networks/{network_id}", status_code=204)
-def delete_network(network_id: Id, db: WriteDB) -> Response:
-    service.delete_network(db, network_id)
-    db.commit()
+@router.delete("/networks/{network_id}", status_code=204, responses=WRITE)
+def delete_network(network_id: Id, database: Writer) -> Response:
+    with database.writing() as db:
+        service.delete_network(db, network_id)
     return Response(status_code=204)

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Path, Request, Response
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from envrouter.api.deps import Id, ReadDB, WriteDB, reader
-from envrouter.api.schemas import NodeCreate, NodePublic, NodeUpdate
+from envrouter.api.deps import SECURITY, Id, ReadDB, Writer, reader
+from envrouter.api.schemas import READ, WRITE, NodeCreate, NodePublic, NodeUpdate
 from envrouter.db.tables import NodeRow
 from envrouter.document import DeploymentDocument
 from envrouter.errors import NotFoundError, ValidationError
@@ -34,7 +34,7 @@ def _public(db, rows) -> list[NodePublic]:  # noqa: ANN001
     ]
 
 
-@router.get("/environments/{env_id}/nodes", response_model=list[NodePublic])
+@router.get("/environments/{env_id}/nodes", response_model=list[NodePublic], responses=READ)
 def list_nodes(env_id: Id, db: ReadDB) -> list[NodePublic]:
     service.get_environment_row(db, env_id)
     rows = db.scalars(
@@ -43,29 +43,33 @@ def list_nodes(env_id: Id, db: ReadDB) -> list[NodePublic]:
     return _public(db, rows)
 
 
-@router.post("/environments/{env_id}/nodes", response_model=NodePublic, status_code=201)
-def create_node(env_id: Id, body: NodeCreate, db: WriteDB) -> NodePublic:
-    row = service.create_node(db, env_id, body.model_dump())
-    db.commit()
-    return _public(db, [row])[0]
+@router.post(
+    "/environments/{env_id}/nodes", response_model=NodePublic, status_code=201, responses=WRITE
+)
+def create_node(env_id: Id, body: NodeCreate, database: Writer) -> NodePublic:
+    with database.writing() as db:
+        row = service.create_node(db, env_id, body.model_dump())
+        out = _public(db, [row])[0]
+    return out
 
 
-@router.get("/nodes/{node_id}", response_model=NodePublic)
+@router.get("/nodes/{node_id}", response_model=NodePublic, responses=READ)
 def get_node(node_id: Id, db: ReadDB) -> NodePublic:
     return _public(db, [service.get_node_row(db, node_id)])[0]
 
 
-@router.patch("/nodes/{node_id}", response_model=NodePublic)
-def update_node(node_id: Id, body: NodeUpdate, db: WriteDB) -> NodePublic:
-    row = service.update_node(db, node_id, body.model_dump(exclude_unset=True))
-    db.commit()
-    return _public(db, [row])[0]
+@router.patch("/nodes/{node_id}", response_model=NodePublic, responses=WRITE)
+def update_node(node_id: Id, body: NodeUpdate, database: Writer) -> NodePublic:
+    with database.writing() as db:
+        row = service.update_node(db, node_id, body.model_dump(exclude_unset=True))
+        out = _public(db, [row])[0]
+    return out
 
 
-@router.delete("/nodes/{node_id}", status_code=204)
-def delete_node(node_id: Id, db: WriteDB) -> Response:
-    service.delete_node(db, node_id)
-    db.commit()
+@router.delete("/nodes/{node_id}", status_code=204, responses=WRITE)
+def delete_node(node_id: Id, database: Writer) -> Response:
+    with database.writing() as db:
+        service.delete_node(db, node_id)
     return Response(status_code=204)
 
 
@@ -94,6 +98,8 @@ def _answer(request: Request, generation: int | None, body: str) -> Response:
     "/nodes/by-hostname/{hostname}/document",
     response_model=DeploymentDocument,
     summary="The node's deployment document",
+    responses=READ,
+    openapi_extra={"security": SECURITY},
 )
 async def document_by_hostname(
     hostname: Annotated[str, Path(max_length=253)], request: Request
@@ -106,11 +112,31 @@ async def document_by_hostname(
     return _answer(request, generation, body)
 
 
-@router.get("/environments/{env_id}/nodes/{node_id}/document", response_model=DeploymentDocument)
-async def document(env_id: Id, node_id: Id, request: Request) -> Response:
-    generation, found_env, body = await run_in_threadpool(_document_json, request, node_id=node_id)
+@router.get(
+    "/environments/{env_id}/nodes/{node}/document",
+    response_model=DeploymentDocument,
+    summary="The node's deployment document, by node id or hostname",
+    responses=READ,
+    openapi_extra={"security": SECURITY},
+)
+async def document(
+    env_id: Id,
+    node: Annotated[str, Path(max_length=253, description="the node's id or its hostname")],
+    request: Request,
+) -> Response:
+    if node.isdigit():
+        node_id = int(node)
+        if not 1 <= node_id <= 2**31 - 1:
+            raise NotFoundError("node", node)
+        key: dict[str, object] = {"node_id": node_id}
+    else:
+        try:
+            key = {"hostname": rules.validate_hostname(node)}
+        except ValidationError:
+            raise NotFoundError("node", node) from None
+    generation, found_env, body = await run_in_threadpool(_document_json, request, **key)
     if found_env != env_id:
-        raise NotFoundError("node", node_id)
+        raise NotFoundError("node", next(iter(key.values())))
     return _answer(request, generation, body)
 
 
@@ -118,6 +144,7 @@ async def document(env_id: Id, node_id: Id, request: Request) -> Response:
     "/environments/{env_id}/documents",
     response_model=dict[str, DeploymentDocument],
     summary="Every node's deployment document, by hostname",
+    responses=READ,
 )
 def documents(env_id: Id, db: ReadDB) -> Response:
     docs = service.environment_documents(db, env_id)

@@ -7,17 +7,23 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Request
 
-from envrouter.api.deps import Id, ReadDB, WriteDB
+from envrouter.api.deps import Id, ReadDB, Writer
 from envrouter.api.schemas import (
+    READ,
+    WRITE,
     ClusterState,
     VipPublic,
     VipUpdate,
     VrouterSettingsPublic,
     VrouterSettingsUpdate,
 )
+from envrouter.errors import InfraError
 from envrouter.model import service
+from envrouter.model.entities import VIP_NETWORK_ROLES
 
 router = APIRouter(prefix="/api/v1", tags=["vrouter"])
+
+VipName = Literal[tuple(VIP_NETWORK_ROLES)]  # type: ignore[valid-type]
 
 UNKNOWN_CLUSTER = {"source": "unknown", "quorate": None, "vip_holder": None, "nodes": []}
 
@@ -29,46 +35,48 @@ def _settings_public(settings) -> VrouterSettingsPublic:  # noqa: ANN001
     return VrouterSettingsPublic(**data)
 
 
-@router.get("/environments/{env_id}/vrouter", response_model=VrouterSettingsPublic)
+@router.get("/environments/{env_id}/vrouter", response_model=VrouterSettingsPublic, responses=READ)
 def get_vrouter(env_id: Id, db: ReadDB) -> VrouterSettingsPublic:
     return _settings_public(service.get_settings(db, env_id))
 
 
-@router.put("/environments/{env_id}/vrouter", response_model=VrouterSettingsPublic)
-def put_vrouter(env_id: Id, body: VrouterSettingsUpdate, db: WriteDB) -> VrouterSettingsPublic:
-    changes = body.model_dump(exclude_unset=True)
-    # null means "no change" for the switches and lists; for domain it means "no domain"
-    changes = {k: v for k, v in changes.items() if v is not None or k == "domain"}
-    settings = service.put_settings(db, env_id, changes)
-    db.commit()
+@router.put("/environments/{env_id}/vrouter", response_model=VrouterSettingsPublic, responses=WRITE)
+def put_vrouter(env_id: Id, body: VrouterSettingsUpdate, database: Writer) -> VrouterSettingsPublic:
+    with database.writing() as db:
+        changes = body.model_dump(exclude_unset=True)
+        # null means "no change" for the switches and lists; for domain it means "no domain"
+        changes = {k: v for k, v in changes.items() if v is not None or k == "domain"}
+        settings = service.put_settings(db, env_id, changes)
     return _settings_public(settings)
 
 
-@router.post("/environments/{env_id}/vrouter/reserve-vips", response_model=list[VipPublic])
-def reserve_vips(env_id: Id, db: WriteDB) -> list[VipPublic]:
-    vips = service.reserve_vips(db, env_id)
-    db.commit()
+@router.post(
+    "/environments/{env_id}/vrouter/reserve-vips", response_model=list[VipPublic], responses=WRITE
+)
+def reserve_vips(env_id: Id, database: Writer) -> list[VipPublic]:
+    with database.writing() as db:
+        vips = service.reserve_vips(db, env_id)
     return [VipPublic(**v) for v in vips]
 
 
-@router.get("/environments/{env_id}/vips", response_model=list[VipPublic])
+@router.get("/environments/{env_id}/vips", response_model=list[VipPublic], responses=READ)
 def list_vips(env_id: Id, db: ReadDB) -> list[VipPublic]:
     return [VipPublic(**v) for v in service.list_vips(db, env_id)]
 
 
-@router.put("/environments/{env_id}/vips/{name}", response_model=VipPublic)
+@router.put("/environments/{env_id}/vips/{name}", response_model=VipPublic, responses=WRITE)
 def put_vip(
     env_id: Id,
-    name: Annotated[Literal["vrouter", "vrouter_pub"], Path()],
+    name: Annotated[VipName, Path()],
     body: VipUpdate,
-    db: WriteDB,
+    database: Writer,
 ) -> VipPublic:
-    vip = service.set_vip(db, env_id, name, body.address)
-    db.commit()
+    with database.writing() as db:
+        vip = service.set_vip(db, env_id, name, body.address)
     return VipPublic(**vip)
 
 
-@router.get("/environments/{env_id}/cluster", response_model=ClusterState)
+@router.get("/environments/{env_id}/cluster", response_model=ClusterState, responses=READ)
 def cluster(env_id: Id, request: Request, db: ReadDB) -> ClusterState:
     """Live cluster state when a probe is configured (app.state.cluster_probe); otherwise
     "unknown" -- never invented."""
@@ -78,6 +86,6 @@ def cluster(env_id: Id, request: Request, db: ReadDB) -> ClusterState:
         return ClusterState(**UNKNOWN_CLUSTER)
     try:
         state = probe(env_id)
-    except Exception as exc:  # a probe failing is "unknown", with the reason
+    except InfraError as exc:  # a probe failing is "unknown", with the reason
         return ClusterState(**UNKNOWN_CLUSTER, error=str(exc))
     return ClusterState(**state)

@@ -11,11 +11,13 @@ import {
 import { renderEnvironment } from "./views/environment.js";
 import { renderEnvironments } from "./views/environments.js";
 import { renderLogin } from "./views/login.js";
+import { renderOperations } from "./views/operations.js";
 
 const routes = [
   { pattern: /^\/ui\/login\/?$/, view: renderLogin, public: true },
   { pattern: /^\/ui\/environments\/?$/, view: renderEnvironments },
   { pattern: /^\/ui\/environments\/(\d+)\/?$/, view: renderEnvironment },
+  { pattern: /^\/ui\/environments\/(\d+)\/operations\/?$/, view: renderOperations },
 ];
 
 let cleanup = null;

@@ -77,6 +77,7 @@ export async function renderEnvironment(main, [envId], { stale }) {
         ["#settings-form", "Settings"],
         ["#networks", "Networks"],
         ["#nodes", "Nodes"],
+        [`/ui/environments/${envId}/operations`, "Operations: health, VIP moves, drills"],
       ].map(([href, label]) => h("a", { href }, label)),
     ),
     data.nodes.ok && controllers.length === 0

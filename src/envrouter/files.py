@@ -1,15 +1,21 @@
-"""Files under a configurable root: read, atomic write, remove (only our own)."""
+"""Files: read, atomic write, remove. The one implementation every layer uses.
+
+An atomic write goes to a unique temporary file in the same directory, is flushed to disk
+(fsync) and then renamed over the target: a reader sees the old or the new content, never a
+part, and a crash leaves no half-written file (nor a fixed-name temp file another writer
+could clobber).
+"""
 
 from __future__ import annotations
 
 import os
 import tempfile
 
-from envrouter.agent.desired import FILE_MARKER
 from envrouter.errors import InfraError
 
 
-def read_file(path: str) -> str | None:
+def read_file(path: str | os.PathLike[str]) -> str | None:
+    """The file's text, or None when it does not exist."""
     try:
         with open(path) as f:
             return f.read()
@@ -19,8 +25,9 @@ def read_file(path: str) -> str | None:
         raise InfraError(f"cannot read {path}: {exc}") from exc
 
 
-def write_atomic(path: str, content: str, mode: int = 0o644) -> None:
-    directory = os.path.dirname(path)
+def write_atomic(path: str | os.PathLike[str], content: str, mode: int = 0o644) -> None:
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
     try:
         os.makedirs(directory, exist_ok=True)
         # /etc/resolv.conf may be a symlink elsewhere: replace the link itself, as resolvers do
@@ -39,11 +46,15 @@ def write_atomic(path: str, content: str, mode: int = 0o644) -> None:
         raise InfraError(f"cannot write {path}: {exc}") from exc
 
 
-def is_ours(content: str | None) -> bool:
-    return content is not None and content.startswith(FILE_MARKER)
+def write_if_changed(path: str | os.PathLike[str], content: str, mode: int = 0o644) -> bool:
+    """Write atomically unless the file already holds `content`; True if it changed."""
+    if read_file(path) == content:
+        return False
+    write_atomic(path, content, mode)
+    return True
 
 
-def remove_file(path: str) -> bool:
+def remove_file(path: str | os.PathLike[str]) -> bool:
     try:
         os.unlink(path)
         return True

@@ -1,4 +1,4 @@
-"""nftables tables owned whole: observe by JSON listing, load with check then one `nft -f`."""
+"""nftables in the kernel: observe by JSON listing, load with check then one `nft -f`."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import ctypes
 import json
 from typing import Any
 
-from envrouter.agent.desired import NftTableSpec, nft_load_text
 from envrouter.agent.netlink import in_netns, run
+from envrouter.agent.nftables.render import NftTableSpec, nft_load_text
 from envrouter.errors import InfraError
 
 NFT = "nft"
