@@ -15,7 +15,11 @@ DEB_RUNTIME := $(call debs_for,$$3 == "runtime" || $$3 == "lab")
 DEB_TEST := $(call debs_for,$$3 != "bench")
 DEB_BENCH := $(call debs_for,$$3 == "bench")
 
-.PHONY: help deps deps-runtime deps-bench venv test test-unit lint demo demo-down bench clean
+# What `make deb` builds with (also in packaging/tools.tsv, scope test, for the package test).
+DEB_PACKAGING := debhelper dh-virtualenv dpkg-dev lintian python3.11-venv
+
+.PHONY: help deps deps-runtime deps-bench deps-packaging venv test test-unit lint demo demo-down \
+  bench clean deb
 
 help:
 	@echo "make demo   - install what the lab needs, bring up the lab, print its status"
@@ -23,6 +27,7 @@ help:
 	@echo "make deps-runtime - only the Debian packages the lab needs"
 	@echo "make lint   - ruff"
 	@echo "make bench  - run the benchmarks under bench/"
+	@echo "make deb    - build the Debian packages into build/deb/ and check them with lintian"
 
 # Install only what is missing, so a prepared machine does not wait on apt.
 define apt_install
@@ -44,6 +49,9 @@ deps:
 
 deps-bench:
 	$(call apt_install,$(DEB_BENCH))
+
+deps-packaging:
+	$(call apt_install,$(DEB_PACKAGING))
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -67,8 +75,11 @@ demo: deps-runtime venv
 	$(ENVROUTER) lab up
 	$(ENVROUTER) lab status || true
 	@echo
-	@echo "The lab is up. Next:"
-	@echo "  UI:      open the URL printed above ('envrouter lab status' shows it again)"
+	@echo "The lab is up. Log in to the UI (open the page, paste the token):"
+	@$(ENVROUTER) lab login
+	@echo
+	@echo "Next:"
+	@echo "  login:   $(ENVROUTER) lab login   (prints the page and the token again)"
 	@echo "  drills:  $(ENVROUTER) lab drill all"
 	@echo "  a node:  $(ENVROUTER) lab exec cmp1 -- ping -c3 <management VIP>"
 	@echo "  stop:    $(ENVROUTER) lab down"
@@ -78,6 +89,20 @@ demo-down: venv
 
 bench: deps deps-bench venv
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+# The packages: build/deb/envrouter_<version>_<arch>.deb, envrouter-controller_..., and
+# envrouter-server_... . Built from a copy of the working tree (tracked and untracked files,
+# not ignored ones) in build/deb/src, so dpkg-buildpackage writes its results into build/deb/;
+# downloaded wheels stay in build/pip-cache for the next build.
+DEB_DIR := build/deb
+deb: deps-packaging
+	rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)/src build/pip-cache
+	git ls-files -z --cached --others --exclude-standard | \
+	  tar --null -T - --ignore-failed-read -cf - 2>/dev/null | tar -C $(DEB_DIR)/src -xf -
+	cd $(DEB_DIR)/src && PIP_CACHE_DIR=$(CURDIR)/build/pip-cache \
+	  dpkg-buildpackage -b -us -uc --no-sign
+	lintian --fail-on error --info $(DEB_DIR)/*.changes
+	@ls -1 $(DEB_DIR)/*.deb
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -17,8 +17,10 @@ from envrouter import prerequisites
 _TIERS_WITH_TOOLS = ("db", "netns", "ui", "lab")
 
 # Cheap tiers first; the lab last, and within it the upgrade test (which builds a lab of its
-# own) before the tests that share one session-wide lab, so two labs never run at once.
-_TIER_ORDER = ("unit", "api", "db", "netns", "ui", "lab/test_upgrade.py", "lab")
+# own) and the package test (its own lab, from the installed packages) before the tests that
+# share one session-wide lab, so two labs never run at once.
+_TIER_ORDER = ("unit", "api", "db", "netns", "ui", "lab/test_upgrade.py", "lab/test_package.py",
+               "lab")
 
 
 def _tier(item: pytest.Item) -> int:

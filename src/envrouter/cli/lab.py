@@ -45,6 +45,11 @@ def up(
                                  help="a stonith device per controller (the lab's power "
                                       "switch) and stonith-enabled=true; --no-fencing: "
                                       "stonith-enabled=false"),
+    installed: bool = typer.Option(False, "--installed",
+                                   help="run the installed Debian packages' envrouter "
+                                        "(/usr/bin/envrouter) in the nodes and for the control "
+                                        "plane, and their OCF agents (/usr/lib/ocf/resource.d/"
+                                        "envrouter), instead of this checkout's"),
     state_dir: str = STATE_DIR,
     prefix: str = PREFIX,
 ) -> None:
@@ -54,7 +59,7 @@ def up(
 
     plan = plan_lab(controllers, nodes, prefix=prefix, state_dir=state_dir, bridge_kind=bridge)
     console = Console()
-    lab = lab_up(plan, console, deploy_parts=deploy, fencing=fencing)
+    lab = lab_up(plan, console, deploy_parts=deploy, fencing=fencing, installed=installed)
     console.print("[green]the lab is up[/green]")
     print_status(collect_status(lab), console)
 
@@ -79,6 +84,21 @@ def status(
         print_status(st, Console())
     if degraded(st):
         sys.exit(EXIT_FAILED)
+
+
+@app.command()
+@handle_errors
+def login(state_dir: str = STATE_DIR) -> None:
+    """Print the UI's login page and the lab's admin token to paste into it."""
+    from envrouter.errors import InfraError
+    from envrouter.lab.nodes import Lab
+
+    cp = ((Lab.load(state_dir).state.get("deployment") or {}).get("control_plane") or {})
+    if not cp.get("url") or not cp.get("token"):
+        raise InfraError(f"the lab in {state_dir} has no control plane (lab up --no-deploy?)")
+    print(f"UI:    {cp['url']}/ui/login")
+    print(f"token: {cp['token']}")
+    print("       (the lab's admin token: paste it into the login page)")
 
 
 @app.command()

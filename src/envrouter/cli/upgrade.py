@@ -55,7 +55,8 @@ def _node_table(states: dict[str, str], title: str) -> Table:
 
 
 def _runner(kind: str, lab_state_dir: str, ssh_user: str | None, ssh_options: list[str],
-            ssh_hosts: list[str]):  # noqa: ANN202
+            ssh_hosts: list[str], ssh_config: str | None = None,
+            agent_root: str | None = None):  # noqa: ANN202
     from envrouter.errors import ValidationError
 
     if kind == "lab":
@@ -72,7 +73,8 @@ def _runner(kind: str, lab_state_dir: str, ssh_user: str | None, ssh_options: li
             if not sep or not node or not host:
                 raise ValidationError("upgrade", "--ssh-host", f"{item!r}: use NODE=ADDRESS")
             targets[node] = host
-        return SshRunner(targets, user=ssh_user, options=ssh_options)
+        return SshRunner(targets, user=ssh_user, options=ssh_options, config=ssh_config,
+                         agent_root=agent_root)
     raise ValidationError("upgrade", "--runner", f"{kind!r} is not one of lab, ssh")
 
 
@@ -107,9 +109,28 @@ def upgrade(
     ssh_host: list[str] = typer.Option([], "--ssh-host",
                                        help="(--runner ssh) NODE=ADDRESS, repeatable "
                                             "(default: the hostname)"),
+    ssh_config: str = typer.Option(None, "--ssh-config",
+                                   help="(--runner ssh) ssh -F FILE: the client configuration "
+                                        "(the lab writes one: STATE_DIR/nodes/master/ssh/"
+                                        "ssh_config)"),
+    agent_root: str = typer.Option(None, "--agent-root",
+                                   help="(--runner ssh) the agent's --root on each node, "
+                                        "{node} replaced by its name (the lab's nodes: "
+                                        "STATE_DIR/nodes/{node}/root); default /"),
+    packages: bool = typer.Option(None, "--packages/--no-packages",
+                                  help="upgrade the packages on every node first (default: "
+                                       "yes with --runner ssh, no with --runner lab, whose "
+                                       "nodes share this machine's packages)"),
+    package_file: list[str] = typer.Option([], "--package-file",
+                                           help=".deb file to install instead of the apt "
+                                                "repository's package of that name "
+                                                "(a path on the nodes), repeatable"),
 ) -> None:
-    """Migrate, reserve the VIPs, check the controllers, deploy the vrouter, then move every
-    other node onto the management VIP one at a time. Running it again resumes."""
+    """Migrate, reserve the VIPs, upgrade the packages on every node (envrouter, and on the
+    controllers envrouter-controller and the daemons' packages; the resources whose daemon
+    changed are restarted in place, the VIPs stay), check the controllers, deploy the
+    vrouter, then move every other node onto the management VIP one at a time. Running it
+    again resumes."""
     from envrouter.upgrade import plan as P
     from envrouter.upgrade import progress as prog
     from envrouter.upgrade.execute import Options, Upgrade
@@ -122,8 +143,11 @@ def upgrade(
         if os.path.exists(lab_db):
             database_url = f"sqlite:///{lab_db}"  # the lab's control plane database
     path = state_file or prog.default_path(env)
+    if packages is None:
+        packages = runner == "ssh" or bool(package_file)
+    source = P.PackageSource(files=tuple(package_file)) if packages else None
     options = Options(check_name=check_name, stonith=stonith, chrony_restart=chrony_restart,
-                      vip_timeout=vip_timeout, check_timeout=check_timeout)
+                      vip_timeout=vip_timeout, check_timeout=check_timeout, packages=source)
     if dry_run:
         up = Upgrade(database_url, env, None, path, options)  # type: ignore[arg-type]
         pv, progress, steps = up.plan()
@@ -137,7 +161,8 @@ def upgrade(
         states = P.final_states(before, pv.after, pv.controllers, progress.nodes)
         console.print(_node_table(states, "nodes to move (as recorded so far)"))
         return
-    node_runner = _runner(runner, lab_state_dir, ssh_user, ssh_option, ssh_host)
+    node_runner = _runner(runner, lab_state_dir, ssh_user, ssh_option, ssh_host, ssh_config,
+                          agent_root)
     t0 = time.monotonic()
     up = Upgrade(database_url, env, node_runner, path, options, _RichReporter(console))
     result = up.run()

@@ -25,7 +25,9 @@ def _mount(argv: list[str]) -> None:
 def main(argv: list[str]) -> int:
     node_dir, hostname = argv
     for sub, target in PRIVATE_DIRS:
-        _mount(["--bind", os.path.join(node_dir, sub), target])
+        source = os.path.join(node_dir, sub)
+        if os.path.isdir(source):  # absent: shared with the machine (SHARED_WHEN_INSTALLED)
+            _mount(["--bind", source, target])
     _mount(["-t", "tmpfs", "-o", "mode=1777,size=64m", "tmpfs", "/dev/shm"])
     extra = os.path.join(node_dir, NODE_SBIN)
     if os.path.isdir(extra):

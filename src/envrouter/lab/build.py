@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from rich.console import Console
 
 from envrouter.errors import EnvrouterError, InfraError
-from envrouter.lab import cluster, deploy, fence, ovs, power_switch, upstream
+from envrouter.lab import cluster, deploy, fence, ovs, power_switch, sshd, upstream
 from envrouter.lab.nodes import Lab, check_prerequisites, teardown
 from envrouter.lab.topology import LabPlan
 
@@ -46,6 +46,8 @@ def start_node_services(lab: Lab, name: str) -> None:
         if lab.plan.bridge_kind == "ovs":
             ovs.start_ovs(lab, name)
         cluster.start_cluster_node(lab, name)
+    if lab.state.get("sshd") and name in sshd.ssh_nodes(lab):
+        sshd.start_sshd(lab, name)
 
 
 def power_on(lab: Lab, name: str, *, wait: bool = True) -> None:
@@ -71,14 +73,37 @@ def wait_converged(lab: Lab, timeout: float = cluster.QUORUM_TIMEOUT) -> None:
         deploy.wait_vips_held(lab, timeout=timeout)
 
 
+def check_installed() -> str:
+    """The installed envrouter packages' version, or why `lab up --installed` cannot run."""
+    import shutil
+    import subprocess
+
+    proc = subprocess.run(["dpkg-query", "-W", "-f", "${Version} ${db:Status-Status}\\n",
+                           "envrouter", "envrouter-controller"], capture_output=True,
+                          text=True, timeout=30)
+    states = [line.split() for line in proc.stdout.splitlines()]
+    if proc.returncode != 0 or len(states) != 2 or any(s[1:] != ["installed"] for s in states):
+        raise InfraError("--installed needs the Debian packages envrouter and "
+                         "envrouter-controller installed (`make deb`, then `apt-get install "
+                         "./build/deb/envrouter_*.deb ./build/deb/envrouter-controller_*.deb`)")
+    if shutil.which(deploy.INSTALLED[0]) is None:
+        raise InfraError(f"{deploy.INSTALLED[0]} is missing although envrouter is installed")
+    return states[0][0]
+
+
 def lab_up(plan: LabPlan, console: Console, *, deploy_parts: bool = True,
-           fencing: bool = True) -> Lab:
+           fencing: bool = True, installed: bool = False) -> Lab:
     steps = Steps(console)
     with steps.step("checking root and the Debian packages"):
         check_prerequisites()
+        version = check_installed() if installed else None
     with steps.step(f"removing leftovers of an earlier lab ({plan.prefix}*, {plan.state_dir})"):
         teardown(plan.state_dir, plan.prefix)
     lab = Lab(plan)
+    if version:
+        # the nodes and the control plane run the package's envrouter and OCF agents
+        lab.state["envrouter"] = list(deploy.INSTALLED)
+        lab.state["installed"] = version
     lab.save()
     try:
         _build(lab, steps, deploy_parts, fencing)
@@ -126,6 +151,11 @@ def _build(lab: Lab, steps: Steps, deploy_parts: bool, fencing: bool) -> None:
                              "-v", "true"], timeout=60)
     else:
         steps.note("fencing off (--no-fencing): stonith-enabled=false")
+    if sshd.available():
+        with steps.step("sshd on every node (the lab's own keys, for `upgrade --runner ssh`)"):
+            sshd.start_all(lab)
+    else:
+        steps.note("no sshd on the nodes: openssh-server is not installed")
     missing = deploy.missing_parts() if deploy_parts else ["skipped (--no-deploy)"]
     if missing:
         steps.note("not deployed (control plane and agents): missing " + ", ".join(missing))

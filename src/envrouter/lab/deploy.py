@@ -19,6 +19,13 @@ from envrouter.lab.waiting import wait_for
 
 RELAY_PORT = 8000  # the control plane as the nodes see it: http://<admin gateway>:8000
 ENVROUTER = [sys.executable, "-m", "envrouter.cli.main"]
+INSTALLED = ["/usr/bin/envrouter"]  # `lab up --installed`: the Debian package's command
+
+
+def envrouter_argv(lab: Lab) -> list[str]:
+    """The envrouter command the lab runs, in its nodes and for its control plane: the
+    installed package's (`lab up --installed`) or this one's."""
+    return list(lab.state.get("envrouter") or ENVROUTER)
 
 
 def _placeholder(group: str) -> bool:
@@ -48,11 +55,14 @@ def db_url(lab: Lab) -> str:
     return f"sqlite:///{lab.plan.state_dir}/server/envrouter.db"
 
 
-def serve_argv(plan: LabPlan, port: int, url: str) -> list[str]:
-    """`envrouter serve` of the lab: the live cluster state, each controller's health and the
-    drills (under the upstream node, where `lab drill` writes them) for the UI."""
+def serve_argv(plan: LabPlan, port: int, url: str,
+               envrouter: list[str] | None = None) -> list[str]:
+    """`envrouter serve` of the lab (with `envrouter`, the command `envrouter_argv` chose): the
+    live cluster state, each controller's health and the drills (under the upstream node,
+    where `lab drill` writes them) for the UI."""
     return [
-        *ENVROUTER, "serve", "--host", "127.0.0.1", "--port", str(port), "--database-url", url,
+        *(envrouter or ENVROUTER), "serve", "--host", "127.0.0.1", "--port", str(port),
+        "--database-url", url,
         "--cluster-command", f"{sys.executable} -m envrouter.lab.crm_mon {plan.state_dir}",
         # every 10 s, not the default 5: each poll runs `envrouter status` on every controller
         "--status-command", f"{sys.executable} -m envrouter.lab.ops_status {plan.state_dir}",
@@ -66,6 +76,7 @@ def start_control_plane(lab: Lab) -> dict[str, Any]:
     os.makedirs(f"{plan.state_dir}/server", exist_ok=True)
     url = db_url(lab)
     env = {"ENVROUTER_DATABASE_URL": url}
+    ENVROUTER = envrouter_argv(lab)  # noqa: N806
     mig = subprocess.run([*ENVROUTER, "db", "upgrade", "--database-url", url],
                          capture_output=True, text=True, env={**os.environ, **env}, timeout=120)
     if mig.returncode != 0:
@@ -77,7 +88,7 @@ def start_control_plane(lab: Lab) -> dict[str, Any]:
         raise InfraError(f"envrouter token create: {tok.stderr.strip()[-500:]}")
     token = tok.stdout.strip().splitlines()[-1].split()[-1]
     port = _free_port()
-    server = lab.spawn_host("server", serve_argv(plan, port, url), env=env)
+    server = lab.spawn_host("server", serve_argv(plan, port, url, ENVROUTER), env=env)
     base = f"http://127.0.0.1:{port}"
 
     def healthy() -> bool:
@@ -152,8 +163,8 @@ def apply_agent(lab: Lab, name: str) -> None:
     dep = lab.state["deployment"]
     cp = dep["control_plane"]
     root = os.path.join(lab.plan.node_dir(name), "root")
-    lab.exec_in(name, [*ENVROUTER, "agent", "apply", "--server", cp["node_url"], "--node", name,
-                       "--root", root, "--state-dir", "/var/lib/envrouter"],
+    lab.exec_in(name, [*envrouter_argv(lab), "agent", "apply", "--server", cp["node_url"],
+                       "--node", name, "--root", root, "--state-dir", "/var/lib/envrouter"],
                 env={"ENVROUTER_TOKEN": cp["token"]}, timeout=300)
     dep["agents"][name] = "applied"
     lab.save()
@@ -173,6 +184,7 @@ def install_cluster_resources(lab: Lab, dc: str, *, stonith: bool = True) -> Non
     """The OCF agents on every controller (into the node's own OCF directory), then the
     Pacemaker layout from the DC's document; with `stonith`, fencing stays on (the lab's
     devices are configured first: `envrouter.lab.fence`)."""
+    ENVROUTER = envrouter_argv(lab)  # noqa: N806
     for node in lab.plan.controllers:
         lab.exec_in(node.name, [*ENVROUTER, "ha", "install"], timeout=120)
     lab.exec_in(dc, [*ENVROUTER, "ha", "apply", "--document", "/var/lib/envrouter/document.json",

@@ -30,6 +30,7 @@ from envrouter.lab.topology import (
     CREATABLE_MOUNT_POINTS,
     NODE_SBIN,
     PRIVATE_DIRS,
+    SHARED_WHEN_INSTALLED,
     LabNode,
     LabPlan,
     plan_lab,
@@ -297,7 +298,11 @@ class Lab:
         d = self.plan.node_dir(node.name)
         # /run is volatile on a real machine: stale pid/lock files must not survive a power-off
         shutil.rmtree(os.path.join(d, "run"), ignore_errors=True)
+        shared = SHARED_WHEN_INSTALLED if self.state.get("envrouter") else ()
         for sub, _ in PRIVATE_DIRS:
+            if sub in shared:  # no source dir: the anchor leaves the machine's in place
+                shutil.rmtree(os.path.join(d, sub), ignore_errors=True)
+                continue
             os.makedirs(os.path.join(d, sub), exist_ok=True)
         os.makedirs(os.path.join(d, "run", "netns"), exist_ok=True)
         os.makedirs(os.path.join(d, "root"), exist_ok=True)  # the agent's --root

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 from dataclasses import asdict
 from typing import Any
 
@@ -113,7 +112,9 @@ def controller_health(lab: Lab, deployed: bool) -> list[dict[str, Any]]:
             out.append({"node": node.name, "state": NOT_DEPLOYED if not deployed else "off",
                         "reasons": []})
             continue
-        r = lab.exec_in(node.name, [sys.executable, "-m", "envrouter.cli.main", "status",
+        from envrouter.lab.deploy import envrouter_argv
+
+        r = lab.exec_in(node.name, [*envrouter_argv(lab), "status",
                                     "--json"], check=False, timeout=90)
         try:
             data = json.loads(r.stdout)
@@ -216,8 +217,8 @@ def print_status(status: dict[str, Any], console: Console) -> None:
                   + (f", error: {c['error']}" if c.get("error") else ""))
     console.print(f"fencing: {status['fencing']}")
     if status.get("control_plane"):
-        console.print(f"control plane (UI/API): {status['control_plane']} — admin token: "
-                      f"deployment.control_plane.token in {status['state_dir']}/state.json")
+        console.print(f"control plane (UI/API): {status['control_plane']} — log in: "
+                      f"`envrouter lab login` prints the login page and the admin token")
     vips = Table(title="VIPs")
     for col in ("VIP", "address", "held by (vrouter namespace)", "pacemaker says"):
         vips.add_column(col)

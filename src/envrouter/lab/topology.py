@@ -53,6 +53,9 @@ NODE_SBIN = "sbin"
 # mount points the lab may create on the machine when missing (empty directories; a package
 # install would create them too). Anything else missing means a Debian package is missing.
 CREATABLE_MOUNT_POINTS = ("/var/lib/envrouter", "/usr/lib/ocf/resource.d/envrouter")
+# private dirs a lab built from the installed Debian package leaves shared with the machine:
+# its nodes run the package's OCF agents, and an upgrade of the package replaces them there
+SHARED_WHEN_INSTALLED = ("ocf-envrouter",)
 
 
 @dataclass(frozen=True)

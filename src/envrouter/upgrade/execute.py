@@ -132,6 +132,8 @@ class Options:
     chrony_restart: str | None = None
     vip_timeout: float = 180.0
     check_timeout: float = 30.0
+    packages: P.PackageSource | None = None  # None: no package step
+    apt_timeout: float = 900.0
 
 
 @dataclass
@@ -176,13 +178,18 @@ class Upgrade:
         progress = prog.load(self.state_file, self.env_name)
         before = self.before_documents(pv, progress)
         steps = P.plan_upgrade(before, pv.after, pv.controllers, pv.observed,
-                               done=progress.done, moved=progress.moved)
+                               done=progress.done, moved=progress.moved,
+                               packages=self.options.packages)
         return pv, progress, steps
 
     @staticmethod
     def before_documents(pv: Preview, progress: prog.Progress) -> dict[str, DeploymentDocument]:
         """The documents from before the upgrade: the recorded ones win (the first run saw
-        them), otherwise those the database gives with the vrouter inactive."""
+        them); otherwise, when the vrouter is already enabled (deployed with it, or moved by
+        other means), the current ones: nothing to move, only packages to upgrade; otherwise
+        those the database gives with the vrouter inactive."""
+        if not progress.before and pv.observed.enabled:
+            return dict(pv.after)
         out = dict(pv.before)
         for name, text in progress.before.items():
             out[name] = parse_document(text)
@@ -191,7 +198,7 @@ class Upgrade:
     # --- running ----------------------------------------------------------------------------
     def run(self) -> Result:
         pv, progress, steps = self.plan()
-        for name, doc in pv.before.items():
+        for name, doc in self.before_documents(pv, progress).items():
             progress.before.setdefault(name, doc.model_dump_json())
         progress.stopped = None
         prog.save(self.state_file, progress)
@@ -238,6 +245,8 @@ class Upgrade:
             from envrouter.model.service import put_settings
 
             self._db_write(lambda s: put_settings(s, pv.env_id, {"enabled": True}))
+        elif kind == P.UPGRADE_PACKAGES:
+            self._upgrade_packages(step, pv.after[step.node or ""], step.node in pv.controllers)
         elif kind == P.CHECK_PACKAGES:
             self._check_packages(step, pv.after[step.node or ""])
         elif kind == P.DEPLOY_VROUTER:
@@ -301,6 +310,56 @@ class Upgrade:
         if scope != "vrouter" and self.options.chrony_restart:
             argv += ["--chrony-restart", self.options.chrony_restart]
         self._must(step, node, argv, timeout=300)
+
+    def _versions(self, node: str, names: Sequence[str]) -> dict[str, str]:
+        # dpkg-query exits 1 when a package is unknown: the others are still printed
+        proc = self.runner.run(node, P.version_query_argv(names), timeout=60)
+        return P.installed_versions(proc.stdout)
+
+    def _upgrade_packages(self, step: P.Step, doc: DeploymentDocument, controller: bool
+                          ) -> None:
+        """apt-get install on the node; on a controller in node maintenance (no monitor runs
+        while files are replaced, nothing moves), then the resources whose daemon changed
+        restarted in place by their own agents, then maintenance off: the VIPs stay."""
+        assert self.options.packages is not None
+        node = doc.node.hostname
+        items = P.node_packages(doc, self.options.packages)
+        names = P.package_names(items)
+        before = self._versions(node, names)
+        if not self.options.packages.files:
+            self._must(step, node, ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get",
+                                    "update", "-q"], timeout=self.options.apt_timeout)
+        # a controller of an environment without the vrouter may run no cluster yet: then
+        # there is nothing to keep in place
+        clustered = controller and self.runner.run(
+            node, P.CLUSTER_QUERY_ARGV, timeout=60).returncode == 0
+        if clustered:
+            self._must(step, node, P.maintenance_argv(node, True), timeout=60)
+        try:
+            self._must(step, node, P.apt_install_argv(items), timeout=self.options.apt_timeout)
+            changed = P.changed_packages(before, self._versions(node, names))
+            restarted = []
+            for resource in P.resources_to_restart(changed, doc.vrouter) if clustered else []:
+                self._restart_in_place(step, node, resource)
+                restarted.append(resource)
+        finally:
+            if clustered:
+                self._must(step, node, P.maintenance_argv(node, False), timeout=60)
+        versions = ", ".join(f"{p} {old or 'new'} -> {new}" for p, (old, new) in changed.items())
+        self.reporter.note(f"{node}: {versions or 'every package already current'}"
+                           + (f"; restarted {', '.join(restarted)}" if restarted else ""))
+
+    def _restart_in_place(self, step: P.Step, node: str, resource: str) -> None:
+        """Stop and start the resource's instance on this node with its agent (the node is
+        in maintenance: Pacemaker does not react); a promoted instance is promoted again."""
+        from envrouter.ops.parse import parse_crm_mon
+
+        mon = self._must(step, node, ["crm_mon", "-1", "--output-as=xml"], timeout=60)
+        promoted = P.promoted_here(parse_crm_mon(mon).resources, resource, node)
+        self._must(step, node, P.force_argv("stop", resource), timeout=120)
+        self._must(step, node, P.force_argv("start", resource), timeout=120)
+        if promoted:
+            self._must(step, node, P.force_argv("promote", resource), timeout=120)
 
     def _check_packages(self, step: P.Step, doc: DeploymentDocument) -> None:
         node = doc.node.hostname

@@ -1,9 +1,11 @@
 """The upgrade plan: pure functions of documents, observations and recorded progress.
 
-Order (docs/upgrade.md): migrate the schema; reserve the two VIPs; check every controller has
-what the new resources need; enable the vrouter; deploy it on the controllers (agent, OCF
-agents, Pacemaker layout); wait until both VIPs answer; then move every other node whose host
-section changes, one at a time, each checked before the next.
+Order (docs/upgrade.md): migrate the schema; reserve the two VIPs; upgrade the packages on
+every node, one node at a time (controllers first; the envrouter packages and the daemon
+packages the node's document names; then restart what runs an upgraded daemon); check every
+controller has what the new resources need; enable the vrouter; deploy it on the controllers
+(agent, OCF agents, Pacemaker layout); wait until both VIPs answer; then move every other node
+whose host section changes (its routes), one at a time, each checked before the next.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from envrouter.errors import ValidationError
 # step kinds
 MIGRATE = "migrate"
 RESERVE = "reserve-vips"
+UPGRADE_PACKAGES = "packages"
 CHECK_PACKAGES = "check-packages"
 ENABLE = "enable"
 DEPLOY_VROUTER = "deploy-vrouter"
@@ -101,9 +104,11 @@ def plan_upgrade(
     observed: Observed,
     done: Sequence[str] = (),
     moved: Sequence[str] = (),
+    packages: PackageSource | None = None,
 ) -> list[Step]:
     """The steps still to run. `done`: step keys recorded as done; `moved`: nodes recorded as
-    moved (a node recorded "moved back" is tried again)."""
+    moved (a node recorded "moved back" is tried again); `packages`: what to install on the
+    nodes (None: no package step)."""
     controllers = sorted(controllers)
     _check_after(after, controllers)
     done_set = set(done)
@@ -115,6 +120,14 @@ def plan_upgrade(
         vips = ", ".join(f"{k} {v}" for k, v in sorted(observed.vips.items()))
         steps.append(Step(RESERVE, None, f"reserve the VIPs ({vips}) and the controllers' "
                                          "vrouter namespace addresses"))
+    if packages is not None:
+        others = sorted(n for n in after if n not in controllers)
+        for name in [*controllers, *others]:
+            wanted = " ".join(node_packages(after[name], packages))
+            restart = ("; restart the cluster resources whose daemon was upgraded, the node "
+                       "in maintenance (the VIPs stay)" if name in controllers else "")
+            steps.append(Step(UPGRADE_PACKAGES, name,
+                              f"upgrade packages on {name}: {wanted}{restart}"))
     for c in controllers:
         pkgs = ", ".join(required_packages(after[c].vrouter))  # type: ignore[arg-type]
         steps.append(Step(CHECK_PACKAGES, c, f"check {c} has {pkgs}"))
@@ -210,6 +223,123 @@ def missing_packages(vrouter: DocVrouter, dpkg_stdout: str) -> list[str]:
 def missing_binaries(vrouter: DocVrouter, which_stdout: str) -> list[str]:
     found = {line.strip().rsplit("/", 1)[-1] for line in which_stdout.splitlines() if line.strip()}
     return [b for b in required_binaries(vrouter) if b not in found]
+
+
+# ----------------------------------------------------------------------- package upgrade
+
+# the envrouter packages by role (docs/index.md, "Installation on real machines")
+ENVROUTER_PACKAGE = "envrouter"
+CONTROLLER_PACKAGE = "envrouter-controller"
+# Debian package -> the cluster resource whose daemon it ships (restarted after an upgrade of
+# the package; the envrouter packages need no restart: no resident process, the OCF agents
+# run the new code at their next action)
+PACKAGE_RESOURCES: dict[str, str] = {
+    "conntrackd": "conntrackd",
+    "dnsmasq-base": "dns",
+    "chrony": "ntp",
+}
+
+
+@dataclass(frozen=True)
+class PackageSource:
+    """Where the packages come from: the nodes' apt repositories (names; `apt-get update`
+    first), or .deb files (paths that exist on every node) that replace the envrouter names."""
+
+    files: tuple[str, ...] = ()
+
+    def file_for(self, package: str) -> str | None:
+        for f in self.files:
+            if f.rsplit("/", 1)[-1].split("_", 1)[0] == package:
+                return f
+        return None
+
+
+def node_packages(doc: DeploymentDocument, source: PackageSource) -> list[str]:
+    """What `apt-get install` gets on this node: envrouter; on a controller also
+    envrouter-controller and the daemon packages its resources need (required_packages)."""
+    names = [ENVROUTER_PACKAGE]
+    if doc.vrouter is not None:
+        names.append(CONTROLLER_PACKAGE)
+        names += required_packages(doc.vrouter)
+    return [source.file_for(n) or n for n in names]
+
+
+def package_names(items: Sequence[str]) -> list[str]:
+    """Package names of `node_packages` items (a .deb path gives its package's name)."""
+    return [i.rsplit("/", 1)[-1].split("_", 1)[0] if i.endswith(".deb") else i for i in items]
+
+
+def apt_install_argv(items: Sequence[str]) -> list[str]:
+    """Install or upgrade, never prompt; a changed configuration file keeps the operator's
+    version (--force-confold)."""
+    return ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-q",
+            "-o", "Dpkg::Options::=--force-confold", "-o", "Dpkg::Options::=--force-confdef",
+            *items]
+
+
+VERSION_FORMAT = "${Package}\t${Version}\t${db:Status-Status}\n"
+
+
+def version_query_argv(names: Sequence[str]) -> list[str]:
+    return ["dpkg-query", "-W", "-f", VERSION_FORMAT, *names]
+
+
+def installed_versions(dpkg_stdout: str) -> dict[str, str]:
+    """package -> version of the installed ones, from `dpkg-query -W -f VERSION_FORMAT`."""
+    out = {}
+    for line in dpkg_stdout.splitlines():
+        parts = line.split("\t")
+        if len(parts) == 3 and parts[2].strip() == "installed":
+            out[parts[0].split(":")[0].strip()] = parts[1].strip()
+    return out
+
+
+def changed_packages(before: Mapping[str, str], after: Mapping[str, str]
+                     ) -> dict[str, tuple[str | None, str]]:
+    """package -> (old version or None when newly installed, new version)."""
+    return {p: (before.get(p), v) for p, v in sorted(after.items()) if before.get(p) != v}
+
+
+def resources_to_restart(changed: Mapping[str, object], vrouter: DocVrouter | None
+                         ) -> list[str]:
+    """The cluster resources (primitive ids) running a daemon whose package changed, in a
+    fixed order; none when the node runs no vrouter or the resource is not in its layout
+    (conntrackd without conntrack sync)."""
+    if vrouter is None:
+        return []
+    out = []
+    for package, resource in PACKAGE_RESOURCES.items():
+        if package not in changed:
+            continue
+        if resource == "conntrackd" and not vrouter.conntrack_sync:
+            continue
+        out.append(resource)
+    return out
+
+
+# answers (exit 0) only where a Pacemaker cluster runs
+CLUSTER_QUERY_ARGV = ["crm_attribute", "--type", "crm_config", "--name", "dc-version",
+                      "--query", "--quiet"]
+
+
+def maintenance_argv(node: str, on: bool) -> list[str]:
+    """The node's `maintenance` attribute: while on, Pacemaker runs no monitor there and
+    neither stops nor moves its resources (packages are replaced under them)."""
+    base = ["crm_attribute", "--type", "nodes", "--node", node, "--name", "maintenance"]
+    return [*base, "--update", "true"] if on else [*base, "--delete"]
+
+
+def promoted_here(instances: Sequence[object], resource: str, node: str) -> bool:
+    """Whether crm_mon's instances (envrouter.ops.model.ResourceInstance) show `resource`
+    promoted on `node` (Pacemaker 2.1 says Promoted, older ones Master)."""
+    return any(getattr(i, "id", None) == resource and getattr(i, "node", None) == node
+               and getattr(i, "role", "") in ("Promoted", "Master") for i in instances)
+
+
+def force_argv(action: str, resource: str) -> list[str]:
+    """Run the resource's agent on this node by hand (crm_resource --force-*), with its
+    parameters from the CIB: what a node in maintenance allows without Pacemaker reacting."""
+    return ["crm_resource", f"--force-{action}", "--resource", resource]
 
 
 # ----------------------------------------------------------------------- node checks

@@ -48,7 +48,9 @@ class LabRunner:
                                                f"timed out after {exc.timeout} s")
 
     def envrouter(self) -> list[str]:
-        return [sys.executable, "-m", "envrouter.cli.main"]
+        # the lab's own choice: the installed package (`lab up --installed`) or this one
+        return list(self.lab.state.get("envrouter") or [sys.executable, "-m",
+                                                        "envrouter.cli.main"])
 
     def agent_options(self, node: str) -> list[str]:
         return ["--root", f"{self.lab.plan.node_dir(node)}/root"]
@@ -56,18 +58,21 @@ class LabRunner:
 
 class SshRunner:
     def __init__(self, targets: Mapping[str, str], *, user: str | None = None,
-                 options: Sequence[str] = (), envrouter: Sequence[str] = ("envrouter",)
-                 ) -> None:
+                 options: Sequence[str] = (), envrouter: Sequence[str] = ("envrouter",),
+                 config: str | None = None, agent_root: str | None = None) -> None:
         self.targets = dict(targets)
         self.user = user
         self.options = list(options)
         self._envrouter = list(envrouter)
+        self.config = config  # ssh -F FILE (else ssh's own ~/.ssh/config and /etc/ssh)
+        self.agent_root = agent_root  # the agent's --root on a node, {node} replaced
 
     def argv(self, node: str, argv: Sequence[str], env: Mapping[str, str] | None = None
              ) -> list[str]:
         host = self.targets.get(node, node)
         target = f"{self.user}@{host}" if self.user else host
-        opts: list[str] = ["-o", "BatchMode=yes"]
+        opts: list[str] = ["-F", self.config] if self.config else []
+        opts += ["-o", "BatchMode=yes"]
         for o in self.options:
             opts += ["-o", o]
         remote = list(argv)
@@ -95,4 +100,4 @@ class SshRunner:
         return list(self._envrouter)
 
     def agent_options(self, node: str) -> list[str]:
-        return []
+        return ["--root", self.agent_root.format(node=node)] if self.agent_root else []
