@@ -15,8 +15,8 @@ DEB_RUNTIME := $(call debs_for,$$3 == "runtime" || $$3 == "lab")
 DEB_TEST := $(call debs_for,$$3 != "bench")
 DEB_BENCH := $(call debs_for,$$3 == "bench")
 
-# What `make deb` builds with (also in packaging/tools.tsv, scope test, for the package test).
-DEB_PACKAGING := debhelper dh-virtualenv dpkg-dev lintian python3.11-venv
+# What `make deb` builds with (packaging/tools.tsv, scope packaging; `make deps` installs them too).
+DEB_PACKAGING := $(call debs_for,$$3 == "packaging")
 
 .PHONY: help deps deps-runtime deps-bench deps-packaging venv test test-unit lint demo demo-down \
   bench clean deb

@@ -45,7 +45,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             if "root" in item.keywords or "lab" in item.keywords:
                 item.add_marker(skip)
     if any(_needs_tools(item) for item in items):
-        missing = prerequisites.missing(("runtime", "lab", "test"))
+        missing = prerequisites.missing(("runtime", "lab", "test", "packaging"))
         if missing:
             pytest.exit("the tests cannot run: "
                         + prerequisites.describe_missing(missing, "make deps"), returncode=4)

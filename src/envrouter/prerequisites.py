@@ -17,7 +17,7 @@ _CANDIDATES = (
     Path(__file__).resolve().parents[2] / "packaging" / "tools.tsv",
     Path("/usr/share/envrouter/tools.tsv"),
 )
-SCOPES = ("runtime", "lab", "test", "bench")
+SCOPES = ("runtime", "lab", "test", "packaging", "bench")
 
 
 @dataclass(frozen=True)
