@@ -33,7 +33,10 @@ def _daemon(tmp_path, ns: str, argv: list[str], comm: str) -> Daemon:
 
 
 def test_a_daemon_that_dies_at_start_is_reported_at_once(tmp_path, netns) -> None:
-    d = _daemon(tmp_path, netns, ["sh", "-c", "echo bad config >&2; exit 3"], "sh")
+    # The shell stands for a daemon that fails before it is up: it never carries the daemon's
+    # name ("conntrackd"), so start() cannot take it for started in the few ms it lives (with
+    # comm "sh" a poll landing in that window — likely under load — saw a running daemon).
+    d = _daemon(tmp_path, netns, ["sh", "-c", "echo bad config >&2; exit 3"], "conntrackd")
     t0 = time.monotonic()
     with pytest.raises(InfraError, match="exited at start: bad config"):
         d.start()
