@@ -105,21 +105,15 @@ def test_status_agrees_with_pacemaker_kernel_and_daemons(lab) -> None:
             > before["hits"] + before["misses"])
 
     # conntrack: a flow NATed by the holder reaches the other controllers' kernel tables (no
-    # external cache: the peers inject each flow as it arrives, docs/ha.md "At scale"), and
-    # their status counts the injection
+    # external cache: the peers inject each flow as it arrives, docs/ha.md "At scale")
     other = next(n for n in ctls if n != holder)
-    _, st_other, _ = _status(lab, other)
-    injected_before = st_other["conntrackd"]["stats"]["external_created"]
     compute = lab.plan.computes[0]
     lab.exec_in(compute.name, ["ping", "-c", "3", "-i", "0.2", lab.plan.upstream_http])
 
     def synced():
         table = lab.exec_in(other, ["ip", "netns", "exec", "vrouter", "conntrack", "-L", "-p",
                                     "icmp", "--dst", lab.plan.upstream_http], check=False).stdout
-        _, st, _ = _status(lab, other)
-        injected = st["conntrackd"]["stats"]["external_created"]
-        return (f"src={compute.address('management')} " in table
-                and injected > injected_before), (table, injected)
+        return f"src={compute.address('management')} " in table, table
 
     _until(f"the flow in {other}'s kernel table", synced, timeout=25, interval=1.0)
     _, st_holder, _ = _status(lab, holder)
