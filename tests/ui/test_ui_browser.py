@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 from playwright.sync_api import Page, expect
-from uibrowser import free_port, healthy, wait_until
+from uibrowser import serve_process, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 # The docs' picture is refreshed only on request (ENVROUTER_UPDATE_DOCS=1): a test run never
@@ -72,34 +72,11 @@ class Server:
 def server(tmp_path_factory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("ui-server")
     db_url = f"sqlite:///{tmp}/envrouter.db"
-    port = free_port()
-    log = (tmp / "serve.log").open("w")
-    env = {**os.environ, "ENVROUTER_DATABASE_URL": db_url}
-    proc = subprocess.Popen(
-        [*ENVROUTER, "serve", "--host", "127.0.0.1", "--port", str(port),
-         "--database-url", db_url],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        try:
-            wait_until(lambda: proc.poll() is None and healthy(base), "envrouter serve /healthz",
-                       timeout=60)
-        except AssertionError:
-            log.flush()
-            raise AssertionError((tmp / "serve.log").read_text()[-3000:]) from None
+    with serve_process(ENVROUTER, tmp, db_url) as base:
         srv = Server(base, db_url, "", "")
         srv.admin_token = srv.create_token("ui-admin")
         srv.ro_token = srv.create_token("ui-viewer", "--read-only")
         yield srv
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
-        log.close()
 
 
 @dataclass

@@ -7,16 +7,14 @@ temporary directory."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 from test_ui_browser import ENVROUTER, Server, login, settled
-from uibrowser import free_port, healthy, wait_until
+from uibrowser import serve_process, wait_until
 
 # a real drill's timeline from a lab run (the one the docs show)
 TIMELINE = Path(__file__).resolve().parents[2] / "docs" / "drill-hard-kill.svg"
@@ -32,33 +30,11 @@ def ops_server(tmp_path, fake_status) -> Iterator[Server]:
         "packets_lost": 3, "packets_sent": 400, "failures": []}))
     shutil.copy(TIMELINE, drills / "1700000000-hard-kill" / "timeline.svg")
     db_url = f"sqlite:///{tmp_path}/envrouter.db"
-    port = free_port()
-    log = (tmp_path / "serve.log").open("w")
-    proc = subprocess.Popen(
-        [*ENVROUTER, "serve", "--host", "127.0.0.1", "--port", str(port), "--database-url",
-         db_url, "--status-command", fake_status.command, "--status-interval", "1",
-         "--drills-dir", str(drills)],
-        env={**os.environ, "ENVROUTER_DATABASE_URL": db_url}, stdout=log,
-        stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        try:
-            wait_until(lambda: proc.poll() is None and healthy(base), "envrouter serve /healthz",
-                       timeout=60)
-        except AssertionError:
-            log.flush()
-            raise AssertionError((tmp_path / "serve.log").read_text()[-3000:]) from None
+    with serve_process(ENVROUTER, tmp_path, db_url, "--status-command", fake_status.command,
+                       "--status-interval", "1", "--drills-dir", str(drills)) as base:
         srv = Server(base, db_url, "", "")
         srv.admin_token = srv.create_token("ops-admin")
         yield srv
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
-        log.close()
 
 
 def test_operations_view_follows_the_controllers(page: Page, ops_server: Server, fake_status,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -70,3 +71,35 @@ def serve_app(app, *, health_path: str = "/ui/login") -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@contextmanager
+def serve_process(envrouter: list[str], log_dir, db_url: str, *extra: str) -> Iterator[str]:
+    """A real `envrouter serve` on a free loopback port (log in log_dir/serve.log); yields its
+    base URL once /healthz answers, and ends it afterwards, also when the test fails."""
+    port = free_port()
+    log_path = os.path.join(str(log_dir), "serve.log")
+    log = open(log_path, "w")  # noqa: SIM115 - closed in finally
+    proc = subprocess.Popen(
+        [*envrouter, "serve", "--host", "127.0.0.1", "--port", str(port), "--database-url",
+         db_url, *extra],
+        env={**os.environ, "ENVROUTER_DATABASE_URL": db_url}, stdout=log,
+        stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        try:
+            wait_until(lambda: proc.poll() is None and healthy(base), "envrouter serve /healthz",
+                       timeout=60)
+        except AssertionError:
+            log.flush()
+            with open(log_path) as f:
+                raise AssertionError(f.read()[-3000:]) from None
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+        log.close()
