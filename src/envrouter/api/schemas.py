@@ -74,6 +74,11 @@ class NetworkCreate(_In):
     vlan: int | None = None
     bridge: str | None = Field(None, max_length=15)
     ranges: list[RangeIn] = Field(default_factory=list, max_length=64)
+    cidr6: str | None = Field(
+        None, max_length=64, description="the IPv6 prefix beside the IPv4 cidr (dual stack)"
+    )
+    gateway6: str | None = Field(None, max_length=64)
+    ranges6: list[RangeIn] = Field(default_factory=list, max_length=64)
 
 
 class NetworkUpdate(_In):
@@ -82,6 +87,14 @@ class NetworkUpdate(_In):
     vlan: int | None = None
     bridge: str | None = Field(None, max_length=15)
     ranges: list[RangeIn] | None = Field(None, max_length=64)
+    cidr6: str | None = Field(
+        None,
+        max_length=64,
+        description="may be set once (nodes on the network get an IPv6 address), then not "
+        "changed",
+    )
+    gateway6: str | None = Field(None, max_length=64)
+    ranges6: list[RangeIn] | None = Field(None, max_length=64)
 
 
 class NetworkPublic(BaseModel):
@@ -94,6 +107,9 @@ class NetworkPublic(BaseModel):
     vlan: int | None
     bridge: str
     ranges: list[RangeIn]
+    cidr6: str | None = None
+    gateway6: str | None = None
+    ranges6: list[RangeIn] = Field(default_factory=list)
 
 
 class NodeCreate(_In):
@@ -103,6 +119,10 @@ class NodeCreate(_In):
     addresses: dict[str, str] = Field(
         default_factory=dict,
         description="network name -> address; only controllers have one on the public network",
+    )
+    addresses6: dict[str, str] = Field(
+        default_factory=dict,
+        description="network name -> IPv6 address, on networks with an IPv6 prefix (cidr6)",
     )
 
 
@@ -124,6 +144,9 @@ class NodePublic(BaseModel):
     roles: list[str]
     status: str
     addresses: dict[str, str] = Field(description="network name -> the node's host address")
+    addresses6: dict[str, str] = Field(
+        default_factory=dict, description="network name -> the node's IPv6 host address"
+    )
     namespace_address: str | None = Field(
         None, description="controllers: the vrouter namespace's own management address"
     )
@@ -151,6 +174,7 @@ class VrouterSettingsPublic(BaseModel):
     bridge_kind: str
     host_link_cidr: str
     namespace: str
+    ipv6: bool = Field(description="the vrouter serves IPv6 too (refused: not served yet)")
 
 
 class VrouterSettingsUpdate(_In):
@@ -165,6 +189,11 @@ class VrouterSettingsUpdate(_In):
     bridge_kind: BridgeKind | None = None
     host_link_cidr: str | None = Field(None, max_length=64)
     namespace: str | None = Field(None, max_length=32)
+    ipv6: bool | None = Field(
+        None,
+        description="serve IPv6 through the vrouter; true is refused until the data path "
+        "carries IPv6 (issue 17)",
+    )
 
 
 class ClusterState(BaseModel):
