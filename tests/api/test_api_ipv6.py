@@ -4,7 +4,7 @@ refused until the data path serves IPv6."""
 
 from __future__ import annotations
 
-from conftest import API
+API = "/api/v1"
 
 MGMT6 = {"cidr6": "fd00:10::/64", "ranges6": [{"start": "fd00:10::10", "end": "fd00:10::ff"}]}
 PUB6 = {
