@@ -173,14 +173,14 @@ def test_dual_stack_example_imports_exports_and_applies(tmp_path):
     assert "cidr6" not in nets["storage"]  # IPv4 only: written as before
     assert got["vrouter"]["ipv6"] is False
     nodes = {n["hostname"]: n for n in got["nodes"]}
-    assert nodes["cmp2"]["addresses6"] == {"management": "fd00:20::200"}
-    assert set(nodes["ctl1"]["addresses6"]) == {"management", "public"}
+    assert nodes["dual-cmp2"]["addresses6"] == {"management": "fd00:20::200"}
+    assert set(nodes["dual-ctl1"]["addresses6"]) == {"management", "public"}
     assert set(got["vips"]) == {"vrouter", "vrouter_pub", "vrouter6", "vrouter_pub6"}
     assert got["vips"]["vrouter6"] == {"address": "fd00:20::1", "user_defined": True}
     # the document of a compute node carries its IPv6 address; the route stays IPv4
-    doc = json.loads(run("document", "dual", "cmp1", url=url).stdout)
+    doc = json.loads(run("document", "dual", "dual-cmp1", url=url).stdout)
     mgmt = next(n for n in doc["networks"] if n["role"] == "management")
-    assert mgmt["address6"] == nodes["cmp1"]["addresses6"]["management"]
+    assert mgmt["address6"] == nodes["dual-cmp1"]["addresses6"]["management"]
     assert doc["host"]["gateway_source"] == "vrouter" and ":" not in doc["host"]["gateway"]
     # the export applies as it is
     file = tmp_path / "dual.yaml"
