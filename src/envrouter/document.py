@@ -290,6 +290,14 @@ class DocHost(_Doc):
     dns_servers: list[IPAddress]
     ntp_servers: list[AddressOrName]
     search_domain: DnsName | None
+    gateway6: IPv6Address | None = Field(
+        None,
+        description="the node's IPv6 default gateway (the vrouter6 VIP, or the public "
+        "network's gateway6 on a node with a public address); only while the vrouter serves "
+        "IPv6",
+    )
+
+    OMIT_WHEN_NULL: ClassVar[frozenset[str]] = frozenset({"gateway6"})
 
 
 class DocVip(_Doc):
@@ -367,19 +375,23 @@ class DocVrouter(_Doc):
     public_gateway6: IPv6Address | None = None
     vip_management6: DocVip | None = None
     vip_public6: DocVip | None = None
+    ipv6_egress: Literal["nat66", "routed"] | None = Field(
+        None, description="nat66: SNAT to vip_public6; routed: no NAT"
+    )
 
     OMIT_WHEN_NULL: ClassVar[frozenset[str]] = frozenset(
-        {"management_cidr6", "public_cidr6", "public_gateway6", "vip_management6", "vip_public6"}
+        {"management_cidr6", "public_cidr6", "public_gateway6", "vip_management6", "vip_public6",
+         "ipv6_egress"}
     )
 
     @model_validator(mode="after")
     def _between_fields(self) -> DocVrouter:
         v6 = (self.management_cidr6, self.public_cidr6, self.public_gateway6,
-              self.vip_management6, self.vip_public6)
+              self.vip_management6, self.vip_public6, self.ipv6_egress)
         if any(x is not None for x in v6) and any(x is None for x in v6):
             raise PydanticCustomError(
-                "envrouter", "management_cidr6, public_cidr6, public_gateway6, vip_management6 "
-                "and vip_public6 come together", {})
+                "envrouter", "management_cidr6, public_cidr6, public_gateway6, vip_management6, "
+                "vip_public6 and ipv6_egress come together", {})
         for field, vip, name in (("vip_management", self.vip_management, VIP_MANAGEMENT),
                                  ("vip_public", self.vip_public, VIP_PUBLIC),
                                  ("vip_management6", self.vip_management6, VIP_MANAGEMENT6),

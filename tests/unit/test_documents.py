@@ -228,3 +228,21 @@ def test_vrouter_ipv6_section_when_switched_on():
     # both IPv6 VIPs or neither: one missing leaves the IPv6 parts out
     half = replace(e, vips=VIPS6[:3])
     assert build_document(half, ctls[0], ctls).vrouter.vip_management6 is None
+
+
+def test_host_ipv6_route_and_resolver_when_the_vrouter_serves_ipv6():
+    ctls = [dual(c) for c in CTLS]
+    on = env(networks=(ADMIN, MGMT6, PUB6, STOR), vips=VIPS6,
+             settings=replace(SETTINGS, ipv6=True))
+    cmp = build_document(on, dual(CMP), ctls).host.model_dump()
+    assert cmp["gateway"] == "192.168.0.5" and cmp["gateway6"] == "fd00:10::5"
+    assert cmp["dns_servers"] == ["192.168.0.5", "fd00:10::5"]
+    assert cmp["ntp_servers"] == ["192.168.0.5"]  # one server, counted once
+    ctl = build_document(on, ctls[0], ctls).host.model_dump()
+    assert ctl["gateway"] == "203.0.113.1" and ctl["gateway6"] == "2001:db8:5::1"
+    # a node without an IPv6 address on management gets no IPv6 route
+    assert "gateway6" not in build_document(on, CMP, ctls).host.model_dump()
+    # switched off (the only state the rules allow for now): no IPv6 in the host section
+    off = replace(on, settings=SETTINGS)
+    host = build_document(off, dual(CMP), ctls).host.model_dump()
+    assert "gateway6" not in host and host["dns_servers"] == ["192.168.0.5"]

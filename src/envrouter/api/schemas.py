@@ -18,6 +18,7 @@ NetworkRole = Literal[names.NETWORK_ROLES]  # type: ignore[valid-type]
 NodeRole = Literal[names.NODE_ROLES]  # type: ignore[valid-type]
 NodeStatus = Literal[names.NODE_STATUSES]  # type: ignore[valid-type]
 BridgeKind = Literal[names.BRIDGE_KINDS]  # type: ignore[valid-type]
+Ipv6Egress = Literal[names.IPV6_EGRESS]  # type: ignore[valid-type]
 
 
 class _In(BaseModel):
@@ -175,6 +176,10 @@ class VrouterSettingsPublic(BaseModel):
     host_link_cidr: str
     namespace: str
     ipv6: bool = Field(description="the vrouter serves IPv6 too (refused: not served yet)")
+    ipv6_egress: str = Field(
+        description="nat66: SNAT to the public IPv6 VIP; routed: no NAT (the upstream routes "
+        "the management prefix to the VIP)"
+    )
 
 
 class VrouterSettingsUpdate(_In):
@@ -194,6 +199,7 @@ class VrouterSettingsUpdate(_In):
         description="serve IPv6 through the vrouter; true is refused until the data path "
         "carries IPv6 (issue 17)",
     )
+    ipv6_egress: Ipv6Egress | None = None
 
 
 class ClusterState(BaseModel):

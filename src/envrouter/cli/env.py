@@ -240,6 +240,9 @@ def set_vrouter(
     ipv6: bool = typer.Option(
         None, "--ipv6/--no-ipv6", help="serve IPv6 too (refused: the data path does not yet)"
     ),
+    ipv6_egress: str = typer.Option(
+        None, "--ipv6-egress", help="nat66 (SNAT to the public IPv6 VIP) or routed (no NAT)"
+    ),
     yes: bool = YES,
     database_url: str = URL,
 ) -> None:
@@ -266,6 +269,7 @@ def set_vrouter(
         ("host_link_cidr", host_link_cidr),
         ("namespace", namespace),
         ("ipv6", ipv6),
+        ("ipv6_egress", ipv6_egress),
     ):
         if value is not None:
             changes[key] = value

@@ -186,6 +186,7 @@ class VrouterSettingsRow(Base):
     namespace: Mapped[str] = mapped_column(String(15), default="vrouter")
     # revision 3
     ipv6: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    ipv6_egress: Mapped[str] = mapped_column(String(8), default="nat66", server_default="nat66")
 
     environment: Mapped[EnvironmentRow] = relationship(back_populates="settings")
 

@@ -131,6 +131,8 @@ def build_document(
     mgmt = env.network_by_role("management")
     admin = env.network_by_role("admin")
     vip_mgmt = env.vip(VIP_MANAGEMENT)
+    ipv6 = active and vrouter_ipv6_active(env)
+    vip_mgmt6 = env.vip(VIP_MANAGEMENT6) if ipv6 else None
     if public is not None and public.id in node.addresses and public.gateway:
         host = DocHost(
             gateway=public.gateway,
@@ -138,14 +140,20 @@ def build_document(
             dns_servers=list(settings.dns_list),
             ntp_servers=list(settings.ntp_list),
             search_domain=settings.domain,
+            gateway6=public.gateway6 if ipv6 and public.id in node.addresses6 else None,
         )
     elif active and vip_mgmt is not None:
+        # with IPv6: the IPv6 route to vrouter6, the resolver asks both VIPs (either family
+        # answers if the other is broken); NTP stays on the IPv4 VIP alone: the two VIPs are
+        # one server, and chrony must not count it twice
+        six = vip_mgmt6 is not None and mgmt is not None and mgmt.id in node.addresses6
         host = DocHost(
             gateway=vip_mgmt.address,
             gateway_source="vrouter",
-            dns_servers=[vip_mgmt.address],
+            dns_servers=[vip_mgmt.address, *([vip_mgmt6.address] if six else [])],
             ntp_servers=[vip_mgmt.address],
             search_domain=settings.domain,
+            gateway6=vip_mgmt6.address if six else None,
         )
     else:
         gateway = admin.gateway if admin is not None else None
@@ -163,7 +171,7 @@ def build_document(
         assert vip_pub is not None and public.gateway is not None
         assert node.namespace_address is not None
         v6: dict = {}
-        if vrouter_ipv6_active(env):
+        if ipv6:
             vip_mgmt6, vip_pub6 = env.vip(VIP_MANAGEMENT6), env.vip(VIP_PUBLIC6)
             assert vip_mgmt6 is not None and vip_pub6 is not None
             v6 = {
@@ -172,6 +180,7 @@ def build_document(
                 "public_gateway6": public.gateway6,
                 "vip_management6": _doc_vip(env, vip_mgmt6),
                 "vip_public6": _doc_vip(env, vip_pub6),
+                "ipv6_egress": settings.ipv6_egress,
             }
         vrouter = DocVrouter(
             namespace=settings.namespace,

@@ -114,6 +114,7 @@ class VrouterSettings:
     # The vrouter serves IPv6 too (the IPv6 VIPs, the nodes' IPv6 route). Refused by the rules
     # until every part of the data path carries IPv6 (see rules.IPV6_NOT_SERVED).
     ipv6: bool = False
+    ipv6_egress: str = "nat66"  # names.IPV6_EGRESS
 
 
 @dataclass(frozen=True)

@@ -414,11 +414,18 @@ def vrouter_requirements(
 # What of the data path does not carry IPv6 yet. While anything is listed, `ipv6: true` is
 # refused: the model must not accept what the rest would silently ignore.
 IPV6_NOT_SERVED: tuple[str, ...] = (
-    "the nodes' IPv6 default route and resolver (agent)",
     "IPv6 egress from the namespace (nftables, NAT66, sysctls)",
     "DNS and NTP on the IPv6 management VIP",
     "the IPv6 VIP agent (nodad, unsolicited neighbour advertisements)",
 )
+
+
+def validate_ipv6_egress(value: Any) -> str:
+    if not names.known(value, names.IPV6_EGRESS):
+        raise ValidationError(
+            "vrouter settings", "ipv6_egress", names.explain_choice(value, names.IPV6_EGRESS)
+        )
+    return str(value)
 
 
 def validate_ipv6(value: Any) -> bool:

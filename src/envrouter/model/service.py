@@ -262,6 +262,7 @@ def _settings_entity(env: EnvironmentRow, row: VrouterSettingsRow | None) -> Vro
         host_link_cidr=row.host_link_cidr,
         namespace=row.namespace,
         ipv6=bool(row.ipv6),
+        ipv6_egress=row.ipv6_egress,
         **base,
     )
 
@@ -999,6 +1000,7 @@ def put_settings(session: Session, env_id: int, changes: Mapping[str, Any]) -> V
         host_link_cidr=rules.validate_host_link_cidr(merged["host_link_cidr"]),
         namespace=rules.validate_namespace(obj, merged["namespace"]),
         ipv6=rules.validate_ipv6(merged["ipv6"]),
+        ipv6_egress=rules.validate_ipv6_egress(merged["ipv6_egress"]),
     )
     networks = session.scalars(select(NetworkRow).where(NetworkRow.environment_id == env_id)).all()
     link = ipaddress.ip_network(new.host_link_cidr)
@@ -1032,6 +1034,7 @@ def put_settings(session: Session, env_id: int, changes: Mapping[str, Any]) -> V
     row.host_link_cidr = new.host_link_cidr
     row.namespace = new.namespace
     row.ipv6 = new.ipv6
+    row.ipv6_egress = new.ipv6_egress
     for vip in session.scalars(select(VipRow).where(VipRow.environment_id == env_id)).all():
         vip.namespace = new.namespace
     session.flush()

@@ -171,6 +171,7 @@ def export_environment(session: Session, env_id: int) -> dict[str, Any]:
             "host_link_cidr": s.host_link_cidr,
             "namespace": s.namespace,
             "ipv6": s.ipv6,
+            "ipv6_egress": s.ipv6_egress,
         },
         "nodes": [
             {

@@ -1,4 +1,5 @@
-"""IPv6 beside IPv4: a network's IPv6 prefix and gateway, the vrouter's `ipv6` switch.
+"""IPv6 beside IPv4: a network's IPv6 prefix and gateway, the vrouter's `ipv6` switch and
+`ipv6_egress` (nat66 or routed).
 
 IPv6 ranges are rows of `ip_ranges` and IPv6 addresses (nodes', the IPv6 VIPs') rows of
 `addresses`, told apart from the IPv4 ones by their family: no new table.
@@ -28,6 +29,10 @@ def upgrade() -> None:
         "vrouter_settings",
         sa.Column("ipv6", sa.Boolean, nullable=False, server_default=sa.false()),
     )
+    op.add_column(
+        "vrouter_settings",
+        sa.Column("ipv6_egress", sa.String(8), nullable=False, server_default="nat66"),
+    )
 
 
 def downgrade() -> None:
@@ -35,6 +40,7 @@ def downgrade() -> None:
     op.execute("DELETE FROM vips WHERE name IN ('vrouter6', 'vrouter_pub6')")
     op.execute("DELETE FROM addresses WHERE address LIKE '%:%'")
     op.execute("DELETE FROM ip_ranges WHERE start_address LIKE '%:%'")
+    op.drop_column("vrouter_settings", "ipv6_egress")
     op.drop_column("vrouter_settings", "ipv6")
     op.drop_column("networks", "gateway6")
     op.drop_column("networks", "cidr6")
