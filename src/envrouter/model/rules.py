@@ -414,9 +414,9 @@ def vrouter_requirements(
 # What of the data path does not carry IPv6 yet. While anything is listed, `ipv6: true` is
 # refused: the model must not accept what the rest would silently ignore.
 IPV6_NOT_SERVED: tuple[str, ...] = (
-    "IPv6 egress from the namespace (nftables, NAT66, sysctls)",
-    "DNS and NTP on the IPv6 management VIP",
-    "the IPv6 VIP agent (nodad, unsolicited neighbour advertisements)",
+    "the IPv6 VIP agent (the IPv6 VIPs added with nodad and announced by repeated unsolicited "
+    "neighbour advertisements, the namespace's public IPv6 default route with them)",
+    "conntrackd syncing IPv6 flows",
 )
 
 
