@@ -9,14 +9,17 @@ does not pay for more than pyroute2 and the document model.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal
-
+# typing.TYPE_CHECKING without importing typing: the OCF monitors import modules of this
+# package (envrouter.agent.namespaces), which loads this one first (docs/ha.md, "Agent cost")
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Literal
+
     from envrouter.agent.plan import Step
     from envrouter.document import DeploymentDocument
 
-ScopeArg = Literal["all", "vrouter", "host"]
+    ScopeArg = Literal["all", "vrouter", "host"]
 
 
 def load_document(path: str) -> DeploymentDocument:

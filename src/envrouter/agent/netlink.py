@@ -16,11 +16,12 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+# their home is the light .namespaces (the OCF monitors import it); kept here for callers
+from envrouter.agent.namespaces import NETNS_DIR, netns_exists, netns_path  # noqa: F401
 from envrouter.errors import InfraError
 
 T = TypeVar("T")
 
-NETNS_DIR = "/run/netns"
 CLONE_NEWNET = 0x40000000
 RTPROT_ENVROUTER = 77  # routes the agent owns
 RTPROT_ENVROUTER_VIP = 78  # the public default route the HA layer sets (never stale)
@@ -36,14 +37,6 @@ def _setns(fd: int) -> None:
     if _libc.setns(fd, CLONE_NEWNET) != 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))
-
-
-def netns_path(ns: str) -> str:
-    return "/proc/self/ns/net" if ns == "" else os.path.join(NETNS_DIR, ns)
-
-
-def netns_exists(ns: str) -> bool:
-    return ns == "" or os.path.exists(os.path.join(NETNS_DIR, ns))
 
 
 def list_netns() -> set[str]:
