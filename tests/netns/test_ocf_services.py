@@ -235,26 +235,50 @@ def test_conntrackd_promote_commits_and_demote(lab):
         assert _ocf(lab, "conntrackd", "stop") == 0
 
 
+def _public_route(ns: str, gateway: str, port: str, source: str) -> bool:
+    """The VIP agent's default route (metric 0, proto 78, source the VIP), read by pyroute2."""
+    from pyroute2 import IPRoute
+
+    from envrouter.agent.netlink import RTPROT_ENVROUTER_VIP
+
+    with IPRoute(netns=ns, flags=0) as ip:
+        idx = ip.link_lookup(ifname=port)[0]
+        return any(
+            m["dst_len"] == 0 and m["proto"] == RTPROT_ENVROUTER_VIP
+            and m.get_attr("RTA_GATEWAY") == gateway and m.get_attr("RTA_OIF") == idx
+            and m.get_attr("RTA_PREFSRC") == source and (m.get_attr("RTA_PRIORITY") or 0) == 0
+            for m in ip.get_routes(family=2, table=254))
+
+
 def test_vip_agent_passes_ocf_tester_and_sets_the_public_route(lab):
-    from envrouter.agent import vip
+    from envrouter.agent.vip import vip_present
 
     ns = lab["ns"]["vr"]
     params = {"namespace": ns, "port": "vr-pub", "ip": "10.30.0.2", "cidr_netmask": "24",
               "gateway": UP, "arp_count": "1"}
     _ocf_tester(lab, "vip", params)
-    assert not vip.vip_present(ns, "vr-pub", "10.30.0.2")  # ocf-tester ends with a stop
+    assert not vip_present(ns, "vr-pub", "10.30.0.2")  # ocf-tester ends with a stop
     env = {**os.environ, **{f"OCF_RESKEY_{k}": v for k, v in params.items()}}
     run = [_agent(lab, "vip")]
     assert subprocess.run([*run, "start"], env=env, timeout=30).returncode == 0
     try:
-        assert vip.vip_present(ns, "vr-pub", "10.30.0.2")
-        assert not vip.set_public_default_route(ns, UP, "vr-pub", "10.30.0.2")  # already there
-        assert vip.remove_public_default_route(ns, UP, "vr-pub")
-        recurring = {**env, "OCF_RESKEY_CRM_meta_interval": "2000"}  # a probe only reports
+        assert vip_present(ns, "vr-pub", "10.30.0.2")
+        assert _public_route(ns, UP, "vr-pub", "10.30.0.2")
+        assert subprocess.run([*run, "start"], env=env, timeout=30).returncode == 0  # again
+        assert vip_present(ns, "vr-pub", "10.30.0.2")
+        subprocess.run(["ip", "-n", ns, "route", "del", "default", "via", UP, "dev", "vr-pub",
+                        "metric", "0", "proto", "78"], check=True)
+        assert not _public_route(ns, UP, "vr-pub", "10.30.0.2")
+        assert subprocess.run([*run, "monitor"], env=env, timeout=30).returncode == 0
+        assert not _public_route(ns, UP, "vr-pub", "10.30.0.2")  # a probe only reports
+        recurring = {**env, "OCF_RESKEY_CRM_meta_interval": "2000"}
         assert subprocess.run([*run, "monitor"], env=recurring, timeout=30).returncode == 0
-        assert not vip.set_public_default_route(ns, UP, "vr-pub", "10.30.0.2")  # re-asserted
+        assert _public_route(ns, UP, "vr-pub", "10.30.0.2")  # re-asserted
     finally:
         assert subprocess.run([*run, "stop"], env=env, timeout=30).returncode == 0
+    assert not vip_present(ns, "vr-pub", "10.30.0.2")
+    assert not _public_route(ns, UP, "vr-pub", "10.30.0.2")
+    assert subprocess.run([*run, "stop"], env=env, timeout=30).returncode == 0  # again
     assert subprocess.run([*run, "monitor"], env=env, timeout=30).returncode == 7
 
 

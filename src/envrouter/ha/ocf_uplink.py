@@ -79,9 +79,10 @@ if [ -z "$bridge" ]; then
   exit 6
 fi
 bad() {  # bad FIELD WHY: a wrong parameter; what that means depends on the action
-  if [ "$action" = stop ]; then reason "$obj: $1: $2 (stop: nothing to do)"; exit 0; fi
+  why=$(printf '%s' "$2" | tr -c '[:print:]' '?')  # one line, whatever the value holds
+  if [ "$action" = stop ]; then reason "$obj: $1: $why (stop: nothing to do)"; exit 0; fi
   [ $probe = 1 ] && exit 7
-  reason "$obj: $1: $2"; exit 6
+  reason "$obj: $1: $why"; exit 6
 }
 is_name() { case $1 in ''|-*|*[!A-Za-z0-9._@:-]*) return 1 ;; esac; [ ${#1} -le 64 ]; }
 is_name "$bridge" || bad bridge "not an interface name: '$bridge'"

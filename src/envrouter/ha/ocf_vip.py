@@ -60,12 +60,13 @@ fi
 
 # bad FIELD WHY: a wrong parameter; what that means depends on the action
 bad() {
+  why=$(printf '%s' "$2" | tr -c '[:print:]' '?')  # one line, whatever the value holds
   if [ "$action" = stop ]; then
     # stop must not fail on a bad configuration: nothing valid can be running
-    reason "$obj: $1: $2 (stop: nothing to do)"; exit 0
+    reason "$obj: $1: $why (stop: nothing to do)"; exit 0
   fi
   [ $probe = 1 ] && exit 7
-  reason "$obj: $1: $2"; exit 6
+  reason "$obj: $1: $why"; exit 6
 }
 is_ipv4() {
   case $1 in ''|*[!0-9.]*|.*|*.|*..*) return 1 ;; esac
