@@ -86,6 +86,14 @@ def _need_doc(doc: object) -> None:
         )
 
 
+def lock_path() -> str:
+    """The node's agent lock (ENVROUTER_AGENT_LOCK, default /run/envrouter/agent.lock); the
+    directory beside it holds the agents' run-time records."""
+    import os
+
+    return os.environ.get("ENVROUTER_AGENT_LOCK", "/run/envrouter/agent.lock")
+
+
 def agent_lock(path: str | None = None):
     """One converge/teardown at a time on a node (the OCF monitor and an operator's apply may
     meet): an exclusive flock, released by the kernel if the holder dies."""
@@ -93,7 +101,7 @@ def agent_lock(path: str | None = None):
     import fcntl
     import os
 
-    path = path or os.environ.get("ENVROUTER_AGENT_LOCK", "/run/envrouter/agent.lock")
+    path = path or lock_path()
 
     @contextlib.contextmanager
     def held():

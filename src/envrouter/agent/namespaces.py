@@ -14,3 +14,8 @@ def netns_path(ns: str) -> str:
 
 def netns_exists(ns: str) -> bool:
     return ns == "" or os.path.exists(os.path.join(NETNS_DIR, ns))
+
+
+def sysctl_path(key: str) -> str:
+    """/proc/sys path of a sysctl key (of the namespace the reading thread is in)."""
+    return "/proc/sys/" + key.replace(".", "/")

@@ -17,7 +17,12 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 # their home is the light .namespaces (the OCF monitors import it); kept here for callers
-from envrouter.agent.namespaces import NETNS_DIR, netns_exists, netns_path  # noqa: F401
+from envrouter.agent.namespaces import (  # noqa: F401
+    NETNS_DIR,
+    netns_exists,
+    netns_path,
+    sysctl_path,
+)
 from envrouter.errors import InfraError
 
 T = TypeVar("T")
@@ -136,7 +141,7 @@ def remove_netns(ns: str) -> bool:
 
 def read_sysctl(key: str) -> str | None:
     try:
-        with open("/proc/sys/" + key.replace(".", "/")) as f:
+        with open(sysctl_path(key)) as f:
             return f.read().strip()
     except FileNotFoundError:
         return None
@@ -144,7 +149,7 @@ def read_sysctl(key: str) -> str | None:
 
 def write_sysctl(key: str, value: str) -> None:
     try:
-        with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
+        with open(sysctl_path(key), "w") as f:
             f.write(value)
     except FileNotFoundError as exc:
         raise InfraError(f"sysctl {key} does not exist") from exc

@@ -5,12 +5,9 @@ configuration (which validates every value that goes into it).
 The monitor runs every 5-10 s, each time a new process: it must not parse the deployment
 document (pydantic) nor render anything (jinja2) when nothing changed. What it needs of the
 daemon — its namespace, run directory, PID file, command name and the digest of the inputs
-its configuration is rendered from — is a pure function of the document and the agent's
-parameters, so the first run that builds the daemon from the document records it (an
-`Instance`, under ``<run_root>/.ocf/``) together with a stamp of those inputs: the document
-file's identity (inode, size, mtime, ctime) and the package's renderers and templates. A
-later monitor whose stamp is the same takes the recorded instance; any difference builds the
-daemon from the document again. Only standard library os and sys are imported on that path.
+its configuration is rendered from — is a pure function of the document, the agent's
+parameters and the renderers, recorded as an `Instance` under ``<run_root>/.ocf/``
+(envrouter.ha.ocf_memo). Only standard library os and sys are imported on that path.
 """
 
 from __future__ import annotations
@@ -31,6 +28,7 @@ from envrouter.ha.ocf_base import (
     Param,
     load_vrouter,
 )
+from envrouter.ha.ocf_memo import inputs_stamp, memo_path, read_memo, write_memo
 from envrouter.services import status
 
 TYPE_CHECKING = False  # without importing typing (docs/ha.md, "Agent cost")
@@ -44,11 +42,8 @@ if TYPE_CHECKING:
     BuildDaemon = Callable[[DeploymentDocument, Context], Daemon]
 
 COMMON_PARAMS = [DOCUMENT_PARAM, RUN_ROOT_PARAM, LOG_ROOT_PARAM]
-MEMO_DIR = ".ocf"
-_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# what a daemon's configuration is rendered by, besides the document (a package upgrade or an
-# edit changes a file's identity here)
-_RENDERERS = ("document.py", "services", os.path.join("services", "templates"))
+# what a daemon's configuration is rendered by, besides the document
+RENDERERS = ("document.py", "services", os.path.join("services", "templates"))
 
 
 def daemon_from(ctx: Context, build: BuildDaemon) -> Daemon:
@@ -72,66 +67,24 @@ class Instance:
         return os.path.join(self.run_dir, name)
 
 
-def _identity(path: str) -> str:
-    st = os.stat(path)
-    return f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
-
-
-def inputs_stamp(ctx: Context) -> str:
-    """The identity of everything the instance is computed from: the agent's parameters, the
-    document file and the renderers' files. Raises OSError if the document cannot be read."""
-    parts = [repr(sorted(ctx.params.items())),
-             _identity(ctx.params.get("document", DOCUMENT_PARAM.default or ""))]
-    for rel in _RENDERERS:
-        path = os.path.join(_PACKAGE, rel)
-        if os.path.isdir(path):
-            for name in sorted(os.listdir(path)):
-                if not name.startswith("."):
-                    full = os.path.join(path, name)
-                    if os.path.isfile(full):
-                        parts.append(f"{name}={_identity(full)}")
-        else:
-            parts.append(f"{rel}={_identity(path)}")
-    return "\n".join(parts)
-
-
-def _memo_path(ctx: Context, name: str) -> str:
-    import binascii
-
-    key = binascii.crc32(repr(sorted(ctx.params.items())).encode())
-    run_root = ctx.params.get("run_root", RUN_ROOT_PARAM.default or "/run/envrouter")
-    return os.path.join(run_root, MEMO_DIR, f"{name}-{key:08x}")
-
-
-_FIELDS = Instance.__slots__
-
-
 def instance(ctx: Context, name: str, build: BuildDaemon) -> tuple[Instance, Daemon | None]:
-    """The instance the document and parameters describe: recorded, or built from the
-    document (and recorded) when anything it is computed from changed; with the daemon if it
-    was built."""
-    memo = _memo_path(ctx, name)
+    """The instance the document and parameters describe: recorded (envrouter.ha.ocf_memo),
+    or built from the document (and recorded) when anything it is computed from changed;
+    with the daemon if it was built."""
+    memo = memo_path(ctx.params.get("run_root", RUN_ROOT_PARAM.default or ""), name,
+                     ctx.params)
     try:
-        stamp: str | None = inputs_stamp(ctx)
+        stamp: str | None = inputs_stamp(ctx.params, ctx.params.get("document", ""), RENDERERS)
     except OSError:
         stamp = None  # no document: building the daemon says why
-    if stamp is not None:
-        try:
-            with open(memo) as f:
-                recorded = f.read().split("\n\0\n")
-        except OSError:
-            recorded = []
-        if len(recorded) == len(_FIELDS) + 1 and recorded[0] == stamp:
-            return Instance(*recorded[1:]), None
+    recorded = read_memo(memo, stamp, len(Instance.__slots__))
+    if recorded is not None:
+        return Instance(*recorded), None
     d = daemon_from(ctx, build)
     found = Instance(d.namespace, str(d.paths.run_dir), str(d.paths.pid_file), d.comm, d.source)
     if stamp is not None:
-        from envrouter.files import write_if_changed
-
-        text = "\n\0\n".join([stamp, *(getattr(found, f) for f in _FIELDS)])
         try:
-            os.makedirs(os.path.dirname(memo), exist_ok=True)
-            write_if_changed(memo, text)
+            write_memo(memo, stamp, [getattr(found, f) for f in Instance.__slots__])
         except Exception as exc:  # noqa: BLE001 - a monitor must not fail for its memo
             ctx.log("warning", f"cannot record the instance in {memo}: {exc}")
     return found, d
