@@ -23,6 +23,7 @@ import pytest
 from envrouter.document import parse_document
 from envrouter.services import conntrackd, dns, ntp
 from envrouter.services.process import pid_running, read_pid, wait_until
+from monitor_imports import heavy_in, run_monitor
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(240)]
 
@@ -227,6 +228,12 @@ def test_conntrackd_promote_commits_and_demote(lab):
         assert _ocf(lab, "conntrackd", "monitor") == 0
         assert _ocf(lab, "conntrackd", "promote") == 0
         assert _ocf(lab, "conntrackd", "monitor") == 8
+        # the promoted instance's recurring monitor (every 5 s): a live daemon answering on
+        # its socket, nothing heavy imported
+        env = {**os.environ, "OCF_RESKEY_CRM_meta_interval": "5000",
+               **{f"OCF_RESKEY_{k}": v for k, v in params.items()}}
+        rc, modules = run_monitor("conntrackd", env, importtime=True)
+        assert rc == 8 and heavy_in(modules) == []
         assert _ocf(lab, "conntrackd", "demote") == 0
         assert _ocf(lab, "conntrackd", "monitor") == 0
         conf = Path(params["run_root"]) / ns["vr"] / "conntrackd" / "conntrackd.conf"
@@ -292,6 +299,10 @@ def test_monitor_restarts_the_daemon_when_a_new_document_changes_its_config(lab)
         before = read_pid(pid_file)
         assert _ocf(lab, "dns", "monitor", **recurring) == 0
         assert read_pid(pid_file) == before  # nothing changed: nothing restarted
+        env = {**os.environ, "OCF_RESKEY_CRM_meta_interval": "10000",
+               **{f"OCF_RESKEY_{k}": v for k, v in lab["params"].items()}}
+        rc, modules = run_monitor("dns", env, importtime=True)
+        assert rc == 0 and heavy_in(modules) == []  # running, unchanged: nothing heavy
         changed = json.loads(original)
         changed["vrouter"]["upstream_dns"] = [UP, "192.0.2.53"]
         lab["doc"].write_text(json.dumps(changed))

@@ -13,6 +13,7 @@ import pytest
 from agent_world import controller_document, sh
 
 from envrouter.ha.install import install_agents
+from monitor_imports import heavy_in, run_monitor
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(300)]
 
@@ -63,6 +64,9 @@ def test_vrouter_agent_passes_ocf_tester_and_monitor_reasserts(world, ocf_root):
         for _ in range(2):
             assert subprocess.run([agent, "monitor"], env=env, timeout=120).returncode == 0
         assert list(Path(lock).parent.glob(".ocf/vrouter-*.kernel"))
+        # the stamp matched: that monitor read neither the document nor the kernel by pyroute2
+        rc, modules = run_monitor("vrouter", env, importtime=True)
+        assert rc == 0 and "envrouter.agent.stamp" in modules and heavy_in(modules) == []
         drifts = [
             (["ip", "netns", "exec", vr, "sysctl", "-qw", "net.ipv4.ip_forward=0"],
              lambda: _ip_forward(vr) == "1"),

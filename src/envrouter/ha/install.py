@@ -71,11 +71,16 @@ def agent_text(name: str, interpreter: str | None = None) -> str:
     )
     if agent.script:
         return head + agent.script.lstrip("\n")
-    python = interpreter or sys.executable
+    argv = launcher_argv(name, interpreter)
+    return head + f"exec {' '.join(shlex.quote(a) for a in argv)} \"$@\"\n"
+
+
+def launcher_argv(name: str, interpreter: str | None = None) -> list[str]:
+    """The command a Python agent's executable runs (followed by the action)."""
     paths = ", ".join(_quote(p) for p in python_path(interpreter))
     code = (f"import sys; sys.path[:0] = [{paths}]; "
             f"from envrouter.ha.ocf_{name} import main; main()")
-    return head + f"exec {shlex.quote(python)} -I -S -c '{code}' \"$@\"\n"
+    return [interpreter or sys.executable, "-I", "-S", "-c", code]
 
 
 def install_agents(ocf_root: str = DEFAULT_OCF_ROOT, interpreter: str | None = None) -> list[str]:
