@@ -73,13 +73,16 @@ def instance(ctx: Context, name: str, build: BuildDaemon) -> tuple[Instance, Dae
     with the daemon if it was built."""
     memo = memo_path(ctx.params.get("run_root", RUN_ROOT_PARAM.default or ""), name,
                      ctx.params)
+    if memo in _known:  # asked again in the same run (conntrackd's monitor)
+        return _known[memo], None
     try:
         stamp: str | None = inputs_stamp(ctx.params, ctx.params.get("document", ""), RENDERERS)
     except OSError:
         stamp = None  # no document: building the daemon says why
     recorded = read_memo(memo, stamp, len(Instance.__slots__))
     if recorded is not None:
-        return Instance(*recorded), None
+        _known[memo] = Instance(*recorded)
+        return _known[memo], None
     d = daemon_from(ctx, build)
     found = Instance(d.namespace, str(d.paths.run_dir), str(d.paths.pid_file), d.comm, d.source)
     if stamp is not None:
@@ -87,7 +90,11 @@ def instance(ctx: Context, name: str, build: BuildDaemon) -> tuple[Instance, Dae
             write_memo(memo, stamp, [getattr(found, f) for f in Instance.__slots__])
         except Exception as exc:  # noqa: BLE001 - a monitor must not fail for its memo
             ctx.log("warning", f"cannot record the instance in {memo}: {exc}")
+    _known[memo] = found
     return found, d
+
+
+_known: dict[str, Instance] = {}  # this process's answers (one OCF action per process)
 
 
 def make_handlers(
