@@ -255,6 +255,9 @@ def main() -> None:
     print(f"{'ratio script / agent own work':<42} {med(script) / med(scratch_work):8.2f}x")
     print(f"{'ratio equivalent script / agent, whole':<42} {med(equiv) / med(scratch):8.2f}x "
           "(from scratch)")
+    print(
+        f"{'ratio equivalent script / agent own work':<42} {med(equiv) / med(scratch_work):8.2f}x"
+    )
     cpu = {k: 1000 * med(v) for k, v in CPU.items() if k in ("scratch", "noop", "blueprint",
                                                                "equivalent")}
     load = os.getloadavg()
@@ -279,9 +282,6 @@ def main() -> None:
         previous = ms
     print(f"  {'+ the no-op own work (--timing, wall)':<48} "
           f"{previous + 1000 * med(noop_work):8.1f} ms (+{1000 * med(noop_work):.1f})")
-    print(
-        f"{'ratio equivalent script / agent own work':<42} {med(equiv) / med(scratch_work):8.2f}x"
-    )
 
 
 if __name__ == "__main__":
