@@ -36,17 +36,22 @@ WATCH_TAG = "envrouter-uplink-watch"
 WATCH_SCRIPT = r"""#!/bin/sh
 # @TAG@: written by ocf:envrouter:uplink
 mode=$1; bridge=$2; attr=$3; state=$4; shift 4; exclude=" $* "
-ports() {
-  if [ -d "/sys/class/net/$bridge/brif" ]; then ls "/sys/class/net/$bridge/brif"
-  else ovs-vsctl --timeout=5 list-ports "$bridge" 2>/dev/null; fi
-}
+# shell builtins only while nothing changed (it runs at every link event and every monitor)
 check() {
-  up=0
-  for p in $(ports); do
+  set +f; up=0
+  if [ -d "/sys/class/net/$bridge/brif" ]; then
+    set -- "/sys/class/net/$bridge/brif/"*
+  else
+    set -- $(ovs-vsctl --timeout=5 list-ports "$bridge" 2>/dev/null)
+  fi
+  for p; do
+    p=${p##*/}
     case "$exclude" in *" $p "*) continue ;; esac
-    [ "$(cat "/sys/class/net/$p/carrier" 2>/dev/null)" = 1 ] && up=1
+    carrier=; read -r carrier < "/sys/class/net/$p/carrier" 2>/dev/null
+    [ "$carrier" = 1 ] && up=1
   done
-  if [ "$up" != "$(cat "$state" 2>/dev/null)" ]; then
+  was=; [ -e "$state" ] && read -r was < "$state"
+  if [ "$up" != "$was" ]; then
     attrd_updater -n "$attr" -U "$up" -d 0 && echo "$up" > "$state"
   fi
 }
@@ -127,8 +132,11 @@ stop)
   exit 0 ;;
 monitor)
   watcher >/dev/null || exit 7
-  # re-assert the attribute from the carrier now: a missed event cannot leave it wrong
-  [ $probe = 1 ] || sh "$script" check "$bridge" "$name" "$state" $exclude >/dev/null 2>&1
+  [ $probe = 1 ] && exit 0
+  # re-assert the attribute from the carrier now: a missed event cannot leave it wrong (the
+  # watcher's check, in this shell: it ends with exit 0)
+  set -- check "$bridge" "$name" "$state" $exclude
+  . "$script" >/dev/null 2>&1
   exit 0 ;;
 esac
 """.replace("@ATTR@", ATTRIBUTE).replace("@TAG@", WATCH_TAG).replace("@WATCH@", WATCH_SCRIPT)
