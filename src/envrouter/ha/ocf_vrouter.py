@@ -152,14 +152,15 @@ def monitor(ctx: Context) -> int:
     if not watch.ovs and stamp is not None:
         from envrouter.agent.stamp import kernel_stamp
 
-        # taken before the check: a change during the check shows at the next monitor
-        kernel = kernel_stamp(watch.namespaces, watch.sysctls, watch.files)
         try:
+            # taken before the check: a change during the check shows at the next monitor
+            kernel = kernel_stamp(watch.namespaces, watch.sysctls, watch.files)
             with open(memo + ".kernel", "rb") as f:
                 if f.read() == kernel:
                     return OCF_SUCCESS  # nothing changed since the node was converged
-        except OSError:
-            pass
+        except OSError as exc:  # no stamp or no record of one: the full check decides
+            if kernel is None:
+                ctx.log("warning", f"no kernel stamp ({exc}): full check")
     import envrouter.agent as agent
 
     doc = doc or load_vrouter(ctx)
