@@ -134,12 +134,11 @@ start)
   exit 0 ;;
 stop)
   [ -e "$netns" ] || exit 0
-  ip -n "$ns" addr del "$ip/$mask" dev "$port" 2>/dev/null
-  if [ -n "$gw" ]; then
-    ip -n "$ns" route del default via "$gw" dev "$port" metric 0 proto $proto 2>/dev/null
-  fi
+  # one command on the critical path of a switchover: the kernel removes the public route
+  # with the address it uses as source (a route's source must be a local address)
+  ip -n "$ns" addr del "$ip/$mask" dev "$port" 2>/dev/null && exit 0
   if held; then reason "cannot remove $ip/$mask from $port in $ns"; exit 1; fi
-  exit 0 ;;
+  exit 0 ;;  # it was not there
 monitor)
   [ -e "$netns" ] && held || exit 7
   if [ $probe = 0 ] && [ -n "$gw" ]; then
