@@ -313,3 +313,43 @@ def test_monitor_restarts_the_daemon_when_a_new_document_changes_its_config(lab)
     finally:
         lab["doc"].write_text(original)
         assert _ocf(lab, "dns", "stop") == 0
+
+
+def test_uplink_agent_passes_ocf_tester_and_follows_the_carrier(lab, tmp_path):
+    """Outside a cluster: attrd_updater is a stand-in that records its calls (the real one, in
+    tests/netns/test_ocf_cluster.py); the bridge and its uplink port are in the client's
+    namespace, where the agent runs (`ip netns exec` gives it that namespace's /sys)."""
+    ns = lab["ns"]["cl"]
+    for argv in (["link", "add", "br-up", "type", "bridge"],
+                 ["link", "add", "up0", "type", "veth", "peer", "name", "up1"],
+                 ["link", "set", "up0", "master", "br-up"],
+                 *(["link", "set", dev, "up"] for dev in ("br-up", "up0", "up1"))):
+        subprocess.run(["ip", "-n", ns, *argv], check=True)
+    calls = tmp_path / "calls"
+    fake = tmp_path / "bin" / "attrd_updater"
+    fake.parent.mkdir()
+    fake.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> {calls}\n')
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{fake.parent}:{os.environ['PATH']}"}
+    params = {"bridge": "br-up", "run_root": str(lab["root"] / "run")}
+    argv = ["ip", "netns", "exec", ns, "ocf-tester", "-n", "t-uplink"]
+    for k, v in params.items():
+        argv += ["-o", f"{k}={v}"]
+    proc = subprocess.run([*argv, _agent(lab, "uplink")], capture_output=True, text=True,
+                          timeout=180, env=env)
+    assert proc.returncode == 0 and "passed all tests" in proc.stdout, proc.stdout + proc.stderr
+
+    run = ["ip", "netns", "exec", ns, _agent(lab, "uplink")]
+    agent_env = {**env, **{f"OCF_RESKEY_{k}": v for k, v in params.items()}}
+    calls.write_text("")
+    assert subprocess.run([*run, "start"], env=agent_env, timeout=30).returncode == 0
+    try:
+        assert wait_until(lambda: "-n envrouter_uplink -U 1 -d 0" in calls.read_text(), 10)
+        subprocess.run(["ip", "-n", ns, "link", "set", "up1", "down"], check=True)  # carrier
+        assert wait_until(lambda: "-n envrouter_uplink -U 0 -d 0" in calls.read_text(), 10)
+        recurring = {**agent_env, "OCF_RESKEY_CRM_meta_interval": "10000"}
+        assert subprocess.run([*run, "monitor"], env=recurring, timeout=30).returncode == 0
+    finally:
+        assert subprocess.run([*run, "stop"], env=agent_env, timeout=30).returncode == 0
+    assert "-n envrouter_uplink -D" in calls.read_text()
+    assert subprocess.run([*run, "monitor"], env=agent_env, timeout=30).returncode == 7
