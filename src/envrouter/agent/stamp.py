@@ -2,14 +2,16 @@
 check found the node converged (the vrouter agent's recurring monitor, every 10 s).
 
 The stamp is the kernel's own answers, kept as bytes and compared whole, never interpreted:
-per namespace the netlink dumps of its links, IPv4 addresses and IPv4 routes (RTM_GETLINK,
-RTM_GETADDR, RTM_GETROUTE), the nftables ruleset's generation (NFT_MSG_GETGEN: it moves on every
+per namespace the netlink dumps of its links, addresses and routes of every family
+(RTM_GETLINK, RTM_GETADDR, RTM_GETROUTE: IPv6 too, so the stamp needs no change when the agent
+manages IPv6), the nftables ruleset's generation (NFT_MSG_GETGEN: it moves on every
 ruleset change), the values of the sysctls the agent sets, the identity of each of our
 namespaces (the inode of its nsfs file) and of the files the agent writes. Attributes that
 move without anything being changed are left out: link statistics (the kernel is asked to skip
-them), per-family link data (IPv6 counters live there), a link kind's data (a bridge's timers),
-address lifetimes. Whatever else moves only costs one full check (a false alarm is safe; a
-change the stamp could not see would not be, hence everything observe reads is in it).
+them), per-family link data (IPv6 counters live there), a link kind's data (a bridge's
+timers), address lifetimes, a route's cache data and expiry (IPv6). Whatever else moves only
+costs one full check (a false alarm is safe; a change the stamp could not see would not be,
+hence everything observe reads is in it).
 
 Standard library only, and none of the heavy parts (no pyroute2, no socket module, no typing):
 `_socket` and `struct`; ctypes for setns(2) only when a namespace must be entered (Python 3.11
@@ -24,7 +26,6 @@ import struct
 
 from envrouter.agent.namespaces import netns_path, sysctl_path
 
-AF_INET = 2
 AF_NETLINK = 16
 SOCK_RAW = 3
 NETLINK_ROUTE = 0
@@ -44,6 +45,8 @@ CLONE_NEWNET = 0x40000000
 IFLA_VOLATILE = frozenset({7, 23, 26})  # IFLA_STATS, IFLA_STATS64, IFLA_AF_SPEC
 IFLA_LINKINFO, IFLA_INFO_KIND = 18, 1
 IFA_CACHEINFO = 6
+RTA_VOLATILE = frozenset({12, 23})  # RTA_CACHEINFO (last use, use count), RTA_EXPIRES
+AF_UNSPEC = 0
 
 _HDR = struct.Struct("=IHHII")
 
@@ -72,6 +75,11 @@ def _link(msg: bytes) -> bytes:
 def _addr(msg: bytes) -> bytes:
     return msg[:8] + b"".join(struct.pack("=H", k) + p for k, p in _attrs(msg, 8)
                               if k != IFA_CACHEINFO)
+
+
+def _route(msg: bytes) -> bytes:
+    return msg[:12] + b"".join(struct.pack("=H", k) + p for k, p in _attrs(msg, 12)
+                               if k not in RTA_VOLATILE)
 
 
 def _request(sock, msg_type: int, flags: int, body: bytes) -> list[bytes]:
@@ -111,11 +119,11 @@ def _netns_stamp() -> bytes:
                          struct.pack("=BxHiII", 0, 0, 0, 0, 0) + ext)
         parts += [b"L" + _link(m) for m in links]
         addrs = _request(sock, RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP,
-                         struct.pack("=BBBBI", AF_INET, 0, 0, 0, 0))
+                         struct.pack("=BBBBI", AF_UNSPEC, 0, 0, 0, 0))
         parts += [b"A" + _addr(m) for m in addrs]
         routes = _request(sock, RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP,
-                          struct.pack("=BBBBBBBBI", AF_INET, 0, 0, 0, 0, 0, 0, 0, 0))
-        parts += [b"R" + m for m in routes]
+                          struct.pack("=BBBBBBBBI", AF_UNSPEC, 0, 0, 0, 0, 0, 0, 0, 0))
+        parts += [b"R" + _route(m) for m in routes]
     finally:
         sock.close()
     try:
