@@ -287,6 +287,8 @@ def test_vip_agent_passes_ocf_tester_and_sets_the_public_route(lab):
     assert not _public_route(ns, UP, "vr-pub", "10.30.0.2")
     assert subprocess.run([*run, "stop"], env=env, timeout=30).returncode == 0  # again
     assert subprocess.run([*run, "monitor"], env=env, timeout=30).returncode == 7
+    assert subprocess.run([*run, "monitor"], env=recurring, timeout=30).returncode == 7
+    assert not _public_route(ns, UP, "vr-pub", "10.30.0.2")  # nothing re-added without it
 
 
 def test_monitor_restarts_the_daemon_when_a_new_document_changes_its_config(lab):

@@ -7,7 +7,7 @@ public VIP (``gateway`` set), the metric-0 default route via the public gateway 
 source, in one ``ip -batch`` (``replace``: idempotent); then gratuitous ARP from a detached
 ``arping`` (always, even when the address was present). stop removes them (the kernel drops the
 route with the address it uses as source). monitor: address present -> 0, else 7; a recurring
-monitor re-adds a missing public route (it drifts when the link flaps) rather than reporting it.
+monitor re-asserts the public route (it drifts when the link flaps) rather than reporting it.
 
 One implementation, in /bin/sh (`SCRIPT`): the VIP start and stop are on the critical path of
 every failover and the monitor runs every 2 s, so none of them may pay for a Python start
@@ -140,15 +140,19 @@ stop)
   if held; then reason "cannot remove $ip/$mask from $port in $ns"; exit 1; fi
   exit 0 ;;  # it was not there
 monitor)
-  [ -e "$netns" ] && held || exit 7
+  [ -e "$netns" ] || exit 7
   if [ $probe = 0 ] && [ -n "$gw" ]; then
-    route=$(ip -n "$ns" route show default via "$gw" dev "$port" src "$ip" metric 0 \
-            proto $proto 2>/dev/null)
-    if [ -z "$route" ]; then
-      echo "warning: public default route via $gw was missing in $ns: re-added" >&2
-      public_route | ip -n "$ns" -batch - >&2
-    fi
+    # one ip run: is the address held (does `show` print it), and the public route re-asserted
+    # (it drifts when the link flaps; replacing it by itself changes nothing). Without the
+    # address the replace fails too: a route's source must be a local address.
+    out=$({ echo "addr show dev $port to $ip/$hostlen"; public_route; } \
+          | ip -o -n "$ns" -batch - 2>/dev/null)
+    rc=$?
+    [ -n "$out" ] || exit 7
+    [ $rc = 0 ] || echo "warning: cannot re-assert the default route via $gw in $ns" >&2
+    exit 0
   fi
+  held || exit 7
   exit 0 ;;
 esac
 """.replace("@PROTO@", str(RTPROT_ENVROUTER_VIP))
