@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import secrets
 import statistics
 import subprocess
@@ -86,13 +87,44 @@ def sh(*argv: str) -> None:
     subprocess.run(list(argv), check=True, capture_output=True)
 
 
-def timed(argv: list[str]) -> tuple[float, subprocess.CompletedProcess]:
+CPU: dict[str, list[float]] = {}  # label -> user + system s of each whole process (tree)
+
+
+def timed(argv: list[str], label: str = "") -> tuple[float, subprocess.CompletedProcess]:
+    """Wall time of argv as a whole process; its CPU time (user + system of the process and
+    every child it waited for, from wait4) is kept under `label`."""
     t0 = time.perf_counter()
-    res = subprocess.run(argv, capture_output=True, text=True)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate()
     dt = time.perf_counter() - t0
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = ru.ru_utime + ru.ru_stime - CPU.setdefault("_seen", [0.0])[0]
+    CPU["_seen"][0] = ru.ru_utime + ru.ru_stime
+    if label:
+        CPU.setdefault(label, []).append(cpu)
+    res = subprocess.CompletedProcess(argv, proc.returncode, out, err)
     if res.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed:\n{res.stdout}\n{res.stderr}")
     return dt, res
+
+
+# Where an `agent apply` process's CPU goes: each layer imported in a fresh interpreter, as the
+# command imports it (the CLI's Typer app, the document model, netlink), then the no-op's own
+# work (--timing).
+LAYERS = (
+    ("interpreter start", "pass"),
+    ("+ the CLI (Typer app of `envrouter agent`)", "import envrouter.cli.agent"),
+    ("+ the document model (pydantic)", "import envrouter.cli.agent, envrouter.document"),
+    ("+ netlink (pyroute2), nftables, plan, apply",
+     "import envrouter.cli.agent, envrouter.document, pyroute2, envrouter.agent.apply, "
+     "envrouter.agent.observe"),
+)
+
+
+def layer_cpu(code: str, reps: int = 5) -> float:
+    for _ in range(reps):
+        timed([sys.executable, "-c", code], label=f"layer {code}")
+    return statistics.median(CPU[f"layer {code}"])
 
 
 def own_work(stderr: str) -> float:
@@ -141,10 +173,10 @@ def main() -> None:
                     "--scope",
                     "all",  # an HA controller's default (auto) leaves the namespace alone
                 ]
-                dt, res = timed([ENVROUTER, "agent", "apply", "--timing", *args])
+                dt, res = timed([ENVROUTER, "agent", "apply", "--timing", *args], "scratch")
                 scratch.append(dt)
                 scratch_work.append(own_work(res.stderr))
-                dt, res = timed([ENVROUTER, "agent", "apply", "--timing", *args])
+                dt, res = timed([ENVROUTER, "agent", "apply", "--timing", *args], "noop")
                 assert "nothing to do" in res.stdout, res.stdout
                 noop.append(dt)
                 noop_work.append(own_work(res.stderr))
@@ -155,7 +187,7 @@ def main() -> None:
                 made.append(bvr)
                 path = Path(tmp) / f"bp{i}.sh"
                 path.write_text(BLUEPRINT.format(node=bnode, vr=bvr))
-                dt, _ = timed(["bash", str(path)])
+                dt, _ = timed(["bash", str(path)], "blueprint")
                 script.append(dt)
 
                 from envrouter.agent.nftables.render import render_host_table, render_vrouter_table
@@ -185,7 +217,7 @@ def main() -> None:
                 )
                 path = Path(tmp) / f"eq{i}.sh"
                 path.write_text(EQUIVALENT.format(node=cnode, vr=cvr, ns_table=nst, host_table=hst))
-                dt, _ = timed(["bash", str(path)])
+                dt, _ = timed(["bash", str(path)], "equivalent")
                 equiv.append(dt)
         finally:
             for ns in reversed(made):
@@ -221,9 +253,35 @@ def main() -> None:
         "(target >= 3x)"
     )
     print(f"{'ratio script / agent own work':<42} {med(script) / med(scratch_work):8.2f}x")
+    print(f"{'ratio equivalent script / agent, whole':<42} {med(equiv) / med(scratch):8.2f}x "
+          "(from scratch)")
     print(
         f"{'ratio equivalent script / agent own work':<42} {med(equiv) / med(scratch_work):8.2f}x"
     )
+    cpu = {k: 1000 * med(v) for k, v in CPU.items() if k in ("scratch", "noop", "blueprint",
+                                                               "equivalent")}
+    load = os.getloadavg()
+    print(f"\nCPU, user + system of the whole process (medians; load average {load[0]:.1f}; "
+          "less sensitive to the load than the wall times above):")
+    for label, key, note in (
+        ("envrouter agent apply, from scratch", "scratch", "target <= 250 ms"),
+        ("envrouter agent apply, no-op", "noop", "target <= 150 ms"),
+        ("blueprint shell sequence", "blueprint", "15 commands"),
+        ("equivalent shell script, same end state", "equivalent", "22 commands"),
+    ):
+        print(f"{label:<42} {cpu[key]:8.1f} ms ({note})")
+    print(f"{'ratio equivalent script / agent, from scratch':<42} "
+          f"{cpu['equivalent'] / cpu['scratch']:8.2f}x")
+    print(f"{'ratio equivalent script / agent, no-op':<42} "
+          f"{cpu['equivalent'] / cpu['noop']:8.2f}x")
+    print("where an agent apply's CPU goes (each layer imported in a fresh interpreter):")
+    previous = 0.0
+    for label, code in LAYERS:
+        ms = 1000 * layer_cpu(code)
+        print(f"  {label:<48} {ms:8.1f} ms (+{ms - previous:.1f})")
+        previous = ms
+    print(f"  {'+ the no-op own work (--timing, wall)':<48} "
+          f"{previous + 1000 * med(noop_work):8.1f} ms (+{1000 * med(noop_work):.1f})")
 
 
 if __name__ == "__main__":

@@ -313,6 +313,9 @@ def check_metrics_unit(lab: Any) -> None:
 # ------------------------------------------------------------------------------ the test
 
 
+SHELL_AGENTS = ("vip", "uplink")  # envrouter.ha.install: their one implementation is sh
+
+
 def _agent_inodes() -> dict[str, int]:
     d = "/usr/lib/ocf/resource.d/envrouter"
     return {n: os.stat(os.path.join(d, n)).st_ino for n in sorted(os.listdir(d))}
@@ -361,8 +364,11 @@ def test_install_lab_upgrade_under_traffic_purge(installed, labtools, host_befor
     assert _must(["envrouter", "--version"]).stdout.strip() == old_version
     for name, inode in _agent_inodes().items():
         text = _read(f"/usr/lib/ocf/resource.d/envrouter/{name}")
-        assert "exec /usr/lib/envrouter/bin/python " in text and REPO not in text, name
-        assert inode
+        assert REPO not in text and inode, name
+        if name in SHELL_AGENTS:  # the agent is /bin/sh: no interpreter at all
+            assert text.startswith("#!/bin/sh\n") and "bin/python" not in text, name
+        else:
+            assert "exec /usr/lib/envrouter/bin/python -I -S " in text, name
     assert os.path.exists("/usr/share/man/man1/envrouter-upgrade.1.gz")
     check_units()
 
@@ -377,7 +383,7 @@ def test_install_lab_upgrade_under_traffic_purge(installed, labtools, host_befor
         assert lab.state["envrouter"] == ["/usr/bin/envrouter"]
         assert lab.state["installed"] == old_version
         # the nodes see the package's agents (no private copy over them)
-        seen = lab.exec_in("ctl1", ["cat", "/usr/lib/ocf/resource.d/envrouter/vip"]).stdout
+        seen = lab.exec_in("ctl1", ["cat", "/usr/lib/ocf/resource.d/envrouter/dns"]).stdout
         assert "exec /usr/lib/envrouter/bin/python " in seen
         check_metrics_unit(lab)
 

@@ -20,7 +20,7 @@ from agent_world import (
 )
 from pyroute2 import IPRoute
 
-from envrouter.agent import vip
+from envrouter.agent.vip import vip_present
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(120)]
 
@@ -67,10 +67,26 @@ def tables(world, ns: str) -> set[str]:
     return {i["table"]["name"] for i in world.nft_ruleset(ns)["nftables"] if "table" in i}
 
 
-def add_vips(vr: str) -> None:
-    assert vip.add_vip(vr, "vr-mgmt", MGMT_VIP, 24, arp_count=1)
-    assert vip.add_vip(vr, "vr-pub", PUB_VIP, 24, arp_count=1)
-    assert vip.set_public_default_route(vr, PUBLIC_GW, "vr-pub", PUB_VIP)
+@pytest.fixture(scope="module")
+def vip_agent(tmp_path_factory) -> str:
+    from envrouter.ha.install import install_agents
+
+    root = tmp_path_factory.mktemp("ocf")
+    install_agents(str(root))
+    return str(root / "resource.d" / "envrouter" / "vip")
+
+
+def start_vip(agent: str, vr: str, port: str, address: str, gateway: str = "") -> None:
+    """The HA layer's VIP agent (its one implementation) takes the address."""
+    env = {**os.environ, "OCF_RESKEY_namespace": vr, "OCF_RESKEY_port": port,
+           "OCF_RESKEY_ip": address, "OCF_RESKEY_cidr_netmask": "24",
+           "OCF_RESKEY_gateway": gateway, "OCF_RESKEY_arp_count": "1"}
+    subprocess.run([agent, "start"], env=env, check=True, timeout=30)
+
+
+def add_vips(agent: str, vr: str) -> None:
+    start_vip(agent, vr, "vr-mgmt", MGMT_VIP)
+    start_vip(agent, vr, "vr-pub", PUB_VIP, PUBLIC_GW)
 
 
 def apply_args(world, doc_path) -> list[str]:
@@ -88,7 +104,7 @@ def apply_args(world, doc_path) -> list[str]:
     ]
 
 
-def test_controller_nat_path_idempotence_and_teardown(world):
+def test_controller_nat_path_idempotence_and_teardown(world, vip_agent):
     world.build(1)
     ctl, cmp, vr = world.ns("ctl1"), world.ns("cmp"), world.vr
     doc = world.write_doc(controller_document(vr))
@@ -164,8 +180,8 @@ def test_controller_nat_path_idempotence_and_teardown(world):
     )
 
     # the HA layer takes the VIPs: compute traffic leaves with the public VIP as source
-    add_vips(vr)
-    assert not vip.add_vip(vr, "vr-mgmt", MGMT_VIP, 24, arp_count=0)  # idempotent
+    add_vips(vip_agent, vr)
+    start_vip(vip_agent, vr, "vr-mgmt", MGMT_VIP)  # idempotent
     assert wait_for(
         lambda: world.seen_by_upstream(cmp, port) == PUB_VIP,
         10,
@@ -176,7 +192,7 @@ def test_controller_nat_path_idempotence_and_teardown(world):
     # second apply: nothing to do, and the VIPs (HA's) are kept
     out = world.agent(ctl, "apply", *args).stdout
     assert out.strip() == "nothing to do: converged"
-    assert vip.vip_present(vr, "vr-mgmt", MGMT_VIP) and vip.vip_present(vr, "vr-pub", PUB_VIP)
+    assert vip_present(vr, "vr-mgmt", MGMT_VIP) and vip_present(vr, "vr-pub", PUB_VIP)
 
     # stale owned objects go, foreign ones stay
     sh("ip", "-n", vr, "addr", "add", "10.20.0.222/24", "dev", "vr-mgmt")

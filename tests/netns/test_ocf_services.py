@@ -23,6 +23,7 @@ import pytest
 from envrouter.document import parse_document
 from envrouter.services import conntrackd, dns, ntp
 from envrouter.services.process import pid_running, read_pid, wait_until
+from monitor_imports import heavy_in, run_monitor
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(240)]
 
@@ -227,6 +228,12 @@ def test_conntrackd_promote_commits_and_demote(lab):
         assert _ocf(lab, "conntrackd", "monitor") == 0
         assert _ocf(lab, "conntrackd", "promote") == 0
         assert _ocf(lab, "conntrackd", "monitor") == 8
+        # the promoted instance's recurring monitor (every 5 s): a live daemon answering on
+        # its socket, nothing heavy imported
+        env = {**os.environ, "OCF_RESKEY_CRM_meta_interval": "5000",
+               **{f"OCF_RESKEY_{k}": v for k, v in params.items()}}
+        rc, modules = run_monitor("conntrackd", env, importtime=True)
+        assert rc == 8 and heavy_in(modules) == []
         assert _ocf(lab, "conntrackd", "demote") == 0
         assert _ocf(lab, "conntrackd", "monitor") == 0
         conf = Path(params["run_root"]) / ns["vr"] / "conntrackd" / "conntrackd.conf"
@@ -235,27 +242,53 @@ def test_conntrackd_promote_commits_and_demote(lab):
         assert _ocf(lab, "conntrackd", "stop") == 0
 
 
+def _public_route(ns: str, gateway: str, port: str, source: str) -> bool:
+    """The VIP agent's default route (metric 0, proto 78, source the VIP), read by pyroute2."""
+    from pyroute2 import IPRoute
+
+    from envrouter.agent.netlink import RTPROT_ENVROUTER_VIP
+
+    with IPRoute(netns=ns, flags=0) as ip:
+        idx = ip.link_lookup(ifname=port)[0]
+        return any(
+            m["dst_len"] == 0 and m["proto"] == RTPROT_ENVROUTER_VIP
+            and m.get_attr("RTA_GATEWAY") == gateway and m.get_attr("RTA_OIF") == idx
+            and m.get_attr("RTA_PREFSRC") == source and (m.get_attr("RTA_PRIORITY") or 0) == 0
+            for m in ip.get_routes(family=2, table=254))
+
+
 def test_vip_agent_passes_ocf_tester_and_sets_the_public_route(lab):
-    from envrouter.agent import vip
+    from envrouter.agent.vip import vip_present
 
     ns = lab["ns"]["vr"]
     params = {"namespace": ns, "port": "vr-pub", "ip": "10.30.0.2", "cidr_netmask": "24",
               "gateway": UP, "arp_count": "1"}
     _ocf_tester(lab, "vip", params)
-    assert not vip.vip_present(ns, "vr-pub", "10.30.0.2")  # ocf-tester ends with a stop
+    assert not vip_present(ns, "vr-pub", "10.30.0.2")  # ocf-tester ends with a stop
     env = {**os.environ, **{f"OCF_RESKEY_{k}": v for k, v in params.items()}}
     run = [_agent(lab, "vip")]
     assert subprocess.run([*run, "start"], env=env, timeout=30).returncode == 0
     try:
-        assert vip.vip_present(ns, "vr-pub", "10.30.0.2")
-        assert not vip.set_public_default_route(ns, UP, "vr-pub", "10.30.0.2")  # already there
-        assert vip.remove_public_default_route(ns, UP, "vr-pub")
-        recurring = {**env, "OCF_RESKEY_CRM_meta_interval": "2000"}  # a probe only reports
+        assert vip_present(ns, "vr-pub", "10.30.0.2")
+        assert _public_route(ns, UP, "vr-pub", "10.30.0.2")
+        assert subprocess.run([*run, "start"], env=env, timeout=30).returncode == 0  # again
+        assert vip_present(ns, "vr-pub", "10.30.0.2")
+        subprocess.run(["ip", "-n", ns, "route", "del", "default", "via", UP, "dev", "vr-pub",
+                        "metric", "0", "proto", "78"], check=True)
+        assert not _public_route(ns, UP, "vr-pub", "10.30.0.2")
+        assert subprocess.run([*run, "monitor"], env=env, timeout=30).returncode == 0
+        assert not _public_route(ns, UP, "vr-pub", "10.30.0.2")  # a probe only reports
+        recurring = {**env, "OCF_RESKEY_CRM_meta_interval": "2000"}
         assert subprocess.run([*run, "monitor"], env=recurring, timeout=30).returncode == 0
-        assert not vip.set_public_default_route(ns, UP, "vr-pub", "10.30.0.2")  # re-asserted
+        assert _public_route(ns, UP, "vr-pub", "10.30.0.2")  # re-asserted
     finally:
         assert subprocess.run([*run, "stop"], env=env, timeout=30).returncode == 0
+    assert not vip_present(ns, "vr-pub", "10.30.0.2")
+    assert not _public_route(ns, UP, "vr-pub", "10.30.0.2")
+    assert subprocess.run([*run, "stop"], env=env, timeout=30).returncode == 0  # again
     assert subprocess.run([*run, "monitor"], env=env, timeout=30).returncode == 7
+    assert subprocess.run([*run, "monitor"], env=recurring, timeout=30).returncode == 7
+    assert not _public_route(ns, UP, "vr-pub", "10.30.0.2")  # nothing re-added without it
 
 
 def test_monitor_restarts_the_daemon_when_a_new_document_changes_its_config(lab):
@@ -268,6 +301,10 @@ def test_monitor_restarts_the_daemon_when_a_new_document_changes_its_config(lab)
         before = read_pid(pid_file)
         assert _ocf(lab, "dns", "monitor", **recurring) == 0
         assert read_pid(pid_file) == before  # nothing changed: nothing restarted
+        env = {**os.environ, "OCF_RESKEY_CRM_meta_interval": "10000",
+               **{f"OCF_RESKEY_{k}": v for k, v in lab["params"].items()}}
+        rc, modules = run_monitor("dns", env, importtime=True)
+        assert rc == 0 and heavy_in(modules) == []  # running, unchanged: nothing heavy
         changed = json.loads(original)
         changed["vrouter"]["upstream_dns"] = [UP, "192.0.2.53"]
         lab["doc"].write_text(json.dumps(changed))
@@ -278,3 +315,43 @@ def test_monitor_restarts_the_daemon_when_a_new_document_changes_its_config(lab)
     finally:
         lab["doc"].write_text(original)
         assert _ocf(lab, "dns", "stop") == 0
+
+
+def test_uplink_agent_passes_ocf_tester_and_follows_the_carrier(lab, tmp_path):
+    """Outside a cluster: attrd_updater is a stand-in that records its calls (the real one, in
+    tests/netns/test_ocf_cluster.py); the bridge and its uplink port are in the client's
+    namespace, where the agent runs (`ip netns exec` gives it that namespace's /sys)."""
+    ns = lab["ns"]["cl"]
+    for argv in (["link", "add", "br-up", "type", "bridge"],
+                 ["link", "add", "up0", "type", "veth", "peer", "name", "up1"],
+                 ["link", "set", "up0", "master", "br-up"],
+                 *(["link", "set", dev, "up"] for dev in ("br-up", "up0", "up1"))):
+        subprocess.run(["ip", "-n", ns, *argv], check=True)
+    calls = tmp_path / "calls"
+    fake = tmp_path / "bin" / "attrd_updater"
+    fake.parent.mkdir()
+    fake.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> {calls}\n')
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{fake.parent}:{os.environ['PATH']}"}
+    params = {"bridge": "br-up", "run_root": str(lab["root"] / "run")}
+    argv = ["ip", "netns", "exec", ns, "ocf-tester", "-n", "t-uplink"]
+    for k, v in params.items():
+        argv += ["-o", f"{k}={v}"]
+    proc = subprocess.run([*argv, _agent(lab, "uplink")], capture_output=True, text=True,
+                          timeout=180, env=env)
+    assert proc.returncode == 0 and "passed all tests" in proc.stdout, proc.stdout + proc.stderr
+
+    run = ["ip", "netns", "exec", ns, _agent(lab, "uplink")]
+    agent_env = {**env, **{f"OCF_RESKEY_{k}": v for k, v in params.items()}}
+    calls.write_text("")
+    assert subprocess.run([*run, "start"], env=agent_env, timeout=30).returncode == 0
+    try:
+        assert wait_until(lambda: "-n envrouter_uplink -U 1 -d 0" in calls.read_text(), 10)
+        subprocess.run(["ip", "-n", ns, "link", "set", "up1", "down"], check=True)  # carrier
+        assert wait_until(lambda: "-n envrouter_uplink -U 0 -d 0" in calls.read_text(), 10)
+        recurring = {**agent_env, "OCF_RESKEY_CRM_meta_interval": "10000"}
+        assert subprocess.run([*run, "monitor"], env=recurring, timeout=30).returncode == 0
+    finally:
+        assert subprocess.run([*run, "stop"], env=agent_env, timeout=30).returncode == 0
+    assert "-n envrouter_uplink -D" in calls.read_text()
+    assert subprocess.run([*run, "monitor"], env=agent_env, timeout=30).returncode == 7

@@ -13,6 +13,7 @@ import pytest
 from agent_world import controller_document, sh
 
 from envrouter.ha.install import install_agents
+from monitor_imports import heavy_in, run_monitor
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(300)]
 
@@ -48,8 +49,9 @@ def test_vrouter_agent_passes_ocf_tester_and_monitor_reasserts(world, ocf_root):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert not os.path.exists(f"/run/netns/{vr}")  # ocf-tester ends with a stop
 
+    lock = str(world.tmp / "agent" / "agent.lock")  # the monitor's records go beside it
     env = {**os.environ, **{f"OCF_RESKEY_{k}": v for k, v in params.items()},
-           "OCF_RESKEY_CRM_meta_interval": "10000"}
+           "OCF_RESKEY_CRM_meta_interval": "10000", "ENVROUTER_AGENT_LOCK": lock}
     agent = str(ocf_root / "vrouter")
     assert subprocess.run([agent, "start"], env=env, timeout=120).returncode == 0
     try:
@@ -57,6 +59,33 @@ def test_vrouter_agent_passes_ocf_tester_and_monitor_reasserts(world, ocf_root):
         sh("ip", "netns", "exec", vr, "sysctl", "-qw", "net.ipv4.ip_forward=0")
         assert subprocess.run([agent, "monitor"], env=env, timeout=120).returncode == 0
         assert _ip_forward(vr) == "1"
+        # converged: the next monitors record the kernel's stamp, then find it unchanged; a
+        # drift after that still changes the stamp, whatever it touches
+        for _ in range(2):
+            assert subprocess.run([agent, "monitor"], env=env, timeout=120).returncode == 0
+        assert list(Path(lock).parent.glob(".ocf/vrouter-*.kernel"))
+        # the stamp matched: that monitor read neither the document nor the kernel by pyroute2
+        rc, modules = run_monitor("vrouter", env, importtime=True)
+        assert rc == 0 and "envrouter.agent.stamp" in modules and heavy_in(modules) == []
+        drifts = [
+            (["ip", "netns", "exec", vr, "sysctl", "-qw", "net.ipv4.ip_forward=0"],
+             lambda: _ip_forward(vr) == "1"),
+            (["ip", "-n", vr, "route", "del", "default"],
+             lambda: "default" in sh("ip", "-n", vr, "route", "show", "default").stdout),
+            (["ip", "netns", "exec", vr, "nft", "delete", "table", "ip", "envrouter"],
+             lambda: "envrouter" in sh("ip", "netns", "exec", vr, "nft", "list",
+                                       "tables").stdout),
+            (["ip", "-n", ctl, "link", "set", "vr-mgmt-h", "nomaster"],
+             lambda: "master br-mgmt" in sh("ip", "-n", ctl, "link", "show",
+                                            "vr-mgmt-h").stdout),
+        ]
+        for argv, repaired in drifts:
+            assert subprocess.run([agent, "monitor"], env=env, timeout=120).returncode == 0
+            assert repaired()
+            sh(*argv)
+            assert not repaired()
+            assert subprocess.run([agent, "monitor"], env=env, timeout=120).returncode == 0
+            assert repaired(), argv
     finally:
         assert subprocess.run([agent, "stop"], env=env, timeout=120).returncode == 0
     assert subprocess.run([agent, "monitor"], env=env, timeout=60).returncode == 7

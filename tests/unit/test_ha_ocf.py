@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import xml.etree.ElementTree as ET
 
 import pytest
 
 from envrouter.ha import ocf_conntrackd, ocf_dns, ocf_ntp, ocf_uplink, ocf_vip, ocf_vrouter
-from envrouter.ha.install import agent_text
+from envrouter.ha.install import agent_text, install_agents
 from envrouter.ha.ocf_base import (
     OCF_ERR_ARGS,
     OCF_ERR_CONFIGURED,
@@ -17,6 +19,8 @@ from envrouter.ha.ocf_base import (
     run,
 )
 
+ocf_agents = {"vrouter": ocf_vrouter, "vip": ocf_vip, "conntrackd": ocf_conntrackd, "dns": ocf_dns,
+              "ntp": ocf_ntp, "uplink": ocf_uplink}
 AGENTS = {"vrouter": ocf_vrouter.AGENT, "vip": ocf_vip.AGENT, "conntrackd": ocf_conntrackd.AGENT,
           "dns": ocf_dns.AGENT, "ntp": ocf_ntp.AGENT, "uplink": ocf_uplink.AGENT}
 
@@ -102,23 +106,81 @@ def test_exit_codes(tmp_path, capsys):
     probe = {**missing, "OCF_RESKEY_CRM_meta_interval": "0"}
     assert run(ocf_dns.AGENT, ["dns", "monitor"], probe) == OCF_NOT_RUNNING
     assert "ocf-exit-reason" not in capsys.readouterr().err
-    # a VIP without its address: configuration error naming the parameter
-    assert run(ocf_vip.AGENT, ["vip", "start"], {"OCF_RESKEY_port": "vr-pub"}) == (
-        OCF_ERR_CONFIGURED)
-    assert capsys.readouterr().err.splitlines() == [
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ocf")
+    install_agents(str(root))
+    return root / "resource.d" / "envrouter"
+
+
+def _sh_agent(installed, name: str, *argv: str, **params: str) -> subprocess.CompletedProcess:
+    env = {"PATH": os.environ["PATH"], **{f"OCF_RESKEY_{k}": v for k, v in params.items()}}
+    return subprocess.run([str(installed / name), *argv], env=env, capture_output=True,
+                          text=True, timeout=30)
+
+
+VIP = {"port": "vr-pub", "ip": "10.0.0.1", "cidr_netmask": "24"}
+
+
+def test_shell_agents_follow_the_contract_without_python(installed):
+    for name in ("vip", "uplink"):
+        assert ocf_agents[name].AGENT.script and not ocf_agents[name].AGENT.handlers
+        text = (installed / name).read_text()
+        assert "python" not in text.lower().replace("envrouter.ha.ocf_", "")
+        assert _sh_agent(installed, name).returncode == OCF_ERR_ARGS
+        assert _sh_agent(installed, name, "migrate_to").returncode == OCF_ERR_UNIMPLEMENTED
+        assert _sh_agent(installed, name, "usage").returncode == OCF_SUCCESS
+        meta = _sh_agent(installed, name, "meta-data")
+        assert meta.returncode == 0 and f'<resource-agent name="{name}"' in meta.stdout
+    # a VIP without its address: configuration error naming the parameters; a probe: 7
+    out = _sh_agent(installed, "vip", "start", port="vr-pub")
+    assert out.returncode == OCF_ERR_CONFIGURED
+    assert out.stderr.splitlines() == [
         "ocf-exit-reason:missing required parameter(s): ip, cidr_netmask"]
-    bad = {"OCF_RESKEY_port": "vr-pub", "OCF_RESKEY_ip": "10.0.0.1\n",
-           "OCF_RESKEY_cidr_netmask": "24"}
-    assert run(ocf_vip.AGENT, ["vip", "validate-all"], bad) == OCF_ERR_CONFIGURED
-    assert capsys.readouterr().err.splitlines()[-1].startswith("ocf-exit-reason:vip: ip: ")
+    assert _sh_agent(installed, "vip", "monitor", port="vr-pub",
+                     CRM_meta_interval="0").returncode == OCF_NOT_RUNNING
+    assert _sh_agent(installed, "vip", "validate-all", **VIP).returncode == OCF_SUCCESS
+    for field, value in (("ip", "10.0.0.1\n"), ("ip", "10.0.0.256"), ("ip", "010.0.0.1"),
+                         ("ip", "10.0.0"), ("cidr_netmask", "33"), ("cidr_netmask", "x"),
+                         ("gateway", "10.0.0.1.1"), ("arp_count", "-1"), ("port", "a b"),
+                         ("port", "-x"), ("namespace", "../x"), ("conntrackd_conf", "a b")):
+        out = _sh_agent(installed, "vip", "validate-all", **{**VIP, field: value})
+        assert out.returncode == OCF_ERR_CONFIGURED, (field, value)
+        assert out.stderr.splitlines()[-1].startswith(f"ocf-exit-reason:vip: {field}: ")
+        # stop on something that cannot be running succeeds; a probe says "not running"
+        assert _sh_agent(installed, "vip", "stop", **{**VIP, field: value}).returncode == 0
+        assert _sh_agent(installed, "vip", "monitor", CRM_meta_interval="0",
+                         **{**VIP, field: value}).returncode == OCF_NOT_RUNNING
+    # an IPv6 VIP is refused by name until the agent announces IPv6 addresses
+    out = _sh_agent(installed, "vip", "validate-all", **{**VIP, "ip": "2001:db8::1",
+                                                         "cidr_netmask": "64"})
+    assert out.returncode == OCF_ERR_CONFIGURED and "IPv6" in out.stderr
+    # no such namespace: monitor 7, stop succeeds, start fails
+    gone = {**VIP, "namespace": "ert-no-such-namespace"}
+    assert _sh_agent(installed, "vip", "monitor", **gone).returncode == OCF_NOT_RUNNING
+    assert _sh_agent(installed, "vip", "stop", **gone).returncode == OCF_SUCCESS
+    out = _sh_agent(installed, "vip", "start", **gone)
+    assert out.returncode == 1 and "does not exist" in out.stderr
+    # the uplink agent
+    assert _sh_agent(installed, "uplink", "validate-all", bridge="br-ex",
+                     exclude="vr-pub-h").returncode == OCF_SUCCESS
+    out = _sh_agent(installed, "uplink", "validate-all", bridge="br-ex", exclude="a;b")
+    assert out.returncode == OCF_ERR_CONFIGURED and "uplink: exclude: " in out.stderr
+    assert _sh_agent(installed, "uplink", "monitor", bridge="br-ex",
+                     run_root=str(installed)).returncode == OCF_NOT_RUNNING
 
 
 def test_installed_agent_prints_meta_data_itself_and_execs_the_interpreter():
     text = agent_text("ntp", "/opt/py/bin/python")
     assert text.startswith("#!/bin/sh\n")
     assert '<resource-agent name="ntp"' in text
+    # no site initialisation: the package's directory is given, under the interpreter's prefix
     assert text.rstrip().endswith(
-        "exec /opt/py/bin/python -c 'from envrouter.ha.ocf_ntp import main; main()' \"$@\"")
+        "exec /opt/py/bin/python -I -S -c 'import sys; sys.path[:0] = "
+        "[\"/opt/py/lib/python3.11/site-packages\"]; "
+        "from envrouter.ha.ocf_ntp import main; main()' \"$@\"")
 
 
 def test_conntrackd_resyncs_once_a_few_seconds_after_promote(tmp_path, monkeypatch):

@@ -13,10 +13,13 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 
 import pytest
+
+from monitor_imports import heavy_in, imported_modules, run_monitor
 
 PURE = (
     "envrouter.document",
@@ -113,3 +116,36 @@ def test_the_check_sees_an_effectful_module():
     # a lazy import inside a function counts, though it has not run
     assert "loads pyroute2" not in found
     assert "envrouter.agent.netlink imports pyroute2.netns" in found
+
+
+# -- the OCF monitors: nothing heavy on their path (tests/monitor_imports.py) ----------------
+@pytest.mark.parametrize("name", ["dns", "ntp", "conntrackd", "vrouter"])
+def test_a_recurring_monitor_imports_nothing_heavy(name, tmp_path):
+    from agent_documents import controller_document
+
+    doc = tmp_path / "document.json"
+    # a namespace that does not exist here: the monitor answers 7 from what it recorded
+    doc.write_text(controller_document("ert-absent-vr").model_dump_json())
+    env = {"PATH": os.environ["PATH"], "OCF_RESKEY_CRM_meta_interval": "10000",
+           "OCF_RESKEY_document": str(doc), "OCF_RESKEY_run_root": str(tmp_path / "run"),
+           "OCF_RESKEY_log_root": str(tmp_path / "log"), "OCF_RESKEY_root": str(tmp_path),
+           "ENVROUTER_AGENT_LOCK": str(tmp_path / "lock" / "agent.lock")}
+    # the first run reads the document (pydantic) and records what the monitor needs
+    rc, first = run_monitor(name, env, importtime=True)
+    assert rc == 7 and "pydantic" in first
+    rc, modules = run_monitor(name, env, importtime=True)
+    assert rc == 7
+    assert f"envrouter.ha.ocf_{name}" in modules
+    assert heavy_in(modules) == []
+    # a new document (another inode) is read again: the record follows its inputs
+    doc.write_text(controller_document("ert-absent-vr2").model_dump_json())
+    rc, again = run_monitor(name, env, importtime=True)
+    assert rc == 7 and "pydantic" in again
+
+
+def test_the_monitor_check_sees_a_heavy_import():
+    # the same check on a module that loads the document model must object
+    out = subprocess.run([sys.executable, "-I", "-X", "importtime", "-c",
+                          "import envrouter.document"], capture_output=True, text=True,
+                         timeout=60, check=True)
+    assert "pydantic" in heavy_in(imported_modules(out.stderr))

@@ -9,14 +9,17 @@ does not pay for more than pyroute2 and the document model.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal
-
+# typing.TYPE_CHECKING without importing typing: the OCF monitors import modules of this
+# package (envrouter.agent.namespaces), which loads this one first (docs/ha.md, "Agent cost")
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Literal
+
     from envrouter.agent.plan import Step
     from envrouter.document import DeploymentDocument
 
-ScopeArg = Literal["all", "vrouter", "host"]
+    ScopeArg = Literal["all", "vrouter", "host"]
 
 
 def load_document(path: str) -> DeploymentDocument:
@@ -83,6 +86,14 @@ def _need_doc(doc: object) -> None:
         )
 
 
+def lock_path() -> str:
+    """The node's agent lock (ENVROUTER_AGENT_LOCK, default /run/envrouter/agent.lock); the
+    directory beside it holds the agents' run-time records."""
+    import os
+
+    return os.environ.get("ENVROUTER_AGENT_LOCK", "/run/envrouter/agent.lock")
+
+
 def agent_lock(path: str | None = None):
     """One converge/teardown at a time on a node (the OCF monitor and an operator's apply may
     meet): an exclusive flock, released by the kernel if the holder dies."""
@@ -90,7 +101,7 @@ def agent_lock(path: str | None = None):
     import fcntl
     import os
 
-    path = path or os.environ.get("ENVROUTER_AGENT_LOCK", "/run/envrouter/agent.lock")
+    path = path or lock_path()
 
     @contextlib.contextmanager
     def held():

@@ -16,11 +16,17 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+# their home is the light .namespaces (the OCF monitors import it); kept here for callers
+from envrouter.agent.namespaces import (  # noqa: F401
+    NETNS_DIR,
+    netns_exists,
+    netns_path,
+    sysctl_path,
+)
 from envrouter.errors import InfraError
 
 T = TypeVar("T")
 
-NETNS_DIR = "/run/netns"
 CLONE_NEWNET = 0x40000000
 RTPROT_ENVROUTER = 77  # routes the agent owns
 RTPROT_ENVROUTER_VIP = 78  # the public default route the HA layer sets (never stale)
@@ -36,14 +42,6 @@ def _setns(fd: int) -> None:
     if _libc.setns(fd, CLONE_NEWNET) != 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))
-
-
-def netns_path(ns: str) -> str:
-    return "/proc/self/ns/net" if ns == "" else os.path.join(NETNS_DIR, ns)
-
-
-def netns_exists(ns: str) -> bool:
-    return ns == "" or os.path.exists(os.path.join(NETNS_DIR, ns))
 
 
 def list_netns() -> set[str]:
@@ -143,7 +141,7 @@ def remove_netns(ns: str) -> bool:
 
 def read_sysctl(key: str) -> str | None:
     try:
-        with open("/proc/sys/" + key.replace(".", "/")) as f:
+        with open(sysctl_path(key)) as f:
             return f.read().strip()
     except FileNotFoundError:
         return None
@@ -151,7 +149,7 @@ def read_sysctl(key: str) -> str | None:
 
 def write_sysctl(key: str, value: str) -> None:
     try:
-        with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
+        with open(sysctl_path(key), "w") as f:
             f.write(value)
     except FileNotFoundError as exc:
         raise InfraError(f"sysctl {key} does not exist") from exc

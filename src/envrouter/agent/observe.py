@@ -18,6 +18,15 @@ from envrouter.agent.ovs import list_bridges, list_ports
 from envrouter.files import read_file
 
 
+def relevant_namespaces(state: DesiredState) -> set[str]:
+    """Every namespace observe reads: the host ("" or a named one) and ours."""
+    u = state.universe
+    relevant = {ns for ns, _ in u.owned_links} | {b.ns for b in state.bridges}
+    relevant |= set(u.route_namespaces) | {ns for ns, _, _ in u.nft_tables}
+    relevant |= {s.ns for s in state.sysctls} | {ns for ns, _ in state.up}
+    return relevant
+
+
 def observe(state: DesiredState, link: nl.Netlink) -> ObservedState:
     u = state.universe
     obs = ObservedState()
@@ -25,11 +34,8 @@ def observe(state: DesiredState, link: nl.Netlink) -> ObservedState:
     namespaces = {ns for ns in u.namespaces if ns in present and nl.netns_valid(ns)}
     obs.broken_namespaces = {ns for ns in u.namespaces if ns in present} - namespaces
     obs.namespaces = namespaces
-    # every namespace that matters: the host ("" or a named one) and ours that exist
-    relevant = {ns for ns, _ in u.owned_links} | {b.ns for b in state.bridges}
-    relevant |= set(u.route_namespaces) | {ns for ns, _, _ in u.nft_tables}
-    relevant |= {s.ns for s in state.sysctls} | {ns for ns, _ in state.up}
-    live = {ns for ns in relevant if ns == "" or ns in namespaces or _is_host(ns, state)}
+    live = {ns for ns in relevant_namespaces(state)
+            if ns == "" or ns in namespaces or _is_host(ns, state)}
     owned_links = set(u.owned_links)
     owned_devs = set(u.owned_devs)
     names_by_index: dict[str, dict[int, str]] = {}

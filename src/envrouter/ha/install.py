@@ -1,4 +1,17 @@
-"""Install the OCF agents into <ocf-root>/resource.d/envrouter/ (effects)."""
+"""Install the OCF agents into <ocf-root>/resource.d/envrouter/ (effects).
+
+Each agent has one implementation, of one of two kinds (docs/ha.md, "Agent cost"):
+- a shell agent (vip, uplink): its module's ``AGENT.script`` is the agent, written out whole;
+  no action starts Python;
+- a Python agent (vrouter, conntrackd, dns, ntp): a few lines of sh that exec the interpreter
+  envrouter is installed in on ``envrouter.ha.ocf_<name>.main``, with ``-I -S`` (no site
+  initialisation, no scan of site-packages and its .pth files, no environment variables) and
+  the package's directories on ``sys.path`` spelled out. The monitor paths import only the
+  standard library's os and sys (tests/unit/test_import_contract.py).
+
+Every executable prints its meta-data itself (static, generated here: Pacemaker and ocf-tester
+ask for it often, the latter as user nobody, who may not reach the interpreter of a virtualenv).
+"""
 
 from __future__ import annotations
 
@@ -6,109 +19,68 @@ import importlib
 import os
 import shlex
 import sys
+import sysconfig
 from pathlib import Path
 
-from envrouter.agent.netlink import RTPROT_ENVROUTER_VIP
 from envrouter.files import write_if_changed
 
 AGENTS = ("vrouter", "vip", "conntrackd", "dns", "ntp", "uplink")
 DEFAULT_OCF_ROOT = "/usr/lib/ocf"
 
 
-# The vip agent's start, stop and monitor in /bin/sh: start and stop are on the critical path
-# of every failover, monitor runs every few seconds; none of them should pay for starting
-# Python (hundreds of ms, and CPU, on a busy controller). Only exit codes are used (and whether
-# `ip addr show ... to IP/32` prints anything);
-# whenever something is unusual (a parameter with odd characters, a missing namespace, a failed
-# command) it falls through to the Python agent, which validates and reports properly.
-VIP_FAST_PATH = r"""case "$1" in start|stop|monitor)
-ns=${OCF_RESKEY_namespace:-vrouter}; port=$OCF_RESKEY_port; ip=$OCF_RESKEY_ip
-mask=$OCF_RESKEY_cidr_netmask; gw=$OCF_RESKEY_gateway; arp=${OCF_RESKEY_arp_count:-2}
-conf=$OCF_RESKEY_conntrackd_conf
-case "$ns/$port/$ip/$mask/$gw/$arp/$conf" in
-*[!A-Za-z0-9._/@:-]*) ;;
-*) if [ -n "$port" ] && [ -n "$ip" ] && [ -n "$mask" ] && [ -e "/run/netns/$ns" ] \
-      && [ "$arp" -ge 0 ] 2>/dev/null; then
-  if [ "$1" = start ]; then
-    # the synced flows into the kernel before any packet reaches this holder
-    if [ -n "$conf" ] && [ -e "$conf" ]; then conntrackd -C "$conf" -c >/dev/null 2>&1; fi
-    # address and public route in one `ip` run
-    if { echo "addr replace $ip/$mask dev $port"
-         [ -z "$gw" ] || echo "route replace default via $gw dev $port src $ip metric 0 proto @P@"
-       } | ip -n "$ns" -batch -; then
-      if [ "$arp" -gt 0 ]; then
-        setsid -f nsenter --net="/run/netns/$ns" arping -q -U -c "$arp" -I "$port" "$ip" \
-          </dev/null >/dev/null 2>&1
-      fi
-      exit 0
-    fi
-  elif [ "$1" = monitor ]; then
-    # only whether `ip` prints the address at all (its output is not parsed)
-    if held=$(ip -n "$ns" -o addr show dev "$port" to "$ip/32" 2>/dev/null); then
-      [ -n "$held" ] || exit 7
-      # a recurring monitor re-asserts the public route (it drifts when the link flaps)
-      case "${OCF_RESKEY_CRM_meta_interval:-0}" in 0) ;; *)
-        if [ -n "$gw" ]; then
-          ip -n "$ns" route replace default via "$gw" dev "$port" src "$ip" metric 0 \
-            proto @P@ 2>/dev/null
-        fi ;;
-      esac
-      exit 0
-    fi
-  else
-    # the kernel removes the public route with the address it uses as source
-    ip -n "$ns" addr del "$ip/$mask" dev "$port" 2>/dev/null && exit 0
-  fi
-fi ;;
-esac ;;
-esac
-""".replace("@P@", str(RTPROT_ENVROUTER_VIP))
+def _quote(text: str) -> str:
+    """A Python string literal that needs no escaping inside sh single quotes."""
+    if "'" in text or "\\" in text or '"' in text:
+        raise ValueError(f"a path the agents cannot name: {text!r}")
+    return f'"{text}"'
 
 
-# The uplink agent's recurring monitor in /bin/sh (every 10 s on every controller): is the
-# watcher alive (its pid file, its command line carrying the tag), then the watcher script's
-# one-shot check re-asserts the attribute. Anything unusual (no pid file, odd parameters, a
-# probe) falls through to the Python agent.
-UPLINK_FAST_PATH = r"""if [ "$1" = monitor ] && [ "${OCF_RESKEY_CRM_meta_interval:-0}" != 0 ]; then
-b=$OCF_RESKEY_bridge; n=${OCF_RESKEY_name:-envrouter_uplink}; x=$OCF_RESKEY_exclude
-d=${OCF_RESKEY_run_root:-/run/envrouter}/uplink; s=$d/envrouter-uplink-watch.sh
-case "$b/$n/$x/$d" in
-*[!A-Za-z0-9._/@:\ -]*) ;;
-*) if [ -n "$b" ] && pid=$(cat "$d/$n.pid" 2>/dev/null) && [ -n "$pid" ] \
-      && grep -q envrouter-uplink-watch "/proc/$pid/cmdline" 2>/dev/null; then
-  # $x unquoted: the excluded ports are words
-  sh "$s" check "$b" "$n" "$d/$n.state" $x >/dev/null 2>&1
-  exit 0
-fi ;;
-esac
-fi
-"""
+def python_path(interpreter: str | None = None) -> list[str]:
+    """The directories a Python agent puts on sys.path under ``-S``: the one holding the
+    envrouter package (an editable install's source tree) and the interpreter's
+    site-packages (the dependencies the agents import when they parse a document).
+
+    For another interpreter than this one (a package build names the installed one), its
+    site-packages is where a virtualenv at that prefix keeps it, and envrouter is there."""
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    if interpreter is not None and os.path.abspath(interpreter) != os.path.abspath(
+            sys.executable):
+        prefix = os.path.dirname(os.path.dirname(interpreter))
+        return [os.path.join(prefix, "lib", version, "site-packages")]
+    import envrouter
+
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(envrouter.__file__)))
+    site = sysconfig.get_paths()["purelib"]
+    return [package_parent] if package_parent == site else [package_parent, site]
 
 
 def agent_text(name: str, interpreter: str | None = None) -> str:
-    """The executable for agent `name`: a tiny sh script that prints the agent's meta-data
-    itself (static, generated here: Pacemaker and ocf-tester ask for it often, the latter as
-    user nobody, who may not reach the interpreter of a virtualenv) and otherwise execs the
-    interpreter envrouter is installed in (sys.executable) on envrouter.ha.ocf_<name>.main.
-    The vip agent does its start and stop in sh first (VIP_FAST_PATH)."""
+    """The executable for agent `name` (see the module's docstring)."""
     module = importlib.import_module(f"envrouter.ha.ocf_{name}")
-    meta = module.AGENT.meta_data()
-    python = shlex.quote(interpreter or sys.executable)
-    return (
+    agent = module.AGENT
+    head = (
         "#!/bin/sh\n"
-        f"# OCF resource agent ocf:envrouter:{name}, written by 'envrouter ha install'.\n"
+        f"# OCF resource agent ocf:envrouter:{name}, written by 'envrouter ha install' from\n"
+        f"# envrouter.ha.ocf_{name}.\n"
         'if [ "$1" = meta-data ]; then\n'
         "cat <<'END_OF_META_DATA'\n"
-        f"{meta}"
+        f"{agent.meta_data()}"
         "END_OF_META_DATA\n"
         "exit 0\n"
         "fi\n"
-        f"{FAST_PATHS.get(name, '')}"
-        f"exec {python} -c 'from envrouter.ha.ocf_{name} import main; main()' \"$@\"\n"
     )
+    if agent.script:
+        return head + agent.script.lstrip("\n")
+    argv = launcher_argv(name, interpreter)
+    return head + f"exec {' '.join(shlex.quote(a) for a in argv)} \"$@\"\n"
 
 
-FAST_PATHS = {"vip": VIP_FAST_PATH, "uplink": UPLINK_FAST_PATH}
+def launcher_argv(name: str, interpreter: str | None = None) -> list[str]:
+    """The command a Python agent's executable runs (followed by the action)."""
+    paths = ", ".join(_quote(p) for p in python_path(interpreter))
+    code = (f"import sys; sys.path[:0] = [{paths}]; "
+            f"from envrouter.ha.ocf_{name} import main; main()")
+    return [interpreter or sys.executable, "-I", "-S", "-c", code]
 
 
 def install_agents(ocf_root: str = DEFAULT_OCF_ROOT, interpreter: str | None = None) -> list[str]:

@@ -5,18 +5,22 @@ and a handler per action. `run` picks the action, maps the project's errors to O
 (chosen only here) and prints the reason in the ``ocf-exit-reason:`` form Pacemaker shows.
 A probe (monitor with interval 0) that finds the resource stopped returns 7 silently.
 
-Imports stay light (no web stack): Pacemaker runs a monitor every few seconds.
+Imports stay light (the standard library's os and sys at run time): Pacemaker runs a monitor
+every few seconds, each a new process (docs/ha.md, "Agent cost").
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from xml.sax.saxutils import escape, quoteattr
 
 from envrouter.errors import ConflictError, InfraError, NotFoundError, ValidationError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (20 ms of CPU here)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    Handler = Callable[["Context"], int]
 
 OCF_SUCCESS = 0
 OCF_ERR_GENERIC = 1
@@ -33,24 +37,34 @@ PROVIDER = "envrouter"
 DEFAULT_DOCUMENT = "/var/lib/envrouter/document.json"
 
 
-@dataclass(frozen=True)
+# Plain classes, not dataclasses: importing dataclasses (and typing, which it pulls in) costs
+# more CPU than the rest of a monitor (docs/ha.md, "Agent cost"); `from __future__ import
+# annotations` leaves the hints as strings.
 class Param:
-    name: str
-    shortdesc: str
-    longdesc: str
-    type: str = "string"  # string | integer | boolean
-    default: str | None = None
-    required: bool = False
-    unique: bool = False
+    __slots__ = ("name", "shortdesc", "longdesc", "type", "default", "required", "unique")
+
+    def __init__(self, name: str, shortdesc: str, longdesc: str, type: str = "string",
+                 default: str | None = None, required: bool = False,
+                 unique: bool = False) -> None:
+        self.name = name
+        self.shortdesc = shortdesc
+        self.longdesc = longdesc
+        self.type = type  # string | integer | boolean
+        self.default = default
+        self.required = required
+        self.unique = unique
 
 
-@dataclass(frozen=True)
 class Action:
-    name: str
-    timeout: str = "20s"
-    interval: str | None = None
-    role: str | None = None
-    depth: str | None = None
+    __slots__ = ("name", "timeout", "interval", "role", "depth")
+
+    def __init__(self, name: str, timeout: str = "20s", interval: str | None = None,
+                 role: str | None = None, depth: str | None = None) -> None:
+        self.name = name
+        self.timeout = timeout
+        self.interval = interval
+        self.role = role
+        self.depth = depth
 
 
 def basic_actions(*, start: str, stop: str, monitor: str, interval: str) -> list[Action]:
@@ -64,13 +78,15 @@ def basic_actions(*, start: str, stop: str, monitor: str, interval: str) -> list
     ]
 
 
-@dataclass
 class Context:
     """What one invocation knows: its action, parameters and Pacemaker's meta variables."""
 
-    action: str
-    params: dict[str, str]
-    env: dict[str, str]
+    __slots__ = ("action", "params", "env")
+
+    def __init__(self, action: str, params: dict[str, str], env: dict[str, str]) -> None:
+        self.action = action
+        self.params = params
+        self.env = env
 
     @property
     def is_probe(self) -> bool:
@@ -84,25 +100,31 @@ class Context:
         print(f"{level}: {message}", file=sys.stderr)
 
 
-Handler = Callable[[Context], int]
-
-
 def exit_reason(message: str) -> None:
     """The one-line reason Pacemaker shows for a failed action."""
     print(f"ocf-exit-reason:{message}", file=sys.stderr)
 
 
-@dataclass
 class Agent:
-    name: str
-    shortdesc: str
-    longdesc: str
-    params: list[Param]
-    handlers: dict[str, Handler]
-    actions: list[Action] = field(default_factory=list)
-    version: str = "1.0"
+    """An agent's table. A shell agent has a `script`: the /bin/sh body that IS the agent
+    (every action but meta-data, which the installed executable prints itself); its
+    `handlers` are then empty and no Python runs (envrouter.ha.install)."""
+
+    def __init__(self, name: str, shortdesc: str, longdesc: str, params: list[Param],
+                 handlers: dict[str, Handler], actions: list[Action] | None = None,
+                 version: str = "1.0", script: str = "") -> None:
+        self.name = name
+        self.shortdesc = shortdesc
+        self.longdesc = longdesc
+        self.params = params
+        self.handlers = handlers
+        self.actions = actions or []
+        self.version = version
+        self.script = script
 
     def meta_data(self) -> str:
+        from xml.sax.saxutils import escape, quoteattr
+
         out = [
             '<?xml version="1.0"?>',
             '<!DOCTYPE resource-agent SYSTEM "ra-api-1.dtd">',

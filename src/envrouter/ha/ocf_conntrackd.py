@@ -20,12 +20,9 @@ instance's run directory, set by promote and cleared by demote, start and stop.
 
 from __future__ import annotations
 
-import contextlib
-import subprocess
+import os
 import time
-from pathlib import Path
 
-from envrouter.document import DeploymentDocument
 from envrouter.errors import InfraError
 from envrouter.ha.ocf_base import (
     OCF_ERR_CONFIGURED,
@@ -40,9 +37,19 @@ from envrouter.ha.ocf_base import (
     exit_reason,
     main_for,
 )
-from envrouter.ha.ocf_daemon import COMMON_PARAMS, daemon_from, make_handlers
+from envrouter.ha.ocf_daemon import (
+    COMMON_PARAMS,
+    Instance,
+    daemon_from,
+    instance,
+    make_handlers,
+)
 from envrouter.services import conntrackd
-from envrouter.services.process import Daemon
+
+TYPE_CHECKING = False  # without importing typing (docs/ha.md, "Agent cost")
+if TYPE_CHECKING:
+    from envrouter.document import DeploymentDocument
+    from envrouter.services.process import Daemon
 
 PROMOTED_FILE = "promoted"
 # One promotion score for every running instance, set at start and never changed: which
@@ -79,6 +86,8 @@ def _set_promotion_score(ctx: Context, score: str | None) -> None:
     fails; that only matters to Pacemaker, which always provides one."""
     if "OCF_RESOURCE_INSTANCE" not in ctx.env:
         return
+    import subprocess
+
     argv = ["crm_attribute", "--promotion", "--lifetime", "reboot", "--quiet"]
     argv += ["--delete"] if score is None else ["--update", score]
     try:
@@ -143,16 +152,16 @@ def monitor(ctx: Context) -> int:
     rc = _base["monitor"](ctx)
     if rc != OCF_SUCCESS:
         return rc
-    d = daemon_from(ctx, _build)
-    if not conntrackd.responds(d.paths):
+    i, _ = instance(ctx, "conntrackd", _build)  # recorded by the monitor above
+    if not conntrackd.responds(i):
         exit_reason("conntrackd runs but does not answer on its control socket")
         return OCF_ERR_GENERIC
-    marker = d.paths.file(PROMOTED_FILE)
-    promoted = marker.exists()
+    marker = i.file(PROMOTED_FILE)
+    promoted = os.path.exists(marker)
     if ctx.is_probe:  # the attribute lives until reboot only: restore it after a restart
         _set_promotion_score(ctx, PROMOTION_SCORE)
     elif promoted and not conntrackd.EXTERNAL_CACHE:
-        _resync_once_after_promote(ctx, d, marker)
+        _resync_once_after_promote(ctx, i, marker)
     return OCF_RUNNING_PROMOTED if promoted else OCF_SUCCESS
 
 
@@ -160,7 +169,7 @@ RESYNCED = "resynced"
 RESYNC_AFTER = 3.0  # s after promote
 
 
-def _resync_once_after_promote(ctx: Context, d: Daemon, marker: Path) -> None:
+def _resync_once_after_promote(ctx: Context, paths: Instance, marker: str) -> None:
     """The first recurring monitor after promote runs -R again. conntrackd syncs a flow's end
     only if the flow is in the holder's internal cache, and only -R puts a flow injected by a
     peer there: the flows the old holder synced after promote's -R (or a dump that came back
@@ -168,19 +177,23 @@ def _resync_once_after_promote(ctx: Context, d: Daemon, marker: Path) -> None:
     ports then clash with new flows (docs/ha.md, "At scale"). Costs one kernel dump, sends
     nothing."""
     try:
-        text = marker.read_text()
-        age = time.time() - marker.stat().st_mtime
+        with open(marker) as f:
+            text = f.read()
+        age = time.time() - os.stat(marker).st_mtime
     except OSError:
         return
     if RESYNCED in text or age < RESYNC_AFTER:
         return
     try:
-        conntrackd.command(d.paths, "-R")
+        conntrackd.command(paths, "-R")
     except InfraError as exc:  # a monitor must not fail for it: the next one tries again
         ctx.log("warning", f"resync after promote failed: {exc}")
         return
-    with contextlib.suppress(OSError):
-        marker.write_text(f"promoted\n{RESYNCED}\n")
+    try:
+        with open(marker, "w") as f:
+            f.write(f"promoted\n{RESYNCED}\n")
+    except OSError:
+        pass
 
 
 def promote(ctx: Context) -> int:
@@ -234,8 +247,6 @@ def notify(ctx: Context) -> int:
 
 
 def _uname() -> str:
-    import os
-
     return os.uname().nodename
 
 

@@ -1,13 +1,20 @@
 """Shared shape of the agents that run one daemon inside the vrouter namespace (dns, ntp,
 conntrackd): start/stop/monitor by the per-namespace PID file, validate-all by rendering the
-configuration (which validates every value that goes into it)."""
+configuration (which validates every value that goes into it).
+
+The monitor runs every 5-10 s, each time a new process: it must not parse the deployment
+document (pydantic) nor render anything (jinja2) when nothing changed. What it needs of the
+daemon — its namespace, run directory, PID file, command name and the digest of the inputs
+its configuration is rendered from — is a pure function of the document, the agent's
+parameters and the renderers, recorded as an `Instance` under ``<run_root>/.ocf/``
+(envrouter.ha.ocf_memo). Only standard library os and sys are imported on that path.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
 
-from envrouter.agent.netlink import netns_exists
-from envrouter.document import DeploymentDocument
+from envrouter.agent.namespaces import netns_exists
 from envrouter.ha.ocf_base import (
     DOCUMENT_PARAM,
     LOG_ROOT_PARAM,
@@ -18,19 +25,76 @@ from envrouter.ha.ocf_base import (
     Action,
     Agent,
     Context,
-    Handler,
     Param,
     load_vrouter,
 )
-from envrouter.services.process import Daemon
+from envrouter.ha.ocf_memo import inputs_stamp, memo_path, read_memo, write_memo
+from envrouter.services import status
 
-BuildDaemon = Callable[[DeploymentDocument, Context], Daemon]
+TYPE_CHECKING = False  # without importing typing (docs/ha.md, "Agent cost")
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from envrouter.document import DeploymentDocument
+    from envrouter.ha.ocf_base import Handler
+    from envrouter.services.process import Daemon
+
+    BuildDaemon = Callable[[DeploymentDocument, Context], Daemon]
 
 COMMON_PARAMS = [DOCUMENT_PARAM, RUN_ROOT_PARAM, LOG_ROOT_PARAM]
+# what a daemon's configuration is rendered by, besides the document
+RENDERERS = ("document.py", "services", os.path.join("services", "templates"))
 
 
 def daemon_from(ctx: Context, build: BuildDaemon) -> Daemon:
     return build(load_vrouter(ctx), ctx)
+
+
+class Instance:
+    """What a monitor needs to know of a daemon instance, without the document."""
+
+    __slots__ = ("namespace", "run_dir", "pid_file", "comm", "source")
+
+    def __init__(self, namespace: str, run_dir: str, pid_file: str, comm: str,
+                 source: str) -> None:
+        self.namespace = namespace
+        self.run_dir = run_dir
+        self.pid_file = pid_file
+        self.comm = comm
+        self.source = source
+
+    def file(self, name: str) -> str:
+        return os.path.join(self.run_dir, name)
+
+
+def instance(ctx: Context, name: str, build: BuildDaemon) -> tuple[Instance, Daemon | None]:
+    """The instance the document and parameters describe: recorded (envrouter.ha.ocf_memo),
+    or built from the document (and recorded) when anything it is computed from changed;
+    with the daemon if it was built."""
+    memo = memo_path(ctx.params.get("run_root", RUN_ROOT_PARAM.default or ""), name,
+                     ctx.params)
+    if memo in _known:  # asked again in the same run (conntrackd's monitor)
+        return _known[memo], None
+    try:
+        stamp: str | None = inputs_stamp(ctx.params, ctx.params.get("document", ""), RENDERERS)
+    except OSError:
+        stamp = None  # no document: building the daemon says why
+    recorded = read_memo(memo, stamp, len(Instance.__slots__))
+    if recorded is not None:
+        _known[memo] = Instance(*recorded)
+        return _known[memo], None
+    d = daemon_from(ctx, build)
+    found = Instance(d.namespace, str(d.paths.run_dir), str(d.paths.pid_file), d.comm, d.source)
+    if stamp is not None:
+        try:
+            write_memo(memo, stamp, [getattr(found, f) for f in Instance.__slots__])
+        except Exception as exc:  # noqa: BLE001 - a monitor must not fail for its memo
+            ctx.log("warning", f"cannot record the instance in {memo}: {exc}")
+    _known[memo] = found
+    return found, d
+
+
+_known: dict[str, Instance] = {}  # this process's answers (one OCF action per process)
 
 
 def make_handlers(
@@ -56,20 +120,24 @@ def make_handlers(
         return OCF_SUCCESS
 
     def monitor(ctx: Context) -> int:
-        d = daemon_from(ctx, build)
-        if d.running():
-            if not netns_exists(d.namespace):
-                # the daemon outlived its namespace: it serves nothing any more
-                ctx.log("error", f"{what} runs but namespace {d.namespace} is gone")
-                return OCF_ERR_GENERIC
-            if not ctx.is_probe and d.config_drifted():
+        i, built = instance(ctx, what, build)
+        if status.running_pid(i.pid_file, i.comm) is None:
+            return OCF_NOT_RUNNING
+        if not netns_exists(i.namespace):
+            # the daemon outlived its namespace: it serves nothing any more
+            ctx.log("error", f"{what} runs but namespace {i.namespace} is gone")
+            return OCF_ERR_GENERIC
+        if not ctx.is_probe and status.recorded_source(i.run_dir) != i.source:
+            d = built or daemon_from(ctx, build)
+            if d.config_drifted():
                 # a new document changed the configuration: re-assert it
                 ctx.log("warning", f"{what} configuration changed: restarting it")
                 d.restart()
                 if after_restart is not None:
                     after_restart(ctx, d)
-            return OCF_SUCCESS
-        return OCF_NOT_RUNNING
+            else:
+                d.prepare()  # the same files from new inputs: record their digest
+        return OCF_SUCCESS
 
     return {"start": start, "stop": stop, "monitor": monitor, "validate-all": validate}
 

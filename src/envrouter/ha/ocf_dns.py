@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from envrouter.document import DeploymentDocument
 from envrouter.ha.ocf_base import Context, main_for
 from envrouter.ha.ocf_daemon import make_daemon_agent
-from envrouter.services import dns
-from envrouter.services.process import Daemon
+
+TYPE_CHECKING = False  # without importing typing (docs/ha.md, "Agent cost")
+if TYPE_CHECKING:
+    from envrouter.document import DeploymentDocument
+    from envrouter.services.process import Daemon
 
 
 def _build(doc: DeploymentDocument, ctx: Context) -> Daemon:
+    from envrouter.services import dns  # the renderer: not on a monitor's usual path
+
     assert doc.vrouter is not None
     return dns.daemon(doc.vrouter, run_root=ctx.params["run_root"],
                       log_root=ctx.params["log_root"])

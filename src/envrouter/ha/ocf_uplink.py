@@ -17,153 +17,129 @@ list-ports`` for Open vSwitch) except ``exclude`` (the vrouter namespace's own p
 monitor: the watcher runs -> re-assert the attribute from the carrier now (a missed event
 cannot leave it wrong) and 0; else 7. stop: the watcher's process group ends and the attribute
 is deleted (a node without the agent has no say, the ping resource still has). The recurring
-monitor runs in /bin/sh (`envrouter.ha.install.UPLINK_FAST_PATH`) without starting Python.
+monitor runs every 10 s on every controller.
+
+One implementation, in /bin/sh (`SCRIPT`, the agent; `WATCH_SCRIPT`, the watcher and the one-shot
+check it writes into its run directory): no action pays for a Python start. Python only
+describes the agent (`AGENT`: meta-data) and installs it (`envrouter.ha.install`).
 """
 
 from __future__ import annotations
 
-import os
-import re
-import signal
-import subprocess
-import time
-
-from envrouter.errors import InfraError, ValidationError
-from envrouter.ha.ocf_base import (
-    OCF_NOT_RUNNING,
-    OCF_SUCCESS,
-    RUN_ROOT_PARAM,
-    Action,
-    Agent,
-    Context,
-    Param,
-    main_for,
-)
+from envrouter.ha.ocf_base import RUN_ROOT_PARAM, Action, Agent, Param
 
 ATTRIBUTE = "envrouter_uplink"
 WATCH_TAG = "envrouter-uplink-watch"
-_NAME_RE = re.compile(r"^[A-Za-z0-9._@:-]{1,64}$")
 
 # The watcher and the one-shot check, one script: `sh SCRIPT check|watch BRIDGE ATTR STATE
-# EXCLUDE...`. Written into the run dir at start (the monitor's sh fast path runs its check).
+# EXCLUDE...`. Written into the run dir at start; the recurring monitor runs its check.
 WATCH_SCRIPT = r"""#!/bin/sh
-# envrouter-uplink-watch: written by ocf:envrouter:uplink
+# @TAG@: written by ocf:envrouter:uplink
 mode=$1; bridge=$2; attr=$3; state=$4; shift 4; exclude=" $* "
-ports() {
-  if [ -d "/sys/class/net/$bridge/brif" ]; then ls "/sys/class/net/$bridge/brif"
-  else ovs-vsctl --timeout=5 list-ports "$bridge" 2>/dev/null; fi
-}
+# shell builtins only while nothing changed (it runs at every link event and every monitor)
 check() {
-  up=0
-  for p in $(ports); do
+  set +f; up=0
+  if [ -d "/sys/class/net/$bridge/brif" ]; then
+    set -- "/sys/class/net/$bridge/brif/"*
+  else
+    set -- $(ovs-vsctl --timeout=5 list-ports "$bridge" 2>/dev/null)
+  fi
+  for p; do
+    p=${p##*/}
     case "$exclude" in *" $p "*) continue ;; esac
-    [ "$(cat "/sys/class/net/$p/carrier" 2>/dev/null)" = 1 ] && up=1
+    carrier=; read -r carrier < "/sys/class/net/$p/carrier" 2>/dev/null
+    [ "$carrier" = 1 ] && up=1
   done
-  if [ "$up" != "$(cat "$state" 2>/dev/null)" ]; then
+  was=; [ -e "$state" ] && read -r was < "$state"
+  if [ "$up" != "$was" ]; then
     attrd_updater -n "$attr" -U "$up" -d 0 && echo "$up" > "$state"
   fi
 }
 check
 [ "$mode" = watch ] || exit 0
 ip -o monitor link | while read -r _; do check; done
-"""
+""".replace("@TAG@", WATCH_TAG)
 
+SCRIPT = r"""
+reason() { echo "ocf-exit-reason:$*" >&2; }
+usage() { echo "usage: uplink {meta-data|monitor|start|status|stop|usage|validate-all}"; }
+[ $# -eq 1 ] || { usage >&2; exit 2; }
+action=$1
+case $action in
+  usage|help) usage; exit 0 ;;
+  status) action=monitor ;;
+  start|stop|monitor|validate-all) ;;
+  *) usage >&2; exit 3 ;;
+esac
+probe=0
+if [ "$action" = monitor ]; then
+  case ${OCF_RESKEY_CRM_meta_interval:-0} in 0) probe=1 ;; esac
+fi
+bridge=$OCF_RESKEY_bridge; exclude=$OCF_RESKEY_exclude; name=${OCF_RESKEY_name:-@ATTR@}
+dir=${OCF_RESKEY_run_root:-/run/envrouter}/uplink
+obj="uplink${OCF_RESOURCE_INSTANCE:+ $OCF_RESOURCE_INSTANCE}"
+if [ -z "$bridge" ]; then
+  reason "missing required parameter(s): bridge"
+  [ $probe = 1 ] && exit 7
+  exit 6
+fi
+bad() {  # bad FIELD WHY: a wrong parameter; what that means depends on the action
+  why=$(printf '%s' "$2" | tr -c '[:print:]' '?')  # one line, whatever the value holds
+  if [ "$action" = stop ]; then reason "$obj: $1: $why (stop: nothing to do)"; exit 0; fi
+  [ $probe = 1 ] && exit 7
+  reason "$obj: $1: $why"; exit 6
+}
+is_name() { case $1 in ''|-*|*[!A-Za-z0-9._@:-]*) return 1 ;; esac; [ ${#1} -le 64 ]; }
+is_name "$bridge" || bad bridge "not an interface name: '$bridge'"
+is_name "$name" || bad name "not an attribute name: '$name'"
+set -f
+for p in $exclude; do is_name "$p" || bad exclude "not an interface name: '$p'"; done
+case $dir in *[!A-Za-z0-9._/@:-]*) bad run_root "not a path: '$dir'" ;; esac
+[ "$action" = validate-all ] && exit 0
 
-def _paths(ctx: Context) -> tuple[str, str, str, str]:
-    """(directory, script, pid file, state file) under run_root."""
-    d = os.path.join(ctx.params.get("run_root", "/run/envrouter"), "uplink")
-    name = ctx.params.get("name", ATTRIBUTE)
-    # the tag in the script's name is in the watcher's command line (pid reuse check)
-    return d, os.path.join(d, f"{WATCH_TAG}.sh"), os.path.join(d, f"{name}.pid"), \
-        os.path.join(d, f"{name}.state")
+# the tag in the script's name is in the watcher's command line (pid reuse check)
+script=$dir/@TAG@.sh; pidfile=$dir/$name.pid; state=$dir/$name.state
+watcher() {  # prints the watcher's pid if it runs
+  pid=$(cat "$pidfile" 2>/dev/null) && [ -n "$pid" ] \
+    && grep -q @TAG@ "/proc/$pid/cmdline" 2>/dev/null && echo "$pid"
+}
 
-
-def _params(ctx: Context) -> tuple[str, str, list[str]]:
-    obj = f"uplink {ctx.env.get('OCF_RESOURCE_INSTANCE', '')}".strip()
-    bridge = ctx.params["bridge"]
-    if not _NAME_RE.match(bridge):
-        raise ValidationError(obj, "bridge", f"not an interface name: {bridge!r}")
-    name = ctx.params.get("name", ATTRIBUTE)
-    if not _NAME_RE.match(name):
-        raise ValidationError(obj, "name", f"not an attribute name: {name!r}")
-    exclude = (ctx.params.get("exclude") or "").split()
-    for port in exclude:
-        if not _NAME_RE.match(port):
-            raise ValidationError(obj, "exclude", f"not an interface name: {port!r}")
-    return bridge, name, exclude
-
-
-def _watcher_pid(pidfile: str) -> int | None:
-    try:
-        with open(pidfile) as f:
-            pid = int(f.read().strip())
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            if WATCH_TAG.encode() in f.read():
-                return pid
-    except (OSError, ValueError):
-        pass
-    return None
-
-
-def _argv(ctx: Context, mode: str) -> list[str]:
-    bridge, name, exclude = _params(ctx)
-    _, script, _, state = _paths(ctx)
-    return ["sh", script, mode, bridge, name, state, *exclude]
-
-
-def validate(ctx: Context) -> int:
-    _params(ctx)
-    return OCF_SUCCESS
-
-
-def start(ctx: Context) -> int:
-    d, script, pidfile, state = _paths(ctx)
-    _params(ctx)
-    if _watcher_pid(pidfile) is not None:
-        return OCF_SUCCESS
-    os.makedirs(d, exist_ok=True)
-    with open(script, "w") as f:
-        f.write(WATCH_SCRIPT)
-    if os.path.exists(state):
-        os.unlink(state)  # write the attribute again: attrd may have lost it
-    proc = subprocess.Popen(_argv(ctx, "watch"), stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    with open(pidfile, "w") as f:
-        f.write(f"{proc.pid}\n")
-    deadline = time.monotonic() + 10
-    while not os.path.exists(state):  # the first check wrote the attribute
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise InfraError(f"the uplink watcher did not start (exit {proc.poll()})")
-        time.sleep(0.05)
-    return OCF_SUCCESS
-
-
-def stop(ctx: Context) -> int:
-    _, _, pidfile, state = _paths(ctx)
-    _, name, _ = _params(ctx)
-    pid = _watcher_pid(pidfile)
-    if pid is not None:
-        try:
-            os.killpg(pid, signal.SIGTERM)  # the sh loop and its `ip monitor`
-        except ProcessLookupError:
-            pass
-    for path in (pidfile, state):
-        if os.path.exists(path):
-            os.unlink(path)
-    subprocess.run(["attrd_updater", "-n", name, "-D"], capture_output=True, timeout=20,
-                   check=False)
-    return OCF_SUCCESS
-
-
-def monitor(ctx: Context) -> int:
-    _, _, pidfile, _ = _paths(ctx)
-    _params(ctx)
-    if _watcher_pid(pidfile) is None:
-        return OCF_NOT_RUNNING
-    if not ctx.is_probe:
-        subprocess.run(_argv(ctx, "check"), capture_output=True, timeout=20, check=False)
-    return OCF_SUCCESS
+case $action in
+start)
+  watcher >/dev/null && exit 0
+  mkdir -p "$dir"
+  cat > "$script" <<'END_OF_WATCH_SCRIPT'
+@WATCH@END_OF_WATCH_SCRIPT
+  rm -f "$state"  # write the attribute again: attrd may have lost it
+  # a session of its own ($! is the session leader: the stop signals its process group);
+  # $exclude unquoted: the excluded ports are words
+  setsid sh "$script" watch "$bridge" "$name" "$state" $exclude \
+    </dev/null >/dev/null 2>&1 &
+  pid=$!
+  echo "$pid" > "$pidfile"
+  tries=200  # 10 s: the first check writes the attribute and the state file
+  until [ -e "$state" ]; do
+    if ! kill -0 "$pid" 2>/dev/null || [ $tries -le 0 ]; then
+      reason "the uplink watcher did not start"; exit 1
+    fi
+    tries=$((tries - 1)); sleep 0.05
+  done
+  exit 0 ;;
+stop)
+  if pid=$(watcher); then kill -TERM -- "-$pid" 2>/dev/null; fi  # the loop and its ip monitor
+  rm -f "$pidfile" "$state"
+  attrd_updater -n "$name" -D >/dev/null 2>&1
+  exit 0 ;;
+monitor)
+  watcher >/dev/null || exit 7
+  [ $probe = 1 ] && exit 0
+  # re-assert the attribute from the carrier now: a missed event cannot leave it wrong (the
+  # watcher's check, in this shell: it ends with exit 0)
+  set -- check "$bridge" "$name" "$state" $exclude
+  . "$script" >/dev/null 2>&1
+  exit 0 ;;
+esac
+""".replace("@ATTR@", ATTRIBUTE).replace("@TAG@", WATCH_TAG).replace("@WATCH@", WATCH_SCRIPT)
 
 
 AGENT = Agent(
@@ -181,7 +157,8 @@ AGENT = Agent(
         Param("name", "attribute", "Name of the node attribute.", default=ATTRIBUTE),
         RUN_ROOT_PARAM,
     ],
-    handlers={"start": start, "stop": stop, "monitor": monitor, "validate-all": validate},
+    handlers={},
+    script=SCRIPT,
     actions=[
         Action("start", timeout="20s"),
         Action("stop", timeout="20s"),
@@ -190,11 +167,3 @@ AGENT = Agent(
         Action("validate-all", timeout="10s"),
     ],
 )
-
-
-def main() -> None:
-    main_for(AGENT)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,105 +1,161 @@
 """OCF agent ocf:envrouter:vip — one VIP inside the vrouter namespace.
 
-start: with ``conntrackd_conf`` set, first commit the node's conntrackd external cache into the
-kernel (``conntrackd -C CONF -c``; the synced flows must be known before their packets arrive
-here, or the new holder resets them); then the address on the port, for the public VIP
-(``gateway`` set) the metric-0 default route via the public gateway with the VIP as source, and
-gratuitous ARP (always, even when the address was present). stop removes them. monitor:
-address present -> 0, else 7; a missing public route is re-added (it drifts when the link
-flaps) rather than reported.
+start: with ``conntrackd_conf`` set and present, first commit the node's conntrackd external
+cache into the kernel (``conntrackd -C CONF -c``; the synced flows must be known before their
+packets arrive here, or the new holder resets them); then the address on the port and, for the
+public VIP (``gateway`` set), the metric-0 default route via the public gateway with the VIP as
+source, in one ``ip -batch`` (``replace``: idempotent); then gratuitous ARP from a detached
+``arping`` (always, even when the address was present). stop removes them (the kernel drops the
+route with the address it uses as source). monitor: address present -> 0, else 7; a recurring
+monitor re-asserts the public route (it drifts when the link flaps) rather than reporting it.
 
-Speed: `envrouter.ha.install` writes this agent as a /bin/sh script whose start and stop do the
-same with `ip` and `arping` (exit codes only, no output parsed) without starting Python — the
-VIP start is on the critical path of every failover. It falls back to this module whenever a
-command fails (which then reports the error properly), and for every other action.
+One implementation, in /bin/sh (`SCRIPT`): the VIP start and stop are on the critical path of
+every failover and the monitor runs every 2 s, so none of them may pay for a Python start
+(0.2-0.3 s of CPU with the package's imports, docs/ha.md "Agent cost"). Python only describes
+the agent (`AGENT`: meta-data, the parameters Pacemaker passes) and installs it
+(`envrouter.ha.install`). Only exit codes are used, and whether `ip ... show` with a selector
+prints anything; its output is never parsed.
+
+The address family is chosen in one place (`family` in SCRIPT): IPv4 today; an IPv6 VIP needs
+its host prefix length, its validation and its announcement (unsolicited neighbour
+advertisement) in the three `case $family` branches.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
+from envrouter.agent.netlink import RTPROT_ENVROUTER_VIP
+from envrouter.ha.ocf_base import Agent, Param, basic_actions
 
-from envrouter.document import IPv4Address, parse_value
-from envrouter.errors import ValidationError
-from envrouter.ha.ocf_base import (
-    OCF_NOT_RUNNING,
-    OCF_SUCCESS,
-    Agent,
-    Context,
-    Param,
-    basic_actions,
-    main_for,
-)
+SCRIPT = r"""
+reason() { echo "ocf-exit-reason:$*" >&2; }
+usage() { echo "usage: vip {meta-data|monitor|start|status|stop|usage|validate-all}"; }
+[ $# -eq 1 ] || { usage >&2; exit 2; }
+action=$1
+case $action in
+  usage|help) usage; exit 0 ;;
+  status) action=monitor ;;
+  start|stop|monitor|validate-all) ;;
+  *) usage >&2; exit 3 ;;
+esac
+probe=0
+if [ "$action" = monitor ]; then
+  case ${OCF_RESKEY_CRM_meta_interval:-0} in 0) probe=1 ;; esac
+fi
+ns=${OCF_RESKEY_namespace:-vrouter}; port=$OCF_RESKEY_port; ip=$OCF_RESKEY_ip
+mask=$OCF_RESKEY_cidr_netmask; gw=$OCF_RESKEY_gateway; arp=${OCF_RESKEY_arp_count:-2}
+conf=$OCF_RESKEY_conntrackd_conf
+obj="vip${OCF_RESOURCE_INSTANCE:+ $OCF_RESOURCE_INSTANCE}"
+proto=@PROTO@
 
+missing=
+[ -n "$port" ] || missing="$missing, port"
+[ -n "$ip" ] || missing="$missing, ip"
+[ -n "$mask" ] || missing="$missing, cidr_netmask"
+if [ -n "$missing" ]; then
+  reason "missing required parameter(s): ${missing#, }"
+  # a probe must not fail on configuration it does not need to answer "not running"
+  [ $probe = 1 ] && exit 7
+  exit 6
+fi
 
-def _params(ctx: Context) -> tuple[str, str, str, int, str | None, int]:
-    p = ctx.params
-    obj = f"vip {ctx.env.get('OCF_RESOURCE_INSTANCE', '')}".strip()
-    # the rule of the document's VIP address (the layout passes it from there)
-    ip = str(parse_value(IPv4Address, obj, "ip", p["ip"]))
-    mask = p["cidr_netmask"]
-    if not mask.isdigit() or not 1 <= int(mask) <= 32:
-        raise ValidationError(obj, "cidr_netmask", f"not a prefix length: {mask!r}")
-    gw = p.get("gateway") or None
-    if gw is not None:
-        gw = str(parse_value(IPv4Address, obj, "gateway", gw))
-    arp = p.get("arp_count", "2")
-    if not arp.isdigit():
-        raise ValidationError(obj, "arp_count", f"not a count: {arp!r}")
-    return p["namespace"], p["port"], ip, int(mask), gw, int(arp)
+# bad FIELD WHY: a wrong parameter; what that means depends on the action
+bad() {
+  why=$(printf '%s' "$2" | tr -c '[:print:]' '?')  # one line, whatever the value holds
+  if [ "$action" = stop ]; then
+    # stop must not fail on a bad configuration: nothing valid can be running
+    reason "$obj: $1: $why (stop: nothing to do)"; exit 0
+  fi
+  [ $probe = 1 ] && exit 7
+  reason "$obj: $1: $why"; exit 6
+}
+is_ipv4() {
+  case $1 in ''|*[!0-9.]*|.*|*.|*..*) return 1 ;; esac
+  set -f; old_ifs=$IFS; IFS=.; set -- $1; IFS=$old_ifs; set +f
+  [ $# -eq 4 ] || return 1
+  for octet; do
+    case $octet in 0|[1-9]|[1-9][0-9]|1[0-9][0-9]|2[0-4][0-9]|25[0-5]) ;; *) return 1 ;; esac
+  done
+}
+is_name() {  # an interface or namespace name: nothing a command could take for something else
+  case $1 in ''|-*|*[!A-Za-z0-9._@:-]*) return 1 ;; esac
+  [ ${#1} -le "$2" ]
+}
 
+case $ip in
+  *:*) family=6 ;;
+  *) family=4 ;;
+esac
+case $family in
+  4) hostlen=32
+     is_ipv4 "$ip" || bad ip "not an IPv4 address: '$ip'"
+     [ -z "$gw" ] || is_ipv4 "$gw" || bad gateway "not an IPv4 address: '$gw'" ;;
+  6) bad ip "IPv6 VIPs are not supported yet: '$ip'" ;;
+esac
+case $mask in ''|*[!0-9]*) bad cidr_netmask "not a prefix length: '$mask'" ;; esac
+[ "$mask" -ge 1 ] && [ "$mask" -le $hostlen ] || bad cidr_netmask "not a prefix length: '$mask'"
+case $arp in ''|*[!0-9]*) bad arp_count "not a count: '$arp'" ;; esac
+is_name "$port" 15 || bad port "not an interface name: '$port'"
+is_name "$ns" 64 && [ "$ns" != . ] && [ "$ns" != .. ] || bad namespace "not a namespace name: '$ns'"
+case $conf in -*|*[!A-Za-z0-9._/@:-]*) bad conntrackd_conf "not a path: '$conf'" ;; esac
+[ "$action" = validate-all ] && exit 0
 
-def validate(ctx: Context) -> int:
-    _params(ctx)
-    return OCF_SUCCESS
+netns=/run/netns/$ns
+# held: the kernel shows the VIP on the port (ip exits non-zero if the port does not exist)
+held() {
+  out=$(ip -n "$ns" -o addr show dev "$port" to "$ip/$hostlen" 2>/dev/null) && [ -n "$out" ]
+}
+public_route() {
+  echo "route replace default via $gw dev $port src $ip metric 0 proto $proto"
+}
+announce() {  # unsolicited ARP at once, repeats a second apart, without waiting for them
+  [ "$arp" -gt 0 ] || return 0
+  case $family in
+    4) setsid -f nsenter --net="$netns" arping -q -U -c "$arp" -I "$port" "$ip" \
+         </dev/null >/dev/null 2>&1 ;;
+  esac
+}
 
-
-def commit_conntrack(ctx: Context) -> None:
-    """Commit the local conntrackd's external cache into the kernel table, if it runs here."""
-    conf = ctx.params.get("conntrackd_conf") or ""
-    if not conf or not os.path.exists(conf):
-        return
-    try:
-        proc = subprocess.run(["conntrackd", "-C", conf, "-c"], capture_output=True, text=True,
-                              timeout=10, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        ctx.log("warning", f"conntrackd commit: {exc}")
-        return
-    if proc.returncode != 0:  # not running (yet): nothing to commit, the VIP must still start
-        ctx.log("warning", f"conntrackd commit: {(proc.stderr or proc.stdout).strip()}")
-
-
-def start(ctx: Context) -> int:
-    from envrouter.agent import vip
-
-    ns, port, ip, mask, gw, arp = _params(ctx)
-    commit_conntrack(ctx)
-    vip.add_vip(ns, port, ip, mask, arp_count=0)
-    if gw is not None:
-        vip.set_public_default_route(ns, gw, port, ip)
-    vip.announce(ns, port, ip, arp)
-    return OCF_SUCCESS
-
-
-def stop(ctx: Context) -> int:
-    from envrouter.agent import vip
-
-    ns, port, ip, mask, gw, _ = _params(ctx)
-    if gw is not None:
-        vip.remove_public_default_route(ns, gw, port)
-    vip.remove_vip(ns, port, ip, mask)
-    return OCF_SUCCESS
-
-
-def monitor(ctx: Context) -> int:
-    from envrouter.agent import vip
-
-    ns, port, ip, _, gw, _ = _params(ctx)
-    if not vip.vip_present(ns, port, ip):
-        return OCF_NOT_RUNNING
-    if gw is not None and not ctx.is_probe and vip.set_public_default_route(ns, gw, port, ip):
-        ctx.log("warning", f"public default route via {gw} was missing in {ns}: re-added")
-    return OCF_SUCCESS
+case $action in
+start)
+  command -v ip >/dev/null || { reason "ip: not installed (Debian package iproute2)"; exit 5; }
+  if [ "$arp" -gt 0 ] && ! command -v arping >/dev/null; then
+    reason "arping: not installed (Debian package iputils-arping)"; exit 5
+  fi
+  [ -e "$netns" ] || { reason "network namespace '$ns' does not exist"; exit 1; }
+  if [ -n "$conf" ] && [ -e "$conf" ]; then
+    # not running (yet): nothing to commit, the VIP must still start
+    out=$(conntrackd -C "$conf" -c 2>&1) || echo "warning: conntrackd commit: $out" >&2
+  fi
+  if ! out=$({ echo "addr replace $ip/$mask dev $port"; [ -z "$gw" ] || public_route; } \
+             | ip -n "$ns" -batch - 2>&1); then
+    reason "adding $ip/$mask on $port in $ns: $out"; exit 1
+  fi
+  announce
+  exit 0 ;;
+stop)
+  [ -e "$netns" ] || exit 0
+  # one command on the critical path of a switchover: the kernel removes the public route
+  # with the address it uses as source (a route's source must be a local address)
+  ip -n "$ns" addr del "$ip/$mask" dev "$port" 2>/dev/null && exit 0
+  if held; then reason "cannot remove $ip/$mask from $port in $ns"; exit 1; fi
+  exit 0 ;;  # it was not there
+monitor)
+  [ -e "$netns" ] || exit 7
+  if [ $probe = 0 ] && [ -n "$gw" ]; then
+    # one ip run: is the address held (does `show` print it), and the public route re-asserted
+    # (it drifts when the link flaps; replacing it by itself changes nothing). Without the
+    # address the replace fails too: a route's source must be a local address.
+    out=$({ echo "addr show dev $port to $ip/$hostlen"; public_route; } \
+          | ip -o -n "$ns" -batch - 2>/dev/null)
+    rc=$?
+    [ -n "$out" ] || exit 7
+    [ $rc = 0 ] || echo "warning: cannot re-assert the default route via $gw in $ns" >&2
+    exit 0
+  fi
+  held || exit 7
+  exit 0 ;;
+esac
+""".replace("@PROTO@", str(RTPROT_ENVROUTER_VIP))
 
 
 AGENT = Agent(
@@ -122,14 +178,7 @@ AGENT = Agent(
               "If set and present: the configuration of this node's conntrackd instance, whose "
               "external cache is committed into the kernel before the address is added."),
     ],
-    handlers={"start": start, "stop": stop, "monitor": monitor, "validate-all": validate},
+    handlers={},
     actions=basic_actions(start="20s", stop="20s", monitor="20s", interval="2s"),
+    script=SCRIPT,
 )
-
-
-def main() -> None:
-    main_for(AGENT)
-
-
-if __name__ == "__main__":
-    main()

@@ -3,10 +3,22 @@
 start = converge(scope="vrouter"); monitor: namespace missing -> 7, otherwise what drifted
 (ip_forward, routes, the nftables table, ...) is converged again and the monitor succeeds;
 stop = teardown(scope="vrouter"). All three come from envrouter.agent.
+
+The recurring monitor (every 10 s) first takes a stamp of everything the agent's check reads
+(envrouter.agent.stamp: netlink dumps, the nftables generation, sysctls, files) and compares it
+with the stamp taken before the last check that found the node converged: the same stamp means
+nothing changed, and the full check (the document, pyroute2, the plan: ~0.5 s of CPU) is not
+needed. The document's namespace and what to stamp are recorded with the stamp of the inputs
+they come from (envrouter.ha.ocf_memo), so the usual monitor imports neither pydantic nor
+pyroute2. An Open vSwitch controller runs the full check every time (OVS's ports are not in
+the kernel's netlink dumps with the userspace datapath).
 """
 
 from __future__ import annotations
 
+import os
+
+from envrouter.agent.namespaces import netns_exists
 from envrouter.ha.ocf_base import (
     DOCUMENT_PARAM,
     OCF_NOT_RUNNING,
@@ -53,21 +65,121 @@ def stop(ctx: Context) -> int:
     return OCF_SUCCESS
 
 
-def monitor(ctx: Context) -> int:
-    import envrouter.agent as agent
-    from envrouter.agent.netlink import netns_exists
+# what the agent's check reads, by the code that computes it from the document
+CHECKER = ("document.py", "agent", os.path.join("agent", "nftables"))
 
-    doc = load_vrouter(ctx)
-    assert doc.vrouter is not None
-    if not netns_exists(doc.vrouter.namespace):
+
+class Watch:
+    """What the recurring monitor stamps (envrouter.agent.stamp), recorded from the document."""
+
+    def __init__(self, namespace: str, namespaces: list[str], sysctls: dict[str, list[str]],
+                 files: list[str], ovs: bool) -> None:
+        self.namespace = namespace
+        self.namespaces = namespaces
+        self.sysctls = sysctls
+        self.files = files
+        self.ovs = ovs
+
+    def lines(self) -> list[str]:
+        out = [f"ns\t{ns}" for ns in self.namespaces]
+        out += [f"sysctl\t{ns}\t{k}" for ns, keys in self.sysctls.items() for k in keys]
+        out += [f"file\t{f}" for f in self.files]
+        return [self.namespace, "ovs" if self.ovs else "", "\n".join(out)]
+
+    @classmethod
+    def parse(cls, fields: list[str]) -> Watch:
+        namespaces, sysctls, files = [], {}, []
+        for line in fields[2].split("\n"):
+            kind, _, rest = line.partition("\t")
+            if kind == "ns":
+                namespaces.append(rest)
+            elif kind == "sysctl":
+                ns, _, key = rest.partition("\t")
+                sysctls.setdefault(ns, []).append(key)
+            elif kind == "file":
+                files.append(rest)
+        return cls(fields[0], namespaces, sysctls, files, fields[1] == "ovs")
+
+
+def _watch_from(doc, ctx: Context) -> Watch:  # noqa: ANN001 - a DeploymentDocument
+    from envrouter.agent.desired import desired_state
+    from envrouter.agent.observe import relevant_namespaces
+
+    state = desired_state(doc, **_where(ctx))
+    u = state.universe
+    host = _where(ctx)["host_netns"]
+    namespaces = sorted(relevant_namespaces(state) | set(u.namespaces) | {host})
+    sysctls: dict[str, list[str]] = {}
+    for s in state.sysctls:
+        sysctls.setdefault(s.ns, []).append(s.key)
+    return Watch(doc.vrouter.namespace, namespaces, sysctls, sorted(u.files),
+                 bool(u.ovs_bridges))
+
+
+def _memo(ctx: Context) -> tuple[str, str | None]:
+    from envrouter.agent import lock_path
+    from envrouter.ha.ocf_memo import inputs_stamp, memo_path
+
+    path = memo_path(os.path.dirname(lock_path()), "vrouter", ctx.params)
+    try:
+        return path, inputs_stamp(ctx.params, ctx.params.get("document", ""), CHECKER)
+    except OSError:
+        return path, None  # no document: loading it says why
+
+
+def monitor(ctx: Context) -> int:
+    from envrouter.ha.ocf_memo import read_memo, write_memo
+
+    memo, stamp = _memo(ctx)
+    recorded = read_memo(memo, stamp, 3)
+    doc = None
+    if recorded is not None:
+        watch = Watch.parse(recorded)
+    else:
+        doc = load_vrouter(ctx)
+        watch = _watch_from(doc, ctx)
+        if stamp is not None:
+            try:
+                write_memo(memo, stamp, watch.lines())
+            except Exception as exc:  # noqa: BLE001 - a monitor must not fail for its memo
+                ctx.log("warning", f"cannot record what the monitor watches in {memo}: {exc}")
+    if not netns_exists(watch.namespace):
         return OCF_NOT_RUNNING
     if ctx.is_probe:
         # a probe only reports; re-asserting is the recurring monitor's job
         return OCF_SUCCESS
+    kernel = None
+    if not watch.ovs and stamp is not None:
+        from envrouter.agent.stamp import kernel_stamp
+
+        try:
+            # taken before the check: a change during the check shows at the next monitor
+            kernel = kernel_stamp(watch.namespaces, watch.sysctls, watch.files)
+            with open(memo + ".kernel", "rb") as f:
+                if f.read() == kernel:
+                    return OCF_SUCCESS  # nothing changed since the node was converged
+        except OSError as exc:  # no stamp or no record of one: the full check decides
+            if kernel is None:
+                ctx.log("warning", f"no kernel stamp ({exc}): full check")
+    import envrouter.agent as agent
+
+    doc = doc or load_vrouter(ctx)
     drift = agent.check(doc, **_where(ctx))
     if drift:
         ctx.log("warning", "vrouter drifted, re-asserting: " + "; ".join(drift))
         agent.converge(doc, **_where(ctx))
+        kernel = None  # the next monitor checks again, from a stamp taken after this
+    try:
+        if kernel is None:
+            os.unlink(memo + ".kernel")
+        else:
+            with open(memo + ".kernel.new", "wb") as f:
+                f.write(kernel)
+            os.replace(memo + ".kernel.new", memo + ".kernel")
+    except FileNotFoundError:
+        pass
+    except Exception as exc:  # noqa: BLE001 - a monitor must not fail for its memo
+        ctx.log("warning", f"cannot record the kernel's stamp in {memo}: {exc}")
     return OCF_SUCCESS
 
 

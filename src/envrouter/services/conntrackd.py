@@ -14,21 +14,19 @@ from any network namespace.
 
 from __future__ import annotations
 
-import subprocess
-from pathlib import Path
-from typing import Literal
-
-from envrouter.document import DocVrouter, IPv4Address, parse_value
 from envrouter.errors import InfraError, ValidationError
-from envrouter.services.process import (
-    LOG_ROOT,
-    RUN_ROOT,
-    Daemon,
-    ServicePaths,
-    service_paths,
-    source_digest,
-)
-from envrouter.services.templating import absolute_paths, render_template, template_stamp
+from envrouter.services.status import LOG_ROOT, RUN_ROOT, command_status
+
+# Imported where used: the conntrackd OCF monitor (every 5 s on the VIP holder) imports this
+# module and must not pay for pydantic, jinja2, subprocess or typing (docs/ha.md, "Agent cost").
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Literal
+
+    from envrouter.document import DocVrouter
+    from envrouter.services.process import Daemon, ServicePaths
+
+    Transport = Literal["auto", "udp", "multicast"]
 
 SERVICE = "conntrackd"
 CONF = "conntrackd.conf"
@@ -36,8 +34,6 @@ LOCK = "lock"
 SOCKET = "ctl"
 DEFAULT_MULTICAST_GROUP = "225.0.0.50"
 DEFAULT_PORT = 3780
-
-Transport = Literal["auto", "udp", "multicast"]
 
 # DisableExternalCache On: each peer writes the flows it receives into its own kernel table as
 # they arrive, so a new holder already has every flow (nothing to commit when the VIPs move;
@@ -105,6 +101,8 @@ def render_conntrackd_conf(
     port: int = DEFAULT_PORT,
 ) -> str:
     """The whole conntrackd.conf for this controller's namespace."""
+    from envrouter.services.templating import absolute_paths, render_template
+
     self_addr = str(vr.namespace_management_address)
     mgmt_port = vr.management_port
     if not 1 <= port <= 65535:
@@ -117,6 +115,8 @@ def render_conntrackd_conf(
         peer = vr.peers[0]
         dest = str(peer.namespace_address)
     else:
+        from envrouter.document import IPv4Address, parse_value
+
         group_address = parse_value(IPv4Address, "conntrackd", "multicast_group", multicast_group)
         group = str(group_address)
         if not group_address.is_multicast:
@@ -149,6 +149,8 @@ def render_conntrackd_conf(
 def paths_for(
     vr: DocVrouter, *, run_root: str = RUN_ROOT, log_root: str = LOG_ROOT
 ) -> ServicePaths:
+    from envrouter.services.process import service_paths
+
     return service_paths(vr.namespace, SERVICE, run_root=run_root, log_root=log_root)
 
 
@@ -161,6 +163,9 @@ def daemon(
     multicast_group: str = DEFAULT_MULTICAST_GROUP,
     port: int = DEFAULT_PORT,
 ) -> Daemon:
+    from envrouter.services.process import Daemon, source_digest
+    from envrouter.services.templating import template_stamp
+
     paths = paths_for(vr, run_root=run_root, log_root=log_root)
     kw = {"lock_file": str(paths.file(LOCK)), "socket_path": str(paths.file(SOCKET)),
           "log_file": str(paths.log_file), "transport": transport,
@@ -184,7 +189,9 @@ def command(paths: ServicePaths, flag: str, *extra: str, timeout: float = 10.0) 
         e not in ("internal", "external", "ct", "expect") for e in extra
     ):
         raise ValidationError("conntrackd", "command", f"unknown command {flag!r} {extra!r}")
-    conf: Path = paths.file(CONF)
+    import subprocess
+
+    conf = paths.file(CONF)
     try:
         proc = subprocess.run(
             ["conntrackd", "-C", str(conf), flag, *extra],
@@ -202,9 +209,6 @@ def command(paths: ServicePaths, flag: str, *extra: str, timeout: float = 10.0) 
 
 
 def responds(paths: ServicePaths) -> bool:
-    """The daemon answers a statistics query on its control socket."""
-    try:
-        command(paths, "-s", timeout=5.0)
-    except InfraError:
-        return False
-    return True
+    """The daemon answers a statistics query on its control socket. `paths`: anything with
+    the instance's ``file(name)`` (the OCF monitor passes its recorded instance)."""
+    return command_status(["conntrackd", "-C", str(paths.file(CONF)), "-s"], timeout=5.0) == 0

@@ -21,13 +21,22 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from envrouter.agent.netlink import netns_exists
+from envrouter.agent.namespaces import netns_exists
 from envrouter.document import NamespaceName, parse_value
 from envrouter.errors import InfraError
 from envrouter.files import write_if_changed
+from envrouter.services import status
 
-RUN_ROOT = "/run/envrouter"
-LOG_ROOT = "/var/log/envrouter"
+# their home is the light .status (the OCF monitors import it); kept here for callers
+from envrouter.services.status import (  # noqa: F401
+    LOG_ROOT,
+    RUN_ROOT,
+    SOURCE_FILE,
+    pid_alive,
+    pid_running,
+    read_pid,
+)
+
 
 def check_namespace_name(namespace: str) -> str:
     """A namespace name becomes part of paths: the document's rule for namespace names (no
@@ -82,38 +91,8 @@ def pid_file_ready(own_pid: Path) -> Callable[[int], bool]:
     return ready
 
 
-def read_pid(pid_file: Path) -> int | None:
-    try:
-        text = pid_file.read_text().strip()
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    return int(text) if text.isdigit() and int(text) > 0 else None
-
-
-def pid_running(pid: int, comm: str) -> bool:
-    """A live (not zombie) process with command name `comm` (truncated as the kernel does)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return False
-    # /proc/PID/stat: "pid (comm) state ..."; comm may itself contain spaces or parentheses.
-    name = stat[stat.index("(") + 1 : stat.rindex(")")]
-    state = stat[stat.rindex(")") + 2 :].split(" ", 1)[0]
-    return state not in ("Z", "X") and name == comm[:15]
-
-
-def pid_alive(pid: int) -> bool:
-    """The process exists and is not a zombie, whatever it runs now."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return False
-    return stat[stat.rindex(")") + 2 :].split(" ", 1)[0] not in ("Z", "X")
-
-
 def running_pid(paths: ServicePaths, comm: str) -> int | None:
-    pid = read_pid(paths.pid_file)
-    return pid if pid is not None and pid_running(pid, comm) else None
+    return status.running_pid(paths.pid_file, comm)
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:
@@ -170,9 +149,6 @@ def log_tail(log_file: Path, lines: int = 5) -> str:
     except FileNotFoundError:
         return "(no log)"
     return " | ".join(text.strip().splitlines()[-lines:]) or "(empty log)"
-
-
-SOURCE_FILE = "rendered-from"  # the digest of what the configuration was rendered from
 
 
 def source_digest(*parts: object) -> str:
@@ -237,16 +213,16 @@ class Daemon:
         if self.source:
             write_if_changed(run_dir / SOURCE_FILE, self.source + "\n")
 
+    def source_unchanged(self) -> bool:
+        """The files on disk were rendered from what the document renders now (cheap: no
+        rendering, one small file read)."""
+        return bool(self.source) and status.recorded_source(self.paths.run_dir) == self.source
+
     def config_drifted(self) -> bool:
         """The files on disk differ from what the document renders now (e.g. a new dns_list
         arrived with a new document): a running daemon still serves the old configuration."""
-        if self.source and not self.config:
-            try:
-                same = (self.paths.run_dir / SOURCE_FILE).read_text().strip() == self.source
-            except FileNotFoundError:
-                same = False
-            if same:
-                return False
+        if self.source and not self.config and self.source_unchanged():
+            return False
         for name, text in self.files().items():
             try:
                 if (self.paths.run_dir / name).read_text() != text:
