@@ -205,7 +205,7 @@ def node_by_hostname(session: Session, hostname: str) -> NodeRow:
     return row
 
 
-def _network_entity(row: NetworkRow) -> Network:
+def network_entity(row: NetworkRow) -> Network:
     return Network(
         id=row.id,
         name=row.name,
@@ -257,7 +257,7 @@ def load_environment(session: Session, env_id: int) -> Environment:
         id=env.id,
         name=env.name,
         ha=env.ha,
-        networks=tuple(_network_entity(n) for n in nets),
+        networks=tuple(network_entity(n) for n in nets),
         settings=_settings_entity(env, settings),
         vips=tuple(
             Vip(v.name, v.network_id, v.namespace, address, v.user_defined)
@@ -498,7 +498,7 @@ def create_network(session: Session, env_id: int, data: Mapping[str, Any]) -> Ne
     nodes = session.scalars(select(NodeRow).where(NodeRow.environment_id == env_id)).all()
     wanting = [n for n in nodes if _needs_address(row.role, n.role_list)]
     if wanting:
-        pool = _network_entity(row).pool()
+        pool = network_entity(row).pool()
         ensure_capacity(pool, [], len(wanting))
         alloc = Allocator(pool, [])
         for n in wanting:
@@ -641,7 +641,7 @@ def create_nodes(
                 )
             held = holders.setdefault(net.id, {})
             text = check_user_address(
-                _network_entity(net).pool(), obj, f"addresses.{net_name}", address, held
+                network_entity(net).pool(), obj, f"addresses.{net_name}", address, held
             )
             held[text] = obj
             fixed[net.id] = text
@@ -657,7 +657,7 @@ def create_nodes(
                 )
             held = holders.setdefault(mgmt.id, {})
             ns_text = check_user_address(
-                _network_entity(mgmt).pool(), obj, "namespace_address", ns_given, held
+                network_entity(mgmt).pool(), obj, "namespace_address", ns_given, held
             )
             held[ns_text] = f"the vrouter namespace of {obj}"
             fixed_ns[hostname] = ns_text
@@ -678,7 +678,7 @@ def create_nodes(
     allocators: dict[int, Allocator] = {}
     for net in networks:
         if need.get(net.id):
-            pool = _network_entity(net).pool()
+            pool = network_entity(net).pool()
             used = list(holders.get(net.id, {}))
             ensure_capacity(pool, used, need[net.id])
             allocators[net.id] = Allocator(pool, used)
@@ -776,7 +776,7 @@ def _ensure_node_addresses(session: Session, row: NodeRow) -> None:
             wants.append(ADDRESS_NAMESPACE)
         if not wants:
             continue
-        pool = _network_entity(net).pool()
+        pool = network_entity(net).pool()
         used = list(holders.get(net.id, {}))
         ensure_capacity(pool, used, len(wants))
         alloc = Allocator(pool, used)
@@ -972,7 +972,7 @@ def reserve_vips(session: Session, env_id: int) -> list[dict[str, Any]]:
     allocators: dict[int, Allocator] = {}
     for net in {n.id: n for n in nets.values()}.values():
         if need.get(net.id):
-            pool = _network_entity(net).pool()
+            pool = network_entity(net).pool()
             used = list(holders.get(net.id, {}))
             ensure_capacity(pool, used, need[net.id])
             allocators[net.id] = Allocator(pool, used)
@@ -1013,7 +1013,7 @@ def set_vip(
     before = environment_problems(session, env_id)
     bump_revision(session, env_id)
     net = _vip_network(session, env_id, name)
-    pool = _network_entity(net).pool()
+    pool = network_entity(net).pool()
     vip = session.scalars(
         select(VipRow).where(VipRow.environment_id == env_id, VipRow.name == name)
     ).first()

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Request, Response
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from envrouter.api.deps import SECURITY, Id, ReadDB, Writer, reader
+from envrouter.api.deps import SECURITY, Id, ReadDB, Writer, deleted, reader, written
 from envrouter.api.schemas import READ, WRITE, NodeCreate, NodePublic, NodeUpdate
 from envrouter.db.tables import NodeRow
 from envrouter.document import DeploymentDocument
@@ -47,10 +47,8 @@ def list_nodes(env_id: Id, db: ReadDB) -> list[NodePublic]:
     "/environments/{env_id}/nodes", response_model=NodePublic, status_code=201, responses=WRITE
 )
 def create_node(env_id: Id, body: NodeCreate, database: Writer) -> NodePublic:
-    with database.writing() as db:
-        row = service.create_node(db, env_id, body.model_dump())
-        out = _public(db, [row])[0]
-    return out
+    fields = body.model_dump()
+    return written(database, lambda db: service.create_node(db, env_id, fields), _public)
 
 
 @router.get("/nodes/{node_id}", response_model=NodePublic, responses=READ)
@@ -60,17 +58,13 @@ def get_node(node_id: Id, db: ReadDB) -> NodePublic:
 
 @router.patch("/nodes/{node_id}", response_model=NodePublic, responses=WRITE)
 def update_node(node_id: Id, body: NodeUpdate, database: Writer) -> NodePublic:
-    with database.writing() as db:
-        row = service.update_node(db, node_id, body.model_dump(exclude_unset=True))
-        out = _public(db, [row])[0]
-    return out
+    changes = body.model_dump(exclude_unset=True)
+    return written(database, lambda db: service.update_node(db, node_id, changes), _public)
 
 
 @router.delete("/nodes/{node_id}", status_code=204, responses=WRITE)
 def delete_node(node_id: Id, database: Writer) -> Response:
-    with database.writing() as db:
-        service.delete_node(db, node_id)
-    return Response(status_code=204)
+    return deleted(database, lambda db: service.delete_node(db, node_id))
 
 
 def _document_json(request: Request, **key: object) -> tuple[int | None, int, str]:
