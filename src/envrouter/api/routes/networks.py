@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from fastapi import APIRouter, Response
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
 from envrouter.api.deps import Id, ReadDB, Writer, deleted, written
 from envrouter.api.schemas import READ, WRITE, NetworkCreate, NetworkPublic, NetworkUpdate
@@ -28,13 +26,7 @@ def _publics(_db: object, rows: list[NetworkRow]) -> list[NetworkPublic]:
 @router.get("/environments/{env_id}/networks", response_model=list[NetworkPublic], responses=READ)
 def list_networks(env_id: Id, db: ReadDB) -> list[NetworkPublic]:
     service.get_environment_row(db, env_id)
-    rows = db.scalars(
-        select(NetworkRow)
-        .where(NetworkRow.environment_id == env_id)
-        .options(selectinload(NetworkRow.ranges))
-        .order_by(NetworkRow.id)
-    ).all()
-    return [_public(r) for r in rows]
+    return _publics(db, service.network_rows(db, env_id))
 
 
 @router.post(

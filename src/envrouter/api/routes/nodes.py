@@ -81,6 +81,14 @@ def _document_json(request: Request, **key: object) -> tuple[int | None, int, st
     return generation, env_id, body
 
 
+def _hostname_key(hostname: str) -> str:
+    """A hostname in a document's path; one that no node can have is not found (404)."""
+    try:
+        return rules.validate_hostname(hostname)
+    except ValidationError:
+        raise NotFoundError("node", hostname) from None
+
+
 def _answer(request: Request, generation: int | None, body: str) -> Response:
     request.app.state.fast_documents.remember(
         request.scope["path"], generation, body, request.scope.get("route")
@@ -98,11 +106,8 @@ def _answer(request: Request, generation: int | None, body: str) -> Response:
 async def document_by_hostname(
     hostname: Annotated[str, Path(max_length=253)], request: Request
 ) -> Response:
-    try:
-        rules.validate_hostname(hostname)
-    except ValidationError:
-        raise NotFoundError("node", hostname) from None
-    generation, _env_id, body = await run_in_threadpool(_document_json, request, hostname=hostname)
+    key = {"hostname": _hostname_key(hostname)}
+    generation, _env_id, body = await run_in_threadpool(_document_json, request, **key)
     return _answer(request, generation, body)
 
 
@@ -124,10 +129,7 @@ async def document(
             raise NotFoundError("node", node)
         key: dict[str, object] = {"node_id": node_id}
     else:
-        try:
-            key = {"hostname": rules.validate_hostname(node)}
-        except ValidationError:
-            raise NotFoundError("node", node) from None
+        key = {"hostname": _hostname_key(node)}
     generation, found_env, body = await run_in_threadpool(_document_json, request, **key)
     if found_env != env_id:
         raise NotFoundError("node", next(iter(key.values())))
