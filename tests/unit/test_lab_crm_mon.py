@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -38,3 +39,16 @@ def test_the_module_exits_with_main_s_code(tmp_path) -> None:
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1 and proc.stdout == ""
     assert "no lab state" in proc.stderr
+
+
+def test_reaching_upstream_needs_pingd_above_zero() -> None:
+    from envrouter.lab.settle import reaching_upstream
+    from envrouter.ops.parse import parse_crm_mon
+
+    text = (Path(__file__).parent / "test_ops_data" / "crm_mon_healthy.xml").read_text()
+    attrs = {n.name: n.attributes for n in parse_crm_mon(text).nodes}
+    assert reaching_upstream(attrs) == {"ctl1", "ctl2", "ctl3"}
+    attrs["ctl2"] = {"pingd": "0"}
+    del attrs["ctl3"]["pingd"]  # just back: its ping resource has not written it yet
+    attrs["ctl4"] = {}
+    assert reaching_upstream(attrs) == {"ctl1"}

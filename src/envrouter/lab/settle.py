@@ -59,9 +59,15 @@ def _nothing_in_flight(lab: Lab, running: set[str]) -> bool:
     view = best_view(lab)
     if view.error or not view.dc:
         return False
-    reaching = {node for node, attrs in view.attributes.items()
-                if (attrs.get(PING_ATTRIBUTE) or "0").isdigit() and int(attrs[PING_ATTRIBUTE]) > 0}
-    return running <= reaching and _controller_state(lab, view.dc) == "S_IDLE"
+    return running <= reaching_upstream(view.attributes) \
+        and _controller_state(lab, view.dc) == "S_IDLE"
+
+
+def reaching_upstream(attributes: dict[str, dict[str, str]]) -> set[str]:
+    """Pure: the nodes whose ping resource reaches the upstream (pingd > 0), from each node's
+    attributes (a node without the attribute yet does not)."""
+    return {node for node, attrs in attributes.items()
+            if (value := attrs.get(PING_ATTRIBUTE, "")).isdigit() and int(value) > 0}
 
 
 def _controller_state(lab: Lab, node: str) -> str | None:
