@@ -467,10 +467,27 @@ def _ensure_addr(ipr: IPRoute, index: int, address: str, prefixlen: int) -> None
             raise
 
 
-def _parent(pid: int) -> int | None:
+def pid_ns_inode(pid: int) -> int | None:
+    """The inode of the process's PID namespace (None: it is gone)."""
+    try:
+        return os.stat(f"/proc/{pid}/ns/pid").st_ino
+    except OSError:
+        return None
+
+
+def pid_ns_pids(ns: int | None) -> list[int]:
+    """Every process (machine PID) in the PID namespace `ns` (`pid_ns_inode`)."""
+    if ns is None:
+        return []
+    return [int(e) for e in os.listdir("/proc") if e.isdigit() and pid_ns_inode(int(e)) == ns]
+
+
+def stat_field(pid: int, index: int) -> int | None:
+    """A numeric field of /proc/PID/stat, counted after the command name (0: the state, 1: the
+    parent, 19: the start time in clock ticks); None when the process is gone."""
     try:
         with open(f"/proc/{pid}/stat") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[1])
+            return int(f.read().rsplit(")", 1)[1].split()[index])
     except (OSError, ValueError, IndexError):
         return None
 
@@ -478,20 +495,9 @@ def _parent(pid: int) -> int | None:
 def pid_namespace_members(anchor: int) -> tuple[list[int], list[int]]:
     """(every process of the anchor's PID namespace, their parents outside it — the `nsenter`
     and `unshare` processes that started them from the machine's namespaces)."""
-    try:
-        ns = os.stat(f"/proc/{anchor}/ns/pid").st_ino
-    except OSError:
-        return [], []
-    members = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if os.stat(f"/proc/{entry}/ns/pid").st_ino == ns:
-                    members.append(int(entry))
-            except OSError:
-                continue
+    members = pid_ns_pids(pid_ns_inode(anchor))
     inside = set(members)
-    outside = {p for p in (_parent(m) for m in members) if p and p not in inside}
+    outside = {p for p in (stat_field(m, 1) for m in members) if p and p not in inside}
     return members, sorted(outside)
 
 
