@@ -35,6 +35,7 @@ from envrouter.lab.topology import (
     LabPlan,
     plan_lab,
 )
+from envrouter.lab.waiting import wait_for
 
 NSENTER = "nsenter"
 
@@ -71,13 +72,13 @@ def _alive(pid: int) -> bool:
 
 
 def _wait_dead(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def dead() -> bool:
         with contextlib.suppress(ChildProcessError, OSError):
             os.waitpid(pid, os.WNOHANG)  # reap it if it is our own child
-        if not _alive(pid):
-            return True
-        time.sleep(0.05)
+        return not _alive(pid)
+
+    with contextlib.suppress(InfraError):
+        wait_for(f"process {pid} gone", dead, timeout=timeout, interval=0.05)
     return not _alive(pid)
 
 
@@ -254,10 +255,11 @@ class Lab:
             env={**os.environ, **(env or {})}, start_new_session=True,
         )
         log.close()
-        cmdline = ""
-        deadline = time.monotonic() + 5
-        while not cmdline and time.monotonic() < deadline:
-            cmdline = _read_cmdline(proc.pid) or ""
+        # its command line once it has exec'd (recorded: a later kill checks it is the same)
+        with contextlib.suppress(InfraError):
+            wait_for(f"{name}'s command line", lambda: _read_cmdline(proc.pid), timeout=5,
+                     interval=0.01)
+        cmdline = _read_cmdline(proc.pid) or ""
         self.state["processes"][name] = {"pid": proc.pid, "cmdline": cmdline}
         self.save()
         self._popen[name] = proc
