@@ -249,12 +249,9 @@ def main(argv: list[str] | None = None) -> int:
             print(usage())
             return EC_OK
         return run(opts)
-    except BadArgs as exc:
+    except (BadArgs, SwitchFailed) as exc:
         print(f"Failed: {exc}", file=sys.stderr)
-        return EC_BAD_ARGS
-    except SwitchFailed as exc:
-        print(f"Failed: {exc}", file=sys.stderr)
-        return EC_GENERIC_ERROR
+        return EC_BAD_ARGS if isinstance(exc, BadArgs) else EC_GENERIC_ERROR
 
 
 def wrapper_text(interpreter: str) -> str:
