@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from envrouter.agent.netlink import netns_exists
 from envrouter.document import NamespaceName, parse_value
 from envrouter.errors import InfraError
 from envrouter.files import write_if_changed
+from envrouter.waiting import wait_until
 
 RUN_ROOT = "/run/envrouter"
 LOG_ROOT = "/var/log/envrouter"
@@ -114,16 +114,6 @@ def pid_alive(pid: int) -> bool:
 def running_pid(paths: ServicePaths, comm: str) -> int | None:
     pid = read_pid(paths.pid_file)
     return pid if pid is not None and pid_running(pid, comm) else None
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
 
 
 def spawn_detached(argv: Sequence[str], log_file: Path) -> int:
