@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
@@ -351,30 +350,26 @@ class Lab:
         )
         log.close()
         self._popen[f"{node.name}/unshare"] = parent
-        deadline = time.monotonic() + 30
-        anchor = 0
-        while time.monotonic() < deadline:
-            if parent.poll() is not None:
-                raise InfraError(f"the anchor of node {node.name} exited; see {d}/anchor.log")
-            if not anchor:
-                try:
-                    with open(f"/proc/{parent.pid}/task/{parent.pid}/children") as f:
-                        kids = f.read().split()
-                except OSError:
-                    kids = []
-                if kids:
-                    anchor = int(kids[0])
-                    # record at once: a crash from here on still finds it
-                    cmd = _read_cmdline(anchor) or ""
-                    self.state["anchors"][node.name] = {"pid": anchor, "cmdline": cmd}
-                    self.save()
-            if anchor and os.path.exists(ready):
-                # the cmdline is final once python runs the module (after unshare's exec)
-                self.state["anchors"][node.name] = {"pid": anchor, "cmdline": _read_cmdline(anchor)}
-                self.save()
-                return
-            time.sleep(0.05)
-        raise InfraError(f"the anchor of node {node.name} did not get ready; see {d}/anchor.log")
+        what, anchor_log = f"the anchor of node {node.name}", os.path.join(d, "anchor.log")
+
+        def child() -> int | None:
+            try:
+                with open(f"/proc/{parent.pid}/task/{parent.pid}/children") as f:
+                    kids = f.read().split()
+            except OSError:
+                return None
+            return int(kids[0]) if kids else None
+
+        anchor = wait_for(f"{what} started", child, timeout=30, interval=0.05, proc=parent,
+                          log=anchor_log)
+        # record at once: a crash from here on still finds it
+        self.state["anchors"][node.name] = {"pid": anchor, "cmdline": _read_cmdline(anchor) or ""}
+        self.save()
+        wait_for(f"{what} ready", lambda: os.path.exists(ready), timeout=30, interval=0.05,
+                 proc=parent, log=anchor_log)
+        # the cmdline is final once python runs the module (after unshare's exec)
+        self.state["anchors"][node.name] = {"pid": anchor, "cmdline": _read_cmdline(anchor)}
+        self.save()
 
     def _wire(self, node: LabNode) -> None:
         sw = self.plan.switch_netns
