@@ -15,6 +15,7 @@ router = APIRouter(prefix="/api/v1", tags=["networks"])
 
 
 def _public(row: NetworkRow) -> NetworkPublic:
+    """The model's entity (it splits the ranges by family) with the environment's id."""
     return NetworkPublic(environment_id=row.environment_id,
                          **asdict(service.network_entity(row)))
 
