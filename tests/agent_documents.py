@@ -25,6 +25,21 @@ MGMT_VIP = "10.20.0.2"
 PUB_VIP = "10.30.0.2"
 
 
+def _network(role: str, cidr: str, gateway: str | None, bridge: str, address: str) -> DocNetwork:
+    return DocNetwork(name=role, role=role, cidr=cidr, gateway=gateway, vlan=None,
+                      bridge=bridge, address=address, prefixlen=24)
+
+
+def _vip(name: str, role: str, namespace: str, address: str) -> DocVip:
+    return DocVip(name=name, network=role, role=role, namespace=namespace, address=address,
+                  prefixlen=24, user_defined=False)
+
+
+def _host(gateway: str, source: str) -> DocHost:
+    return DocHost(gateway=gateway, gateway_source=source, dns_servers=[MGMT_VIP],
+                   ntp_servers=[MGMT_VIP], search_domain="example.lab")
+
+
 def controller_document(
     vr_ns: str,
     *,
@@ -33,26 +48,8 @@ def controller_document(
     routes: list[str] | None = None,
     nat: bool = True,
 ) -> DeploymentDocument:
-    mgmt = DocNetwork(
-        name="management",
-        role="management",
-        cidr="10.20.0.0/24",
-        gateway=None,
-        vlan=None,
-        bridge="br-mgmt",
-        address=f"10.20.0.1{index}",
-        prefixlen=24,
-    )
-    pub = DocNetwork(
-        name="public",
-        role="public",
-        cidr="10.30.0.0/24",
-        gateway=PUBLIC_GW,
-        vlan=None,
-        bridge="br-ex",
-        address=f"10.30.0.1{index}",
-        prefixlen=24,
-    )
+    mgmt = _network("management", "10.20.0.0/24", None, "br-mgmt", f"10.20.0.1{index}")
+    pub = _network("public", "10.30.0.0/24", PUBLIC_GW, "br-ex", f"10.30.0.1{index}")
     vr = DocVrouter(
         namespace=vr_ns,
         bridge_kind=bridge_kind,
@@ -61,24 +58,8 @@ def controller_document(
         management_cidr="10.20.0.0/24",
         public_cidr="10.30.0.0/24",
         public_gateway=PUBLIC_GW,
-        vip_management=DocVip(
-            name="vrouter",
-            network="management",
-            role="management",
-            namespace=vr_ns,
-            address=MGMT_VIP,
-            prefixlen=24,
-            user_defined=False,
-        ),
-        vip_public=DocVip(
-            name="vrouter_pub",
-            network="public",
-            role="public",
-            namespace=vr_ns,
-            address=PUB_VIP,
-            prefixlen=24,
-            user_defined=False,
-        ),
+        vip_management=_vip("vrouter", "management", vr_ns, MGMT_VIP),
+        vip_public=_vip("vrouter_pub", "public", vr_ns, PUB_VIP),
         host_link_cidr="169.254.77.0/30",
         routes=routes if routes is not None else ["10.40.0.0/24"],
         upstream_dns=[SERVER],
@@ -100,40 +81,18 @@ def controller_document(
         environment=DocEnvironment(id=1, name="t", ha=True),
         node=DocNode(hostname=f"ctl{index}", roles=["controller"]),
         networks=[mgmt, pub],
-        host=DocHost(
-            gateway=PUBLIC_GW,
-            gateway_source="public",
-            dns_servers=[MGMT_VIP],
-            ntp_servers=[MGMT_VIP],
-            search_domain="example.lab",
-        ),
+        host=_host(PUBLIC_GW, "public"),
         vrouter=vr,
     )
 
 
 def compute_document() -> DeploymentDocument:
-    mgmt = DocNetwork(
-        name="management",
-        role="management",
-        cidr="10.20.0.0/24",
-        gateway=None,
-        vlan=None,
-        bridge="br-mgmt",
-        address="10.20.0.50",
-        prefixlen=24,
-    )
     return DeploymentDocument(
         serial="test",
         environment=DocEnvironment(id=1, name="t", ha=True),
         node=DocNode(hostname="cmp1", roles=["compute"]),
-        networks=[mgmt],
-        host=DocHost(
-            gateway=MGMT_VIP,
-            gateway_source="vrouter",
-            dns_servers=[MGMT_VIP],
-            ntp_servers=[MGMT_VIP],
-            search_domain="example.lab",
-        ),
+        networks=[_network("management", "10.20.0.0/24", None, "br-mgmt", "10.20.0.50")],
+        host=_host(MGMT_VIP, "vrouter"),
     )
 
 

@@ -12,8 +12,8 @@ class EnvrouterError(Exception):
     """Base of every error the project raises on purpose."""
 
 
-class ValidationError(EnvrouterError):
-    """Bad input. `obj` is what was being validated (e.g. "network 'public'"), `field` the
+class FieldError(EnvrouterError):
+    """An error about one field of one object: `obj` (e.g. "network 'public'"), `field` the
     attribute at fault (e.g. "cidr"), `reason` a sentence an operator can act on."""
 
     def __init__(self, obj: str, field: str, reason: str) -> None:
@@ -26,6 +26,10 @@ class ValidationError(EnvrouterError):
         return {"object": self.obj, "field": self.field, "reason": self.reason}
 
 
+class ValidationError(FieldError):
+    """Bad input (the API's 422)."""
+
+
 class NotFoundError(EnvrouterError):
     """A named object does not exist."""
 
@@ -35,18 +39,9 @@ class NotFoundError(EnvrouterError):
         super().__init__(f"{kind} {key!r} not found")
 
 
-class ConflictError(EnvrouterError):
+class ConflictError(FieldError):
     """The request is well formed but clashes with the current state (an address held twice,
-    a name taken, a range exhausted)."""
-
-    def __init__(self, obj: str, field: str, reason: str) -> None:
-        self.obj = obj
-        self.field = field
-        self.reason = reason
-        super().__init__(f"{obj}: {field}: {reason}")
-
-    def as_dict(self) -> dict[str, str]:
-        return {"object": self.obj, "field": self.field, "reason": self.reason}
+    a name taken, a range exhausted; the API's 409)."""
 
 
 class InfraError(EnvrouterError):

@@ -37,7 +37,7 @@ def test_cluster_endpoint_uses_the_command(app, client, make_env) -> None:
 
 
 @pytest.mark.parametrize("command", ["false", f"{sys.executable} -c pass",
-                                     "/nonexistent/crm_mon"])
+                                     "/nonexistent/crm_mon", "echo crm_mon: not xml"])
 def test_a_failing_command_is_unknown_with_the_reason(app, client, make_env, command) -> None:
     env_id = make_env(controllers=1, computes=0)
     app.state.cluster_probe = CommandClusterProbe(command)
@@ -52,6 +52,34 @@ def test_env_id_is_substituted(tmp_path) -> None:
     assert probe(7)["dc"] == "ctl2"
     with pytest.raises(ClusterProbeError):
         probe(8)
+
+
+def test_output_that_is_not_crm_mon_reaches_the_requests_that_waited(tmp_path) -> None:
+    """A command that prints no crm_mon XML fails its run with a ClusterProbeError: a request
+    that waited for that run gets the same error at once, not a time-out."""
+    release = tmp_path / "release"
+    script = f"touch {tmp_path}/started; while [ ! -e {release} ]; do sleep 0.05; done; echo no"
+    probe = CommandClusterProbe(f"sh -c '{script}'", timeout=60)
+    out: dict[str, object] = {}
+
+    def ask(key: str) -> None:
+        try:
+            probe(1)
+        except ClusterProbeError as exc:
+            out[key] = str(exc)
+
+    first = threading.Thread(target=ask, args=("first",))
+    first.start()
+    wait_for("the command", lambda: (tmp_path / "started").exists(), timeout=30)
+    twin = threading.Thread(target=ask, args=("twin",))
+    twin.start()
+    wait_for("the second request waiting", lambda: twin.is_alive(), timeout=30)
+    release.touch()
+    first.join(timeout=30)
+    twin.join(timeout=30)
+    assert not first.is_alive() and not twin.is_alive()
+    assert "crm_mon: unexpected output: not XML" in str(out["first"])
+    assert out["twin"] == out["first"]
 
 
 def test_a_slow_cluster_does_not_hold_up_the_others(tmp_path) -> None:

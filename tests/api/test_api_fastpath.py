@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 import pytest
@@ -11,6 +10,7 @@ from fastapi.testclient import TestClient
 from envrouter.api import deps
 from envrouter.db.engine import Database
 from envrouter.db.tables import TokenRow
+from envrouter.lab.waiting import wait_for as lab_wait_for
 from envrouter.model import service
 from envrouter.model.tokens import _now, create_token
 
@@ -23,10 +23,7 @@ def served(app) -> int:  # noqa: ANN001
 
 
 def wait_for(predicate, what: str, bound: float = 20.0) -> None:  # noqa: ANN001
-    deadline = time.monotonic() + bound
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
+    lab_wait_for(what, predicate, timeout=bound, interval=0.05)
 
 
 def test_fast_path_serves_the_normal_routes_bytes(app, client, make_env):

@@ -9,7 +9,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -18,6 +17,7 @@ from sqlalchemy import func, select
 from envrouter.db import migrate
 from envrouter.db.engine import Database
 from envrouter.db.tables import AddressRow
+from envrouter.lab.waiting import wait_for
 from envrouter.model import service
 from envrouter.model.tokens import create_token
 
@@ -40,16 +40,13 @@ def _serve(url: str, port: int) -> subprocess.Popen:
 
 
 def _wait_healthy(proc: subprocess.Popen, base: str) -> None:
-    deadline = time.monotonic() + 60
-    while True:
+    def healthy() -> bool:
         try:
-            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                return
+            return httpx.get(f"{base}/healthz", timeout=2).status_code == 200
         except httpx.HTTPError:
-            pass
-        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-        assert time.monotonic() < deadline, "envrouter serve did not answer"
-        time.sleep(0.2)
+            return False
+
+    wait_for("envrouter serve answering /healthz", healthy, timeout=60, interval=0.2, proc=proc)
 
 
 def _setup(url: str) -> tuple[str, int, list[int], list[int]]:

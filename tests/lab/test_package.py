@@ -355,6 +355,7 @@ def test_install_lab_upgrade_under_traffic_purge(installed, labtools, host_befor
     from envrouter.lab.nodes import Lab
     from envrouter.lab.settle import current_holder
     from envrouter.lab.sshd import client_config_path
+    from envrouter.lab.waiting import wait_for
 
     debs = installed
     old_version = _field(debs["old"]["envrouter"], "Version")
@@ -394,10 +395,8 @@ def test_install_lab_upgrade_under_traffic_purge(installed, labtools, host_befor
         t_start = time.time()
         traffic.start()
         try:
-            deadline = time.monotonic() + 30
-            while not traffic.flowing(time.time() - 0.5):
-                assert time.monotonic() < deadline, "traffic does not flow"
-                time.sleep(0.2)
+            wait_for("traffic flowing", lambda: traffic.flowing(time.time() - 0.5), timeout=30,
+                     interval=0.2)
             # the operator's tool on the admin host; the nodes run their installed package
             argv = [sys.executable, "-m", "envrouter.cli.main", "upgrade", lab.plan.env_name,
                     "--database-url", db_url(lab), "--runner", "ssh",

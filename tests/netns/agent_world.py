@@ -12,7 +12,6 @@ import secrets
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from agent_documents import (  # noqa: F401  (re-exported for the netns tests)
     controller_document,
 )
 from envrouter.document import DeploymentDocument
+from envrouter.lab.waiting import wait_for as lab_wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 ENVROUTER = str(REPO / ".venv" / "bin" / "envrouter")
@@ -38,14 +38,7 @@ def sh(*argv: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
 
 
 def wait_for(cond, timeout: float = 10.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+    return lab_wait_for(what, cond, timeout=timeout, interval=0.05)
 
 
 @dataclass

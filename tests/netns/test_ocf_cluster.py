@@ -18,13 +18,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from envrouter.ha.corosync import render_corosync_conf
 from envrouter.ha.install import install_agents
+from envrouter.lab.waiting import wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(300)]
 
@@ -66,14 +66,7 @@ def _sh(*argv: str, **kw) -> subprocess.CompletedProcess:
 
 
 def _wait(cond, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
+    return wait_for(what, cond, timeout=timeout, interval=0.2)
 
 
 class Node:

@@ -16,6 +16,7 @@ from envrouter.ops.parse import (
     parse_conntrack_count,
     parse_conntrackd_stats,
     parse_crm_mon,
+    parse_crmadmin_state,
     parse_dnsmasq_chaos,
     parse_dnsmasq_servers,
 )
@@ -97,6 +98,36 @@ def test_crm_mon_error_result_and_garbage() -> None:
         parse_crm_mon("crm_mon: Error: cluster is not available on this node")
     with pytest.raises(ParseError, match="pacemaker-result"):
         parse_crm_mon("<cib/>")
+
+
+def test_crm_mon_node_attributes_and_where_each_primitive_runs() -> None:
+    """What the lab's settle check reads: pingd per node, and every active primitive (inside
+    clones too) with its nodes."""
+    c = parse_crm_mon(data("crm_mon_healthy.xml"))
+    assert {n.name: n.attributes for n in c.nodes} == {
+        "ctl1": {"master-conntrackd": "1000", "pingd": "1000"},
+        "ctl2": {"master-conntrackd": "100", "pingd": "1000"},
+        "ctl3": {"master-conntrackd": "100", "pingd": "1000"}}
+    on = c.running_on()
+    assert on["vip__vrouter"] == ["ctl1"] and on["vip__vrouter_pub"] == ["ctl1"]
+    for primitive in ("vrouter", "conntrackd", "dns", "ntp", "ping_upstream"):
+        assert sorted(on[primitive]) == ["ctl1", "ctl2", "ctl3"], primitive
+    stopped = parse_crm_mon(data("crm_mon_dns_stopped.xml")).running_on()
+    assert "dns" not in stopped and sorted(stopped["ntp"]) == ["ctl1", "ctl2", "ctl3"]
+
+
+def test_crmadmin_controller_state() -> None:
+    assert parse_crmadmin_state(data("crmadmin_S_idle.xml")) == "S_IDLE"
+    busy = data("crmadmin_S_idle.xml").replace('state="S_IDLE"', 'state="S_TRANSITION_ENGINE"')
+    assert parse_crmadmin_state(busy) == "S_TRANSITION_ENGINE"
+    # the controller does not answer (no cluster on this machine): the tool's own error
+    with pytest.raises(ParseError, match="Not connected .code 102.: error: Command failed"):
+        parse_crmadmin_state(data("crmadmin_S_not_connected.xml"))
+    with pytest.raises(ParseError, match="crmadmin: unexpected output: not XML"):
+        parse_crmadmin_state("error: Could not connect to controller")
+    with pytest.raises(ParseError, match="0 controller states"):
+        parse_crmadmin_state('<pacemaker-result><status code="0" message="OK"/>'
+                             "</pacemaker-result>")
 
 
 def test_conntrackd_stats_udp_unicast() -> None:

@@ -5,7 +5,6 @@ handler is a programming error, said plainly."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -16,14 +15,12 @@ from envrouter.agent.desired import OWNER_ALIAS
 from envrouter.agent.nftables import kernel as nftables
 from envrouter.errors import InfraError
 from envrouter.files import remove_file, write_atomic
+from envrouter.waiting import wait_until
 
 
 def _wait_link(link: nl.Netlink, ns: str, name: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while link.index(ns, name) is None:
-        if time.monotonic() > deadline:
-            raise InfraError(f"link {name!r} did not appear in {ns or 'the host'}")
-        time.sleep(0.02)
+    if not wait_until(lambda: link.index(ns, name) is not None, timeout):
+        raise InfraError(f"link {name!r} did not appear in {ns or 'the host'}")
 
 
 def _delete_netns(st: s.DeleteNetns, link: nl.Netlink) -> None:

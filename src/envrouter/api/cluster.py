@@ -17,16 +17,15 @@ import time
 from typing import Any
 
 from envrouter.errors import InfraError
+from envrouter.ha.layout import MANAGEMENT_VIP_ID
 from envrouter.ops.model import ClusterState
-from envrouter.ops.parse import parse_crm_mon
-
-MANAGEMENT_VIP_RESOURCE = "vip__vrouter"
+from envrouter.ops.parse import ParseError, parse_crm_mon
 
 
 def summarize(state: ClusterState, source: str) -> dict[str, Any]:
     """What the API shows of a parsed crm_mon (pure)."""
     holders = [r.node for r in state.resources
-               if r.id == MANAGEMENT_VIP_RESOURCE and r.active and r.node]
+               if r.id == MANAGEMENT_VIP_ID and r.active and r.node]
     return {
         "source": source,
         "quorate": state.quorate,
@@ -117,7 +116,10 @@ class CommandClusterProbe(CachedCommand):
         argv, proc = self._execute(env_id)
         if proc.returncode != 0 or not proc.stdout.strip():
             raise self._failed(argv, proc)
-        state = parse_crm_mon(proc.stdout)
+        try:
+            state = parse_crm_mon(proc.stdout)
+        except ParseError as exc:  # a ClusterProbeError, so that the waiting requests get it
+            raise ClusterProbeError(f"{self.what} {argv[0]!r}: {exc}") from exc
         if not state.available:
             raise ClusterProbeError(state.error or "crm_mon: no cluster")
         return summarize(state, f"crm_mon via {argv[0]}")

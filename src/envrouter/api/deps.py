@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from typing import Annotated
+from collections.abc import Callable, Iterator
+from typing import Annotated, TypeVar
 
-from fastapi import Depends, HTTPException, Path, Request, Security
+from fastapi import Depends, HTTPException, Path, Request, Response, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -115,3 +115,21 @@ def writer(request: Request, _auth: TokenInfo = Depends(admin)) -> Database:
 
 ReadDB = Annotated[Session, Depends(read_session)]
 Writer = Annotated[Database, Depends(writer)]
+
+Row = TypeVar("Row")
+Public = TypeVar("Public")
+
+
+def written(database: Database, change: Callable[[Session], Row],
+            public: Callable[[Session, list[Row]], list[Public]]) -> Public:
+    """A write route's transaction: the service's change, then the public form of the row it
+    wrote, read in the same transaction (committed as the route returns, in its own thread)."""
+    with database.writing() as session:
+        return public(session, [change(session)])[0]
+
+
+def deleted(database: Database, delete: Callable[[Session], object]) -> Response:
+    """A delete route's transaction; its answer, 204 without a body."""
+    with database.writing() as session:
+        delete(session)
+    return Response(status_code=204)

@@ -22,9 +22,9 @@ def _load(document: str):
 
 
 def _layout(document: str, agent_document: str | None, stonith: bool, stickiness: int):
-    from envrouter.ha.layout import LayoutOptions, build_layout
+    from envrouter.ha.layout import DEFAULT_DOCUMENT, LayoutOptions, build_layout
 
-    opts = LayoutOptions(document_path=agent_document or "/var/lib/envrouter/document.json",
+    opts = LayoutOptions(document_path=agent_document or DEFAULT_DOCUMENT,
                          stonith_enabled=stonith, resource_stickiness=stickiness)
     return build_layout(_load(document), opts)
 

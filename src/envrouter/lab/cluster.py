@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import os
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
 from envrouter.errors import InfraError
 from envrouter.ha.corosync import make_authkey, render_corosync_conf
 from envrouter.lab.nodes import Lab
 from envrouter.lab.waiting import wait_for
+from envrouter.ops.parse import ParseError, parse_crm_mon
 
 QUORUM_TIMEOUT = 180.0  # s; a DC is elected after dc-deadtime (20 s) on a busy 2-core machine
 
 
 @dataclass
 class ClusterView:
-    """What one controller's Pacemaker says (crm_mon)."""
+    """What one controller's Pacemaker says (crm_mon, read by `envrouter.ops.parse`)."""
 
     asked: str | None = None
     quorate: bool | None = None
@@ -25,6 +25,7 @@ class ClusterView:
     offline: list[str] = field(default_factory=list)
     stonith_enabled: bool | None = None
     resources: dict[str, list[str]] = field(default_factory=dict)  # resource id -> nodes
+    attributes: dict[str, dict[str, str]] = field(default_factory=dict)  # node -> name -> value
     error: str | None = None
 
 
@@ -65,24 +66,18 @@ def cluster_view(lab: Lab, name: str) -> ClusterView:
         view.error = text or f"crm_mon exited {proc.returncode}"
         return view
     try:
-        root = ET.fromstring(proc.stdout)
-    except ET.ParseError as exc:
-        view.error = f"crm_mon xml: {exc}"
+        state = parse_crm_mon(proc.stdout)
+    except ParseError as exc:
+        view.error = str(exc)
         return view
-    dc = root.find("./summary/current_dc")
-    if dc is not None:
-        view.quorate = dc.get("with_quorum") == "true"
-        view.dc = dc.get("name") if dc.get("present") == "true" else None
-    for node in root.findall("./nodes/node"):
-        (view.online if node.get("online") == "true" else view.offline).append(node.get("name", ""))
-    opts = root.find("./summary/cluster_options")
-    if opts is not None and opts.get("stonith-enabled") is not None:
-        view.stonith_enabled = opts.get("stonith-enabled") == "true"
-    for res in root.iter("resource"):
-        rid = res.get("id", "")
-        if res.get("active") == "true":
-            where = [n.get("name", "") for n in res.findall("node")]
-            view.resources.setdefault(rid, []).extend(where)
+    if not state.available:
+        view.error = state.error
+        return view
+    view.quorate, view.dc, view.stonith_enabled = state.quorate, state.dc, state.stonith_enabled
+    for node in state.nodes:
+        (view.online if node.online else view.offline).append(node.name)
+    view.resources = state.running_on()
+    view.attributes = {n.name: n.attributes for n in state.nodes}
     return view
 
 

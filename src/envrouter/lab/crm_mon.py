@@ -5,43 +5,59 @@ it as its `--cluster-command`, so the API and the UI show the live state."""
 from __future__ import annotations
 
 import sys
-import xml.etree.ElementTree as ET
 
+from envrouter.errors import EnvrouterError, InfraError
 from envrouter.lab.nodes import Lab
+from envrouter.ops.parse import ParseError, parse_crm_mon
 
 ARGV = ["crm_mon", "-1", "--output-as=xml"]
 
 
+class NoClusterAnswer(InfraError):
+    """No running controller of the lab answered crm_mon."""
+
+
+def _ask(lab: Lab, node: str) -> str | None:
+    proc = lab.exec_in(node, ARGV, check=False, timeout=20)
+    return proc.stdout if proc.returncode == 0 and proc.stdout.strip() else None
+
+
 def dc_crm_mon(lab: Lab) -> str:
+    """The XML of the DC's crm_mon; else the first answer of a running controller. Raises
+    `NoClusterAnswer` when none answers."""
     first = None
     for node in lab.plan.controllers:
         if not lab.node_running(node.name):
             continue
-        proc = lab.exec_in(node.name, ARGV, check=False, timeout=20)
-        if proc.returncode != 0 or not proc.stdout.strip():
+        text = _ask(lab, node.name)
+        if text is None:
             continue
         try:
-            dc = ET.fromstring(proc.stdout).find("./summary/current_dc")
-        except ET.ParseError:
+            dc = parse_crm_mon(text).dc
+        except ParseError:
             continue
-        name = dc.get("name") if dc is not None and dc.get("present") == "true" else None
-        if name == node.name:
-            return proc.stdout
-        first = first or proc.stdout
-        if name and lab.node_running(name):
-            asked = lab.exec_in(name, ARGV, check=False, timeout=20)
-            if asked.returncode == 0 and asked.stdout.strip():
-                return asked.stdout
+        if dc == node.name:
+            return text
+        first = first or text
+        if dc and lab.node_running(dc) and (asked := _ask(lab, dc)) is not None:
+            return asked
     if first is None:
-        raise SystemExit("no running controller answered crm_mon")
+        raise NoClusterAnswer("no running controller answered crm_mon")
     return first
 
 
-def main() -> None:
-    if len(sys.argv) != 2:
-        raise SystemExit("usage: python -m envrouter.lab.crm_mon STATE_DIR")
-    sys.stdout.write(dc_crm_mon(Lab.load(sys.argv[1])))
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m envrouter.lab.crm_mon STATE_DIR", file=sys.stderr)
+        return 2
+    try:
+        sys.stdout.write(dc_crm_mon(Lab.load(args[0])))
+    except EnvrouterError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

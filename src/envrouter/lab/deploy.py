@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from envrouter.errors import InfraError
+from envrouter.ha.ocf_base import DEFAULT_DOCUMENT
 from envrouter.lab.nodes import Lab
 from envrouter.lab.topology import LabPlan
 from envrouter.lab.waiting import wait_for
@@ -187,7 +188,7 @@ def install_cluster_resources(lab: Lab, dc: str, *, stonith: bool = True) -> Non
     ENVROUTER = envrouter_argv(lab)  # noqa: N806
     for node in lab.plan.controllers:
         lab.exec_in(node.name, [*ENVROUTER, "ha", "install"], timeout=120)
-    lab.exec_in(dc, [*ENVROUTER, "ha", "apply", "--document", "/var/lib/envrouter/document.json",
+    lab.exec_in(dc, [*ENVROUTER, "ha", "apply", "--document", DEFAULT_DOCUMENT,
                      "--stonith" if stonith else "--no-stonith"], timeout=300)
     lab.state["deployment"]["cluster_resources"] = "applied"
     lab.save()

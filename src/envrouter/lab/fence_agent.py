@@ -61,6 +61,10 @@ def _attr(value: str) -> str:
     return '"' + html.escape(value, quote=True) + '"'
 
 
+class SwitchFailed(Exception):
+    """The power switch did not do what was asked (or could not be reached)."""
+
+
 class BadArgs(Exception):
     pass
 
@@ -199,11 +203,9 @@ def run(opts: dict[str, str]) -> int:
         try:
             answer = request(path, what, plug, timeout, by)
         except (OSError, ValueError) as exc:
-            print(f"Failed: the lab power switch at {path}: {exc}", file=sys.stderr)
-            raise SystemExit(EC_GENERIC_ERROR) from exc
+            raise SwitchFailed(f"the lab power switch at {path}: {exc}") from exc
         if not answer.get("ok"):
-            print(f"Failed: {what} {plug or ''}: {answer.get('error')}", file=sys.stderr)
-            raise SystemExit(EC_GENERIC_ERROR)
+            raise SwitchFailed(f"{what} {plug or ''}: {answer.get('error')}")
         return answer
 
     if action in ("list", "list-status", "monitor"):
@@ -231,8 +233,9 @@ def run(opts: dict[str, str]) -> int:
         ask("off")
         try:
             ask("on")
-        except SystemExit:
+        except SwitchFailed as exc:
             # the node is off: the fencing succeeded (fencing.py does the same)
+            print(f"Failed: {exc}", file=sys.stderr)
             print("Timed out waiting to power ON", file=sys.stderr)
     print("Success: Rebooted")
     return EC_OK
@@ -246,11 +249,9 @@ def main(argv: list[str] | None = None) -> int:
             print(usage())
             return EC_OK
         return run(opts)
-    except BadArgs as exc:
+    except (BadArgs, SwitchFailed) as exc:
         print(f"Failed: {exc}", file=sys.stderr)
-        return EC_BAD_ARGS
-    except SystemExit as exc:
-        return int(exc.code or 0)
+        return EC_BAD_ARGS if isinstance(exc, BadArgs) else EC_GENERIC_ERROR
 
 
 def wrapper_text(interpreter: str) -> str:

@@ -14,28 +14,12 @@ import os
 import signal
 import threading
 
-from envrouter.lab.nodes import Lab, pid_namespace_members
+from envrouter.lab.nodes import Lab, pid_namespace_members, pid_ns_inode, pid_ns_pids, stat_field
 
 DEFAULT_SECONDS = 6.0
 
 
-def _pid_ns(pid: int) -> int | None:
-    try:
-        return os.stat(f"/proc/{pid}/ns/pid").st_ino
-    except OSError:
-        return None
-
-
-def _start_time(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[19])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _node_pids(ns: int | None) -> list[int]:
-    return [int(e) for e in os.listdir("/proc") if e.isdigit() and _pid_ns(int(e)) == ns]
+START_TIME = 19  # the field of /proc/PID/stat: with the PID, it names one process
 
 
 class Hang:
@@ -53,22 +37,22 @@ class Hang:
         self._lock = threading.Lock()
 
     def inject(self) -> None:
-        ns = _pid_ns(self.lab.anchor_pid(self.node))
+        ns = pid_ns_inode(self.lab.anchor_pid(self.node))
         seen: set[int] = set()
         # again until no new process shows up: one may fork between the listing and its stop
         for _ in range(5):
-            fresh = [p for p in _node_pids(ns) if p not in seen]
+            fresh = [p for p in pid_ns_pids(ns) if p not in seen]
             if not fresh:
                 break
             for pid in fresh:
-                start = _start_time(pid)
+                start = stat_field(pid, START_TIME)
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGSTOP)
                     if start is not None:
                         self.stopped.append((pid, start))
                 seen.add(pid)
         _, parents = pid_namespace_members(self.lab.anchor_pid(self.node))
-        self.parents = [(p, st) for p in parents if (st := _start_time(p)) is not None]
+        self.parents = [(p, st) for p in parents if (st := stat_field(p, START_TIME)) is not None]
         self._timer = threading.Timer(self.seconds, self.resume)
         self._timer.daemon = True
         self._timer.start()
@@ -81,7 +65,7 @@ class Hang:
                 self._timer.cancel()
             done = 0
             for pid, start in self.stopped + self.parents:
-                if _start_time(pid) == start:
+                if stat_field(pid, START_TIME) == start:
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGCONT)
                         done += 1

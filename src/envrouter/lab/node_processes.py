@@ -8,29 +8,21 @@ from __future__ import annotations
 import os
 
 from envrouter.lab.drill_report import Proc
-from envrouter.lab.nodes import Lab
+from envrouter.lab.hang import START_TIME
+from envrouter.lab.nodes import Lab, pid_ns_inode, pid_ns_pids, stat_field
 
 
-def _pid_ns(pid: int) -> int | None:
-    try:
-        return os.stat(f"/proc/{pid}/ns/pid").st_ino
-    except OSError:
-        return None
-
-
-def _pids_in_ns_of(pid: int) -> list[str]:
-    """The /proc entries (machine PIDs) in the PID namespace of `pid`."""
-    ns = _pid_ns(pid)
-    return [e for e in os.listdir("/proc") if e.isdigit() and _pid_ns(int(e)) == ns]
+def _node_pids(lab: Lab, node: str) -> list[int]:
+    return pid_ns_pids(pid_ns_inode(lab.anchor_pid(node)))
 
 
 def node_processes(lab: Lab, node: str) -> list[tuple[int, str]]:
     """(pid, comm) of every process in the node's PID namespace (machine PIDs)."""
     out = []
-    for entry in _pids_in_ns_of(lab.anchor_pid(node)):
+    for pid in _node_pids(lab, node):
         try:
-            with open(f"/proc/{entry}/comm") as f:
-                out.append((int(entry), f.read().strip()))
+            with open(f"/proc/{pid}/comm") as f:
+                out.append((pid, f.read().strip()))
         except OSError:
             continue
     return out
@@ -46,18 +38,18 @@ def controller_processes(lab: Lab, node: str) -> list[Proc]:
     with open("/proc/uptime") as f:
         uptime = float(f.read().split()[0])
     out = []
-    for entry in _pids_in_ns_of(lab.anchor_pid(node)):
+    for pid in _node_pids(lab, node):
         try:
-            with open(f"/proc/{entry}/status") as f:
+            with open(f"/proc/{pid}/status") as f:
                 status = dict(line.split(":", 1) for line in f if ":" in line)
-            with open(f"/proc/{entry}/stat") as f:
-                start = int(f.read().rsplit(")", 1)[1].split()[19])
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
                 cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
-        except (OSError, ValueError, IndexError):
+        except (OSError, ValueError):
+            continue
+        if (start := stat_field(pid, START_TIME)) is None:
             continue
         rss = int(status.get("VmRSS", "0 kB").split()[0]) if "VmRSS" in status else 0
-        ns_pid = int(status.get("NSpid", entry).split()[-1])
-        out.append(Proc(int(entry), ns_pid, status.get("Name", "").strip(), cmd, rss,
+        ns_pid = int(status.get("NSpid", str(pid)).split()[-1])
+        out.append(Proc(pid, ns_pid, status.get("Name", "").strip(), cmd, rss,
                         uptime - start / clk, int(status.get("PPid", "0").strip() or 0)))
     return out

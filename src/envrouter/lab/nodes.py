@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
@@ -35,6 +34,7 @@ from envrouter.lab.topology import (
     LabPlan,
     plan_lab,
 )
+from envrouter.lab.waiting import wait_for
 
 NSENTER = "nsenter"
 
@@ -71,13 +71,13 @@ def _alive(pid: int) -> bool:
 
 
 def _wait_dead(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def dead() -> bool:
         with contextlib.suppress(ChildProcessError, OSError):
             os.waitpid(pid, os.WNOHANG)  # reap it if it is our own child
-        if not _alive(pid):
-            return True
-        time.sleep(0.05)
+        return not _alive(pid)
+
+    with contextlib.suppress(InfraError):
+        wait_for(f"process {pid} gone", dead, timeout=timeout, interval=0.05)
     return not _alive(pid)
 
 
@@ -254,10 +254,11 @@ class Lab:
             env={**os.environ, **(env or {})}, start_new_session=True,
         )
         log.close()
-        cmdline = ""
-        deadline = time.monotonic() + 5
-        while not cmdline and time.monotonic() < deadline:
-            cmdline = _read_cmdline(proc.pid) or ""
+        # its command line once it has exec'd (recorded: a later kill checks it is the same)
+        with contextlib.suppress(InfraError):
+            wait_for(f"{name}'s command line", lambda: _read_cmdline(proc.pid), timeout=5,
+                     interval=0.01)
+        cmdline = _read_cmdline(proc.pid) or ""
         self.state["processes"][name] = {"pid": proc.pid, "cmdline": cmdline}
         self.save()
         self._popen[name] = proc
@@ -349,30 +350,26 @@ class Lab:
         )
         log.close()
         self._popen[f"{node.name}/unshare"] = parent
-        deadline = time.monotonic() + 30
-        anchor = 0
-        while time.monotonic() < deadline:
-            if parent.poll() is not None:
-                raise InfraError(f"the anchor of node {node.name} exited; see {d}/anchor.log")
-            if not anchor:
-                try:
-                    with open(f"/proc/{parent.pid}/task/{parent.pid}/children") as f:
-                        kids = f.read().split()
-                except OSError:
-                    kids = []
-                if kids:
-                    anchor = int(kids[0])
-                    # record at once: a crash from here on still finds it
-                    cmd = _read_cmdline(anchor) or ""
-                    self.state["anchors"][node.name] = {"pid": anchor, "cmdline": cmd}
-                    self.save()
-            if anchor and os.path.exists(ready):
-                # the cmdline is final once python runs the module (after unshare's exec)
-                self.state["anchors"][node.name] = {"pid": anchor, "cmdline": _read_cmdline(anchor)}
-                self.save()
-                return
-            time.sleep(0.05)
-        raise InfraError(f"the anchor of node {node.name} did not get ready; see {d}/anchor.log")
+        what, anchor_log = f"the anchor of node {node.name}", os.path.join(d, "anchor.log")
+
+        def child() -> int | None:
+            try:
+                with open(f"/proc/{parent.pid}/task/{parent.pid}/children") as f:
+                    kids = f.read().split()
+            except OSError:
+                return None
+            return int(kids[0]) if kids else None
+
+        anchor = wait_for(f"{what} started", child, timeout=30, interval=0.05, proc=parent,
+                          log=anchor_log)
+        # record at once: a crash from here on still finds it
+        self.state["anchors"][node.name] = {"pid": anchor, "cmdline": _read_cmdline(anchor) or ""}
+        self.save()
+        wait_for(f"{what} ready", lambda: os.path.exists(ready), timeout=30, interval=0.05,
+                 proc=parent, log=anchor_log)
+        # the cmdline is final once python runs the module (after unshare's exec)
+        self.state["anchors"][node.name] = {"pid": anchor, "cmdline": _read_cmdline(anchor)}
+        self.save()
 
     def _wire(self, node: LabNode) -> None:
         sw = self.plan.switch_netns
@@ -467,10 +464,27 @@ def _ensure_addr(ipr: IPRoute, index: int, address: str, prefixlen: int) -> None
             raise
 
 
-def _parent(pid: int) -> int | None:
+def pid_ns_inode(pid: int) -> int | None:
+    """The inode of the process's PID namespace (None: it is gone)."""
+    try:
+        return os.stat(f"/proc/{pid}/ns/pid").st_ino
+    except OSError:
+        return None
+
+
+def pid_ns_pids(ns: int | None) -> list[int]:
+    """Every process (machine PID) in the PID namespace `ns` (`pid_ns_inode`)."""
+    if ns is None:
+        return []
+    return [int(e) for e in os.listdir("/proc") if e.isdigit() and pid_ns_inode(int(e)) == ns]
+
+
+def stat_field(pid: int, index: int) -> int | None:
+    """A numeric field of /proc/PID/stat, counted after the command name (0: the state, 1: the
+    parent, 19: the start time in clock ticks); None when the process is gone."""
     try:
         with open(f"/proc/{pid}/stat") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[1])
+            return int(f.read().rsplit(")", 1)[1].split()[index])
     except (OSError, ValueError, IndexError):
         return None
 
@@ -478,20 +492,9 @@ def _parent(pid: int) -> int | None:
 def pid_namespace_members(anchor: int) -> tuple[list[int], list[int]]:
     """(every process of the anchor's PID namespace, their parents outside it — the `nsenter`
     and `unshare` processes that started them from the machine's namespaces)."""
-    try:
-        ns = os.stat(f"/proc/{anchor}/ns/pid").st_ino
-    except OSError:
-        return [], []
-    members = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if os.stat(f"/proc/{entry}/ns/pid").st_ino == ns:
-                    members.append(int(entry))
-            except OSError:
-                continue
+    members = pid_ns_pids(pid_ns_inode(anchor))
     inside = set(members)
-    outside = {p for p in (_parent(m) for m in members) if p and p not in inside}
+    outside = {p for p in (stat_field(m, 1) for m in members) if p and p not in inside}
     return members, sorted(outside)
 
 

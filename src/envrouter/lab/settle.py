@@ -5,18 +5,19 @@ controller, nothing in flight).
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
-
+from envrouter.document import VIP_MANAGEMENT, VIP_PUBLIC
 from envrouter.errors import InfraError
+from envrouter.ha.layout import CONNTRACKD, DNS, NTP, PING, PING_ATTRIBUTE, VROUTER
 from envrouter.lab.cluster import best_view
 from envrouter.lab.nodes import Lab
 from envrouter.lab.status import vip_holders
 from envrouter.lab.waiting import wait_for
+from envrouter.ops.parse import ParseError, parse_crmadmin_state
 
 
 def drill_vips(lab: Lab) -> dict[str, str]:
     return dict((lab.state.get("deployment") or {}).get("vips") or {
-        "vrouter": lab.plan.vip_management, "vrouter_pub": lab.plan.vip_public})
+        VIP_MANAGEMENT: lab.plan.vip_management, VIP_PUBLIC: lab.plan.vip_public})
 
 
 def holders(lab: Lab) -> dict[str, list[str]]:
@@ -44,44 +45,38 @@ def wait_settled(lab: Lab, timeout: float = 180) -> None:
         if view.error or not view.quorate:
             return False
         return all(running <= set(view.resources.get(r, []))
-                   for r in ("vrouter", "conntrackd", "dns", "ntp", "ping_upstream"))
+                   for r in (VROUTER, CONNTRACKD, DNS, NTP, PING))
 
     wait_for("every clone instance running on every controller", clones_everywhere,
              timeout=timeout, interval=1.0)
     # and nothing left in flight: a drill that starts while a node just back still writes its
     # attributes (pingd, the promotion score) has its transition aborted and re-planned
     wait_for("every controller reaching the upstream (pingd > 0) and the DC idle",
-             lambda: _attributes_ready(lab, running) and _dc_idle(lab), timeout=timeout,
-             interval=1.0)
+             lambda: _nothing_in_flight(lab, running), timeout=timeout, interval=1.0)
 
 
-def _crm_xml(lab: Lab, argv: list[str]) -> ET.Element | None:
+def _nothing_in_flight(lab: Lab, running: set[str]) -> bool:
+    view = best_view(lab)
+    if view.error or not view.dc:
+        return False
+    return running <= reaching_upstream(view.attributes) \
+        and _controller_state(lab, view.dc) == "S_IDLE"
+
+
+def reaching_upstream(attributes: dict[str, dict[str, str]]) -> set[str]:
+    """Pure: the nodes whose ping resource reaches the upstream (pingd > 0), from each node's
+    attributes (a node without the attribute yet does not)."""
+    return {node for node, attrs in attributes.items()
+            if (value := attrs.get(PING_ATTRIBUTE, "")).isdigit() and int(value) > 0}
+
+
+def _controller_state(lab: Lab, node: str) -> str | None:
     via = next((n.name for n in lab.plan.controllers if lab.node_running(n.name)), None)
     if via is None:
         return None
-    proc = lab.exec_in(via, argv, check=False, timeout=30)
+    proc = lab.exec_in(via, ["crmadmin", "-S", node, "--output-as=xml", "-t", "5s"],
+                       check=False, timeout=30)
     try:
-        return ET.fromstring(proc.stdout) if proc.returncode == 0 else None
-    except ET.ParseError:
+        return parse_crmadmin_state(proc.stdout) if proc.returncode == 0 else None
+    except ParseError:
         return None
-
-
-def _attributes_ready(lab: Lab, running: set[str]) -> bool:
-    root = _crm_xml(lab, ["crm_mon", "-1", "-A", "--output-as=xml"])
-    if root is None:
-        return False
-    ready = set()
-    for node in root.iter("node"):
-        for attr in node.iter("attribute"):
-            if attr.get("name") == "pingd" and (attr.get("value") or "0").isdigit() \
-                    and int(attr.get("value") or "0") > 0:
-                ready.add(node.get("name", ""))
-    return running <= ready
-
-
-def _dc_idle(lab: Lab) -> bool:
-    dc = best_view(lab).dc
-    if not dc:
-        return False
-    root = _crm_xml(lab, ["crmadmin", "-S", dc, "--output-as=xml", "-t", "5s"])
-    return root is not None and any(el.get("state") == "S_IDLE" for el in root.iter())

@@ -18,8 +18,10 @@ from typing import Any
 
 from pyroute2 import IPRoute
 
+from envrouter.errors import InfraError
 from envrouter.lab.nodes import Lab
 from envrouter.lab.vip_samples import Sample
+from envrouter.lab.waiting import wait_for
 
 VROUTER_NS = "vrouter"
 INTERVAL = 0.05  # s
@@ -50,9 +52,10 @@ class VipWatch:
     def start(self) -> None:
         self._thread.start()
         # the first sample before anything else happens: the state before the fault
-        deadline = time.monotonic() + 10
-        while not self.samples and time.monotonic() < deadline and self._thread.is_alive():
-            time.sleep(0.01)
+        with contextlib.suppress(InfraError):  # the drill notes a watch without samples
+            wait_for("the first VIP sample",
+                     lambda: self.samples or not self._thread.is_alive(), timeout=10,
+                     interval=0.01)
 
     def stop(self) -> list[Sample]:
         self._stop.set()

@@ -1,14 +1,15 @@
-"""Polling with a bound (the lab waits on conditions, never on tuned sleeps)."""
+"""Polling with a bound for the lab (`envrouter.waiting.poll`, failing with what was awaited
+and a log's tail; the lab waits on conditions, never on tuned sleeps)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
-import time
 from collections.abc import Callable
 from typing import TypeVar
 
 from envrouter.errors import InfraError
+from envrouter.waiting import poll
 
 T = TypeVar("T")
 
@@ -32,15 +33,15 @@ def wait_for(
 ) -> T:
     """Call `probe` until it returns something truthy; fail with `what` (and the log's tail) if
     the bound passes or `proc` dies first."""
-    deadline = time.monotonic() + timeout
-    while True:
+    detail = (lambda: f"\n{tail(log)}") if log else (lambda: "")
+
+    def ask() -> T | None:
         result = probe()
-        if result:
-            return result
-        if proc is not None and proc.poll() is not None:
-            detail = f"\n{tail(log)}" if log else ""
-            raise InfraError(f"{what}: the process exited ({proc.returncode}){detail}")
-        if time.monotonic() > deadline:
-            detail = f"\n{tail(log)}" if log else ""
-            raise InfraError(f"{what}: not after {timeout:.0f} s{detail}")
-        time.sleep(interval)
+        if not result and proc is not None and proc.poll() is not None:
+            raise InfraError(f"{what}: the process exited ({proc.returncode}){detail()}")
+        return result
+
+    result = poll(ask, timeout, interval)
+    if not result:
+        raise InfraError(f"{what}: not after {timeout:.0f} s{detail()}")
+    return result

@@ -41,6 +41,14 @@ def _text(obj: str, field: str, value: Any) -> str:
     return value
 
 
+def _named(obj: str, field: str, value: Any, rule: names.NameRule) -> str:
+    """A string that `rule` (envrouter.model.names) accepts."""
+    text = _text(obj, field, value)
+    if not rule.ok(text):
+        raise ValidationError(obj, field, rule.explain(text))
+    return text
+
+
 def parse_address(obj: str, field: str, value: Any) -> IPAddress:
     text = _text(obj, field, value)
     if not _ADDRESS_CHARS_RE.match(text):
@@ -75,17 +83,11 @@ def excluded_addresses(net: IPNetwork, gateway: str | None) -> set[int]:
 
 
 def validate_name(obj: str, field: str, value: Any) -> str:
-    text = _text(obj, field, value)
-    if not names.NETWORK_NAME.ok(text):
-        raise ValidationError(obj, field, names.NETWORK_NAME.explain(text))
-    return text
+    return _named(obj, field, value, names.NETWORK_NAME)
 
 
 def validate_environment_name(value: Any) -> str:
-    text = _text("environment", "name", value)
-    if not names.ENVIRONMENT_NAME.ok(text):
-        raise ValidationError("environment", "name", names.ENVIRONMENT_NAME.explain(text))
-    return text
+    return _named("environment", "name", value, names.ENVIRONMENT_NAME)
 
 
 def validate_dns_name(obj: str, field: str, value: Any) -> str:
@@ -131,10 +133,7 @@ def validate_status(obj: str, value: Any) -> str:
 
 
 def validate_bridge(obj: str, value: Any) -> str:
-    text = _text(obj, "bridge", value)
-    if not names.INTERFACE_NAME.ok(text):
-        raise ValidationError(obj, "bridge", names.INTERFACE_NAME.explain(text))
-    return text
+    return _named(obj, "bridge", value, names.INTERFACE_NAME)
 
 
 def validate_vlan(obj: str, value: Any) -> int | None:
@@ -332,10 +331,7 @@ def validate_bridge_kind(value: Any) -> str:
 
 
 def validate_namespace(obj: str, value: Any) -> str:
-    text = _text(obj, "namespace", value)
-    if not names.NAMESPACE_NAME.ok(text):
-        raise ValidationError(obj, "namespace", names.NAMESPACE_NAME.explain(text))
-    return text
+    return _named(obj, "namespace", value, names.NAMESPACE_NAME)
 
 
 def validate_bool(obj: str, field: str, value: Any) -> bool:

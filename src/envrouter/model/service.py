@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -185,39 +185,35 @@ def _flush(session: Session, obj: str, field: str) -> None:
 # ---------------------------------------------------------------------------------- loading
 
 
-def get_environment_row(session: Session, env_id: int) -> EnvironmentRow:
-    row = session.get(EnvironmentRow, env_id)
+Table = TypeVar("Table")
+
+
+def _found(kind: str, key: object, row: Table | None) -> Table:
     if row is None:
-        raise NotFoundError("environment", env_id)
+        raise NotFoundError(kind, key)
     return row
+
+
+def get_environment_row(session: Session, env_id: int) -> EnvironmentRow:
+    return _found("environment", env_id, session.get(EnvironmentRow, env_id))
 
 
 def environment_by_name(session: Session, name: str) -> EnvironmentRow:
-    row = session.scalars(select(EnvironmentRow).where(EnvironmentRow.name == name)).first()
-    if row is None:
-        raise NotFoundError("environment", name)
-    return row
+    return _found("environment", name, session.scalars(
+        select(EnvironmentRow).where(EnvironmentRow.name == name)).first())
 
 
 def get_network_row(session: Session, network_id: int) -> NetworkRow:
-    row = session.get(NetworkRow, network_id)
-    if row is None:
-        raise NotFoundError("network", network_id)
-    return row
+    return _found("network", network_id, session.get(NetworkRow, network_id))
 
 
 def get_node_row(session: Session, node_id: int) -> NodeRow:
-    row = session.get(NodeRow, node_id)
-    if row is None:
-        raise NotFoundError("node", node_id)
-    return row
+    return _found("node", node_id, session.get(NodeRow, node_id))
 
 
 def node_by_hostname(session: Session, hostname: str) -> NodeRow:
-    row = session.scalars(select(NodeRow).where(NodeRow.hostname == hostname.lower())).first()
-    if row is None:
-        raise NotFoundError("node", hostname)
-    return row
+    return _found("node", hostname, session.scalars(
+        select(NodeRow).where(NodeRow.hostname == hostname.lower())).first())
 
 
 def _is_ipv6(address: str) -> bool:
@@ -267,15 +263,20 @@ def _settings_entity(env: EnvironmentRow, row: VrouterSettingsRow | None) -> Vro
     )
 
 
-def load_environment(session: Session, env_id: int) -> Environment:
-    """The environment without its nodes, in a constant number of queries."""
-    env = get_environment_row(session, env_id)
-    nets = session.scalars(
+def network_rows(session: Session, env_id: int) -> list[NetworkRow]:
+    """The environment's networks with their ranges (one query each), by id."""
+    return list(session.scalars(
         select(NetworkRow)
         .where(NetworkRow.environment_id == env_id)
         .options(selectinload(NetworkRow.ranges))
         .order_by(NetworkRow.id)
-    ).all()
+    ).all())
+
+
+def load_environment(session: Session, env_id: int) -> Environment:
+    """The environment without its nodes, in a constant number of queries."""
+    env = get_environment_row(session, env_id)
+    nets = network_rows(session, env_id)
     settings = session.get(VrouterSettingsRow, env_id)
     vip_rows = session.execute(
         select(VipRow, AddressRow.address)
@@ -483,6 +484,23 @@ def range_pairs(ranges: Any, obj: str, field: str = "ranges") -> list[tuple[Any,
     return out
 
 
+def validated_network(data: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """A network as given (the API's body, an environment file's entry), validated; `where`
+    names it in the errors about its ranges."""
+    return rules.validate_network(
+        name=data.get("name"),
+        role=data.get("role"),
+        cidr=data.get("cidr"),
+        gateway=data.get("gateway"),
+        vlan=data.get("vlan"),
+        bridge=data.get("bridge"),
+        ranges=range_pairs(data.get("ranges"), where),
+        cidr6=data.get("cidr6"),
+        gateway6=data.get("gateway6"),
+        ranges6=range_pairs(data.get("ranges6"), where, "ranges6"),
+    )
+
+
 def _needs_address(net_role: str, roles: Sequence[str]) -> bool:
     """Every node gets an address on each network except public; controllers on public too."""
     return net_role != "public" or "controller" in roles
@@ -492,18 +510,7 @@ def create_network(session: Session, env_id: int, data: Mapping[str, Any]) -> Ne
     env = _locked_environment(session, env_id)
     before = environment_problems(session, env_id)
     bump_revision(session, env_id)
-    fields = rules.validate_network(
-        name=data.get("name"),
-        role=data.get("role"),
-        cidr=data.get("cidr"),
-        gateway=data.get("gateway"),
-        vlan=data.get("vlan"),
-        bridge=data.get("bridge"),
-        ranges=range_pairs(data.get("ranges"), f"network {data.get('name')!r}"),
-        cidr6=data.get("cidr6"),
-        gateway6=data.get("gateway6"),
-        ranges6=range_pairs(data.get("ranges6"), f"network {data.get('name')!r}", "ranges6"),
-    )
+    fields = validated_network(data, f"network {data.get('name')!r}")
     obj = f"network {fields['name']!r}"
     existing = session.scalars(select(NetworkRow).where(NetworkRow.environment_id == env_id)).all()
     for other in existing:

@@ -251,18 +251,7 @@ def _apply_networks(session: Session, env_id: int, spec: EnvironmentFile) -> Non
     }
     wanted: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
     for i, net in enumerate(spec.networks):
-        norm = rules.validate_network(
-            name=net.get("name"),
-            role=net.get("role"),
-            cidr=net.get("cidr"),
-            gateway=net.get("gateway"),
-            vlan=net.get("vlan"),
-            bridge=net.get("bridge"),
-            ranges=service.range_pairs(net.get("ranges"), f"networks[{i}]"),
-            cidr6=net.get("cidr6"),
-            gateway6=net.get("gateway6"),
-            ranges6=service.range_pairs(net.get("ranges6"), f"networks[{i}]", "ranges6"),
-        )
+        norm = service.validated_network(net, f"networks[{i}]")
         wanted[norm["name"]] = (net, norm)
     kept: dict[str, NetworkRow] = {}
     for net_name, net_row in rows.items():

@@ -21,10 +21,11 @@ with failure-timeout.
 
 from __future__ import annotations
 
+from envrouter.ha.layout import CONNTRACKD, DNS, NTP, VROUTER, clone_id
 from envrouter.ops.model import ClusterState, Status
 
 CONNTRACK_FULL_RATIO = 0.9
-CLONE_SUFFIX = "-clone"
+CLONE_SUFFIX = clone_id("")
 
 
 def _cluster_reasons(c: ClusterState) -> list[str]:
@@ -89,7 +90,7 @@ def _resource_reasons(st: Status) -> list[str]:
     if len(holders) > 1:
         out.append("VIPs apart: " + ", ".join(
             f"{v.resource} on {' '.join(v.pacemaker_nodes)}" for v in st.vips))
-    cclone = "conntrackd" + CLONE_SUFFIX
+    cclone = clone_id(CONNTRACKD)
     if cclone in st.expected_resources and cclone in c.top_ids:
         promoted = c.active_nodes(cclone, role="Promoted")
         vip_nodes = sorted({n for v in st.vips for n in v.pacemaker_nodes})
@@ -127,10 +128,10 @@ def _vip_reasons(st: Status) -> list[str]:
 
 def _daemon_reasons(st: Status, previous_sync_errors: int | None) -> list[str]:
     out = []
-    if _runs_here(st, "vrouter" + CLONE_SUFFIX) and not st.namespace_present:
+    if _runs_here(st, clone_id(VROUTER)) and not st.namespace_present:
         out.append(f"namespace {st.namespace}: missing on {st.node}")
     ct = st.conntrackd
-    if ct is not None and ct.configured and _runs_here(st, "conntrackd" + CLONE_SUFFIX):
+    if ct is not None and ct.configured and _runs_here(st, clone_id(CONNTRACKD)):
         if not ct.answering:
             out.append(f"conntrackd: not answering on {st.node} ({ct.error})")
         elif ct.stats is not None:
@@ -143,7 +144,7 @@ def _daemon_reasons(st: Status, previous_sync_errors: int | None) -> list[str]:
             out.append(f"conntrack table: {table.entries} of {table.max} entries "
                        f"({100 * table.entries // table.max} %)")
     dns = st.dns
-    if dns is not None and _runs_here(st, "dns" + CLONE_SUFFIX):
+    if dns is not None and _runs_here(st, clone_id(DNS)):
         if not dns.answering:
             out.append(f"dns: dnsmasq not answering on {dns.listen} ({dns.error})")
         for up in dns.upstreams:
@@ -151,7 +152,7 @@ def _daemon_reasons(st: Status, previous_sync_errors: int | None) -> list[str]:
                 out.append(f"dns: upstream {up.address} not answering from namespace "
                            f"{st.namespace}")
     ntp = st.ntp
-    if ntp is not None and _runs_here(st, "ntp" + CLONE_SUFFIX):
+    if ntp is not None and _runs_here(st, clone_id(NTP)):
         if not ntp.answering:
             out.append(f"ntp: chronyd not answering ({ntp.error})")
         else:

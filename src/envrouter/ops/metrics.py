@@ -29,6 +29,22 @@ def _c(name: str, doc: str, labels: list[str] | None = None) -> CounterMetricFam
     return CounterMetricFamily(f"{PREFIX}_{name}", doc, labels=labels)
 
 
+def _gauge(name: str, doc: str, labels: list[str] | None = None, *, value: float,
+           at: list[str] | None = None) -> GaugeMetricFamily:
+    """A gauge family with one sample: `value` at the label values `at`."""
+    m = _g(name, doc, labels)
+    m.add_metric(at or [], value)
+    return m
+
+
+def _counter(name: str, doc: str, labels: list[str] | None = None, *, value: float,
+             at: list[str] | None = None) -> CounterMetricFamily:
+    """A counter family with one sample."""
+    m = _c(name, doc, labels)
+    m.add_metric(at or [], value)
+    return m
+
+
 class StatusCollector(Collector):
     def __init__(self, status: Status, reasons: list[str]) -> None:
         self.status = status
@@ -37,35 +53,28 @@ class StatusCollector(Collector):
     def collect(self) -> Iterator[Metric]:  # noqa: C901 - one flat list of families
         st = self.status
         node = st.node
-        m = _g("degraded", "1 if `envrouter status` would report this controller degraded",
-               ["node"])
-        m.add_metric([node], 1 if self.reasons else 0)
-        yield m
-        m = _g("degraded_reasons", "number of reasons this controller is degraded", ["node"])
-        m.add_metric([node], len(self.reasons))
-        yield m
-        m = _g("status_collected_timestamp_seconds", "when these metrics were collected",
-               ["node"])
-        m.add_metric([node], st.collected_at)
-        yield m
-        m = _g("namespace_present", "the vrouter namespace exists on this node",
-               ["node", "namespace"])
-        m.add_metric([node, st.namespace], 1 if st.namespace_present else 0)
-        yield m
+        yield _gauge("degraded",
+                     "1 if `envrouter status` would report this controller degraded", ["node"],
+                     value=1 if self.reasons else 0, at=[node])
+        yield _gauge("degraded_reasons", "number of reasons this controller is degraded", ["node"],
+                     value=len(self.reasons), at=[node])
+        yield _gauge("status_collected_timestamp_seconds",
+                     "when these metrics were collected", ["node"],
+                     value=st.collected_at, at=[node])
+        yield _gauge("namespace_present",
+                     "the vrouter namespace exists on this node", ["node", "namespace"],
+                     value=1 if st.namespace_present else 0, at=[node, st.namespace])
 
         c = st.cluster
-        m = _g("cluster_available", "crm_mon answered on this node", ["node"])
-        m.add_metric([node], 1 if c.available else 0)
-        yield m
+        yield _gauge("cluster_available", "crm_mon answered on this node", ["node"],
+                     value=1 if c.available else 0, at=[node])
         if c.available:
             if c.quorate is not None:
-                m = _g("cluster_quorate", "the cluster partition of this node has quorum",
-                       ["node"])
-                m.add_metric([node], 1 if c.quorate else 0)
-                yield m
-            m = _g("cluster_is_dc", "this node is the Designated Controller", ["node"])
-            m.add_metric([node], 1 if c.dc == node else 0)
-            yield m
+                yield _gauge("cluster_quorate",
+                             "the cluster partition of this node has quorum", ["node"],
+                             value=1 if c.quorate else 0, at=[node])
+            yield _gauge("cluster_is_dc", "this node is the Designated Controller", ["node"],
+                         value=1 if c.dc == node else 0, at=[node])
             m = _g("cluster_node_online", "a cluster member is online", ["member"])
             s = _g("cluster_node_standby", "a cluster member is in standby", ["member"])
             for n in c.nodes:
@@ -111,14 +120,12 @@ class StatusCollector(Collector):
 
         ct = st.conntrackd
         if ct is not None:
-            m = _g("conntrackd_up", "conntrackd answers on its control socket")
-            m.add_metric([], 1 if ct.answering else 0)
-            yield m
+            yield _gauge("conntrackd_up", "conntrackd answers on its control socket",
+                         value=1 if ct.answering else 0)
             if ct.promoted_marker is not None:
-                m = _g("conntrackd_promoted", "the conntrackd OCF agent marked this instance "
-                       "promoted")
-                m.add_metric([], 1 if ct.promoted_marker else 0)
-                yield m
+                yield _gauge("conntrackd_promoted",
+                             "the conntrackd OCF agent marked this instance promoted",
+                             value=1 if ct.promoted_marker else 0)
             if ct.stats is not None:
                 x = ct.stats
                 m = _g("conntrackd_cache_entries", "active entries in conntrackd's caches",
@@ -149,41 +156,32 @@ class StatusCollector(Collector):
                     m.add_metric(["receive_buffer"], x.rcvbuf_errors)
                 yield m
                 if x.kernel_resyncs is not None:
-                    m = _c("conntrackd_kernel_resyncs", "resyncs with the kernel table")
-                    m.add_metric([], x.kernel_resyncs)
-                    yield m
+                    yield _counter("conntrackd_kernel_resyncs", "resyncs with the kernel table",
+                                   value=x.kernel_resyncs)
                 if x.netlink_overruns is not None:
-                    m = _c("conntrackd_netlink_overruns", "netlink event overruns")
-                    m.add_metric([], x.netlink_overruns)
-                    yield m
+                    yield _counter("conntrackd_netlink_overruns", "netlink event overruns",
+                                   value=x.netlink_overruns)
         t = st.conntrack
         if t is not None and t.entries is not None:
-            m = _g("conntrack_entries", "entries in the namespace's conntrack (NAT) table")
-            m.add_metric([], t.entries)
-            yield m
+            yield _gauge("conntrack_entries", "entries in the namespace's conntrack (NAT) table",
+                         value=t.entries)
             if t.max is not None:
-                m = _g("conntrack_max", "nf_conntrack_max as seen in the namespace")
-                m.add_metric([], t.max)
-                yield m
+                yield _gauge("conntrack_max", "nf_conntrack_max as seen in the namespace",
+                             value=t.max)
 
         d = st.dns
         if d is not None:
-            m = _g("dns_up", "dnsmasq answers on the namespace's management address")
-            m.add_metric([], 1 if d.answering else 0)
-            yield m
+            yield _gauge("dns_up", "dnsmasq answers on the namespace's management address",
+                         value=1 if d.answering else 0)
             if d.cache_size is not None:
-                m = _g("dns_cache_size", "dnsmasq's cache size (entries)")
-                m.add_metric([], d.cache_size)
-                yield m
+                yield _gauge("dns_cache_size", "dnsmasq's cache size (entries)", value=d.cache_size)
             for key, doc in (("hits", "answers from the cache"),
                              ("misses", "queries forwarded upstream"),
                              ("insertions", "cache insertions"),
                              ("evictions", "cache evictions of live entries")):
                 value = getattr(d, key)
                 if value is not None:
-                    m = _c(f"dns_cache_{key}", doc)
-                    m.add_metric([], value)
-                    yield m
+                    yield _counter(f"dns_cache_{key}", doc, value=value)
             reach = _g("dns_upstream_reachable", "the upstream answers a probe from the "
                        "namespace", ["upstream"])
             queries = _c("dns_upstream_queries", "queries dnsmasq sent to the upstream",
@@ -203,9 +201,8 @@ class StatusCollector(Collector):
 
         n = st.ntp
         if n is not None:
-            m = _g("ntp_up", "chronyd answers on its command socket")
-            m.add_metric([], 1 if n.answering else 0)
-            yield m
+            yield _gauge("ntp_up", "chronyd answers on its command socket",
+                         value=1 if n.answering else 0)
             if n.tracking is not None:
                 tr = n.tracking
                 for name, doc, value in (
@@ -221,9 +218,7 @@ class StatusCollector(Collector):
                     ("ntp_local_reference", "serving its own clock (local stratum / orphan)",
                      1 if tr.local_reference else 0),
                 ):
-                    m = _g(name, doc)
-                    m.add_metric([], value)
-                    yield m
+                    yield _gauge(name, doc, value=value)
             if n.answering:  # sources are only known from a daemon that answered
                 m = _g("ntp_sources_reachable", "reachable NTP sources", ["kind"])
                 m.add_metric(["upstream"], sum(1 for s in n.sources if s.upstream and s.reachable))

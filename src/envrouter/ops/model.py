@@ -20,6 +20,8 @@ class NodeState:
     unclean: bool = False
     pending: bool = False
     is_dc: bool = False
+    # the node's transient and permanent attributes (crm_mon's node_attributes), e.g. pingd
+    attributes: dict[str, str] = field(default_factory=dict)
 
     @property
     def eligible(self) -> bool:
@@ -83,6 +85,15 @@ class ClusterState:
     def active_nodes(self, top_id: str, role: str | None = None) -> list[str]:
         return sorted(r.node for r in self.instances(top_id)
                       if r.active and r.node and (role is None or r.role == role))
+
+    def running_on(self) -> dict[str, list[str]]:
+        """Primitive id -> the nodes where an active instance runs (in crm_mon's order; an
+        active primitive on no node has an empty list)."""
+        out: dict[str, list[str]] = {}
+        for r in self.resources:
+            if r.active:
+                out.setdefault(r.id, []).extend([r.node] if r.node else [])
+        return out
 
 
 @dataclass

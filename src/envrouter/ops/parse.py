@@ -2,7 +2,8 @@
 plain data from `envrouter.ops.model`; text that is not what the tool prints raises
 `ParseError` naming the tool, never a silent default.
 
-- ``crm_mon -1 --output-as=xml`` (Pacemaker 2.1: ``pacemaker-result``)
+- ``crm_mon -1 --output-as=xml`` (Pacemaker 2.1: ``pacemaker-result``), the one reader of it
+- ``crmadmin -S NODE --output-as=xml`` (the controller's state, e.g. S_IDLE)
 - ``conntrackd -s`` and ``conntrackd -s runtime`` (1.4.x)
 - ``conntrack -C``
 - ``chronyc -c -n tracking`` / ``chronyc -c -n sources`` (CSV: chronyc's documented
@@ -71,20 +72,30 @@ def _failure(el: ET.Element) -> OpFailure:
                      last_rc_change=el.get("last-rc-change", ""))
 
 
-def parse_crm_mon(xml_text: str) -> ClusterState:
+def _pacemaker_result(tool: str, xml_text: str) -> ET.Element:
     try:
         root = ET.fromstring(xml_text)
     except ET.ParseError as exc:
-        raise ParseError("crm_mon", f"not XML ({exc})") from None
+        raise ParseError(tool, f"not XML ({exc})") from None
     if root.tag != "pacemaker-result":
-        raise ParseError("crm_mon", f"root element <{root.tag}>, expected <pacemaker-result>")
+        raise ParseError(tool, f"root element <{root.tag}>, expected <pacemaker-result>")
+    return root
+
+
+def _status_error(tool: str, root: ET.Element) -> str | None:
+    """The tool's own error report (``<status code="N">``, N != 0), or None."""
     status = root.find("status")
-    if status is not None and status.get("code", "0") != "0":
-        errors = [e.text.strip() for e in status.iter("error") if e.text and e.text.strip()]
-        detail = f": {errors[-1]}" if errors else ""
-        return ClusterState(available=False,
-                            error=f"crm_mon: {status.get('message', 'error')} "
-                                  f"(code {status.get('code')}){detail}")
+    if status is None or status.get("code", "0") == "0":
+        return None
+    errors = [e.text.strip() for e in status.iter("error") if e.text and e.text.strip()]
+    detail = f": {errors[-1]}" if errors else ""
+    return f"{tool}: {status.get('message', 'error')} (code {status.get('code')}){detail}"
+
+
+def parse_crm_mon(xml_text: str) -> ClusterState:
+    root = _pacemaker_result("crm_mon", xml_text)
+    if error := _status_error("crm_mon", root):
+        return ClusterState(available=False, error=error)
     summary = root.find("summary")
     if summary is None:
         raise ParseError("crm_mon", "no <summary>")
@@ -104,6 +115,11 @@ def parse_crm_mon(xml_text: str) -> ClusterState:
             name=n.get("name", ""), online=_bool(n.get("online")), standby=_bool(n.get("standby")),
             maintenance=_bool(n.get("maintenance")), unclean=_bool(n.get("unclean")),
             pending=_bool(n.get("pending")), is_dc=_bool(n.get("is_dc"))))
+    for n in root.findall("./node_attributes/node"):
+        node = state.node(n.get("name", ""))
+        if node is not None:
+            node.attributes.update((a.get("name", ""), a.get("value", ""))
+                                   for a in n.findall("attribute"))
     resources = root.find("resources")
     for top in (resources if resources is not None else []):
         tid = top.get("id", "")
@@ -115,6 +131,19 @@ def parse_crm_mon(xml_text: str) -> ClusterState:
                 state.resources += _instance(el, tid)
     state.failures = [_failure(f) for f in root.findall("./failures/failure")]
     return state
+
+
+def parse_crmadmin_state(xml_text: str) -> str:
+    """``crmadmin -S NODE --output-as=xml``: the controller's FSA state (``S_IDLE`` once no
+    transition is in flight). A failed query (the node's controller does not answer) raises."""
+    root = _pacemaker_result("crmadmin", xml_text)
+    if error := _status_error("crmadmin", root):
+        raise ParseError("crmadmin", error)
+    # <crmd node_name=".." state="S_IDLE" result="ok"/> (the element's name varies by version)
+    states = [el.get("state", "") for el in root if el.tag != "status" and el.get("state")]
+    if len(states) != 1:
+        raise ParseError("crmadmin", f"{len(states)} controller states, expected 1")
+    return states[0]
 
 
 # ---------------------------------------------------------------- conntrackd

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ from envrouter.services.status import (  # noqa: F401
     pid_running,
     read_pid,
 )
+from envrouter.waiting import wait_until
 
 
 def check_namespace_name(namespace: str) -> str:
@@ -93,16 +93,6 @@ def pid_file_ready(own_pid: Path) -> Callable[[int], bool]:
 
 def running_pid(paths: ServicePaths, comm: str) -> int | None:
     return status.running_pid(paths.pid_file, comm)
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
 
 
 def spawn_detached(argv: Sequence[str], log_file: Path) -> int:

@@ -26,6 +26,7 @@ from envrouter.errors import InfraError, ValidationError
 from envrouter.upgrade import plan as P
 from envrouter.upgrade import progress as prog
 from envrouter.upgrade.runner import NodeRunner
+from envrouter.waiting import poll
 
 
 @dataclass
@@ -154,12 +155,13 @@ class Reporter:
 
 def _poll(fn: Callable[[], str | None], timeout: float, interval: float = 0.5) -> str | None:
     """Call fn until it returns None (ok) or the time is up; the last reason otherwise."""
-    deadline = time.monotonic() + timeout
-    while True:
-        why = fn()
-        if why is None or time.monotonic() >= deadline:
-            return why
-        time.sleep(interval)
+    reasons: list[str | None] = []
+
+    def ok() -> bool:
+        reasons.append(fn())
+        return reasons[-1] is None
+
+    return None if poll(ok, timeout, interval) else reasons[-1]
 
 
 class Upgrade:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from sqlalchemy import select
 
-from envrouter.api.deps import Id, ReadDB, Writer
+from envrouter.api.deps import Id, ReadDB, Writer, deleted, written
 from envrouter.api.schemas import (
     CREATE_TOP,
     READ,
@@ -35,10 +35,8 @@ def list_environments(db: ReadDB) -> list[EnvironmentPublic]:
     "/environments", response_model=EnvironmentPublic, status_code=201, responses=CREATE_TOP
 )
 def create_environment(body: EnvironmentCreate, database: Writer) -> EnvironmentPublic:
-    with database.writing() as db:
-        row = service.create_environment(db, body.name, body.ha)
-        out = _public(db, [row])[0]
-    return out
+    return written(database, lambda db: service.create_environment(db, body.name, body.ha),
+                   _public)
 
 
 @router.get("/environments/{env_id}", response_model=EnvironmentPublic, responses=READ)
@@ -48,14 +46,10 @@ def get_environment(env_id: Id, db: ReadDB) -> EnvironmentPublic:
 
 @router.patch("/environments/{env_id}", response_model=EnvironmentPublic, responses=WRITE)
 def update_environment(env_id: Id, body: EnvironmentUpdate, database: Writer) -> EnvironmentPublic:
-    with database.writing() as db:
-        row = service.update_environment(db, env_id, body.model_dump(exclude_unset=True))
-        out = _public(db, [row])[0]
-    return out
+    changes = body.model_dump(exclude_unset=True)
+    return written(database, lambda db: service.update_environment(db, env_id, changes), _public)
 
 
 @router.delete("/environments/{env_id}", status_code=204, responses=WRITE)
 def delete_environment(env_id: Id, database: Writer) -> Response:
-    with database.writing() as db:
-        service.delete_environment(db, env_id)
-    return Response(status_code=204)
+    return deleted(database, lambda db: service.delete_environment(db, env_id))

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from dataclasses import asdict
 
-from envrouter.api.deps import Id, ReadDB, Writer
-from envrouter.api.schemas import READ, WRITE, NetworkCreate, NetworkPublic, NetworkUpdate, RangeIn
+from fastapi import APIRouter, Response
+
+from envrouter.api.deps import Id, ReadDB, Writer, deleted, written
+from envrouter.api.schemas import READ, WRITE, NetworkCreate, NetworkPublic, NetworkUpdate
 from envrouter.db.tables import NetworkRow
 from envrouter.model import service
 
@@ -15,40 +15,19 @@ router = APIRouter(prefix="/api/v1", tags=["networks"])
 
 
 def _public(row: NetworkRow) -> NetworkPublic:
-    return NetworkPublic(
-        id=row.id,
-        environment_id=row.environment_id,
-        name=row.name,
-        role=row.role,
-        cidr=row.cidr,
-        gateway=row.gateway,
-        vlan=row.vlan,
-        bridge=row.bridge,
-        ranges=[
-            RangeIn(start=r.start_address, end=r.end_address)
-            for r in row.ranges
-            if ":" not in r.start_address
-        ],
-        cidr6=row.cidr6,
-        gateway6=row.gateway6,
-        ranges6=[
-            RangeIn(start=r.start_address, end=r.end_address)
-            for r in row.ranges
-            if ":" in r.start_address
-        ],
-    )
+    """The model's entity (it splits the ranges by family) with the environment's id."""
+    return NetworkPublic(environment_id=row.environment_id,
+                         **asdict(service.network_entity(row)))
+
+
+def _publics(_db: object, rows: list[NetworkRow]) -> list[NetworkPublic]:
+    return [_public(r) for r in rows]
 
 
 @router.get("/environments/{env_id}/networks", response_model=list[NetworkPublic], responses=READ)
 def list_networks(env_id: Id, db: ReadDB) -> list[NetworkPublic]:
     service.get_environment_row(db, env_id)
-    rows = db.scalars(
-        select(NetworkRow)
-        .where(NetworkRow.environment_id == env_id)
-        .options(selectinload(NetworkRow.ranges))
-        .order_by(NetworkRow.id)
-    ).all()
-    return [_public(r) for r in rows]
+    return _publics(db, service.network_rows(db, env_id))
 
 
 @router.post(
@@ -58,10 +37,8 @@ def list_networks(env_id: Id, db: ReadDB) -> list[NetworkPublic]:
     responses=WRITE,
 )
 def create_network(env_id: Id, body: NetworkCreate, database: Writer) -> NetworkPublic:
-    with database.writing() as db:
-        row = service.create_network(db, env_id, body.model_dump())
-        out = _public(row)
-    return out
+    fields = body.model_dump()
+    return written(database, lambda db: service.create_network(db, env_id, fields), _publics)
 
 
 @router.get("/networks/{network_id}", response_model=NetworkPublic, responses=READ)
@@ -71,14 +48,11 @@ def get_network(network_id: Id, db: ReadDB) -> NetworkPublic:
 
 @router.patch("/networks/{network_id}", response_model=NetworkPublic, responses=WRITE)
 def update_network(network_id: Id, body: NetworkUpdate, database: Writer) -> NetworkPublic:
-    with database.writing() as db:
-        row = service.update_network(db, network_id, body.model_dump(exclude_unset=True))
-        out = _public(row)
-    return out
+    changes = body.model_dump(exclude_unset=True)
+    return written(database, lambda db: service.update_network(db, network_id, changes),
+                   _publics)
 
 
 @router.delete("/networks/{network_id}", status_code=204, responses=WRITE)
 def delete_network(network_id: Id, database: Writer) -> Response:
-    with database.writing() as db:
-        service.delete_network(db, network_id)
-    return Response(status_code=204)
+    return deleted(database, lambda db: service.delete_network(db, network_id))

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Request, Response
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from envrouter.api.deps import SECURITY, Id, ReadDB, Writer, reader
+from envrouter.api.deps import SECURITY, Id, ReadDB, Writer, deleted, reader, written
 from envrouter.api.schemas import READ, WRITE, NodeCreate, NodePublic, NodeUpdate
 from envrouter.db.tables import NodeRow
 from envrouter.document import DeploymentDocument
@@ -48,10 +48,8 @@ def list_nodes(env_id: Id, db: ReadDB) -> list[NodePublic]:
     "/environments/{env_id}/nodes", response_model=NodePublic, status_code=201, responses=WRITE
 )
 def create_node(env_id: Id, body: NodeCreate, database: Writer) -> NodePublic:
-    with database.writing() as db:
-        row = service.create_node(db, env_id, body.model_dump())
-        out = _public(db, [row])[0]
-    return out
+    fields = body.model_dump()
+    return written(database, lambda db: service.create_node(db, env_id, fields), _public)
 
 
 @router.get("/nodes/{node_id}", response_model=NodePublic, responses=READ)
@@ -61,17 +59,13 @@ def get_node(node_id: Id, db: ReadDB) -> NodePublic:
 
 @router.patch("/nodes/{node_id}", response_model=NodePublic, responses=WRITE)
 def update_node(node_id: Id, body: NodeUpdate, database: Writer) -> NodePublic:
-    with database.writing() as db:
-        row = service.update_node(db, node_id, body.model_dump(exclude_unset=True))
-        out = _public(db, [row])[0]
-    return out
+    changes = body.model_dump(exclude_unset=True)
+    return written(database, lambda db: service.update_node(db, node_id, changes), _public)
 
 
 @router.delete("/nodes/{node_id}", status_code=204, responses=WRITE)
 def delete_node(node_id: Id, database: Writer) -> Response:
-    with database.writing() as db:
-        service.delete_node(db, node_id)
-    return Response(status_code=204)
+    return deleted(database, lambda db: service.delete_node(db, node_id))
 
 
 def _document_json(request: Request, **key: object) -> tuple[int | None, int, str]:
@@ -86,6 +80,14 @@ def _document_json(request: Request, **key: object) -> tuple[int | None, int, st
         finally:
             session.rollback()
     return generation, env_id, body
+
+
+def _hostname_key(hostname: str) -> str:
+    """A hostname in a document's path; one that no node can have is not found (404)."""
+    try:
+        return rules.validate_hostname(hostname)
+    except ValidationError:
+        raise NotFoundError("node", hostname) from None
 
 
 def _answer(request: Request, generation: int | None, body: str) -> Response:
@@ -105,11 +107,8 @@ def _answer(request: Request, generation: int | None, body: str) -> Response:
 async def document_by_hostname(
     hostname: Annotated[str, Path(max_length=253)], request: Request
 ) -> Response:
-    try:
-        rules.validate_hostname(hostname)
-    except ValidationError:
-        raise NotFoundError("node", hostname) from None
-    generation, _env_id, body = await run_in_threadpool(_document_json, request, hostname=hostname)
+    key = {"hostname": _hostname_key(hostname)}
+    generation, _env_id, body = await run_in_threadpool(_document_json, request, **key)
     return _answer(request, generation, body)
 
 
@@ -131,10 +130,7 @@ async def document(
             raise NotFoundError("node", node)
         key: dict[str, object] = {"node_id": node_id}
     else:
-        try:
-            key = {"hostname": rules.validate_hostname(node)}
-        except ValidationError:
-            raise NotFoundError("node", node) from None
+        key = {"hostname": _hostname_key(node)}
     generation, found_env, body = await run_in_threadpool(_document_json, request, **key)
     if found_env != env_id:
         raise NotFoundError("node", next(iter(key.values())))

@@ -1,0 +1,33 @@
+"""envrouter.waiting.poll, the one polling loop, and the lab's wait_for built on it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from envrouter.errors import InfraError
+from envrouter.lab.waiting import wait_for
+from envrouter.waiting import poll, wait_until
+
+
+def test_poll_returns_the_first_truthy_answer_or_the_last_one() -> None:
+    answers = iter([0, "", None, "ready", "never asked"])
+    assert poll(lambda: next(answers), timeout=30, interval=0) == "ready"
+    calls: list[int] = []
+    assert poll(lambda: calls.append(1), timeout=0, interval=0) is None
+    assert calls == [1]  # asked once even with no time at all
+    assert wait_until(lambda: True, 0) is True and wait_until(lambda: 0, 0) is False
+
+
+def test_wait_for_names_what_it_waited_for(tmp_path) -> None:
+    log = tmp_path / "x.log"
+    log.write_text("line 1\nthe reason\n")
+    with pytest.raises(InfraError, match=r"the thing: not after 0 s\nline 1\nthe reason"):
+        wait_for("the thing", lambda: None, timeout=0, log=str(log))
+    proc = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    proc.wait()
+    with pytest.raises(InfraError, match=r"the daemon: the process exited \(3\)"):
+        wait_for("the daemon", lambda: None, timeout=30, proc=proc)
+    assert wait_for("a value", lambda: 7, timeout=0) == 7
