@@ -206,3 +206,22 @@ def test_conntrackd_resyncs_once_a_few_seconds_after_promote(tmp_path, monkeypat
     os.utime(marker, (old, old))
     ocf_conntrackd._resync_once_after_promote(ctx, d, marker)
     assert calls == [("-R",)]
+
+
+@pytest.mark.parametrize("namespace_stays, expected", [(True, 1), (False, OCF_SUCCESS)])
+def test_vrouter_stop_fails_while_the_namespace_stays(monkeypatch, namespace_stays, expected):
+    """A stop whose teardown left the namespace is a failed stop (OCF_ERR_GENERIC), never a
+    success Pacemaker would believe. A namespace the kernel refuses to delete cannot be made on
+    purpose here, so teardown and the namespace check are replaced (the one mock of this test)."""
+    import envrouter.agent as agent
+    from agent_documents import controller_document
+
+    doc = controller_document("vr-stop-test")
+    torn = []
+    monkeypatch.setattr(ocf_vrouter, "load_vrouter", lambda ctx: doc)
+    monkeypatch.setattr(agent, "teardown", lambda d, **kw: torn.append(d) or [])
+    monkeypatch.setattr(ocf_vrouter, "netns_exists",
+                        lambda ns: namespace_stays and ns == "vr-stop-test")
+    ctx = ocf_vrouter.Context("stop", {}, {})
+    assert ocf_vrouter.stop(ctx) == expected
+    assert torn == [doc]

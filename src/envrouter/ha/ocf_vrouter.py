@@ -21,6 +21,7 @@ import os
 from envrouter.agent.namespaces import netns_exists
 from envrouter.ha.ocf_base import (
     DOCUMENT_PARAM,
+    OCF_ERR_GENERIC,
     OCF_NOT_RUNNING,
     OCF_SUCCESS,
     Agent,
@@ -62,6 +63,11 @@ def stop(ctx: Context) -> int:
     except Exception:  # noqa: BLE001 - no readable document: nothing known to be ours
         doc = None
     agent.teardown(doc, **_where(ctx))
+    if doc is not None and netns_exists(doc.vrouter.namespace):
+        # a stop that leaves the namespace is a failed stop: Pacemaker must not start it elsewhere
+        # believing this copy gone (on a cluster with fencing, a failed stop gets the node fenced)
+        ctx.log("err", f"stop: namespace {doc.vrouter.namespace} still exists after teardown")
+        return OCF_ERR_GENERIC
     return OCF_SUCCESS
 
 
