@@ -5,7 +5,7 @@ must answer the check after it, every UDP flow keep its NAT mapping, and the VIP
 exactly one other controller. No stopwatch assertion: the times are bench/failover.py's.
 
 Known defect (issue #12, open): when a drill follows another within 120 s (its flows still in
-TIME_WAIT), a few idle connections are lost after the failover (17–26 of 20,000 in the hard
+TIME_WAIT), a few idle connections are lost after the failover (17–64 of 20,000 in the hard
 kill after the standby, 2026-12-01; 54 and 534 of 100,000 in bench/failover.py): some peers'
 copies carry another NAT port than the holder's entry, or could not be injected ("File
 exists"), see docs/ha.md "At scale".
