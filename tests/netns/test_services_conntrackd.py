@@ -126,3 +126,42 @@ def test_flow_reaches_every_peers_kernel_table(controllers):
     sport2 = sport + 1
     _insert_flow(vrs[1].namespace, sport2)
     assert wait_until(lambda: _kernel_has(vrs[0].namespace, sport2), 15)
+
+
+def _delete_flow(ns: str, sport: int) -> None:
+    subprocess.run(["ip", "netns", "exec", ns, "conntrack", "-D", "-p", "tcp",
+                    "--orig-port-src", str(sport)], check=True, capture_output=True)
+
+
+@pytest.mark.parametrize("controllers", [3], indirect=True, ids=["multicast"])
+def test_a_rejoining_instance_keeps_and_resends_no_ended_flow(controllers):
+    """A controller whose daemon was down (standby) keeps, in its kernel table, flows the
+    holder ended meanwhile, and its restarted daemon fills its internal cache from that table:
+    without `rejoin` it kept the ended flow (a new flow on that port could not be injected)
+    and resent it to every peer at the next resync request (docs/ha.md, "At scale")."""
+    vrs, daemons = controllers
+    holder, peer, back = vrs
+    d_peer, d_back = daemons[1], daemons[2]
+    ended = 40000 + secrets.randbelow(20000)
+    _insert_flow(holder.namespace, ended)
+    assert wait_until(lambda: _kernel_has(back.namespace, ended), 15)
+    d_back.stop()
+    _delete_flow(holder.namespace, ended)  # its end reaches the peers that listen
+    assert wait_until(lambda: not _kernel_has(peer.namespace, ended), 15)
+    assert _kernel_has(back.namespace, ended)  # missed by the stopped daemon
+    d_back.start()
+    assert conntrackd.rejoin(d_back.paths, holds_vips=False) == [
+        "-f internal", "conntrack -F", "-n"]
+    assert not _kernel_has(back.namespace, ended)
+    stats = conntrackd.command(d_back.paths, "-s")
+    assert conntrackd.internal_cache_size(stats) == 0, stats
+    # a resync request from another peer: the rejoined instance answers with nothing ended
+    conntrackd.command(d_peer.paths, "-n")
+    log = d_back.paths.log_file
+    assert wait_until(lambda: "resync requested by other node" in log.read_text(), 15)
+    # what it sends next travels behind whatever it queued for that request
+    marker = ended + 1 if ended < 59999 else ended - 1
+    _insert_flow(back.namespace, marker)
+    assert wait_until(lambda: _kernel_has(peer.namespace, marker), 15)
+    assert not _kernel_has(peer.namespace, ended)
+    assert not _kernel_has(holder.namespace, ended)

@@ -225,3 +225,35 @@ def test_vrouter_stop_fails_while_the_namespace_stays(monkeypatch, namespace_sta
     ctx = ocf_vrouter.Context("stop", {}, {})
     assert ocf_vrouter.stop(ctx) == expected
     assert torn == [doc]
+
+
+STATS = """cache internal:
+current active connections:	       21205
+connections created:		       21205	failed:	           0
+
+external inject:
+connections created:		           0	failed:	           0
+"""
+
+
+def test_internal_cache_size_is_read_from_the_stats():
+    from envrouter.services import conntrackd
+
+    assert conntrackd.internal_cache_size(STATS) == 21205
+    assert conntrackd.internal_cache_size(STATS.replace("21205", "0", 1)) == 0
+    assert conntrackd.internal_cache_size("external inject:\n") is None
+
+
+def test_an_unpromoted_instance_keeps_its_internal_cache_empty(monkeypatch):
+    """Its cache fills from its own kernel's events; it would resend those flows at the next
+    resync request: the monitor flushes it, and only when it is not empty."""
+    from types import SimpleNamespace
+
+    calls = []
+    monkeypatch.setattr(ocf_conntrackd.conntrackd, "command",
+                        lambda paths, *flag, **kw: calls.append(flag) or "")
+    ctx = SimpleNamespace(log=lambda *a: None)
+    ocf_conntrackd._keep_cache_empty(ctx, None, STATS.replace("21205", "0", 1))
+    assert calls == []
+    ocf_conntrackd._keep_cache_empty(ctx, None, STATS)
+    assert calls == [("-f", "internal")]

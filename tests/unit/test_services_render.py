@@ -105,8 +105,8 @@ General {
     UNIX {
         Path /run/x/ctl
     }
-    NetlinkBufferSize 8388608
-    NetlinkBufferSizeMaxGrowth 33554432
+    NetlinkBufferSize 67108864
+    NetlinkBufferSizeMaxGrowth 67108864
     # no event is dropped (the kernel keeps a flow until its event is read) instead of a
     # resync of the whole table after an overrun, which floods the sync channel
     NetlinkEventsReliable On

@@ -3,8 +3,11 @@
 conntrackd cannot say whether it is "master", so the promoted state is a file in the
 instance's run directory, set by promote and cleared by demote, start and stop.
 
-- start: the daemon (unpromoted), then ask the peers for a resync (-n): their flows into this
-  node's kernel table (or its external cache); promotion score set so Pacemaker can promote.
+- start: the daemon (unpromoted), then `conntrackd.rejoin`: where the namespace holds no VIP,
+  -f internal (the cache the daemon filled from this kernel table), the kernel table flushed
+  (copies of flows ended while the daemon was down) and -n (the holder's current table);
+  where it holds them (the holder's daemon restarted), -B. Promotion score set so Pacemaker
+  can promote. With an external cache: -n.
 - promote: -R the internal cache from the kernel table, which already holds every synced flow
   (the peers inject them as they arrive: `conntrackd.EXTERNAL_CACHE` off), so that a peer's
   resync request gets them all. Nothing is sent: the peers have them. With an external cache:
@@ -35,6 +38,7 @@ from envrouter.ha.ocf_base import (
     Context,
     Param,
     exit_reason,
+    load_vrouter,
     main_for,
 )
 from envrouter.ha.ocf_daemon import (
@@ -66,7 +70,7 @@ else:
     # the peers' kernel tables already hold the flows: refill the internal cache only
     PROMOTE = [["-R"]]
     DEMOTE = [["-f", "internal"]]
-    PROMOTE_RESTARTED = [["-R"]]
+    PROMOTE_RESTARTED = [["-R"], ["-B"]]
 
 
 def _build(doc: DeploymentDocument, ctx: Context) -> Daemon:
@@ -115,11 +119,28 @@ def _check_meta(ctx: Context) -> int | None:
 
 def _after_restart(ctx: Context, d: Daemon) -> None:
     """A restarted daemon has empty caches: refill from the kernel (and tell the peers) if it
-    is the promoted instance, otherwise ask the peers."""
+    is the promoted instance, otherwise rejoin as at start."""
     if d.paths.file(PROMOTED_FILE).exists():
         _commands(d, PROMOTE_RESTARTED)
     else:
+        _rejoin(ctx, d)
+
+
+def _holds_vips(ctx: Context) -> bool:
+    from envrouter.agent.vip import vip_present
+
+    vr = load_vrouter(ctx).vrouter
+    assert vr is not None
+    return any(vip_present(vr.namespace, port, str(vip.address)) for port, vip in (
+        (vr.management_port, vr.vip_management), (vr.public_port, vr.vip_public)))
+
+
+def _rejoin(ctx: Context, d: Daemon) -> None:
+    if conntrackd.EXTERNAL_CACHE:
         conntrackd.command(d.paths, "-n")
+        return
+    done = conntrackd.rejoin(d.paths, holds_vips=_holds_vips(ctx))
+    ctx.log("info", f"conntrackd rejoined in {d.namespace}: {', '.join(done)}")
 
 
 _base = make_handlers(_build, what="conntrackd", after_restart=_after_restart)
@@ -134,9 +155,9 @@ def start(ctx: Context) -> int:
         d.paths.file(PROMOTED_FILE).unlink(missing_ok=True)
         ctx.log("info", f"conntrackd started in namespace {d.namespace}")
         try:
-            conntrackd.command(d.paths, "-n")
+            _rejoin(ctx, d)
         except InfraError as exc:
-            ctx.log("warning", f"resync request failed: {exc}")
+            ctx.log("warning", f"resync failed: {exc}")
     _set_promotion_score(ctx, PROMOTION_SCORE)
     return OCF_SUCCESS
 
@@ -153,7 +174,8 @@ def monitor(ctx: Context) -> int:
     if rc != OCF_SUCCESS:
         return rc
     i, _ = instance(ctx, "conntrackd", _build)  # recorded by the monitor above
-    if not conntrackd.responds(i):
+    stats = conntrackd.stats(i)
+    if stats is None:
         exit_reason("conntrackd runs but does not answer on its control socket")
         return OCF_ERR_GENERIC
     marker = i.file(PROMOTED_FILE)
@@ -162,7 +184,22 @@ def monitor(ctx: Context) -> int:
         _set_promotion_score(ctx, PROMOTION_SCORE)
     elif promoted and not conntrackd.EXTERNAL_CACHE:
         _resync_once_after_promote(ctx, i, marker)
+    elif not promoted and not conntrackd.EXTERNAL_CACHE:
+        _keep_cache_empty(ctx, i, stats)
     return OCF_RUNNING_PROMOTED if promoted else OCF_SUCCESS
+
+
+def _keep_cache_empty(ctx: Context, paths: Instance, stats: str) -> None:
+    """An unpromoted instance's internal cache fills from its own kernel's events (the old
+    holder forwarding between its demote and its VIP stop): empty it, or it would resend
+    those flows, long ended, to every peer at the next resync request, and sync the end of
+    its own copies (docs/ha.md, "At scale")."""
+    if not conntrackd.internal_cache_size(stats):
+        return
+    try:
+        conntrackd.command(paths, "-f", "internal")
+    except InfraError as exc:  # a monitor must not fail for it: the next one tries again
+        ctx.log("warning", f"flushing the internal cache failed: {exc}")
 
 
 RESYNCED = "resynced"

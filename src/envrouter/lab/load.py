@@ -188,6 +188,11 @@ class Conn:
     established: float | None = None  # wall clock, handshake completed
     state: str = "connecting"  # connecting | hello | open | checked | ok | failed
     error: str = ""
+    tuple: str = ""  # "client port -> server port", once established (which flows were lost)
+
+
+# lost idle connections listed one by one in the record, at most (a diagnosis, not a count)
+LOST_LISTED = 100
 
 
 @dataclass
@@ -254,6 +259,8 @@ class Client:
                 return
             c.established = time.time()
             self.connecting -= 1
+            with contextlib.suppress(OSError):
+                c.tuple = f"{c.sock.getsockname()[1]}->{c.sock.getpeername()[1]}"
             if c.kind == "new":
                 try:
                     c.sock.send(b"n")
@@ -410,7 +417,9 @@ class Client:
             "name": self.a.name,
             "idle": {"target": self.a.count, "total": len(idle),
                      "established": sum(1 for c in idle if c.established is not None),
-                     "ok": sum(1 for c in idle if c.state == "ok"), "reasons": reasons},
+                     "ok": sum(1 for c in idle if c.state == "ok"), "reasons": reasons,
+                     "lost": [f"{c.tuple} {c.error or c.state}" for c in idle
+                              if c.state != "ok"][:LOST_LISTED]},
             "new": new,
             "udp": [{"flow": f.flow, "sent": f.sent, "received": f.received,
                      "last_rx": f.last_rx, "sources": f.sources} for f in self.udp],

@@ -10,6 +10,14 @@ namespace address (``transport="auto"``). See docs/services.md.
 Commands on a running daemon (``-c`` commit, ``-f`` flush, ``-R`` resync, ``-B`` bulk, ``-n``
 request resync, ``-t`` shorten timers) go through its per-namespace UNIX socket, so they work
 from any network namespace.
+
+Only the VIP holder's instance may originate sync messages (docs/ha.md, "At scale"): any
+instance sends the flows of its internal cache when a peer asks for a resync, and the end of
+every flow in it when its own kernel copy times out. A starting daemon fills that cache from
+its kernel table, which on a controller whose daemon was down (standby, restart) still holds
+flows the holder has ended since. So an instance that does not hold the VIPs empties its
+internal cache, drops its kernel copies and asks the holder for the current table
+(``rejoin``), and keeps its cache empty (``internal_cache_size`` in the monitor).
 """
 
 from __future__ import annotations
@@ -45,8 +53,12 @@ EXTERNAL_CACHE = False
 HASH_SIZE = 65536
 HASH_LIMIT = 262144
 SOCKET_BUFFER = 16 * 1024 * 1024  # a resync of 100,000 flows is ~12 MB of messages
-NETLINK_BUFFER = 8 * 1024 * 1024
-NETLINK_BUFFER_MAX = 32 * 1024 * 1024
+# the event socket: with reliable events (NO_ENOBUFS) conntrackd never learns of an overrun, so
+# it never grows the buffer; an overrun delays a flow's destroy event, which then ends the new
+# flow reusing its tuple (docs/ha.md, "At scale"). 8 MB overran (~46,000 drops in a 20,000
+# drill): a buffer costs memory only while events wait in it
+NETLINK_BUFFER = 64 * 1024 * 1024
+NETLINK_BUFFER_MAX = 64 * 1024 * 1024
 RESEND_QUEUE = 262144
 
 
@@ -208,7 +220,71 @@ def command(paths: ServicePaths, flag: str, *extra: str, timeout: float = 10.0) 
     return proc.stdout
 
 
-def responds(paths: ServicePaths) -> bool:
-    """The daemon answers a statistics query on its control socket. `paths`: anything with
-    the instance's ``file(name)`` (the OCF monitor passes its recorded instance)."""
-    return command_status(["conntrackd", "-C", str(paths.file(CONF)), "-s"], timeout=5.0) == 0
+def internal_cache_size(stats: str) -> int | None:
+    """Flows in the internal cache, from ``conntrackd -s``'s "cache internal:" block
+    ("current active connections: N"); None when the text has no such block."""
+    lines = stats.splitlines()
+    for i, line in enumerate(lines):
+        if line.strip() != "cache internal:":
+            continue
+        for following in lines[i + 1:i + 4]:
+            name, _, value = following.partition(":")
+            if name.strip() == "current active connections" and value.split():
+                return int(value.split()[0])
+        return None
+    return None
+
+
+def flush_kernel_table(namespace: str, timeout: float = 30.0) -> None:
+    """Empty the namespace's conntrack table (``conntrack -F``), synchronously."""
+    import subprocess
+
+    try:
+        proc = subprocess.run(
+            ["ip", "netns", "exec", namespace, "conntrack", "-F"],
+            capture_output=True, text=True, timeout=timeout, check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise InfraError(f"conntrack -F in {namespace}: {exc}") from exc
+    if proc.returncode != 0:
+        raise InfraError(f"conntrack -F in {namespace} failed ({proc.returncode}): "
+                         f"{(proc.stderr or proc.stdout).strip()}")
+
+
+def rejoin(paths: ServicePaths, *, holds_vips: bool) -> list[str]:
+    """After the daemon (re)started; returns what was done, in order.
+
+    - holding the VIPs: the daemon filled its internal cache from the kernel table, which is
+      the live one: ``-B`` sends it whole, so the peers get the flows that started while the
+      daemon was down (their ends: the peers' copies time out).
+    - otherwise: ``-f internal`` (the cache the daemon filled from this kernel table: an
+      instance that is not the holder must never resend it, nor sync the ends of its copies),
+      then the kernel table flushed (copies of flows the holder may have ended while this
+      daemon was not listening: a new flow reusing such a port could not be injected, "File
+      exists") and ``-n``: the holder sends its current table."""
+    if holds_vips:
+        command(paths, "-B")
+        return ["-B"]
+    command(paths, "-f", "internal")
+    flush_kernel_table(paths.namespace)
+    command(paths, "-n")
+    return ["-f internal", "conntrack -F", "-n"]
+
+
+STATS_FILE = "stats.txt"
+
+
+def stats(paths: ServicePaths) -> str | None:
+    """``conntrackd -s`` of the running instance, or None when it does not answer on its
+    control socket. `paths`: anything with the instance's ``file(name)`` (the OCF monitor
+    passes its recorded instance); light: no subprocess module, the output goes through a file
+    of the instance's run directory."""
+    out = str(paths.file(STATS_FILE))
+    if command_status(["conntrackd", "-C", str(paths.file(CONF)), "-s"], timeout=5.0,
+                      output=out) != 0:
+        return None
+    try:
+        with open(out) as f:
+            return f.read()
+    except OSError:
+        return None

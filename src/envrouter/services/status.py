@@ -64,21 +64,26 @@ def recorded_source(run_dir: str | os.PathLike[str]) -> str | None:
         return None
 
 
-def command_status(argv: list[str], timeout: float) -> int | None:
-    """Run a client command with no input and its output discarded; its exit status, or None
-    if it could not run or did not finish within `timeout` s (it is killed then)."""
+def command_status(argv: list[str], timeout: float, output: str | None = None) -> int | None:
+    """Run a client command with no input; its exit status, or None if it could not run or did
+    not finish within `timeout` s (it is killed then). Its output is discarded, or written to
+    the file `output` (replaced) when given."""
     try:
         null = os.open(os.devnull, os.O_RDWR)
+        out = null if output is None else os.open(
+            output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     except OSError:
         return None
     try:
         pid = os.posix_spawnp(argv[0], argv, os.environ, file_actions=[
-            (os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, null, 1),
+            (os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, out, 1),
             (os.POSIX_SPAWN_DUP2, null, 2)])
     except OSError:
         return None
     finally:
         os.close(null)
+        if out != null:
+            os.close(out)
     deadline = time.monotonic() + timeout
     delay = 0.001
     while True:
