@@ -221,6 +221,7 @@ def main() -> int:
                         rec = report.to_dict()
                         rec["conntrackd"] = sampler.figures()
                         rec["loadavg"] = os.getloadavg()[0]
+                        rec["bridge"] = a.bridge  # bench/plot_failover.py groups by it
                         if rec["conntrackd"]:
                             print(f"  conntrackd: {rec['conntrackd']}", flush=True)
                         results[key(drill, fencing, size)].append(rec)
