@@ -74,7 +74,7 @@ def corosync_timers(lab) -> str:
 
 def memory_all(lab) -> dict[str, dict]:
     from envrouter.lab.drill_report import RESIDENT_AFTER, memory_summary
-    from envrouter.lab.drills import controller_processes
+    from envrouter.lab.node_processes import controller_processes
 
     # daemons restarted by the drill's restore are younger than RESIDENT_AFTER (counted as
     # passing processes): let them age past it before sampling
@@ -93,7 +93,7 @@ class ConntrackdSampler:
         self.samples: dict[str, dict[str, dict]] = {}
 
     def __call__(self, phase: str) -> None:
-        from envrouter.lab.drills import conntrackd_pids
+        from envrouter.lab.node_processes import conntrackd_pids
 
         clk = os.sysconf("SC_CLK_TCK")
         out = {}
@@ -166,8 +166,9 @@ def main() -> int:
     from envrouter.lab import fence
     from envrouter.lab.cluster import best_view
     from envrouter.lab.drill_report import format_report, summarize
-    from envrouter.lab.drills import DRILLS, DrillOptions, run_drill, wait_settled
+    from envrouter.lab.drills import DRILLS, DrillOptions, run_drill
     from envrouter.lab.nodes import Lab
+    from envrouter.lab.settle import wait_settled
     from envrouter.lab.topology import DEFAULT_STATE_DIR
 
     state_dir = a.state_dir or DEFAULT_STATE_DIR

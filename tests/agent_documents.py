@@ -6,6 +6,8 @@ directory of the top-level tests/conftest.py there).
 
 from __future__ import annotations
 
+import json
+
 from envrouter.document import (
     DeploymentDocument,
     DocEnvironment,
@@ -133,3 +135,58 @@ def compute_document() -> DeploymentDocument:
             search_domain="example.lab",
         ),
     )
+
+
+MGMT6_CIDR = "fd00:20::/64"
+MGMT6_VIP = "fd00:20::5"
+CMP6_ADDRESS = "fd00:20::50"
+
+
+def dual_stack_compute_document() -> DeploymentDocument:
+    """The compute document as a vrouter serving IPv6 writes it: the management network with
+    its IPv6 prefix and the node's IPv6 address, the IPv6 default route to the vrouter6 VIP,
+    the resolver on both VIPs."""
+    doc = compute_document()
+    mgmt = doc.networks[0].model_copy(
+        update={"cidr6": MGMT6_CIDR, "address6": CMP6_ADDRESS, "prefixlen6": 64}
+    )
+    host = doc.host.model_copy(
+        update={"gateway6": MGMT6_VIP, "dns_servers": [doc.host.dns_servers[0], MGMT6_VIP]}
+    )
+    # through JSON, as the agent reads it: the typed fields are parsed again
+    from envrouter.document import parse_document
+
+    return parse_document(
+        doc.model_copy(update={"networks": [mgmt], "host": host}).model_dump_json()
+    )
+
+
+PUB6_CIDR = "2001:db8:30::/64"
+PUBLIC_GW6 = "2001:db8:30::1"
+PUB6_VIP = "2001:db8:30::5"
+SERVER6 = "2001:db8:51::1"
+
+
+def dual_stack_controller_document(vr_ns: str, *, egress: str = "nat66") -> DeploymentDocument:
+    """The controller document as a vrouter serving IPv6 writes it (IPv6 prefixes on management
+    and public, both IPv6 VIPs, the IPv6 egress mode)."""
+    from envrouter.document import parse_document
+
+    doc = controller_document(vr_ns)
+    raw = json.loads(doc.model_dump_json())
+    mgmt, pub = raw["networks"]
+    mgmt.update(cidr6=MGMT6_CIDR, address6="fd00:20::11", prefixlen6=64)
+    pub.update(cidr6=PUB6_CIDR, gateway6=PUBLIC_GW6, address6="2001:db8:30::11", prefixlen6=64)
+    raw["host"]["gateway6"] = PUBLIC_GW6
+    vip = {"namespace": vr_ns, "prefixlen": 64, "user_defined": False}
+    raw["vrouter"].update(
+        management_cidr6=MGMT6_CIDR,
+        public_cidr6=PUB6_CIDR,
+        public_gateway6=PUBLIC_GW6,
+        vip_management6={**vip, "name": "vrouter6", "network": "management",
+                         "role": "management", "address": MGMT6_VIP},
+        vip_public6={**vip, "name": "vrouter_pub6", "network": "public", "role": "public",
+                     "address": PUB6_VIP},
+        ipv6_egress=egress,
+    )
+    return parse_document(raw)

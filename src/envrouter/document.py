@@ -22,7 +22,7 @@ import ipaddress
 import json
 import re
 from collections.abc import Callable
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -31,15 +31,23 @@ from pydantic import (
     Field,
     PlainSerializer,
     PlainValidator,
+    SerializerFunctionWrapHandler,
     TypeAdapter,
     WithJsonSchema,
+    model_serializer,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
 from envrouter.errors import ValidationError
 from envrouter.model import names
-from envrouter.model.entities import VIP_MANAGEMENT, VIP_PUBLIC  # the two VIPs' names
+from envrouter.model.entities import (  # the VIPs' names
+    VIP_FAMILIES,
+    VIP_MANAGEMENT,
+    VIP_MANAGEMENT6,
+    VIP_PUBLIC,
+    VIP_PUBLIC6,
+)
 
 DOCUMENT_VERSION = 1
 SUPPORTED_VERSIONS = frozenset({1})
@@ -125,6 +133,12 @@ IPv4Network = Annotated[ipaddress.IPv4Network, *_typed(_parser(
     "an IPv4 network (CIDR, no host bits)",
     _network(lambda t: ipaddress.IPv4Network(t, strict=True)), _CIDR_CHARS_RE,
     ipaddress.IPv4Network))]
+IPv6Address = Annotated[ipaddress.IPv6Address, *_typed(_parser(
+    "an IPv6 address", ipaddress.IPv6Address, _ADDRESS_CHARS_RE, ipaddress.IPv6Address))]
+IPv6Network = Annotated[ipaddress.IPv6Network, *_typed(_parser(
+    "an IPv6 network (CIDR, no host bits)",
+    _network(lambda t: ipaddress.IPv6Network(t, strict=True)), _CIDR_CHARS_RE,
+    ipaddress.IPv6Network))]
 IPAddress = Annotated[_AnyAddress, *_typed(_parser(
     "an IP address", ipaddress.ip_address, _ADDRESS_CHARS_RE,
     (ipaddress.IPv4Address, ipaddress.IPv6Address)))]
@@ -139,7 +153,7 @@ NamespaceName = Annotated[str, _STRING, PlainValidator(_named(names.NAMESPACE_NA
 DnsName = Annotated[str, _STRING, PlainValidator(_dns_name)]
 NetworkRole = Annotated[str, _STRING, PlainValidator(_one_of(names.NETWORK_ROLES))]
 NodeRole = Annotated[str, _STRING, PlainValidator(_one_of(names.NODE_ROLES))]
-VipName = Annotated[str, _STRING, PlainValidator(_one_of((VIP_MANAGEMENT, VIP_PUBLIC)))]
+VipName = Annotated[str, _STRING, PlainValidator(_one_of(tuple(VIP_FAMILIES)))]
 
 
 def _address_or_name(value: object) -> str:
@@ -207,6 +221,19 @@ def parse_value(kind: Any, obj: str, field: str, value: object) -> Any:
 
 class _Doc(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+    # Fields added after version 1 that are left out of the JSON when null: an IPv4-only
+    # document stays byte for byte what it was (same serial, readable by an older agent),
+    # and an older agent refuses a document that carries IPv6 (extra="forbid") instead of
+    # ignoring it.
+    OMIT_WHEN_NULL: ClassVar[frozenset[str]] = frozenset()
+
+    @model_serializer(mode="wrap")
+    def _omit_nulls(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        for key in self.OMIT_WHEN_NULL:
+            if key in data and data[key] is None:
+                del data[key]
+        return data
 
 
 class DocEnvironment(_Doc):
@@ -231,6 +258,28 @@ class DocNetwork(_Doc):
     bridge: InterfaceName = Field(description="the node's bridge for this network, e.g. br-mgmt")
     address: IPAddress = Field(description="the node's own address on this network")
     prefixlen: PrefixLen
+    cidr6: IPv6Network | None = Field(None, description="the IPv6 prefix beside cidr, if any")
+    gateway6: IPv6Address | None = None
+    address6: IPv6Address | None = Field(
+        None, description="the node's own IPv6 address on this network"
+    )
+    prefixlen6: PrefixLen | None = None
+
+    OMIT_WHEN_NULL: ClassVar[frozenset[str]] = frozenset(
+        {"cidr6", "gateway6", "address6", "prefixlen6"}
+    )
+
+    @model_validator(mode="after")
+    def _families(self) -> DocNetwork:
+        if (self.address6 is None) != (self.cidr6 is None) or (
+            (self.prefixlen6 is None) != (self.cidr6 is None)
+        ):
+            raise PydanticCustomError(
+                "envrouter", "cidr6, address6 and prefixlen6 come together", {}
+            )
+        if self.gateway6 is not None and self.cidr6 is None:
+            raise PydanticCustomError("envrouter", "gateway6: the network has no cidr6", {})
+        return self
 
 
 class DocHost(_Doc):
@@ -241,16 +290,35 @@ class DocHost(_Doc):
     dns_servers: list[IPAddress]
     ntp_servers: list[AddressOrName]
     search_domain: DnsName | None
+    gateway6: IPv6Address | None = Field(
+        None,
+        description="the node's IPv6 default gateway (the vrouter6 VIP, or the public "
+        "network's gateway6 on a node with a public address); only while the vrouter serves "
+        "IPv6",
+    )
+
+    OMIT_WHEN_NULL: ClassVar[frozenset[str]] = frozenset({"gateway6"})
 
 
 class DocVip(_Doc):
-    name: VipName = Field(description="vrouter | vrouter_pub")
+    name: VipName = Field(description="vrouter | vrouter_pub | vrouter6 | vrouter_pub6")
     network: Name = Field(description="name of the network the VIP lives on")
     role: NetworkRole = Field(description="role of that network: management | public")
     namespace: NamespaceName
-    address: IPv4Address
-    prefixlen: IPv4PrefixLen
+    address: IPAddress = Field(description="IPv4 for vrouter and vrouter_pub, IPv6 for the others")
+    prefixlen: PrefixLen
     user_defined: bool
+
+    @model_validator(mode="after")
+    def _family(self) -> DocVip:
+        family = VIP_FAMILIES[self.name]
+        if self.address.version != family:
+            raise PydanticCustomError("envrouter", "address: {a} is not an IPv{f} address",
+                                      {"a": str(self.address), "f": family})
+        if self.prefixlen > self.address.max_prefixlen:
+            raise PydanticCustomError("envrouter", "prefixlen: {p} is too long for IPv{f}",
+                                      {"p": self.prefixlen, "f": family})
+        return self
 
 
 class DocPeer(_Doc):
@@ -299,9 +367,38 @@ class DocVrouter(_Doc):
         "IPAM per controller (never derived from another address); conntrackd syncs from it"
     )
     peers: list[DocPeer] = Field(description="the other controllers")
+    # IPv6 (settings ipv6: true): all five or none
+    management_cidr6: IPv6Network | None = Field(
+        None, description="IPv6 clients allowed to use the vrouter"
+    )
+    public_cidr6: IPv6Network | None = None
+    public_gateway6: IPv6Address | None = None
+    vip_management6: DocVip | None = None
+    vip_public6: DocVip | None = None
+    ipv6_egress: Literal["nat66", "routed"] | None = Field(
+        None, description="nat66: SNAT to vip_public6; routed: no NAT"
+    )
+
+    OMIT_WHEN_NULL: ClassVar[frozenset[str]] = frozenset(
+        {"management_cidr6", "public_cidr6", "public_gateway6", "vip_management6", "vip_public6",
+         "ipv6_egress"}
+    )
 
     @model_validator(mode="after")
     def _between_fields(self) -> DocVrouter:
+        v6 = (self.management_cidr6, self.public_cidr6, self.public_gateway6,
+              self.vip_management6, self.vip_public6, self.ipv6_egress)
+        if any(x is not None for x in v6) and any(x is None for x in v6):
+            raise PydanticCustomError(
+                "envrouter", "management_cidr6, public_cidr6, public_gateway6, vip_management6, "
+                "vip_public6 and ipv6_egress come together", {})
+        for field, vip, name in (("vip_management", self.vip_management, VIP_MANAGEMENT),
+                                 ("vip_public", self.vip_public, VIP_PUBLIC),
+                                 ("vip_management6", self.vip_management6, VIP_MANAGEMENT6),
+                                 ("vip_public6", self.vip_public6, VIP_PUBLIC6)):
+            if vip is not None and vip.name != name:
+                raise PydanticCustomError("envrouter", "{f}: the VIP is {n!r}, not {v!r}",
+                                          {"f": field, "n": name, "v": vip.name})
         if self.host_link_cidr.prefixlen != 30:
             raise PydanticCustomError("envrouter", "host_link_cidr: {v} is not a /30",
                                       {"v": str(self.host_link_cidr)})

@@ -27,8 +27,8 @@ def run(*args, url, check=True):
 
 def test_cli_round_trip(tmp_path):
     url = f"sqlite:///{tmp_path / 'cli.db'}"
-    assert "0002_vrouter" in run("db", "upgrade", url=url).stdout
-    assert run("db", "current", url=url).stdout.startswith("0002_vrouter")
+    assert "0003_ipv6" in run("db", "upgrade", url=url).stdout
+    assert run("db", "current", url=url).stdout.startswith("0003_ipv6")
     run("env", "import", str(ROOT / "examples" / "environment.yaml"), url=url)
     listing = run("env", "list", url=url).stdout
     assert "demo" in listing and " 5 " in listing
@@ -93,7 +93,7 @@ def test_serve_with_port(tmp_path):
                 time.sleep(0.2)
         # serve migrated the database itself
         r = run("db", "current", url=url)
-        assert r.stdout.startswith("0002_vrouter")
+        assert r.stdout.startswith("0003_ipv6")
     finally:
         proc.terminate()
         try:

@@ -157,3 +157,59 @@ def test_apply_creates_an_environment_that_does_not_exist(tmp_path):
     r = run("env", "apply", str(EXAMPLE), "--yes", url=url)
     assert "+name: demo" in r.stdout
     assert len(export(url)["nodes"]) == 5
+
+
+DUAL = ROOT / "examples" / "environment-dual-stack.yaml"
+
+
+def test_dual_stack_example_imports_exports_and_applies(tmp_path):
+    url = f"sqlite:///{tmp_path / 'dual.db'}"
+    run("db", "upgrade", url=url)
+    run("env", "import", str(DUAL), url=url)
+    got = yaml.safe_load(run("env", "export", "dual", url=url).stdout)
+    nets = {n["name"]: n for n in got["networks"]}
+    assert nets["management"]["cidr6"] == "fd00:20::/64"
+    assert nets["public"]["gateway6"] == "2001:db8:20::1"
+    assert "cidr6" not in nets["storage"]  # IPv4 only: written as before
+    assert got["vrouter"]["ipv6"] is False
+    nodes = {n["hostname"]: n for n in got["nodes"]}
+    assert nodes["dual-cmp2"]["addresses6"] == {"management": "fd00:20::200"}
+    assert set(nodes["dual-ctl1"]["addresses6"]) == {"management", "public"}
+    assert set(got["vips"]) == {"vrouter", "vrouter_pub", "vrouter6", "vrouter_pub6"}
+    assert got["vips"]["vrouter6"] == {"address": "fd00:20::1", "user_defined": True}
+    # the document of a compute node carries its IPv6 address; the route stays IPv4
+    doc = json.loads(run("document", "dual", "dual-cmp1", url=url).stdout)
+    mgmt = next(n for n in doc["networks"] if n["role"] == "management")
+    assert mgmt["address6"] == nodes["dual-cmp1"]["addresses6"]["management"]
+    assert doc["host"]["gateway_source"] == "vrouter" and ":" not in doc["host"]["gateway"]
+    # the export applies as it is
+    file = tmp_path / "dual.yaml"
+    file.write_text(yaml.safe_dump(got, sort_keys=False))
+    assert "nothing to change" in run("env", "apply", str(file), url=url).stdout
+    # turning IPv6 on is refused, naming the field
+    got["vrouter"]["ipv6"] = True
+    file.write_text(yaml.safe_dump(got, sort_keys=False))
+    r = envrouter("env", "apply", str(file), "--yes", "--database-url", url)
+    assert_clean_error(r, "vrouter settings", "ipv6", "not served yet")
+
+
+def test_apply_adds_an_ipv6_prefix_in_place(demo, tmp_path):
+    """Adding cidr6 to a network keeps its IPv4 addresses (no re-creation) and gives every
+    node on it an IPv6 address."""
+    before = export(demo)
+    wanted = yaml.safe_load(yaml.safe_dump(before))
+    mgmt = next(n for n in wanted["networks"] if n["name"] == "management")
+    mgmt["cidr6"] = "fd00:30::/64"
+    mgmt["ranges6"] = [{"start": "fd00:30::10", "end": "fd00:30::ff"}]
+    file = tmp_path / "dual.yaml"
+    file.write_text(yaml.safe_dump(wanted, sort_keys=False))
+    run("env", "apply", str(file), "--yes", url=demo)
+    got = export(demo)
+    old = {n["hostname"]: n for n in before["nodes"]}
+    for node in got["nodes"]:
+        assert node["addresses"] == old[node["hostname"]]["addresses"]
+        assert list(node["addresses6"]) == ["management"]
+    assert got["vips"]["vrouter"] == before["vips"]["vrouter"]
+    # reserve-vips then adds vrouter6 only (vrouter_pub6 needs a public IPv6 prefix)
+    run("env", "reserve-vips", "demo", url=demo)
+    assert set(export(demo)["vips"]) == {"vrouter", "vrouter_pub", "vrouter6"}

@@ -157,3 +157,102 @@ def test_concurrent_user_defined_vips(database_url):
         _no_duplicates(db)
     finally:
         db.dispose()
+
+
+def _setup_dual(url, mgmt6_end="fd00:3::ff", pub6_end="2001:db8:3::ff"):
+    db, env_id = _setup(url)
+    with db.writing() as s:
+        for name, cidr6, gw6, start, end in (
+            ("management", "fd00:3::/64", None, "fd00:3::10", mgmt6_end),
+            ("public", "2001:db8:3::/64", "2001:db8:3::1", "2001:db8:3::10", pub6_end),
+        ):
+            net = next(n for n in service.load_environment(s, env_id).networks if n.name == name)
+            service.update_network(
+                s, net.id, {"cidr6": cidr6, "gateway6": gw6,
+                            "ranges6": [{"start": start, "end": end}]}
+            )
+    return db, env_id
+
+
+def test_concurrent_dual_stack_allocation_and_vip_reservation(database_url):
+    """Both families race in one environment: every node gets one address of each family per
+    network, the four VIPs are reserved once, and nothing is held twice."""
+    db, env_id = _setup_dual(database_url)
+    try:
+
+        def creator(t):
+            def job():
+                for i in range(3):
+                    with db.writing() as s:
+                        roles = ["controller"] if i == 0 else ["compute"]
+                        service.create_node(s, env_id, {"hostname": f"d{t}n{i}", "roles": roles})
+
+            return job
+
+        def reserver():
+            with db.writing() as s:
+                return service.reserve_vips(s, env_id)
+
+        results = _run_all([creator(t) for t in range(THREADS)] + [reserver, reserver])
+        assert all(r[0] == "ok" for r in results), results
+        assert results[-1][1] == results[-2][1]
+        names = {v["name"]: v["address"] for v in results[-1][1]}
+        assert set(names) == {"vrouter", "vrouter_pub", "vrouter6", "vrouter_pub6"}
+        assert ":" in names["vrouter6"] and ":" in names["vrouter_pub6"]
+        total = _no_duplicates(db)
+        with db.reading() as s:
+            ns = s.scalar(
+                select(func.count()).select_from(AddressRow).where(AddressRow.kind == "namespace")
+            )
+            v6 = s.scalar(
+                select(func.count()).select_from(AddressRow).where(AddressRow.address.like("%:%"))
+            )
+        # 24 nodes on management and 8 controllers on public, in each family; 4 VIPs
+        assert v6 == 24 + 8 + 2
+        assert total == 2 * (24 + 8) + 4 + ns
+    finally:
+        db.dispose()
+
+
+def test_concurrent_ipv6_exhaustion_refuses_exactly_the_overflow(database_url):
+    # 5 free public IPv6 addresses (IPv4 has plenty), 8 controllers racing for them
+    db, env_id = _setup_dual(database_url, pub6_end="2001:db8:3::14")
+    try:
+
+        def creator(t):
+            def job():
+                with db.writing() as s:
+                    service.create_node(s, env_id, {"hostname": f"c{t}", "roles": ["controller"]})
+
+            return job
+
+        results = _run_all([creator(t) for t in range(8)])
+        ok = [r for r in results if r[0] == "ok"]
+        refused = [r for r in results if r[0] == "conflict"]
+        assert len(ok) == 5 and len(refused) == 3, results
+        assert all("1 missing" in r[1] and "network 'public'" in r[1] for r in refused), refused
+        _no_duplicates(db)
+    finally:
+        db.dispose()
+
+
+def test_concurrent_user_defined_ipv6_vip_against_a_node(database_url):
+    db, env_id = _setup_dual(database_url)
+    try:
+
+        def vip():
+            with db.writing() as s:
+                return service.set_vip(s, env_id, "vrouter6", "fd00:3::50")
+
+        def node():
+            with db.writing() as s:
+                service.create_node(
+                    s, env_id, {"hostname": "n1", "addresses6": {"management": "fd00:3::50"}}
+                )
+
+        results = _run_all([vip, node])
+        assert sum(1 for r in results if r[0] == "ok") == 1, results
+        assert "already held" in next(r for r in results if r[0] == "conflict")[1]
+        _no_duplicates(db)
+    finally:
+        db.dispose()

@@ -20,8 +20,8 @@ def _tables(url):
 
 
 def test_history_shape():
-    assert migrate.revisions() == ["0001_baseline", "0002_vrouter"]
-    assert migrate.head() == "0002_vrouter"
+    assert migrate.revisions() == ["0001_baseline", "0002_vrouter", "0003_ipv6"]
+    assert migrate.head() == "0003_ipv6"
 
 
 def test_upgrade_from_empty_and_downgrade(database_url):
@@ -31,10 +31,16 @@ def test_upgrade_from_empty_and_downgrade(database_url):
     assert {"environments", "networks", "ip_ranges", "nodes", "addresses", "tokens"} <= set(tables)
     assert "vips" not in tables and "vrouter_settings" not in tables
     assert "vip_id" not in tables["addresses"] and "kind" not in tables["addresses"]
-    migrate.upgrade(database_url)
-    assert migrate.current(database_url) == "0002_vrouter"
+    migrate.upgrade(database_url, "0002_vrouter")
     tables = _tables(database_url)
     assert {"vips", "vrouter_settings"} <= set(tables) and "vip_id" in tables["addresses"]
+    assert "cidr6" not in tables["networks"] and "ipv6" not in tables["vrouter_settings"]
+    migrate.upgrade(database_url)
+    assert migrate.current(database_url) == "0003_ipv6"
+    tables = _tables(database_url)
+    assert {"cidr6", "gateway6"} <= tables["networks"] and "ipv6" in tables["vrouter_settings"]
+    migrate.downgrade(database_url, "0002_vrouter")
+    assert "cidr6" not in _tables(database_url)["networks"]
     migrate.downgrade(database_url, "0001_baseline")
     assert migrate.current(database_url) == "0001_baseline"
     assert "vips" not in _tables(database_url)
@@ -109,3 +115,38 @@ def test_baseline_filled_database_upgrades_keeping_rows(database_url):
     assert (
         after["nodes"] == 3 and after["addresses"] == before["addresses"] + 2
     )  # cmp2: admin, management
+
+
+def test_downgrade_from_ipv6_drops_only_the_ipv6_rows(database_url):
+    migrate.upgrade(database_url)
+    db = Database(database_url)
+    try:
+        with db.writing() as s:
+            env_id = service.create_environment(s, "dual", False).id
+            service.create_network(s, env_id, {
+                "name": "management", "role": "management", "cidr": "192.168.0.0/24",
+                "ranges": [{"start": "192.168.0.10", "end": "192.168.0.99"}],
+                "cidr6": "fd00::/64", "ranges6": [{"start": "fd00::10", "end": "fd00::99"}]})
+            service.create_network(s, env_id, {
+                "name": "public", "role": "public", "cidr": "203.0.113.0/24",
+                "gateway": "203.0.113.1",
+                "ranges": [{"start": "203.0.113.10", "end": "203.0.113.20"}],
+                "cidr6": "2001:db8::/64", "gateway6": "2001:db8::1",
+                "ranges6": [{"start": "2001:db8::10", "end": "2001:db8::20"}]})
+            service.create_node(s, env_id, {"hostname": "ctl1", "roles": ["controller"]})
+            assert len(service.reserve_vips(s, env_id)) == 4
+    finally:
+        db.dispose()
+    migrate.downgrade(database_url, "0002_vrouter")
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            addresses = [r[0] for r in conn.execute(text("SELECT address FROM addresses"))]
+            vips = sorted(r[0] for r in conn.execute(text("SELECT name FROM vips")))
+            ranges = [r[0] for r in conn.execute(text("SELECT start_address FROM ip_ranges"))]
+    finally:
+        engine.dispose()
+    assert addresses and not any(":" in a for a in addresses)
+    assert vips == ["vrouter", "vrouter_pub"]
+    assert sorted(ranges) == ["192.168.0.10", "203.0.113.10"]
+    migrate.upgrade(database_url)  # and up again

@@ -93,7 +93,7 @@ def test_hung_holder_is_fenced_never_two_holders(lab, labtools) -> None:
 def test_fencing_from_any_controller(lab, labtools) -> None:
     """`stonith_admin --list-registered` shows the devices that can fence the others, and
     `stonith_admin --reboot` from one controller powers another off and on again."""
-    from envrouter.lab.drills import wait_settled
+    from envrouter.lab.settle import wait_settled
     from envrouter.lab.waiting import wait_for
 
     ctls = [n.name for n in lab.plan.controllers]

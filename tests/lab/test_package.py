@@ -328,7 +328,7 @@ class HolderWatch:
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
     def _loop(self) -> None:
-        from envrouter.lab.drills import holders
+        from envrouter.lab.settle import holders
 
         while not self._stop.is_set():
             with contextlib.suppress(Exception):
@@ -347,9 +347,10 @@ class HolderWatch:
 @pytest.mark.timeout(1800)  # install, a lab, an upgrade over ssh, purge: ~6 min when idle
 def test_install_lab_upgrade_under_traffic_purge(installed, labtools, host_before) -> None:
     from envrouter.lab.deploy import db_url
-    from envrouter.lab.drill_report import verdict
-    from envrouter.lab.drills import DrillOptions, Traffic, analyse, current_holder
+    from envrouter.lab.drill_report import analyse, verdict
+    from envrouter.lab.drill_traffic import Traffic
     from envrouter.lab.nodes import Lab
+    from envrouter.lab.settle import current_holder
     from envrouter.lab.sshd import client_config_path
 
     debs = installed
@@ -383,7 +384,7 @@ def test_install_lab_upgrade_under_traffic_purge(installed, labtools, host_befor
         holder = current_holder(lab)
         agents_before = _agent_inodes()
         directory = os.path.join(lab.plan.node_dir("up"), "upgrade-traffic")
-        traffic = Traffic(lab, directory, DrillOptions(tcp_per_node=2, udp_per_node=1))
+        traffic = Traffic(lab, directory, tcp_per_node=2, udp_per_node=1)
         t_start = time.time()
         traffic.start()
         try:

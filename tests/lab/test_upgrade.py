@@ -164,7 +164,7 @@ def test_upgrade_live_with_failure_and_resume(legacy_lab, labtools, tmp_path) ->
     dry = labtools.run_cli("upgrade", lab.plan.env_name, "--dry-run", "--database-url", url,
                            "--state-file", state_file, env={"COLUMNS": "200"})
     assert dry.returncode == 0, dry.stderr
-    for text in ("migrate the database schema 0001_baseline -> 0002_vrouter", "reserve the VIPs",
+    for text in ("migrate the database schema 0001_baseline -> 0003_ipv6", "reserve the VIPs",
                  "check ctl1 has", "enable the vrouter", "agent apply --scope vrouter on ctl2",
                  "move cmp1", "move cmp3"):
         assert text in dry.stdout, f"{text!r} not in the plan:\n{dry.stdout}"

@@ -434,3 +434,36 @@ def test_page_opened_with_a_revoked_token_returns_to_the_login_once(
     # The environment page, then the login: not one login per refused request.
     assert page.evaluate("() => history.length") == entries + 2
     assert page.js_errors == []
+
+
+def test_dual_stack_environment_shows_ipv6_and_refuses_the_switch(
+    page: Page, server: Server
+) -> None:
+    """examples/environment-dual-stack.yaml: the networks' IPv6 prefixes, the nodes' IPv6
+    addresses and the four VIPs show; ticking IPv6 shows the server's refusal at the box."""
+    example = REPO / "examples" / "environment-dual-stack.yaml"
+    done = _cli(server.db_url, "env", "import", str(example))
+    assert done.returncode == 0, done.stderr
+    env = next(e for e in server.ok("GET", "/environments") if e["name"] == "dual")
+    nodes = {n["hostname"]: n for n in server.ok("GET", f"/environments/{env['id']}/nodes")}
+    login(page, server)
+    page.get_by_role("link", name="dual", exact=True).click()
+    expect(page.get_by_role("heading", name="Environment dual")).to_be_visible()
+    settled(page)
+    expect(page.locator("#networks")).to_contain_text("fd00:20::/64")
+    expect(page.locator("#networks")).to_contain_text("gateway 2001:db8:20::1")
+    expect(page.locator("#nodes")).to_contain_text(
+        f"management: {nodes['dual-ctl1']['addresses6']['management']}"
+    )
+    for name in ("vrouter", "vrouter_pub", "vrouter6", "vrouter_pub6"):
+        expect(vip_row(page, name)).to_be_visible()
+    expect(page.locator("#vips .reserve-form")).to_have_count(0)  # nothing left to reserve
+    expect(vip_row(page, "vrouter6")).to_contain_text("user-defined")
+    box = page.get_by_label("IPv6: serve the nodes over IPv6 too")
+    expect(box).not_to_be_checked()
+    box.check()
+    page.locator("#settings-save").click()
+    expect(page.locator("#settings-form")).to_contain_text("not served yet")
+    assert server.ok("GET", f"/environments/{env['id']}/vrouter")["ipv6"] is False
+    assert unlabelled_inputs(page) == []
+    assert page.js_errors == []

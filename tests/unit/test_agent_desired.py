@@ -105,3 +105,48 @@ def test_auto_scope_leaves_an_ha_controllers_namespace_to_pacemaker():
     assert resolve_scope(ha, "vrouter") == "vrouter"  # explicit: taken as given
     with pytest.raises(ValidationError, match="scope"):
         resolve_scope(ha, "everything")
+
+
+def test_compute_ipv6_default_route_and_resolver():
+    from agent_documents import CMP6_ADDRESS, MGMT6_VIP, dual_stack_compute_document
+
+    doc = dual_stack_compute_document()
+    st = desired_state(doc, scope="host", root="/r")
+    routes = {(r.dst, r.gateway, r.metric) for r in st.routes}
+    # both families' default routes; the IPv6 one with the metric the kernel gives it
+    assert ("default", MGMT6_VIP, 1024) in routes and ("default", "10.20.0.2", 0) in routes
+    assert SysctlSpec("", "net.ipv6.conf.br-mgmt.accept_ra_defrtr", "0") in st.sysctls
+    resolv = next(f.content for f in st.files if f.path == "/r/etc/resolv.conf")
+    assert resolv.splitlines()[-2:] == ["nameserver 10.20.0.2", f"nameserver {MGMT6_VIP}"]
+    # an IPv4-only compute document asks for no IPv6 route and no IPv6 sysctl
+    plain = desired_state(compute_document(), scope="host", root="/r")
+    assert not any(":" in r.gateway for r in plain.routes)
+    assert not any("ipv6" in s.key for s in plain.sysctls)
+    # the IPv6 gateway must be on one of the node's IPv6 prefixes
+    raw = json.loads(doc.model_dump_json())
+    raw["host"]["gateway6"] = "fd00:99::1"
+    with pytest.raises(ValidationError) as info:
+        desired_state(parse_document(raw), scope="host")
+    assert (info.value.obj, info.value.field) == ("host", "gateway6")
+    assert CMP6_ADDRESS in doc.model_dump_json()
+
+
+def test_controller_ipv6_twin_table_and_namespace_sysctls():
+    from agent_documents import dual_stack_controller_document
+
+    st = desired_state(dual_stack_controller_document("vr1"), scope="vrouter")
+    tables = {(t.ns, t.family, t.name) for t in st.nft}
+    assert ("vr1", "ip6", "envrouter") in tables and ("vr1", "ip", "envrouter") in tables
+    t6 = next(t for t in st.nft if t.family == "ip6")
+    assert "snat to 2001:db8:30::5" in t6.text
+    keys = {(s.ns, s.key): s.value for s in st.sysctls}
+    assert keys[("vr1", "net.ipv6.conf.all.forwarding")] == "1"
+    for dev in ("all", "default", "vr-mgmt", "vr-pub"):
+        assert keys[("vr1", f"net.ipv6.conf.{dev}.accept_ra")] == "0"
+    routed = desired_state(dual_stack_controller_document("vr1", egress="routed"), scope="vrouter")
+    assert "snat" not in next(t for t in routed.nft if t.family == "ip6").text
+    # IPv4 only: no IPv6 table and no IPv6 sysctl, but the twin is owned (a stale one goes)
+    plain = desired_state(controller_document("vr1"), scope="vrouter")
+    assert {t.family for t in plain.nft} == {"ip"}
+    assert not any("ipv6" in s.key for s in plain.sysctls)
+    assert ("vr1", "ip6", "envrouter") in plain.universe.nft_tables

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from envrouter.agent.nftables.render import (
     nft_load_text,
     render_host_table,
@@ -74,3 +76,20 @@ def test_host_table_snat_to_own_public_address():
     )
     assert 'ip saddr 169.254.77.0/30 oifname "br-ex" snat to 10.30.0.11' in t.text
     assert t.text.startswith("table ip envrouter_host {\n")
+
+
+def test_ipv6_twin_table_nat66_and_routed():
+    from envrouter.agent.nftables.render import render_vrouter_table6
+
+    kw = dict(management_cidr6="fd00:20::/64", management_port="vr-mgmt", public_port="vr-pub",
+              public_vip6="2001:db8:30::5")
+    nat = render_vrouter_table6(**kw, egress="nat66")
+    assert nat.family == "ip6" and nat.name == "envrouter"
+    assert "policy drop;" in nat.text and "ct state established,related accept" in nat.text
+    assert 'ip6 saddr fd00:20::/64 oifname "vr-pub" snat to 2001:db8:30::5' in nat.text
+    routed = render_vrouter_table6(**kw, egress="routed")
+    assert "snat" not in routed.text and "postrouting" not in routed.text
+    assert 'iifname "vr-mgmt" oifname "vr-pub" ip6 saddr fd00:20::/64' in routed.text
+    assert routed.digest != nat.digest
+    with pytest.raises(ValueError):
+        render_vrouter_table6(**kw, egress="nat64")

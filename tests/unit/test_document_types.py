@@ -58,3 +58,32 @@ def test_values_from_outside_a_document_use_the_same_rules():
     assert (err.value.obj, err.value.field) == ("vip x", "ip")
     with pytest.raises(ValidationError):
         parse_value(NamespaceName, "vrouter", "namespace", "../etc")
+
+
+def test_ipv6_fields_are_checked_together():
+    from dataclasses import replace
+
+    from test_documents import ADMIN, CTLS, MGMT6, PUB6, SETTINGS, STOR, VIPS6, dual, env
+
+    from envrouter.model.documents import build_document
+
+    ctls = [dual(c) for c in CTLS]
+    e = env(networks=(ADMIN, MGMT6, PUB6, STOR), vips=VIPS6, settings=replace(SETTINGS, ipv6=True))
+    good = build_document(e, ctls[0], ctls).model_dump(mode="json")
+    cases = [
+        (("vrouter", "vip_management6", "address"), "192.168.0.9", "not an IPv6 address"),
+        (("vrouter", "vip_management", "address"), "fd00:10::9", "not an IPv4 address"),
+        (("vrouter", "vip_public6", "name"), "vrouter6", "vip_public6: the VIP is"),
+        (("vrouter", "public_gateway6"), None, "come together"),
+        (("networks", 1, "address6"), None, "come together"),
+        (("networks", 1, "cidr6"), "fd00:10::1/64", "not an IPv6 network"),
+    ]
+    for path, value, message in cases:
+        raw = json.loads(json.dumps(good))
+        target = raw
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+        with pytest.raises(ValidationError) as info:
+            parse_document(raw)
+        assert message in info.value.reason, (path, info.value)

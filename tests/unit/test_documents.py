@@ -165,3 +165,84 @@ def test_exported_schema_is_up_to_date():
         "docs/document.schema.json is stale: run "
         "`envrouter document --schema --write docs/document.schema.json`"
     )
+
+
+# ------------------------------------------------------------------ IPv6 beside IPv4
+
+MGMT6 = replace(MGMT, cidr6="fd00:10::/64", ranges6=(IpRange("fd00:10::10", "fd00:10::ff"),))
+PUB6 = replace(
+    PUB,
+    cidr6="2001:db8:5::/64",
+    gateway6="2001:db8:5::1",
+    ranges6=(IpRange("2001:db8:5::10", "2001:db8:5::ff"),),
+)
+VIPS6 = (
+    *VIPS,
+    Vip("vrouter6", 2, "vrouter", "fd00:10::5", False),
+    Vip("vrouter_pub6", 3, "vrouter", "2001:db8:5::5", False),
+)
+
+
+def dual(node: Node) -> Node:
+    six = {2: f"fd00:10::1{node.id}", 3: f"2001:db8:5::1{node.id}"}
+    return replace(node, addresses6={k: v for k, v in six.items() if k in node.addresses})
+
+
+def test_ipv4_only_documents_carry_no_ipv6_key():
+    """An IPv4-only document is what version 1 always was: an older agent reads it and its
+    serial does not change with this code."""
+    for node in (CMP, CTLS[0]):
+        text = build_document(env(), node, CTLS).model_dump_json()
+        assert "6" not in "".join(json.loads(text)["networks"][0])
+        for key in ("cidr6", "address6", "gateway6", "prefixlen6", "vip_management6",
+                    "public_gateway6"):
+            assert f'"{key}"' not in text
+
+
+def test_dual_stack_networks_carry_the_node_ipv6_address():
+    ctls = [dual(c) for c in CTLS]
+    doc = build_document(env(networks=(ADMIN, MGMT6, PUB6, STOR)), dual(CMP), ctls)
+    mgmt = doc.network_by_role("management").model_dump()
+    assert mgmt["cidr6"] == "fd00:10::/64" and mgmt["address6"] == "fd00:10::110"
+    assert mgmt["prefixlen6"] == 64 and "gateway6" not in mgmt  # no IPv6 gateway: left out
+    assert "cidr6" not in doc.network_by_role("admin").model_dump()
+    assert parse_document(doc.model_dump_json()) == doc
+    # the vrouter's IPv6 parts only with the switch on (refused by the rules for now)
+    ctl = build_document(env(networks=(ADMIN, MGMT6, PUB6, STOR), vips=VIPS6), ctls[0], ctls)
+    assert ctl.vrouter is not None and ctl.vrouter.vip_management6 is None
+    assert "vip_management6" not in ctl.model_dump_json()
+
+
+def test_vrouter_ipv6_section_when_switched_on():
+    ctls = [dual(c) for c in CTLS]
+    e = env(networks=(ADMIN, MGMT6, PUB6, STOR), vips=VIPS6,
+            settings=replace(SETTINGS, ipv6=True))
+    vr = build_document(e, ctls[0], ctls).vrouter
+    assert vr is not None
+    j = vr.model_dump()
+    assert j["management_cidr6"] == "fd00:10::/64" and j["public_cidr6"] == "2001:db8:5::/64"
+    assert j["public_gateway6"] == "2001:db8:5::1"
+    assert j["vip_management6"]["address"] == "fd00:10::5"
+    assert j["vip_management6"]["prefixlen"] == 64
+    assert j["vip_public6"]["name"] == "vrouter_pub6"
+    # both IPv6 VIPs or neither: one missing leaves the IPv6 parts out
+    half = replace(e, vips=VIPS6[:3])
+    assert build_document(half, ctls[0], ctls).vrouter.vip_management6 is None
+
+
+def test_host_ipv6_route_and_resolver_when_the_vrouter_serves_ipv6():
+    ctls = [dual(c) for c in CTLS]
+    on = env(networks=(ADMIN, MGMT6, PUB6, STOR), vips=VIPS6,
+             settings=replace(SETTINGS, ipv6=True))
+    cmp = build_document(on, dual(CMP), ctls).host.model_dump()
+    assert cmp["gateway"] == "192.168.0.5" and cmp["gateway6"] == "fd00:10::5"
+    assert cmp["dns_servers"] == ["192.168.0.5", "fd00:10::5"]
+    assert cmp["ntp_servers"] == ["192.168.0.5"]  # one server, counted once
+    ctl = build_document(on, ctls[0], ctls).host.model_dump()
+    assert ctl["gateway"] == "203.0.113.1" and ctl["gateway6"] == "2001:db8:5::1"
+    # a node without an IPv6 address on management gets no IPv6 route
+    assert "gateway6" not in build_document(on, CMP, ctls).host.model_dump()
+    # switched off (the only state the rules allow for now): no IPv6 in the host section
+    off = replace(on, settings=SETTINGS)
+    host = build_document(off, dual(CMP), ctls).host.model_dump()
+    assert "gateway6" not in host and host["dns_servers"] == ["192.168.0.5"]

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from envrouter.lab.drills import analyse
+from envrouter.lab.drill_report import analyse
 from envrouter.lab.timeline import (
     GAP_SHOWN,
     delivering,

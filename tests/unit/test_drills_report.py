@@ -1,4 +1,4 @@
-"""envrouter.lab.drill_report and drills.analyse: gap analysis, ping parsing, flow verdicts,
+"""envrouter.lab.drill_report (with analyse): gap analysis, ping parsing, flow verdicts,
 the report and its verdict (pure)."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from envrouter.lab.drill_report import (
     DrillReport,
     FlowResult,
+    analyse,
     format_report,
     icmp_result,
     longest_gap,
@@ -20,7 +21,6 @@ from envrouter.lab.drill_report import (
     verdict,
     vip_problems,
 )
-from envrouter.lab.drills import analyse
 
 T0 = 1_700_000_000.0
 

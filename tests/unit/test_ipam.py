@@ -77,3 +77,18 @@ def test_user_address_may_be_outside_ranges_and_own():
     held = {"203.0.113.9": "VIP 'vrouter_pub'"}
     assert check_user_address(POOL, "v", "address", "203.0.113.200", held) == "203.0.113.200"
     assert check_user_address(POOL, "v", "address", "203.0.113.9", held, own="VIP 'vrouter_pub'")
+
+
+def test_pools_of_the_two_families_do_not_see_each_other():
+    """A network's held addresses are of both families; 192.168.0.10 and ::c0a8:a are the same
+    integer and must not block each other."""
+    v6 = Pool("m", "::c0a8:0/120", None, (("::c0a8:a", "::c0a8:b"),))
+    v4 = Pool("m", "192.168.0.0/24", None, (("192.168.0.10", "192.168.0.11"),))
+    used = ["192.168.0.10", "::c0a8:b"]
+    assert pick_free(v6, used, 1) == ["::c0a8:a"]
+    assert pick_free(v4, used, 1) == ["192.168.0.11"]
+    assert free_count(v6, used) == 1 and free_count(v4, used) == 1
+    alloc = Allocator(v6, used)
+    assert alloc.take() == "::c0a8:a"
+    with pytest.raises(ConflictError):
+        alloc.take()

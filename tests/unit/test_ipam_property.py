@@ -1,5 +1,7 @@
 """Property test: random sequences of node creation, deletion, user-defined VIPs and VIP
-reservation never hand out an address twice, nor an automatic one outside its ranges."""
+reservation never hand out an address twice, nor an automatic one outside its ranges -- in
+both families of dual-stack networks, whose IPv4 and IPv6 pools share one table of held
+addresses (an IPv4 address's integer is also an IPv6 address: the pools must not mix)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,16 @@ from envrouter.model import service
 
 MGMT_RANGES = [{"start": "192.168.0.10", "end": "192.168.0.17"}]
 PUB_RANGES = [{"start": "203.0.113.2", "end": "203.0.113.5"}]
+# ::c0a8:a is 192.168.0.10 read as an integer: a pool that compared integers across families
+# would see the IPv4 addresses as held
+MGMT6_RANGES = [{"start": "::c0a8:a", "end": "::c0a8:10"}]
+PUB6_RANGES = [{"start": "2001:db8::2", "end": "2001:db8::4"}]
+VIP_PREFIX = {
+    "vrouter": "192.168.0.",
+    "vrouter_pub": "203.0.113.",
+    "vrouter6": "::c0a8:",
+    "vrouter_pub6": "2001:db8::",
+}
 
 
 def memory_database() -> Database:
@@ -40,6 +52,8 @@ class IpamMachine(RuleBasedStateMachine):
                     "role": "management",
                     "cidr": "192.168.0.0/24",
                     "ranges": MGMT_RANGES,
+                    "cidr6": "::c0a8:0/120",
+                    "ranges6": MGMT6_RANGES,
                 },
             )
             service.create_network(
@@ -51,6 +65,9 @@ class IpamMachine(RuleBasedStateMachine):
                     "cidr": "203.0.113.0/29",
                     "gateway": "203.0.113.1",
                     "ranges": PUB_RANGES,
+                    "cidr6": "2001:db8::/125",
+                    "gateway6": "2001:db8::1",
+                    "ranges6": PUB6_RANGES,
                 },
             )
 
@@ -83,12 +100,15 @@ class IpamMachine(RuleBasedStateMachine):
             node_id = data.draw(st.sampled_from(ids))
             self._try(lambda s: service.delete_node(s, node_id))
 
-    @rule(name=st.sampled_from(["vrouter", "vrouter_pub"]), last=st.integers(0, 15))
+    @rule(name=st.sampled_from(list(VIP_PREFIX)), last=st.integers(0, 15))
     def user_vip(self, name, last):
-        prefix = "192.168.0." if name == "vrouter" else "203.0.113."
-        self._try(lambda s: service.set_vip(s, self.env_id, name, f"{prefix}{last}"))
+        suffix = f"{last:x}" if ":" in VIP_PREFIX[name] else str(last)
+        address = f"{VIP_PREFIX[name]}{suffix}"
+        if name == "vrouter6":
+            address = f"::c0a8:{last:x}"
+        self._try(lambda s: service.set_vip(s, self.env_id, name, address))
 
-    @rule(name=st.sampled_from(["vrouter", "vrouter_pub"]))
+    @rule(name=st.sampled_from(list(VIP_PREFIX)))
     def automatic_vip(self, name):
         self._try(lambda s: service.set_vip(s, self.env_id, name, None))
 
@@ -108,7 +128,10 @@ class IpamMachine(RuleBasedStateMachine):
                 seen.add(key)
                 net = nets[row.network_id]
                 addr = ipaddress.ip_address(row.address)
-                assert addr in ipaddress.ip_network(net.cidr)
+                assert addr in ipaddress.ip_network(net.cidr if addr.version == 4 else net.cidr6)
+                if row.vip is not None:
+                    family = 6 if row.vip.name.endswith("6") else 4
+                    assert addr.version == family, f"VIP {row.vip.name} holds {addr}"
                 if row.vip is not None and row.vip.user_defined:
                     continue
                 assert any(
@@ -116,8 +139,9 @@ class IpamMachine(RuleBasedStateMachine):
                     <= addr
                     <= ipaddress.ip_address(r.end_address)
                     for r in net.ranges
+                    if ipaddress.ip_address(r.start_address).version == addr.version
                 ), f"{row.address} outside the ranges of {net.name}"
-                assert row.address != net.gateway
+                assert row.address not in (net.gateway, net.gateway6)
 
 
 IpamMachine.TestCase.settings = settings(

@@ -26,8 +26,10 @@ def test_network_defaults_and_normalisation():
     out = net(cidr="192.168.0.0/24", gateway="192.168.0.1")
     assert out["bridge"] == "br-mgmt"
     assert net(name="extra", role="other", cidr="10.5.0.0/24", ranges=[])["bridge"] == "br-extra"
-    v6 = net(cidr="2001:db8::/64", ranges=[("2001:db8::10", "2001:db8::0:ff")])
-    assert v6["ranges"] == [("2001:db8::10", "2001:db8::ff")]
+    v6 = net(cidr6="2001:DB8::/64", ranges6=[("2001:db8::10", "2001:db8::0:ff")])
+    assert v6["cidr6"] == "2001:db8::/64"
+    assert v6["ranges6"] == [("2001:db8::10", "2001:db8::ff")]
+    assert net()["cidr6"] is None and net()["ranges6"] == []
 
 
 @pytest.mark.parametrize(
@@ -53,6 +55,28 @@ def test_network_defaults_and_normalisation():
             "ranges[1]",
         ),
         ({"ranges": [("192.168.0.10\n", "192.168.0.50")]}, "ranges[0].start"),
+        # IPv6 beside IPv4: cidr is IPv4, cidr6 IPv6, each family inside its own prefix
+        ({"cidr": "2001:db8::/64", "ranges": []}, "cidr"),
+        ({"cidr6": "192.168.5.0/24"}, "cidr6"),
+        ({"cidr6": "2001:db8::1/64"}, "cidr6"),  # host bits
+        ({"cidr6": "2001:db8::/127"}, "cidr6"),  # too small
+        ({"gateway6": "2001:db8::1"}, "gateway6"),  # no cidr6
+        ({"ranges6": [("2001:db8::1", "2001:db8::5")]}, "ranges6"),  # no cidr6
+        ({"cidr6": "2001:db8::/64", "gateway6": "2001:db9::1"}, "gateway6"),
+        ({"cidr6": "2001:db8::/64", "gateway6": "192.168.0.1"}, "gateway6"),
+        ({"cidr6": "2001:db8::/64", "gateway6": "2001:db8::"}, "gateway6"),  # network address
+        ({"cidr6": "2001:db8::/64", "ranges6": [("2001:db8::1", "2001:db9::5")]},
+         "ranges6[0].end"),
+        ({"cidr6": "2001:db8::/64", "ranges6": [("192.168.0.1", "192.168.0.5")]},
+         "ranges6[0].start"),
+        ({"cidr6": "2001:db8::/64", "ranges6": [("2001:db8::9", "2001:db8::1")]}, "ranges6[0]"),
+        (
+            {
+                "cidr6": "2001:db8::/64",
+                "ranges6": [("2001:db8::1", "2001:db8::9"), ("2001:db8::9", "2001:db8::f")],
+            },
+            "ranges6[1]",
+        ),
     ],
 )
 def test_network_rules_name_the_field(kw, field):
@@ -67,6 +91,48 @@ def test_networks_disjoint():
     with pytest.raises(ValidationError) as info:
         rules.check_networks_disjoint("network 'b'", "10.0.0.128/25", [("a", "10.0.0.0/24")])
     assert info.value.field == "cidr" and "'a'" in info.value.reason
+    # IPv6 prefixes meet IPv6 prefixes only; a network without one is skipped
+    rules.check_networks_disjoint("network 'b'", "fd00:1::/64", [("a", "10.0.0.0/8"), ("c", None)])
+    with pytest.raises(ValidationError) as info:
+        rules.check_networks_disjoint(
+            "network 'b'", "fd00:1::/64", [("a", "fd00::/16")], "cidr6"
+        )
+    assert info.value.field == "cidr6" and "'a'" in info.value.reason
+
+
+def test_ipv6_switch_refused_until_served():
+    assert rules.validate_ipv6(False) is False
+    with pytest.raises(ValidationError) as info:
+        rules.validate_ipv6(True)
+    assert info.value.obj == "vrouter settings" and info.value.field == "ipv6"
+    assert "not served yet" in info.value.reason and "VIP agent" in info.value.reason
+    with pytest.raises(ValidationError):
+        rules.validate_ipv6("yes")
+
+
+def test_vrouter_ipv6_requirements():
+    nets = [
+        ("m", "management", None, "192.168.0.0/24"),
+        ("p", "public", "203.0.113.1", "203.0.113.0/24"),
+    ]
+    assert rules.vrouter_requirements(True, nets) == []
+    assert rules.vrouter_requirements(
+        True, nets, ipv6=True, networks6=[("m", "management", "fd00::/64", None),
+                                          ("p", "public", "2001:db8::/64", "2001:db8::1")]
+    ) == []
+    missing = rules.vrouter_requirements(
+        True, nets, ipv6=True, networks6=[("m", "management", None, None),
+                                          ("p", "public", "2001:db8::/64", None)]
+    )
+    assert [(o, f) for o, f, _ in missing] == [
+        ("network 'm'", "cidr6"),
+        ("network 'p'", "gateway6"),
+    ]
+    # a network stored before cidr was IPv4 only
+    legacy = [("m", "management", None, "fd00::/64"), nets[1]]
+    assert [(o, f) for o, f, _ in rules.vrouter_requirements(True, legacy)] == [
+        ("network 'm'", "cidr")
+    ]
 
 
 @pytest.mark.parametrize("good", ["ctl1", "node-1.example.org", "A1"])

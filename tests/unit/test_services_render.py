@@ -291,3 +291,24 @@ def test_conntrackd_ftfw_on_unicast_notrack_on_multicast_no_external_cache():
         # to create the entry)
         assert "DisableExternalCache On" in text and "CommitTimeout" not in text
         assert "NetlinkEventsReliable On" in text and "NetlinkOverrunResync Off" in text
+
+
+def test_dual_stack_dns_and_ntp_serve_the_management_side_of_both_families():
+    from agent_documents import MGMT6_CIDR, dual_stack_controller_document
+
+    vr = dual_stack_controller_document("vrouter").vrouter
+    vr = vr.model_copy(update={"upstream_dns": [*vr.upstream_dns, "2001:db8:53::53"],
+                               "upstream_ntp": [*vr.upstream_ntp, "2001:db8:123::1"]})
+    chrony = ntp.render_chrony_conf(vr, pid_file="/run/x/p", socket_path="/run/x/s",
+                                    drift_file="/run/x/d")
+    assert "allow 10.20.0.0/24\nallow fd00:20::/64\n" in chrony
+    assert "server 2001:db8:123::1 iburst" in chrony
+    assert "binddevice vr-mgmt" in chrony and "vr-pub" not in chrony
+    conf = dns.render_dnsmasq_conf(vr, pid_file="/run/x/p", log_file="/var/log/d.log")
+    # interface + bind-dynamic binds the vrouter6 VIP when it appears, the public port never
+    assert "interface=vr-mgmt\nexcept-interface=vr-pub\n" in conf and "bind-dynamic" in conf
+    assert "server=2001:db8:53::53" in conf
+    # IPv4 only: the chrony configuration is what it was
+    plain = ntp.render_chrony_conf(sample_doc().vrouter, pid_file="/run/x/p",
+                                   socket_path="/run/x/s", drift_file="/run/x/d")
+    assert plain == CHRONY and MGMT6_CIDR not in plain

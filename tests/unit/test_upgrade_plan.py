@@ -110,7 +110,7 @@ def test_dry_run_prints_the_plan_and_changes_nothing(url, tmp_path) -> None:
                           str(tmp_path / "st.json")], capture_output=True, text=True,
                          timeout=120, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
     assert cli.returncode == 0, cli.stderr
-    assert "migrate the database schema 0001_baseline -> 0002_vrouter" in cli.stdout
+    assert "migrate the database schema 0001_baseline -> 0003_ipv6" in cli.stdout
     assert "move cmp2: default route 10.20.0.1 -> 192.168.0.10" in cli.stdout
     assert dump(url) == before and not (tmp_path / "st.json").exists()
 

@@ -16,6 +16,7 @@ from envrouter.agent.nftables.render import (
     NftTableSpec,
     render_host_table,
     render_vrouter_table,
+    render_vrouter_table6,
 )
 from envrouter.document import DeploymentDocument, IPAddress
 from envrouter.errors import ValidationError
@@ -29,6 +30,9 @@ FALLBACK_METRIC = 1000
 # OVS datapath types whose packets leave the kernel and lose its checksum state: the devices
 # that feed them must finish checksums themselves (envrouter.agent.ovs explains)
 USERSPACE_DATAPATHS = ("netdev",)
+# An IPv6 route added without a metric gets 1024 from the kernel (IP6_RT_PRIO_USER): desired
+# IPv6 routes say so, or every observe would differ from the plan.
+IPV6_METRIC = 1024
 
 Scope = Literal["all", "vrouter", "host"]
 SCOPES = ("all", "vrouter", "host")
@@ -259,6 +263,19 @@ def desired_state(
             ("net.netfilter.nf_conntrack_tcp_be_liberal", "1"),
         ):
             st["sysctls"].append(SysctlSpec(ns, key, value))
+        if vr.vip_public6 is not None:
+            # only with IPv6 in the document: a kernel booted with IPv6 off has no such keys.
+            # The namespace's IPv6 routes come from the document and the VIP agent, never from
+            # router advertisements on its ports (the public side's least of all).
+            for key, value in (
+                ("net.ipv6.conf.all.accept_ra", "0"),
+                ("net.ipv6.conf.default.accept_ra", "0"),
+                (f"net.ipv6.conf.{vr.management_port}.accept_ra", "0"),
+                (f"net.ipv6.conf.{vr.public_port}.accept_ra", "0"),
+                ("net.ipv6.conf.all.forwarding", "1"),
+                ("net.ipv6.ip_nonlocal_bind", "1"),
+            ):
+                st["sysctls"].append(SysctlSpec(ns, key, value))
         st["sysctls"].append(SysctlSpec(H, "net.ipv4.ip_forward", "1"))
         t = render_vrouter_table(
             management_cidr=str(mg),
@@ -268,6 +285,16 @@ def desired_state(
             nat=vr.nat,
         )
         st["nft"].append(t.in_ns(ns))
+        if vr.vip_public6 is not None:
+            assert vr.management_cidr6 is not None and vr.ipv6_egress is not None
+            t6 = render_vrouter_table6(
+                management_cidr6=str(vr.management_cidr6),
+                management_port=vr.management_port,
+                public_port=vr.public_port,
+                public_vip6=str(vr.vip_public6.address),
+                egress=vr.ipv6_egress,
+            )
+            st["nft"].append(t6.in_ns(ns))
         th = render_host_table(
             link_cidr=str(vr.host_link_cidr),
             public_bridge=vr.public_bridge,
@@ -275,7 +302,13 @@ def desired_state(
             host_link=HOST_LINK,
         )
         st["nft"].append(th.in_ns(H))
-        u["nft_tables"] += [(ns, "ip", NFT_TABLE), (H, "ip", NFT_HOST_TABLE)]
+        # the IPv6 twin is ours whether or not it is desired: a document that drops IPv6
+        # removes it
+        u["nft_tables"] += [
+            (ns, "ip", NFT_TABLE),
+            (ns, "ip6", NFT_TABLE),
+            (H, "ip", NFT_HOST_TABLE),
+        ]
     if scope in ("all", "host"):
         resolv = resolv_conf_path(root)
         chrony = chrony_client_path(root)
@@ -286,6 +319,19 @@ def desired_state(
             if hst.gateway and hst.gateway_source != "none":
                 _check_gateway(doc, hst.gateway)
                 st["routes"].append(RouteSpec(H, "default", str(hst.gateway), "", 0))
+            if hst.gateway6 is not None:
+                bridge = _check_gateway(doc, hst.gateway6)
+                if "." in bridge:  # sysctl keys are dotted: "br.101" cannot be named in one
+                    raise ValidationError(
+                        "host", "gateway6", f"is on bridge {bridge!r}, whose name has a '.'"
+                    )
+                st["routes"].append(RouteSpec(H, "default", str(hst.gateway6), "", IPV6_METRIC))
+                # the document is the one source of the IPv6 default route: a router
+                # advertisement on that network (a stray one, or a namespace's dnsmasq) must
+                # not add a second default router (see docs/index.md, IPv6)
+                st["sysctls"].append(
+                    SysctlSpec(H, f"net.ipv6.conf.{bridge}.accept_ra_defrtr", "0")
+                )
             if hst.dns_servers:
                 st["files"].append(
                     FileSpec(resolv, render_resolv_conf(hst.dns_servers, hst.search_domain))
@@ -300,11 +346,16 @@ def desired_state(
     )
 
 
-def _check_gateway(doc: DeploymentDocument, gateway: IPAddress) -> None:
-    # a rule of this node's routing, not of the document's shape: the gateway must be on-link
-    if any(gateway in net.cidr for net in doc.networks):
-        return
-    raise ValidationError("host", "gateway", f"{gateway} is on none of the node's networks")
+def _check_gateway(doc: DeploymentDocument, gateway: IPAddress) -> str:
+    """The bridge of the node's network the gateway is on. A rule of this node's routing, not
+    of the document's shape: the gateway must be on-link."""
+    for net in doc.networks:
+        if gateway in net.cidr or (
+            net.cidr6 is not None and net.address6 is not None and gateway in net.cidr6
+        ):
+            return net.bridge
+    field = "gateway6" if gateway.version == 6 else "gateway"
+    raise ValidationError("host", field, f"{gateway} is on none of the node's networks")
 
 
 def empty_like(state: DesiredState) -> DesiredState:

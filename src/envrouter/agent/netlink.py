@@ -222,8 +222,15 @@ class Netlink:
         ]
 
     def routes(self, ns: str, protos: tuple[int, ...]) -> list[dict]:
+        """Main-table routes of both families with one of `protos` (an IPv6 route is told
+        apart by its gateway; "default" is either family's)."""
         out = []
-        for m in self.ipr(ns).get_routes(family=socket.AF_INET, table=254):
+        ipr = self.ipr(ns)
+        found = [
+            *ipr.get_routes(family=socket.AF_INET, table=254),
+            *ipr.get_routes(family=socket.AF_INET6, table=254),
+        ]
+        for m in found:
             if m["proto"] not in protos:
                 continue
             dst = m.get_attr("RTA_DST")
@@ -362,7 +369,8 @@ class Netlink:
         src: str | None = None,
     ) -> dict:
         args: dict[str, Any] = {
-            "dst": "0.0.0.0/0" if dst == "default" else dst,
+            "dst": _default_dst(dst, gateway),
+            "family": _family(dst, gateway),
             "gateway": gateway,
             "priority": metric,
             "proto": proto,
@@ -399,7 +407,8 @@ class Netlink:
         proto: int = RTPROT_ENVROUTER,
     ) -> bool:
         args: dict[str, Any] = {
-            "dst": "0.0.0.0/0" if dst == "default" else dst,
+            "dst": _default_dst(dst, gateway),
+            "family": _family(dst, gateway),
             "priority": metric,
             "proto": proto,
             "table": 254,
@@ -413,3 +422,14 @@ class Netlink:
             lambda: self.ipr(ns).route("del", **args),
             ok=(errno.ESRCH, errno.ENODEV),
         )
+
+
+def _family(dst: str, gateway: str | None) -> int:
+    """The address family of a route: IPv6 when its destination or its gateway is."""
+    return socket.AF_INET6 if ":" in dst or ":" in (gateway or "") else socket.AF_INET
+
+
+def _default_dst(dst: str, gateway: str | None) -> str:
+    if dst != "default":
+        return dst
+    return "::/0" if _family(dst, gateway) == socket.AF_INET6 else "0.0.0.0/0"

@@ -18,6 +18,7 @@ NetworkRole = Literal[names.NETWORK_ROLES]  # type: ignore[valid-type]
 NodeRole = Literal[names.NODE_ROLES]  # type: ignore[valid-type]
 NodeStatus = Literal[names.NODE_STATUSES]  # type: ignore[valid-type]
 BridgeKind = Literal[names.BRIDGE_KINDS]  # type: ignore[valid-type]
+Ipv6Egress = Literal[names.IPV6_EGRESS]  # type: ignore[valid-type]
 
 
 class _In(BaseModel):
@@ -74,6 +75,11 @@ class NetworkCreate(_In):
     vlan: int | None = None
     bridge: str | None = Field(None, max_length=15)
     ranges: list[RangeIn] = Field(default_factory=list, max_length=64)
+    cidr6: str | None = Field(
+        None, max_length=64, description="the IPv6 prefix beside the IPv4 cidr (dual stack)"
+    )
+    gateway6: str | None = Field(None, max_length=64)
+    ranges6: list[RangeIn] = Field(default_factory=list, max_length=64)
 
 
 class NetworkUpdate(_In):
@@ -82,6 +88,14 @@ class NetworkUpdate(_In):
     vlan: int | None = None
     bridge: str | None = Field(None, max_length=15)
     ranges: list[RangeIn] | None = Field(None, max_length=64)
+    cidr6: str | None = Field(
+        None,
+        max_length=64,
+        description="may be set once (nodes on the network get an IPv6 address), then not "
+        "changed",
+    )
+    gateway6: str | None = Field(None, max_length=64)
+    ranges6: list[RangeIn] | None = Field(None, max_length=64)
 
 
 class NetworkPublic(BaseModel):
@@ -94,6 +108,9 @@ class NetworkPublic(BaseModel):
     vlan: int | None
     bridge: str
     ranges: list[RangeIn]
+    cidr6: str | None = None
+    gateway6: str | None = None
+    ranges6: list[RangeIn] = Field(default_factory=list)
 
 
 class NodeCreate(_In):
@@ -103,6 +120,10 @@ class NodeCreate(_In):
     addresses: dict[str, str] = Field(
         default_factory=dict,
         description="network name -> address; only controllers have one on the public network",
+    )
+    addresses6: dict[str, str] = Field(
+        default_factory=dict,
+        description="network name -> IPv6 address, on networks with an IPv6 prefix (cidr6)",
     )
 
 
@@ -124,6 +145,9 @@ class NodePublic(BaseModel):
     roles: list[str]
     status: str
     addresses: dict[str, str] = Field(description="network name -> the node's host address")
+    addresses6: dict[str, str] = Field(
+        default_factory=dict, description="network name -> the node's IPv6 host address"
+    )
     namespace_address: str | None = Field(
         None, description="controllers: the vrouter namespace's own management address"
     )
@@ -151,6 +175,11 @@ class VrouterSettingsPublic(BaseModel):
     bridge_kind: str
     host_link_cidr: str
     namespace: str
+    ipv6: bool = Field(description="the vrouter serves IPv6 too (refused: not served yet)")
+    ipv6_egress: str = Field(
+        description="nat66: SNAT to the public IPv6 VIP; routed: no NAT (the upstream routes "
+        "the management prefix to the VIP)"
+    )
 
 
 class VrouterSettingsUpdate(_In):
@@ -165,6 +194,12 @@ class VrouterSettingsUpdate(_In):
     bridge_kind: BridgeKind | None = None
     host_link_cidr: str | None = Field(None, max_length=64)
     namespace: str | None = Field(None, max_length=32)
+    ipv6: bool | None = Field(
+        None,
+        description="serve IPv6 through the vrouter; true is refused until the data path "
+        "carries IPv6 (issue 17)",
+    )
+    ipv6_egress: Ipv6Egress | None = None
 
 
 class ClusterState(BaseModel):

@@ -237,6 +237,12 @@ def set_vrouter(
     bridge_kind: str = typer.Option(None, "--bridge-kind", help="linux or ovs"),
     host_link_cidr: str = typer.Option(None, "--host-link-cidr", help="an IPv4 /30"),
     namespace: str = typer.Option(None, "--namespace", help="the vrouter namespace's name"),
+    ipv6: bool = typer.Option(
+        None, "--ipv6/--no-ipv6", help="serve IPv6 too (refused: the data path does not yet)"
+    ),
+    ipv6_egress: str = typer.Option(
+        None, "--ipv6-egress", help="nat66 (SNAT to the public IPv6 VIP) or routed (no NAT)"
+    ),
     yes: bool = YES,
     database_url: str = URL,
 ) -> None:
@@ -262,6 +268,8 @@ def set_vrouter(
         ("bridge_kind", bridge_kind),
         ("host_link_cidr", host_link_cidr),
         ("namespace", namespace),
+        ("ipv6", ipv6),
+        ("ipv6_egress", ipv6_egress),
     ):
         if value is not None:
             changes[key] = value
@@ -279,7 +287,11 @@ def set_vrouter(
 @handle_errors
 def set_vip(
     name: str = typer.Argument(..., help="environment name"),
-    vip: str = typer.Argument(..., help="vrouter (management) or vrouter_pub (public)"),
+    vip: str = typer.Argument(
+        ...,
+        help="vrouter (management), vrouter_pub (public), or their IPv6 twins vrouter6 and "
+        "vrouter_pub6",
+    ),
     address: str = typer.Argument(..., help="an address on the VIP's network, or 'auto'"),
     yes: bool = YES,
     database_url: str = URL,

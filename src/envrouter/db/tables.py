@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -82,6 +83,10 @@ class NetworkRow(Base):
     gateway: Mapped[str | None] = mapped_column(String(64), nullable=True)
     vlan: Mapped[int | None] = mapped_column(Integer, nullable=True)
     bridge: Mapped[str] = mapped_column(String(15))
+    # revision 3: the IPv6 prefix beside the IPv4 one; its ranges are rows of ip_ranges too
+    # (told apart by their family), its addresses rows of addresses.
+    cidr6: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    gateway6: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     environment: Mapped[EnvironmentRow] = relationship(back_populates="networks")
     ranges: Mapped[list[IpRangeRow]] = relationship(
@@ -179,6 +184,9 @@ class VrouterSettingsRow(Base):
     bridge_kind: Mapped[str] = mapped_column(String(8), default="linux")
     host_link_cidr: Mapped[str] = mapped_column(String(64), default="169.254.77.0/30")
     namespace: Mapped[str] = mapped_column(String(15), default="vrouter")
+    # revision 3
+    ipv6: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    ipv6_egress: Mapped[str] = mapped_column(String(8), default="nat66", server_default="nat66")
 
     environment: Mapped[EnvironmentRow] = relationship(back_populates="settings")
 

@@ -16,6 +16,8 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from envrouter.lab.vip_samples import Timeline, describe_two_holders
+
 # a flow must still deliver data this close to the end of the run to count as alive
 ALIVE_TAIL = 1.5  # s
 # how far the outage figures may be from the target and still print as "ok"
@@ -356,3 +358,45 @@ def memory_summary(procs: list[Proc]) -> dict[str, Any]:
     out["project_mb"] = round(out["project_mb"], 1)
     out["cluster_mb"] = round(out["cluster_mb"], 1)
     return out
+
+
+# ----------------------------------------------------------------------------- a drill's report
+
+
+def analyse(drill: str, holder: str, dc: str | None, holders_after: dict[str, list[str]],
+            expect_move: bool | None, t_start: float, t_fault: float, t_end: float,
+            moved_at: float | None, server: dict[str, Any], clients: dict[str, Any],
+            pings: dict[str, str], notes: list[str]) -> DrillReport:
+    """Pure: the report from the records."""
+    flows: list[FlowResult] = []
+    server_tcp = {rec["flow"]: rec for rec in server.get("tcp", [])}
+    for rec in (r for c in clients.values() for r in c["flows"]):
+        if rec["kind"] == "tcp":
+            flows.append(tcp_result(rec, server_tcp.get(rec["flow"]), t_start, t_fault, t_end))
+        else:
+            flows.append(udp_result(rec, t_start, t_fault, t_end))
+    gap_ms, lost, sent = 0.0, 0, 0
+    for name, text in sorted(pings.items()):
+        ping = parse_ping(text)
+        flows.append(icmp_result(name, ping, t_start, t_fault, t_end))
+        gap_ms = max(gap_ms, longest_gap(ping.times, t_start, t_end).seconds * 1000)
+        lost += ping.lost
+        sent += ping.transmitted
+    return DrillReport(
+        drill=drill, holder_before=holder, holders_after=holders_after,
+        expect_move=expect_move, t_fault=t_fault, t_end=t_end,
+        vips_moved_after_ms=None if moved_at is None else round((moved_at - t_fault) * 1000, 1),
+        longest_gap_ms=round(gap_ms, 1), packets_lost=lost, packets_sent=sent, flows=flows,
+        dc_before=dc, notes=notes,
+    )
+
+
+def add_timeline(report: DrillReport, tl: Timeline, fencing: bool) -> None:
+    """The sampled VIP holders into the report; a VIP held twice at any sample fails it."""
+    report.fencing = fencing
+    report.vip_samples = tl.samples
+    report.max_holders = tl.max_holders
+    report.two_holders_ms = round(tl.two_holders_s * 1000, 1)
+    report.vacant_ms = round(tl.vacant_s * 1000, 1)
+    if why := describe_two_holders(tl):
+        report.notes.append(why)

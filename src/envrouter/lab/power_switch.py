@@ -8,7 +8,7 @@ the drills use to crash a node, so every power action of a lab goes through one 
 time. A process inside a node cannot do this itself: its mount, PID and network namespaces hide
 the other nodes' anchors and the lab's namespaces; the socket is a path, which crosses them.
 
-- ``off``: what a power-off does to a lab node (`envrouter.lab.drills.hard_kill`): its cables
+- ``off``: what a power-off does to a lab node (`envrouter.lab.faults.hard_kill`): its cables
   down in the switch, SIGKILL of its anchor (every process of the node), its netns deleted.
   Answered once the node is off.
 - ``on``: the node's netns, anchor and wiring again (the outlet has power: the node is "on"),
@@ -153,7 +153,7 @@ class Switch:
         return "on" if self.lab.node_running(name) else "off"
 
     def off(self, name: str) -> None:
-        from envrouter.lab.drills import hard_kill
+        from envrouter.lab.faults import hard_kill
 
         self.generation[name] = self.generation.get(name, 0) + 1
         t0 = time.monotonic()
@@ -277,11 +277,11 @@ if __name__ == "__main__":
 
 def crash(lab: Lab, name: str) -> None:
     """Power a node off the way a crash does, through the switch when the lab has one (so it
-    never races a fencing of the same node), else here (`envrouter.lab.drills.hard_kill`)."""
+    never races a fencing of the same node), else here (`envrouter.lab.faults.hard_kill`)."""
     if running(lab):
         ask(lab, "off", name)
     else:
-        from envrouter.lab.drills import hard_kill
+        from envrouter.lab.faults import hard_kill
 
         hard_kill(lab, name)
 

@@ -3,7 +3,7 @@ against time, the fault at 0.
 
 Two parts:
 - `drill_timeline` (pure): the drill's report and traffic records (the same ones
-  `envrouter.lab.drills.analyse` reads) -> a `Timeline` of plain data: one lane per flow (its
+  `envrouter.lab.drill_report.analyse` reads) -> a `Timeline` of plain data: one lane per flow (its
   tracks, delivering segments and gaps, the longest gap the report quotes), one band per VIP
   (who held it when) and the events. Unit-tested against the report.
 - `render_svg`: draws a `Timeline` with matplotlib (imported here only, Agg backend) and writes

@@ -1,7 +1,7 @@
 """Traffic for the failover drills: a stream/echo server in the upstream node and clients in the
 compute nodes, talking through the vrouter's NAT.
 
-Run inside lab nodes (started by `envrouter.lab.drills` through the node's anchor):
+Run inside lab nodes (started by `envrouter.lab.drill_traffic` through the node's anchor):
 
     python -m envrouter.lab.traffic server --bind ADDR --tcp-port P --udp-port Q --dir DIR
     python -m envrouter.lab.traffic client --name cmp1 --server ADDR --tcp-port P --udp-port Q \
@@ -20,7 +20,7 @@ The clients stop when the file ``DIR/stop`` appears, the server when ``DIR/stop-
 (after the clients, so that its closing is not taken for a reset); then they write their records
 as JSON (``DIR/server.json``, ``DIR/<name>.json``, ``DIR/<name>.ping``); while running, the client
 rewrites ``DIR/<name>.progress`` (the last receive time of every flow) every 200 ms. The analysis
-of these files is pure and lives in `envrouter.lab.drills`.
+of these files is pure and lives in `envrouter.lab.drill_report`.
 """
 
 from __future__ import annotations

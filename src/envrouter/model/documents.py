@@ -13,6 +13,7 @@ Rules (see docs/control-plane.md):
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 from collections.abc import Iterable, Sequence
 
@@ -26,7 +27,16 @@ from envrouter.document import (
     DocVip,
     DocVrouter,
 )
-from envrouter.model.entities import VIP_MANAGEMENT, VIP_PUBLIC, Environment, Network, Node, Vip
+from envrouter.model.entities import (
+    VIP_MANAGEMENT,
+    VIP_MANAGEMENT6,
+    VIP_PUBLIC,
+    VIP_PUBLIC6,
+    Environment,
+    Network,
+    Node,
+    Vip,
+)
 
 ROLE_ORDER = {"admin": 0, "management": 1, "public": 2, "storage": 3, "other": 4}
 
@@ -39,7 +49,25 @@ def vrouter_active(env: Environment, controllers: Iterable[Node]) -> bool:
     mgmt, pub = env.network_by_role("management"), env.network_by_role("public")
     if mgmt is None or pub is None or not pub.gateway:
         return False
+    if ipaddress.ip_network(mgmt.cidr).version != 4 or ipaddress.ip_network(pub.cidr).version != 4:
+        return False  # stored before cidr was IPv4 only; the rules refuse to enable it
     return all(c.namespace_address and pub.id in c.addresses for c in controllers)
+
+
+def vrouter_ipv6_active(env: Environment) -> bool:
+    """The vrouter (already active) also serves IPv6: switched on, both networks with an IPv6
+    prefix, the public one with an IPv6 gateway, both IPv6 VIPs reserved."""
+    mgmt, pub = env.network_by_role("management"), env.network_by_role("public")
+    return bool(
+        env.settings.ipv6
+        and mgmt is not None
+        and pub is not None
+        and mgmt.cidr6
+        and pub.cidr6
+        and pub.gateway6
+        and env.vip(VIP_MANAGEMENT6) is not None
+        and env.vip(VIP_PUBLIC6) is not None
+    )
 
 
 def _sorted_networks(env: Environment) -> list[Network]:
@@ -48,13 +76,14 @@ def _sorted_networks(env: Environment) -> list[Network]:
 
 def _doc_vip(env: Environment, vip: Vip) -> DocVip:
     net = env.network_by_id(vip.network_id)
+    six = ipaddress.ip_address(vip.address).version == 6
     return DocVip(
         name=vip.name,
         network=net.name,
         role=net.role,
         namespace=vip.namespace,
         address=vip.address,
-        prefixlen=net.prefixlen,
+        prefixlen=net.prefixlen6 if six else net.prefixlen,
         user_defined=vip.user_defined,
     )
 
@@ -84,6 +113,16 @@ def build_document(
             bridge=net.bridge,
             address=node.addresses[net.id],
             prefixlen=net.prefixlen,
+            **(
+                {
+                    "cidr6": net.cidr6,
+                    "gateway6": net.gateway6,
+                    "address6": node.addresses6[net.id],
+                    "prefixlen6": net.prefixlen6,
+                }
+                if net.cidr6 and net.id in node.addresses6
+                else {}
+            ),
         )
         for net in networks
         if net.id in node.addresses
@@ -92,6 +131,8 @@ def build_document(
     mgmt = env.network_by_role("management")
     admin = env.network_by_role("admin")
     vip_mgmt = env.vip(VIP_MANAGEMENT)
+    ipv6 = active and vrouter_ipv6_active(env)
+    vip_mgmt6 = env.vip(VIP_MANAGEMENT6) if ipv6 else None
     if public is not None and public.id in node.addresses and public.gateway:
         host = DocHost(
             gateway=public.gateway,
@@ -99,14 +140,20 @@ def build_document(
             dns_servers=list(settings.dns_list),
             ntp_servers=list(settings.ntp_list),
             search_domain=settings.domain,
+            gateway6=public.gateway6 if ipv6 and public.id in node.addresses6 else None,
         )
     elif active and vip_mgmt is not None:
+        # with IPv6: the IPv6 route to vrouter6, the resolver asks both VIPs (either family
+        # answers if the other is broken); NTP stays on the IPv4 VIP alone: the two VIPs are
+        # one server, and chrony must not count it twice
+        six = vip_mgmt6 is not None and mgmt is not None and mgmt.id in node.addresses6
         host = DocHost(
             gateway=vip_mgmt.address,
             gateway_source="vrouter",
-            dns_servers=[vip_mgmt.address],
+            dns_servers=[vip_mgmt.address, *([vip_mgmt6.address] if six else [])],
             ntp_servers=[vip_mgmt.address],
             search_domain=settings.domain,
+            gateway6=vip_mgmt6.address if six else None,
         )
     else:
         gateway = admin.gateway if admin is not None else None
@@ -123,6 +170,18 @@ def build_document(
         vip_pub = env.vip(VIP_PUBLIC)
         assert vip_pub is not None and public.gateway is not None
         assert node.namespace_address is not None
+        v6: dict = {}
+        if ipv6:
+            vip_mgmt6, vip_pub6 = env.vip(VIP_MANAGEMENT6), env.vip(VIP_PUBLIC6)
+            assert vip_mgmt6 is not None and vip_pub6 is not None
+            v6 = {
+                "management_cidr6": mgmt.cidr6,
+                "public_cidr6": public.cidr6,
+                "public_gateway6": public.gateway6,
+                "vip_management6": _doc_vip(env, vip_mgmt6),
+                "vip_public6": _doc_vip(env, vip_pub6),
+                "ipv6_egress": settings.ipv6_egress,
+            }
         vrouter = DocVrouter(
             namespace=settings.namespace,
             bridge_kind=settings.bridge_kind,  # type: ignore[arg-type]
@@ -134,7 +193,12 @@ def build_document(
             vip_management=_doc_vip(env, vip_mgmt),
             vip_public=_doc_vip(env, vip_pub),
             host_link_cidr=settings.host_link_cidr,
-            routes=[n.cidr for n in networks if n.role not in ("management", "public")],
+            routes=[
+                n.cidr
+                for n in networks
+                if n.role not in ("management", "public")
+                and ipaddress.ip_network(n.cidr).version == 4
+            ],
             upstream_dns=list(settings.dns_list),
             upstream_ntp=list(settings.ntp_list),
             domain=settings.domain,
@@ -152,6 +216,7 @@ def build_document(
                 for c in sorted(controllers, key=lambda c: c.hostname)
                 if c.id != node.id and mgmt.id in c.addresses
             ],
+            **v6,
         )
     doc = DeploymentDocument(
         serial="",

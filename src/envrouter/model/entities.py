@@ -14,8 +14,23 @@ from envrouter.model.ipam import Pool
 
 VIP_MANAGEMENT = "vrouter"
 VIP_PUBLIC = "vrouter_pub"
+# The IPv6 twins, on the IPv6 prefix (cidr6) of the same two networks.
+VIP_MANAGEMENT6 = "vrouter6"
+VIP_PUBLIC6 = "vrouter_pub6"
 # name -> role of the network it lives on
-VIP_NETWORK_ROLES: dict[str, str] = {VIP_MANAGEMENT: "management", VIP_PUBLIC: "public"}
+VIP_NETWORK_ROLES: dict[str, str] = {
+    VIP_MANAGEMENT: "management",
+    VIP_PUBLIC: "public",
+    VIP_MANAGEMENT6: "management",
+    VIP_PUBLIC6: "public",
+}
+# name -> address family
+VIP_FAMILIES: dict[str, int] = {
+    VIP_MANAGEMENT: 4,
+    VIP_PUBLIC: 4,
+    VIP_MANAGEMENT6: 6,
+    VIP_PUBLIC6: 6,
+}
 CONTROLLER = "controller"
 
 
@@ -35,12 +50,27 @@ class Network:
     vlan: int | None
     bridge: str
     ranges: tuple[IpRange, ...] = ()
+    # The IPv6 prefix beside the IPv4 one (dual stack), with its own gateway and ranges.
+    cidr6: str | None = None
+    gateway6: str | None = None
+    ranges6: tuple[IpRange, ...] = ()
 
     @property
     def prefixlen(self) -> int:
         return ipaddress.ip_network(self.cidr).prefixlen
 
-    def pool(self) -> Pool:
+    @property
+    def prefixlen6(self) -> int | None:
+        return ipaddress.ip_network(self.cidr6).prefixlen if self.cidr6 else None
+
+    def pool(self, family: int = 4) -> Pool:
+        """The IPv4 pool, or with family=6 the IPv6 one (a network without cidr6 has none)."""
+        if family == 6:
+            if self.cidr6 is None:
+                raise KeyError(f"network {self.name!r} has no IPv6 prefix")
+            return Pool(
+                self.name, self.cidr6, self.gateway6, tuple((r.start, r.end) for r in self.ranges6)
+            )
         return Pool(
             self.name, self.cidr, self.gateway, tuple((r.start, r.end) for r in self.ranges)
         )
@@ -54,6 +84,7 @@ class Node:
     status: str
     addresses: Mapping[int, str] = field(default_factory=dict)  # network id -> host address
     namespace_address: str | None = None  # vrouter namespace address on management
+    addresses6: Mapping[int, str] = field(default_factory=dict)  # network id -> IPv6 address
 
     @property
     def is_controller(self) -> bool:
@@ -80,6 +111,10 @@ class VrouterSettings:
     bridge_kind: str = "linux"
     host_link_cidr: str = "169.254.77.0/30"
     namespace: str = "vrouter"
+    # The vrouter serves IPv6 too (the IPv6 VIPs, the nodes' IPv6 route). Refused by the rules
+    # until every part of the data path carries IPv6 (see rules.IPV6_NOT_SERVED).
+    ipv6: bool = False
+    ipv6_egress: str = "nat66"  # names.IPV6_EGRESS
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,25 @@ class Pool:
     def obj(self) -> str:
         return f"network {self.name!r}"
 
+    @property
+    def version(self) -> int:
+        return ipaddress.ip_network(self.cidr).version
+
+    def held_ints(self, used: Collection[str]) -> set[int]:
+        """The held addresses of this pool's family as integers: a network holds addresses of
+        both families, and an IPv4 address's integer is also a (different) IPv6 address."""
+        out = set()
+        for a in used:
+            addr = ipaddress.ip_address(a)
+            if addr.version == self.version:
+                out.add(int(addr))
+        return out
+
+    def address(self, value: int) -> str:
+        if self.version == 4:
+            return str(ipaddress.IPv4Address(value))
+        return str(ipaddress.IPv6Address(value))
+
     def _spans(self) -> list[tuple[int, int]]:
         return [
             (int(ipaddress.ip_address(s)), int(ipaddress.ip_address(e))) for s, e in self.ranges
@@ -57,7 +76,12 @@ class Pool:
 
 
 def free_count(pool: Pool, used: Collection[str]) -> int:
-    held_in_ranges = sum(1 for a in set(used) if pool.in_ranges(a))
+    held = pool.held_ints(used)
+    excluded = pool._excluded()
+    spans = pool._spans()
+    held_in_ranges = sum(
+        1 for v in held if v not in excluded and any(s <= v <= e for s, e in spans)
+    )
     return pool.capacity() - held_in_ranges
 
 
@@ -66,14 +90,11 @@ def pick_free(pool: Pool, used: Collection[str], count: int) -> list[str]:
     that says how many addresses are missing."""
     if count <= 0:
         return []
-    used_ints = {int(ipaddress.ip_address(a)) for a in used}
-    version = ipaddress.ip_network(pool.cidr).version
+    used_ints = pool.held_ints(used)
     out: list[str] = []
     for value in pool.candidates():
         if value not in used_ints:
-            out.append(
-                str(ipaddress.ip_address(value) if version == 4 else ipaddress.IPv6Address(value))
-            )
+            out.append(pool.address(value))
             if len(out) == count:
                 return out
     missing = count - len(out)
@@ -90,23 +111,18 @@ class Allocator:
 
     def __init__(self, pool: Pool, used: Collection[str]) -> None:
         self.pool = pool
-        self.used = {int(ipaddress.ip_address(a)) for a in used}
+        self.used = pool.held_ints(used)
         self._iter = pool.candidates()
-        self._version = ipaddress.ip_network(pool.cidr).version
 
     def take(self) -> str:
         for value in self._iter:
             if value not in self.used:
                 self.used.add(value)
-                return str(
-                    ipaddress.ip_address(value)
-                    if self._version == 4
-                    else ipaddress.IPv6Address(value)
-                )
+                return self.pool.address(value)
         raise ConflictError(self.pool.obj, "ranges", "range exhausted: 1 address(es) missing")
 
     def hold(self, address: str) -> None:
-        self.used.add(int(ipaddress.ip_address(address)))
+        self.used |= self.pool.held_ints([address])
 
 
 def check_user_address(

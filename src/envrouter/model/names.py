@@ -42,6 +42,10 @@ NODE_STATUSES: tuple[str, ...] = (
 DEFAULT_NODE_STATUS = "discovered"
 
 BRIDGE_KINDS: tuple[str, ...] = ("linux", "ovs")
+# How the nodes' IPv6 traffic leaves: SNAT to the public IPv6 VIP (the default: the nodes'
+# addresses may not be routable upstream), or routed (the upstream routes the management
+# prefix to the public IPv6 VIP).
+IPV6_EGRESS: tuple[str, ...] = ("nat66", "routed")
 
 
 @dataclass(frozen=True)

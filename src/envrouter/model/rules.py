@@ -154,30 +154,75 @@ def validate_network(
     vlan: Any,
     bridge: Any,
     ranges: Sequence[tuple[Any, Any]],
+    cidr6: Any = None,
+    gateway6: Any = None,
+    ranges6: Sequence[tuple[Any, Any]] = (),
 ) -> dict[str, Any]:
-    """A network's own rules: family matches, gateway and ranges inside the CIDR, ranges do not
-    overlap. Returns the normalised fields."""
+    """A network's own rules: `cidr` is the IPv4 prefix and `cidr6` the optional IPv6 one
+    beside it (dual stack); each family's gateway and ranges lie inside its prefix, and ranges
+    do not overlap. Returns the normalised fields."""
     name = validate_name("network", "name", name)
     obj = f"network {name!r}"
     if not names.known(role, NETWORK_ROLES):
         raise ValidationError(obj, "role", names.explain_choice(role, NETWORK_ROLES))
     net = parse_cidr(obj, "cidr", cidr)
-    gw_text: str | None = None
-    if gateway is not None and gateway != "":
-        gw = parse_address(obj, "gateway", gateway)
-        if gw.version != net.version:
-            raise ValidationError(obj, "gateway", f"{gw} is not of the family of {net}")
-        if gw not in net or int(gw) in excluded_addresses(net, None):
-            raise ValidationError(obj, "gateway", f"{gw} is not a host address inside {net}")
-        gw_text = str(gw)
+    if net.version != 4:
+        raise ValidationError(
+            obj, "cidr", f"{net} is IPv6: cidr is the IPv4 prefix; give an IPv6 prefix as cidr6"
+        )
+    gw_text = _gateway(obj, "gateway", net, gateway)
     if bridge is None or bridge == "":
         bridge = DEFAULT_BRIDGES.get(role, f"br-{name}")
     bridge = validate_bridge(obj, bridge)
     vlan = validate_vlan(obj, vlan)
+    norm_ranges = _ranges(obj, "ranges", net, ranges)
+    net6_text: str | None = None
+    gw6_text: str | None = None
+    norm_ranges6: list[tuple[str, str]] = []
+    if cidr6 is not None and cidr6 != "":
+        net6 = parse_cidr(obj, "cidr6", cidr6)
+        if net6.version != 6:
+            raise ValidationError(obj, "cidr6", f"{net6} is not an IPv6 prefix")
+        net6_text = str(net6)
+        gw6_text = _gateway(obj, "gateway6", net6, gateway6)
+        norm_ranges6 = _ranges(obj, "ranges6", net6, ranges6)
+    else:
+        if gateway6 is not None and gateway6 != "":
+            raise ValidationError(obj, "gateway6", "the network has no IPv6 prefix (cidr6)")
+        if ranges6:
+            raise ValidationError(obj, "ranges6", "the network has no IPv6 prefix (cidr6)")
+    return {
+        "name": name,
+        "role": role,
+        "cidr": str(net),
+        "gateway": gw_text,
+        "vlan": vlan,
+        "bridge": bridge,
+        "ranges": norm_ranges,
+        "cidr6": net6_text,
+        "gateway6": gw6_text,
+        "ranges6": norm_ranges6,
+    }
+
+
+def _gateway(obj: str, field: str, net: IPNetwork, gateway: Any) -> str | None:
+    if gateway is None or gateway == "":
+        return None
+    gw = parse_address(obj, field, gateway)
+    if gw.version != net.version:
+        raise ValidationError(obj, field, f"{gw} is not of the family of {net}")
+    if gw not in net or int(gw) in excluded_addresses(net, None):
+        raise ValidationError(obj, field, f"{gw} is not a host address inside {net}")
+    return str(gw)
+
+
+def _ranges(
+    obj: str, name: str, net: IPNetwork, ranges: Sequence[tuple[Any, Any]]
+) -> list[tuple[str, str]]:
     norm_ranges: list[tuple[str, str]] = []
     spans: list[tuple[int, int]] = []
     for i, pair in enumerate(ranges):
-        field = f"ranges[{i}]"
+        field = f"{name}[{i}]"
         start = parse_address(obj, f"{field}.start", pair[0])
         end = parse_address(obj, f"{field}.end", pair[1])
         for which, addr in (("start", start), ("end", end)):
@@ -191,27 +236,24 @@ def validate_network(
             raise ValidationError(obj, field, f"start {start} is after end {end}")
         for j, (s, e) in enumerate(spans):
             if int(start) <= e and s <= int(end):
-                raise ValidationError(obj, field, f"{start}-{end} overlaps ranges[{j}]")
+                raise ValidationError(obj, field, f"{start}-{end} overlaps {name}[{j}]")
         spans.append((int(start), int(end)))
         norm_ranges.append((str(start), str(end)))
-    return {
-        "name": name,
-        "role": role,
-        "cidr": str(net),
-        "gateway": gw_text,
-        "vlan": vlan,
-        "bridge": bridge,
-        "ranges": norm_ranges,
-    }
+    return norm_ranges
 
 
-def check_networks_disjoint(obj: str, cidr: str, others: Iterable[tuple[str, str]]) -> None:
-    """Networks of one environment do not overlap (others: (name, cidr))."""
+def check_networks_disjoint(
+    obj: str, cidr: str, others: Iterable[tuple[str, str | None]], field: str = "cidr"
+) -> None:
+    """Networks of one environment do not overlap (others: (name, cidr or cidr6), either
+    family; a prefix only meets prefixes of its own family)."""
     net = ipaddress.ip_network(cidr)
     for other_name, other_cidr in others:
+        if not other_cidr:
+            continue
         other = ipaddress.ip_network(other_cidr)
         if other.version == net.version and net.overlaps(other):
-            raise ValidationError(obj, "cidr", f"{net} overlaps network {other_name!r} ({other})")
+            raise ValidationError(obj, field, f"{net} overlaps network {other_name!r} ({other})")
 
 
 def validate_upstream_list(field: str, value: Any, *, allow_names: bool) -> list[str]:
@@ -303,19 +345,37 @@ def validate_bool(obj: str, field: str, value: Any) -> bool:
 
 
 def vrouter_requirements(
-    enabled: bool, networks: Iterable[tuple[str, str, str | None]]
+    enabled: bool,
+    networks: Iterable[tuple[Any, ...]],
+    *,
+    ipv6: bool = False,
+    networks6: Iterable[tuple[str, str, str | None, str | None]] = (),
 ) -> list[tuple[str, str, str]]:
-    """What an enabled vrouter needs of the environment's networks (name, role, gateway):
-    a management network and a public network with a gateway (the namespace's default route).
+    """What an enabled vrouter needs of the environment's networks (name, role, gateway[, cidr]):
+    a management network and a public network with a gateway (the namespace's default route),
+    both with an IPv4 prefix. With `ipv6`, also (networks6: name, role, cidr6, gateway6) an IPv6
+    prefix on both and an IPv6 gateway on the public one.
     Returns (object, field, reason) for each need not met, naming where the cause lies."""
     if not enabled:
         return []
-    by_role = {role: (name, gateway) for name, role, gateway in networks}
+    by_role = {n[1]: n for n in networks}
     out: list[tuple[str, str, str]] = []
     for role in ("management", "public"):
         if role not in by_role:
             out.append(("environment", "networks", f"the vrouter needs a {role} network"))
-    if "public" in by_role and not by_role["public"][1]:
+            continue
+        net = by_role[role]
+        # a network stored before cidr was IPv4 only
+        if len(net) > 3 and net[3] and ipaddress.ip_network(net[3]).version != 4:
+            out.append(
+                (
+                    f"network {net[0]!r}",
+                    "cidr",
+                    f"the vrouter needs an IPv4 prefix on the {role} network {net[0]!r} "
+                    "(an IPv6 prefix goes in cidr6)",
+                )
+            )
+    if "public" in by_role and not by_role["public"][2]:
         name = by_role["public"][0]
         out.append(
             (
@@ -324,7 +384,62 @@ def vrouter_requirements(
                 f"the vrouter needs a gateway on the public network {name!r}",
             )
         )
+    if ipv6:
+        by_role6 = {role: (name, cidr6, gw6) for name, role, cidr6, gw6 in networks6}
+        for role in ("management", "public"):
+            if role not in by_role6:
+                continue  # reported above
+            name, cidr6, gw6 = by_role6[role]
+            if not cidr6:
+                out.append(
+                    (
+                        f"network {name!r}",
+                        "cidr6",
+                        f"the vrouter serves IPv6 (ipv6: true) and needs an IPv6 prefix on the "
+                        f"{role} network {name!r}",
+                    )
+                )
+            elif role == "public" and not gw6:
+                out.append(
+                    (
+                        f"network {name!r}",
+                        "gateway6",
+                        f"the vrouter serves IPv6 (ipv6: true) and needs an IPv6 gateway on "
+                        f"the public network {name!r}",
+                    )
+                )
     return out
+
+
+# What of the data path does not carry IPv6 yet. While anything is listed, `ipv6: true` is
+# refused: the model must not accept what the rest would silently ignore.
+IPV6_NOT_SERVED: tuple[str, ...] = (
+    "the IPv6 VIP agent (the IPv6 VIPs added with nodad and announced by repeated unsolicited "
+    "neighbour advertisements, the namespace's public IPv6 default route with them)",
+    "conntrackd syncing IPv6 flows",
+)
+
+
+def validate_ipv6_egress(value: Any) -> str:
+    if not names.known(value, names.IPV6_EGRESS):
+        raise ValidationError(
+            "vrouter settings", "ipv6_egress", names.explain_choice(value, names.IPV6_EGRESS)
+        )
+    return str(value)
+
+
+def validate_ipv6(value: Any) -> bool:
+    on = validate_bool("vrouter settings", "ipv6", value)
+    if on and IPV6_NOT_SERVED:
+        raise ValidationError(
+            "vrouter settings",
+            "ipv6",
+            "IPv6 through the vrouter is not served yet; missing: "
+            + "; ".join(IPV6_NOT_SERVED)
+            + ". Networks may carry an IPv6 prefix (cidr6) and the IPv6 VIPs "
+            "(vrouter6, vrouter_pub6) can be reserved meanwhile; keep ipv6 false",
+        )
+    return on
 
 
 def node_address_problems(

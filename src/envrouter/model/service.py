@@ -31,8 +31,11 @@ from envrouter.db.tables import (
 from envrouter.errors import ConflictError, NotFoundError, ValidationError
 from envrouter.model import rules
 from envrouter.model.entities import (
+    VIP_FAMILIES,
     VIP_MANAGEMENT,
+    VIP_MANAGEMENT6,
     VIP_NETWORK_ROLES,
+    VIP_PUBLIC,
     Environment,
     IpRange,
     Network,
@@ -103,12 +106,24 @@ def environment_problems(session: Session, env_id: int) -> set[Problem]:
     settings = session.get(VrouterSettingsRow, env_id)
     out: set[Problem] = set()
     nets = session.execute(
-        select(NetworkRow.name, NetworkRow.role, NetworkRow.gateway).where(
-            NetworkRow.environment_id == env_id
-        )
+        select(
+            NetworkRow.name,
+            NetworkRow.role,
+            NetworkRow.gateway,
+            NetworkRow.cidr,
+            NetworkRow.cidr6,
+            NetworkRow.gateway6,
+        ).where(NetworkRow.environment_id == env_id)
     ).all()
     if settings is not None and settings.enabled:
-        out.update(rules.vrouter_requirements(True, [tuple(n) for n in nets]))
+        out.update(
+            rules.vrouter_requirements(
+                True,
+                [(n.name, n.role, n.gateway, n.cidr) for n in nets],
+                ipv6=bool(settings.ipv6),
+                networks6=[(n.name, n.role, n.cidr6, n.gateway6) for n in nets],
+            )
+        )
     if any(n.role == "public" for n in nets):
         held: dict[tuple[str, str], list[tuple[str, str]]] = {}
         for hostname, roles, net_name, net_role in session.execute(
@@ -205,7 +220,12 @@ def node_by_hostname(session: Session, hostname: str) -> NodeRow:
     return row
 
 
-def _network_entity(row: NetworkRow) -> Network:
+def _is_ipv6(address: str) -> bool:
+    return ":" in address
+
+
+def network_entity(row: NetworkRow) -> Network:
+    ranges = [IpRange(r.start_address, r.end_address) for r in row.ranges]
     return Network(
         id=row.id,
         name=row.name,
@@ -214,8 +234,16 @@ def _network_entity(row: NetworkRow) -> Network:
         gateway=row.gateway,
         vlan=row.vlan,
         bridge=row.bridge,
-        ranges=tuple(IpRange(r.start_address, r.end_address) for r in row.ranges),
+        ranges=tuple(r for r in ranges if not _is_ipv6(r.start)),
+        cidr6=row.cidr6,
+        gateway6=row.gateway6,
+        ranges6=tuple(r for r in ranges if _is_ipv6(r.start)),
     )
+
+
+def _families(net: NetworkRow | Network) -> tuple[int, ...]:
+    """The address families a network hands out: IPv4, and IPv6 when it has an IPv6 prefix."""
+    return (4, 6) if net.cidr6 else (4,)
 
 
 def _settings_entity(env: EnvironmentRow, row: VrouterSettingsRow | None) -> VrouterSettings:
@@ -233,6 +261,8 @@ def _settings_entity(env: EnvironmentRow, row: VrouterSettingsRow | None) -> Vro
         bridge_kind=row.bridge_kind,
         host_link_cidr=row.host_link_cidr,
         namespace=row.namespace,
+        ipv6=bool(row.ipv6),
+        ipv6_egress=row.ipv6_egress,
         **base,
     )
 
@@ -257,7 +287,7 @@ def load_environment(session: Session, env_id: int) -> Environment:
         id=env.id,
         name=env.name,
         ha=env.ha,
-        networks=tuple(_network_entity(n) for n in nets),
+        networks=tuple(network_entity(n) for n in nets),
         settings=_settings_entity(env, settings),
         vips=tuple(
             Vip(v.name, v.network_id, v.namespace, address, v.user_defined)
@@ -268,19 +298,30 @@ def load_environment(session: Session, env_id: int) -> Environment:
 
 def _node_entities(session: Session, node_rows: Sequence[NodeRow]) -> list[Node]:
     ids = [n.id for n in node_rows]
-    host: dict[int, dict[int, str]] = {i: {} for i in ids}
+    if not ids:
+        return []
+    rows = session.execute(
+        select(
+            AddressRow.node_id, AddressRow.network_id, AddressRow.address, AddressRow.kind
+        ).where(AddressRow.node_id.in_(ids))
+    ).all()
+    return _nodes_with_addresses(node_rows, rows)
+
+
+def _nodes_with_addresses(
+    node_rows: Sequence[NodeRow], address_rows: Iterable[tuple[int, int, str, str]]
+) -> list[Node]:
+    """Nodes from their rows and their address rows (node id, network id, address, kind)."""
+    host: dict[int, dict[int, str]] = {n.id: {} for n in node_rows}
+    host6: dict[int, dict[int, str]] = {n.id: {} for n in node_rows}
     namespace: dict[int, str] = {}
-    if ids:
-        rows = session.execute(
-            select(
-                AddressRow.node_id, AddressRow.network_id, AddressRow.address, AddressRow.kind
-            ).where(AddressRow.node_id.in_(ids))
-        ).all()
-        for node_id, network_id, address, kind in rows:
-            if kind == ADDRESS_NAMESPACE:
-                namespace[node_id] = address
-            else:
-                host[node_id][network_id] = address
+    for node_id, network_id, address, kind in address_rows:
+        if kind == ADDRESS_NAMESPACE:
+            namespace[node_id] = address
+        elif _is_ipv6(address):
+            host6[node_id][network_id] = address
+        else:
+            host[node_id][network_id] = address
     return [
         Node(
             id=n.id,
@@ -289,6 +330,7 @@ def _node_entities(session: Session, node_rows: Sequence[NodeRow]) -> list[Node]
             status=n.status,
             addresses=host[n.id],
             namespace_address=namespace.get(n.id),
+            addresses6=host6[n.id],
         )
         for n in node_rows
     ]
@@ -301,21 +343,12 @@ def load_nodes(session: Session, env_id: int) -> list[Node]:
     ).all()
     if not rows:
         return []
-    host: dict[int, dict[int, str]] = {n.id: {} for n in rows}
-    namespace: dict[int, str] = {}
     addr_rows = session.execute(
         select(AddressRow.node_id, AddressRow.network_id, AddressRow.address, AddressRow.kind)
         .join(NodeRow, NodeRow.id == AddressRow.node_id)
         .where(NodeRow.environment_id == env_id)
     ).all()
-    for node_id, network_id, address, kind in addr_rows:
-        if kind == ADDRESS_NAMESPACE:
-            namespace[node_id] = address
-        else:
-            host[node_id][network_id] = address
-    return [
-        Node(n.id, n.hostname, n.role_list, n.status, host[n.id], namespace.get(n.id)) for n in rows
-    ]
+    return _nodes_with_addresses(rows, addr_rows)
 
 
 def load_controllers(session: Session, env_id: int) -> list[Node]:
@@ -434,11 +467,11 @@ def environment_counts(session: Session, env_ids: Iterable[int]) -> dict[int, di
 # ---------------------------------------------------------------------------------- networks
 
 
-def range_pairs(ranges: Any, obj: str) -> list[tuple[Any, Any]]:
+def range_pairs(ranges: Any, obj: str, field: str = "ranges") -> list[tuple[Any, Any]]:
     if ranges is None:
         return []
     if not isinstance(ranges, (list, tuple)):
-        raise ValidationError(obj, "ranges", "expected a list of {start, end}")
+        raise ValidationError(obj, field, "expected a list of {start, end}")
     out = []
     for i, r in enumerate(ranges):
         if isinstance(r, Mapping):
@@ -446,7 +479,7 @@ def range_pairs(ranges: Any, obj: str) -> list[tuple[Any, Any]]:
         elif hasattr(r, "start") and hasattr(r, "end"):
             out.append((r.start, r.end))
         else:
-            raise ValidationError(obj, f"ranges[{i}]", "expected {start, end}")
+            raise ValidationError(obj, f"{field}[{i}]", "expected {start, end}")
     return out
 
 
@@ -467,6 +500,9 @@ def create_network(session: Session, env_id: int, data: Mapping[str, Any]) -> Ne
         vlan=data.get("vlan"),
         bridge=data.get("bridge"),
         ranges=range_pairs(data.get("ranges"), f"network {data.get('name')!r}"),
+        cidr6=data.get("cidr6"),
+        gateway6=data.get("gateway6"),
+        ranges6=range_pairs(data.get("ranges6"), f"network {data.get('name')!r}", "ranges6"),
     )
     obj = f"network {fields['name']!r}"
     existing = session.scalars(select(NetworkRow).where(NetworkRow.environment_id == env_id)).all()
@@ -481,6 +517,10 @@ def create_network(session: Session, env_id: int, data: Mapping[str, Any]) -> Ne
                 f"({other.name!r}); use role 'other' for more",
             )
     rules.check_networks_disjoint(obj, fields["cidr"], [(o.name, o.cidr) for o in existing])
+    if fields["cidr6"]:
+        rules.check_networks_disjoint(
+            obj, fields["cidr6"], [(o.name, o.cidr6) for o in existing], "cidr6"
+        )
     _check_host_link_clear(session, env_id, fields["cidr"], obj, "cidr")
     row = NetworkRow(
         environment_id=env_id,
@@ -490,24 +530,58 @@ def create_network(session: Session, env_id: int, data: Mapping[str, Any]) -> Ne
         gateway=fields["gateway"],
         vlan=fields["vlan"],
         bridge=fields["bridge"],
-        ranges=[IpRangeRow(start_address=s, end_address=e) for s, e in fields["ranges"]],
+        cidr6=fields["cidr6"],
+        gateway6=fields["gateway6"],
+        ranges=_range_rows(fields),
     )
     session.add(row)
     _flush(session, obj, "name")
     # Nodes that exist already get their address on the new network.
-    nodes = session.scalars(select(NodeRow).where(NodeRow.environment_id == env_id)).all()
-    wanting = [n for n in nodes if _needs_address(row.role, n.role_list)]
-    if wanting:
-        pool = _network_entity(row).pool()
-        ensure_capacity(pool, [], len(wanting))
-        alloc = Allocator(pool, [])
-        for n in wanting:
-            session.add(
-                AddressRow(network_id=row.id, node_id=n.id, address=alloc.take(), kind=ADDRESS_HOST)
-            )
-        _flush(session, obj, "ranges")
+    for family in _families(row):
+        _give_existing_nodes_addresses(session, row, family, obj)
     check_rules(session, env_id, before, obj, "role")
     return row
+
+
+def _range_rows(fields: Mapping[str, Any]) -> list[IpRangeRow]:
+    return [
+        IpRangeRow(start_address=s, end_address=e)
+        for s, e in [*fields["ranges"], *fields["ranges6"]]
+    ]
+
+
+def _give_existing_nodes_addresses(
+    session: Session, row: NetworkRow, family: int, obj: str
+) -> None:
+    """Every node of the environment that needs an address of `family` on the network `row`
+    and has none gets one (a network just created, or an IPv6 prefix just added)."""
+    nodes = session.scalars(
+        select(NodeRow)
+        .where(NodeRow.environment_id == row.environment_id)
+        .options(selectinload(NodeRow.addresses))
+    ).all()
+    wanting = [
+        n
+        for n in nodes
+        if _needs_address(row.role, n.role_list)
+        and not any(
+            a.network_id == row.id
+            and a.kind == ADDRESS_HOST
+            and _is_ipv6(a.address) == (family == 6)
+            for a in n.addresses
+        )
+    ]
+    if not wanting:
+        return
+    pool = network_entity(row).pool(family)
+    used = list(_holders(session, row.environment_id).get(row.id, {}))
+    ensure_capacity(pool, used, len(wanting))
+    alloc = Allocator(pool, used)
+    for n in wanting:
+        session.add(
+            AddressRow(network_id=row.id, node_id=n.id, address=alloc.take(), kind=ADDRESS_HOST)
+        )
+    _flush(session, obj, "ranges6" if family == 6 else "ranges")
 
 
 def update_network(session: Session, network_id: int, changes: Mapping[str, Any]) -> NetworkRow:
@@ -521,6 +595,11 @@ def update_network(session: Session, network_id: int, changes: Mapping[str, Any]
             raise ValidationError(
                 obj, immutable, "cannot be changed; delete and recreate the network"
             )
+    if "cidr6" in changes and row.cidr6 is not None and changes["cidr6"] != row.cidr6:
+        raise ValidationError(
+            obj, "cidr6", "cannot be changed once set; delete and recreate the network"
+        )
+    entity = network_entity(row)
     merged = {
         "name": row.name,
         "role": row.role,
@@ -528,14 +607,19 @@ def update_network(session: Session, network_id: int, changes: Mapping[str, Any]
         "gateway": row.gateway,
         "vlan": row.vlan,
         "bridge": row.bridge,
-        "ranges": [(r.start_address, r.end_address) for r in row.ranges],
+        "ranges": [(r.start, r.end) for r in entity.ranges],
+        "cidr6": row.cidr6,
+        "gateway6": row.gateway6,
+        "ranges6": [(r.start, r.end) for r in entity.ranges6],
     }
-    for key in ("name", "gateway", "vlan", "bridge"):
+    for key in ("name", "gateway", "vlan", "bridge", "cidr6", "gateway6"):
         if key in changes:
             merged[key] = changes[key]
-    if changes.get("ranges") is not None:
-        merged["ranges"] = range_pairs(changes["ranges"], obj)
+    for key in ("ranges", "ranges6"):
+        if changes.get(key) is not None:
+            merged[key] = range_pairs(changes[key], obj, key)
     fields = rules.validate_network(**merged)
+    added6 = fields["cidr6"] is not None and row.cidr6 is None
     obj = f"network {fields['name']!r}"
     if fields["name"] != row.name:
         clash = session.scalars(
@@ -546,19 +630,38 @@ def update_network(session: Session, network_id: int, changes: Mapping[str, Any]
         ).first()
         if clash:
             raise ConflictError(obj, "name", "another network of the environment has this name")
-    if fields["gateway"] and fields["gateway"] != row.gateway:
-        holder = _holders(session, row.environment_id).get(row.id, {}).get(fields["gateway"])
-        if holder:
-            raise ConflictError(obj, "gateway", f"{fields['gateway']} is held by {holder}")
+    if added6:
+        others = session.scalars(
+            select(NetworkRow).where(
+                NetworkRow.environment_id == row.environment_id, NetworkRow.id != row.id
+            )
+        ).all()
+        rules.check_networks_disjoint(
+            obj, fields["cidr6"], [(o.name, o.cidr6) for o in others], "cidr6"
+        )
+    for gw_field in ("gateway", "gateway6"):
+        if fields[gw_field] and fields[gw_field] != getattr(row, gw_field):
+            holder = _holders(session, row.environment_id).get(row.id, {}).get(fields[gw_field])
+            if holder:
+                raise ConflictError(obj, gw_field, f"{fields[gw_field]} is held by {holder}")
     row.name = fields["name"]
     row.gateway = fields["gateway"]
     row.vlan = fields["vlan"]
     row.bridge = fields["bridge"]
-    if changes.get("ranges") is not None:
-        row.ranges = [IpRangeRow(start_address=s, end_address=e) for s, e in fields["ranges"]]
+    row.cidr6 = fields["cidr6"]
+    row.gateway6 = fields["gateway6"]
+    if changes.get("ranges") is not None or changes.get("ranges6") is not None:
+        row.ranges = _range_rows(fields)
     _flush(session, obj, "name")
+    if added6:
+        _give_existing_nodes_addresses(session, row, 6, obj)
     touched = next(
-        (k for k in ("gateway", "ranges", "bridge", "vlan", "name") if k in changes), "name"
+        (
+            k
+            for k in ("cidr6", "gateway", "gateway6", "ranges", "ranges6", "bridge", "vlan", "name")
+            if k in changes
+        ),
+        "name",
     )
     check_rules(session, row.environment_id, before, obj, touched)
     return row
@@ -610,7 +713,8 @@ def create_nodes(
     holders = _holders(session, env_id)
     reserved = _vips_reserved(session, env_id)
 
-    prepared: list[tuple[str, tuple[str, ...], str, dict[int, str]]] = []
+    # fixed and needed addresses are keyed by (network id, family)
+    prepared: list[tuple[str, tuple[str, ...], str, dict[tuple[int, int], str]]] = []
     fixed_ns: dict[str, str] = {}
     seen: set[str] = set()
     for spec in specs:
@@ -623,28 +727,36 @@ def create_nodes(
         seen.add(hostname)
         roles = rules.validate_roles(obj, _given(spec, "roles", []))
         status = rules.validate_status(obj, _given(spec, "status", DEFAULT_NODE_STATUS))
-        given = _given(spec, "addresses", {})
-        if not isinstance(given, Mapping):
-            raise ValidationError(obj, "addresses", "expected {network_name: address}")
-        fixed: dict[int, str] = {}
-        for net_name, address in given.items():
-            net = by_name.get(net_name)
-            if net is None:
-                raise ValidationError(
-                    obj, f"addresses.{net_name}", f"environment {env.name!r} has no such network"
+        fixed: dict[tuple[int, int], str] = {}
+        for family, key in ((4, "addresses"), (6, "addresses6")):
+            given = _given(spec, key, {})
+            if not isinstance(given, Mapping):
+                raise ValidationError(obj, key, "expected {network_name: address}")
+            for net_name, address in given.items():
+                field = f"{key}.{net_name}"
+                net = by_name.get(net_name)
+                if net is None:
+                    raise ValidationError(
+                        obj, field, f"environment {env.name!r} has no such network"
+                    )
+                if family == 6 and not net.cidr6:
+                    raise ValidationError(
+                        obj, field, f"network {net_name!r} has no IPv6 prefix (cidr6)"
+                    )
+                for p_obj, _p_field, reason in rules.node_address_problems(
+                    hostname, roles, [(net.name, net.role)]
+                ):
+                    raise ValidationError(
+                        p_obj,
+                        field,
+                        f"{reason}: give the node the role controller, or leave it out",
+                    )
+                held = holders.setdefault(net.id, {})
+                text = check_user_address(
+                    network_entity(net).pool(family), obj, field, address, held
                 )
-            for p_obj, p_field, reason in rules.node_address_problems(
-                hostname, roles, [(net.name, net.role)]
-            ):
-                raise ValidationError(
-                    p_obj, p_field, f"{reason}: give the node the role controller, or leave it out"
-                )
-            held = holders.setdefault(net.id, {})
-            text = check_user_address(
-                _network_entity(net).pool(), obj, f"addresses.{net_name}", address, held
-            )
-            held[text] = obj
-            fixed[net.id] = text
+                held[text] = obj
+                fixed[(net.id, family)] = text
         ns_given = _given(spec, "namespace_address", None)
         if ns_given is not None:
             if CONTROLLER not in roles:
@@ -657,7 +769,7 @@ def create_nodes(
                 )
             held = holders.setdefault(mgmt.id, {})
             ns_text = check_user_address(
-                _network_entity(mgmt).pool(), obj, "namespace_address", ns_given, held
+                network_entity(mgmt).pool(), obj, "namespace_address", ns_given, held
             )
             held[ns_text] = f"the vrouter namespace of {obj}"
             fixed_ns[hostname] = ns_text
@@ -668,20 +780,22 @@ def create_nodes(
             raise ConflictError(f"node {taken[0]!r}", "hostname", "a node has this hostname")
 
     # How many addresses each network must hand out, checked before taking any.
-    need: dict[int, int] = {}
+    need: dict[tuple[int, int], int] = {}
     for _hostname, roles, _status, fixed in prepared:
         for net in networks:
-            if net.id not in fixed and _needs_address(net.role, roles):
-                need[net.id] = need.get(net.id, 0) + 1
+            for family in _families(net):
+                if (net.id, family) not in fixed and _needs_address(net.role, roles):
+                    need[(net.id, family)] = need.get((net.id, family), 0) + 1
         if reserved and mgmt is not None and CONTROLLER in roles and _hostname not in fixed_ns:
-            need[mgmt.id] = need.get(mgmt.id, 0) + 1
-    allocators: dict[int, Allocator] = {}
+            need[(mgmt.id, 4)] = need.get((mgmt.id, 4), 0) + 1
+    allocators: dict[tuple[int, int], Allocator] = {}
     for net in networks:
-        if need.get(net.id):
-            pool = _network_entity(net).pool()
-            used = list(holders.get(net.id, {}))
-            ensure_capacity(pool, used, need[net.id])
-            allocators[net.id] = Allocator(pool, used)
+        for family in _families(net):
+            if need.get((net.id, family)):
+                pool = network_entity(net).pool(family)
+                used = list(holders.get(net.id, {}))
+                ensure_capacity(pool, used, need[(net.id, family)])
+                allocators[(net.id, family)] = Allocator(pool, used)
 
     rows: list[NodeRow] = []
     for hostname, roles, status, fixed in prepared:
@@ -690,13 +804,16 @@ def create_nodes(
         )
         addresses = []
         for net in networks:
-            if net.id in fixed:
-                address = fixed[net.id]
-            elif _needs_address(net.role, roles):
-                address = allocators[net.id].take()
-            else:
-                continue
-            addresses.append(AddressRow(network_id=net.id, address=address, kind=ADDRESS_HOST))
+            for family in _families(net):
+                if (net.id, family) in fixed:
+                    address = fixed[(net.id, family)]
+                elif _needs_address(net.role, roles):
+                    address = allocators[(net.id, family)].take()
+                else:
+                    continue
+                addresses.append(
+                    AddressRow(network_id=net.id, address=address, kind=ADDRESS_HOST)
+                )
         if mgmt is not None and hostname in fixed_ns:
             addresses.append(
                 AddressRow(network_id=mgmt.id, address=fixed_ns[hostname], kind=ADDRESS_NAMESPACE)
@@ -704,7 +821,9 @@ def create_nodes(
         elif reserved and mgmt is not None and CONTROLLER in roles:
             addresses.append(
                 AddressRow(
-                    network_id=mgmt.id, address=allocators[mgmt.id].take(), kind=ADDRESS_NAMESPACE
+                    network_id=mgmt.id,
+                    address=allocators[(mgmt.id, 4)].take(),
+                    kind=ADDRESS_NAMESPACE,
                 )
             )
         node.addresses = addresses
@@ -760,28 +879,32 @@ def _ensure_node_addresses(session: Session, row: NodeRow) -> None:
         .options(selectinload(NetworkRow.ranges))
     ).all()
     roles = row.role_list
-    have = {(a.network_id, a.kind) for a in row.addresses}
+    have = {(a.network_id, a.kind, 6 if _is_ipv6(a.address) else 4) for a in row.addresses}
     holders = _holders(session, env_id)
     reserved = _vips_reserved(session, env_id)
     for net in networks:
-        wants = []
-        if (net.id, ADDRESS_HOST) not in have and _needs_address(net.role, roles):
-            wants.append(ADDRESS_HOST)
-        if (
-            net.role == "management"
-            and reserved
-            and "controller" in roles
-            and (net.id, ADDRESS_NAMESPACE) not in have
-        ):
-            wants.append(ADDRESS_NAMESPACE)
-        if not wants:
-            continue
-        pool = _network_entity(net).pool()
-        used = list(holders.get(net.id, {}))
-        ensure_capacity(pool, used, len(wants))
-        alloc = Allocator(pool, used)
-        for kind in wants:
-            row.addresses.append(AddressRow(network_id=net.id, address=alloc.take(), kind=kind))
+        for family in _families(net):
+            wants = []
+            if (net.id, ADDRESS_HOST, family) not in have and _needs_address(net.role, roles):
+                wants.append(ADDRESS_HOST)
+            if (
+                family == 4
+                and net.role == "management"
+                and reserved
+                and "controller" in roles
+                and (net.id, ADDRESS_NAMESPACE, 4) not in have
+            ):
+                wants.append(ADDRESS_NAMESPACE)
+            if not wants:
+                continue
+            pool = network_entity(net).pool(family)
+            used = list(holders.get(net.id, {}))
+            ensure_capacity(pool, used, len(wants))
+            alloc = Allocator(pool, used)
+            for kind in wants:
+                row.addresses.append(
+                    AddressRow(network_id=net.id, address=alloc.take(), kind=kind)
+                )
     if CONTROLLER not in roles:
         public_ids = {n.id for n in networks if n.role == "public"}
         for addr in list(row.addresses):
@@ -804,9 +927,12 @@ def delete_node(session: Session, node_id: int) -> None:
 
 
 def node_addresses_public(session: Session, rows: Sequence[NodeRow]) -> dict[int, dict[str, Any]]:
-    """{node id: {"addresses": {network name: address}, "namespace_address": ...}} in one query."""
+    """{node id: {"addresses": {network name: address}, "addresses6": {...},
+    "namespace_address": ...}} in one query."""
     ids = [r.id for r in rows]
-    out: dict[int, dict[str, Any]] = {i: {"addresses": {}, "namespace_address": None} for i in ids}
+    out: dict[int, dict[str, Any]] = {
+        i: {"addresses": {}, "addresses6": {}, "namespace_address": None} for i in ids
+    }
     if not ids:
         return out
     for node_id, net_name, address, kind in session.execute(
@@ -817,6 +943,8 @@ def node_addresses_public(session: Session, rows: Sequence[NodeRow]) -> dict[int
     ).all():
         if kind == ADDRESS_NAMESPACE:
             out[node_id]["namespace_address"] = address
+        elif _is_ipv6(address):
+            out[node_id]["addresses6"][net_name] = address
         else:
             out[node_id]["addresses"][net_name] = address
     return out
@@ -871,6 +999,8 @@ def put_settings(session: Session, env_id: int, changes: Mapping[str, Any]) -> V
         bridge_kind=rules.validate_bridge_kind(merged["bridge_kind"]),
         host_link_cidr=rules.validate_host_link_cidr(merged["host_link_cidr"]),
         namespace=rules.validate_namespace(obj, merged["namespace"]),
+        ipv6=rules.validate_ipv6(merged["ipv6"]),
+        ipv6_egress=rules.validate_ipv6_egress(merged["ipv6_egress"]),
     )
     networks = session.scalars(select(NetworkRow).where(NetworkRow.environment_id == env_id)).all()
     link = ipaddress.ip_network(new.host_link_cidr)
@@ -880,12 +1010,16 @@ def put_settings(session: Session, env_id: int, changes: Mapping[str, Any]) -> V
             raise ValidationError(
                 obj, "host_link_cidr", f"{link} overlaps network {net.name!r} ({other})"
             )
-    if new.enabled and not current.enabled:
+    if new.enabled and (not current.enabled or (new.ipv6 and not current.ipv6)):
+        field = "enabled" if not current.enabled else "ipv6"
         for p_obj, p_field, reason in rules.vrouter_requirements(
-            True, [(n.name, n.role, n.gateway) for n in networks]
+            True,
+            [(n.name, n.role, n.gateway, n.cidr) for n in networks],
+            ipv6=new.ipv6,
+            networks6=[(n.name, n.role, n.cidr6, n.gateway6) for n in networks],
         ):
             where = "" if p_obj == "environment" else f" ({p_obj}: {p_field}): set it first"
-            raise ValidationError(obj, "enabled", f"{reason}{where}")
+            raise ValidationError(obj, field, f"{reason}{where}")
     env.dns_list = json.dumps(list(new.dns_list))
     env.ntp_list = json.dumps(list(new.ntp_list))
     env.domain = new.domain
@@ -899,6 +1033,8 @@ def put_settings(session: Session, env_id: int, changes: Mapping[str, Any]) -> V
     row.bridge_kind = new.bridge_kind
     row.host_link_cidr = new.host_link_cidr
     row.namespace = new.namespace
+    row.ipv6 = new.ipv6
+    row.ipv6_egress = new.ipv6_egress
     for vip in session.scalars(select(VipRow).where(VipRow.environment_id == env_id)).all():
         vip.namespace = new.namespace
     session.flush()
@@ -936,12 +1072,33 @@ def _vip_network(session: Session, env_id: int, name: str) -> NetworkRow:
     ).first()
     if net is None:
         raise ValidationError(f"VIP {name!r}", "network", f"the environment has no {role} network")
+    if VIP_FAMILIES[name] == 6 and not net.cidr6:
+        raise ValidationError(
+            f"VIP {name!r}",
+            "network",
+            f"the {role} network {net.name!r} has no IPv6 prefix (cidr6) for an IPv6 VIP",
+        )
     return net
 
 
+def _vip_networks(session: Session, env_id: int) -> dict[str, NetworkRow]:
+    """The networks of the VIPs to reserve: both IPv4 VIPs always (an error without their
+    network), an IPv6 VIP when its network has an IPv6 prefix."""
+    out = {}
+    for name in VIP_NETWORK_ROLES:
+        if VIP_FAMILIES[name] == 4:
+            out[name] = _vip_network(session, env_id, name)
+        else:
+            net = out[VIP_MANAGEMENT if name == VIP_MANAGEMENT6 else VIP_PUBLIC]
+            if net.cidr6:
+                out[name] = net
+    return out
+
+
 def reserve_vips(session: Session, env_id: int) -> list[dict[str, Any]]:
-    """Reserve the `vrouter` and `vrouter_pub` VIPs and every controller's vrouter namespace
-    address. Idempotent: what is held already is kept, so a second call returns the same
+    """Reserve the `vrouter` and `vrouter_pub` VIPs, their IPv6 twins `vrouter6` and
+    `vrouter_pub6` where the network has an IPv6 prefix, and every controller's vrouter
+    namespace address. Idempotent: what is held already is kept, so a second call returns the same
     addresses. A range too small is refused as a whole, saying how many addresses are missing."""
     _locked_environment(session, env_id)
     before = environment_problems(session, env_id)
@@ -950,7 +1107,7 @@ def reserve_vips(session: Session, env_id: int) -> list[dict[str, Any]]:
     existing = {
         v.name: v for v in session.scalars(select(VipRow).where(VipRow.environment_id == env_id))
     }
-    nets = {name: _vip_network(session, env_id, name) for name in VIP_NETWORK_ROLES}
+    nets = _vip_networks(session, env_id)
     mgmt = nets[VIP_MANAGEMENT]
     controllers = [
         n
@@ -963,19 +1120,21 @@ def reserve_vips(session: Session, env_id: int) -> list[dict[str, Any]]:
     ]
     need_ns = [c for c in controllers if not any(a.kind == ADDRESS_NAMESPACE for a in c.addresses)]
     holders = _holders(session, env_id)
-    need: dict[int, int] = {}
+    # counted and allocated per (network id, family)
+    need: dict[tuple[int, int], int] = {}
     for name, net in nets.items():
         if name not in existing:
-            need[net.id] = need.get(net.id, 0) + 1
+            key = (net.id, VIP_FAMILIES[name])
+            need[key] = need.get(key, 0) + 1
     if need_ns:
-        need[mgmt.id] = need.get(mgmt.id, 0) + len(need_ns)
-    allocators: dict[int, Allocator] = {}
-    for net in {n.id: n for n in nets.values()}.values():
-        if need.get(net.id):
-            pool = _network_entity(net).pool()
-            used = list(holders.get(net.id, {}))
-            ensure_capacity(pool, used, need[net.id])
-            allocators[net.id] = Allocator(pool, used)
+        need[(mgmt.id, 4)] = need.get((mgmt.id, 4), 0) + len(need_ns)
+    by_id = {n.id: n for n in nets.values()}
+    allocators: dict[tuple[int, int], Allocator] = {}
+    for (net_id, family), count in need.items():
+        pool = network_entity(by_id[net_id]).pool(family)
+        used = list(holders.get(net_id, {}))
+        ensure_capacity(pool, used, count)
+        allocators[(net_id, family)] = Allocator(pool, used)
     for name, net in nets.items():
         if name in existing:
             continue
@@ -987,13 +1146,15 @@ def reserve_vips(session: Session, env_id: int) -> list[dict[str, Any]]:
             user_defined=False,
         )
         vip.address_row = AddressRow(
-            network_id=net.id, address=allocators[net.id].take(), kind=ADDRESS_VIP
+            network_id=net.id,
+            address=allocators[(net.id, VIP_FAMILIES[name])].take(),
+            kind=ADDRESS_VIP,
         )
         session.add(vip)
     for c in need_ns:
         c.addresses.append(
             AddressRow(
-                network_id=mgmt.id, address=allocators[mgmt.id].take(), kind=ADDRESS_NAMESPACE
+                network_id=mgmt.id, address=allocators[(mgmt.id, 4)].take(), kind=ADDRESS_NAMESPACE
             )
         )
     _flush(session, "VIPs", "address")
@@ -1013,7 +1174,7 @@ def set_vip(
     before = environment_problems(session, env_id)
     bump_revision(session, env_id)
     net = _vip_network(session, env_id, name)
-    pool = _network_entity(net).pool()
+    pool = network_entity(net).pool(VIP_FAMILIES[name])
     vip = session.scalars(
         select(VipRow).where(VipRow.environment_id == env_id, VipRow.name == name)
     ).first()

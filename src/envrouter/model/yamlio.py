@@ -17,8 +17,19 @@ from envrouter.model.entities import VIP_NETWORK_ROLES
 from envrouter.model.rules import validate_bool
 
 TOP_KEYS = {"name", "ha", "networks", "nodes", "vrouter", "vips"}
-NETWORK_KEYS = {"name", "role", "cidr", "gateway", "vlan", "bridge", "ranges"}
-NODE_KEYS = {"hostname", "roles", "status", "addresses", "namespace_address"}
+NETWORK_KEYS = {
+    "name",
+    "role",
+    "cidr",
+    "gateway",
+    "vlan",
+    "bridge",
+    "ranges",
+    "cidr6",
+    "gateway6",
+    "ranges6",
+}
+NODE_KEYS = {"hostname", "roles", "status", "addresses", "addresses6", "namespace_address"}
 
 
 def _check_keys(obj: str, data: Any, allowed: set[str]) -> Mapping[str, Any]:
@@ -137,6 +148,15 @@ def export_environment(session: Session, env_id: int) -> dict[str, Any]:
                 "vlan": n.vlan,
                 "bridge": n.bridge,
                 "ranges": [{"start": r.start, "end": r.end} for r in n.ranges],
+                **(
+                    {
+                        "cidr6": n.cidr6,
+                        "gateway6": n.gateway6,
+                        "ranges6": [{"start": r.start, "end": r.end} for r in n.ranges6],
+                    }
+                    if n.cidr6
+                    else {}
+                ),
             }
             for n in env.networks
         ],
@@ -150,6 +170,8 @@ def export_environment(session: Session, env_id: int) -> dict[str, Any]:
             "bridge_kind": s.bridge_kind,
             "host_link_cidr": s.host_link_cidr,
             "namespace": s.namespace,
+            "ipv6": s.ipv6,
+            "ipv6_egress": s.ipv6_egress,
         },
         "nodes": [
             {
@@ -157,6 +179,7 @@ def export_environment(session: Session, env_id: int) -> dict[str, Any]:
                 "roles": list(r.role_list),
                 "status": r.status,
                 "addresses": addrs[r.id]["addresses"],
+                **({"addresses6": addrs[r.id]["addresses6"]} if addrs[r.id]["addresses6"] else {}),
                 **(
                     {"namespace_address": addrs[r.id]["namespace_address"]}
                     if addrs[r.id]["namespace_address"]
@@ -236,12 +259,21 @@ def _apply_networks(session: Session, env_id: int, spec: EnvironmentFile) -> Non
             vlan=net.get("vlan"),
             bridge=net.get("bridge"),
             ranges=service.range_pairs(net.get("ranges"), f"networks[{i}]"),
+            cidr6=net.get("cidr6"),
+            gateway6=net.get("gateway6"),
+            ranges6=service.range_pairs(net.get("ranges6"), f"networks[{i}]", "ranges6"),
         )
         wanted[norm["name"]] = (net, norm)
     kept: dict[str, NetworkRow] = {}
     for net_name, net_row in rows.items():
         want = wanted.get(net_name)
-        if want is None or (want[1]["role"], want[1]["cidr"]) != (net_row.role, net_row.cidr):
+        # an IPv6 prefix may be added in place (the IPv4 addresses stay); changed or removed,
+        # the network is re-created like one whose IPv4 prefix changed
+        if (
+            want is None
+            or (want[1]["role"], want[1]["cidr"]) != (net_row.role, net_row.cidr)
+            or (net_row.cidr6 is not None and want[1]["cidr6"] != net_row.cidr6)
+        ):
             service.delete_network(session, net_row.id)
         else:
             kept[net_name] = net_row
@@ -250,23 +282,28 @@ def _apply_networks(session: Session, env_id: int, spec: EnvironmentFile) -> Non
         if net_row is None:
             service.create_network(session, env_id, net)
             continue
+        entity = service.network_entity(net_row)
         have = (
             net_row.gateway,
             net_row.vlan,
             net_row.bridge,
-            [(r.start_address, r.end_address) for r in net_row.ranges],
+            [(r.start, r.end) for r in entity.ranges],
+            net_row.gateway6,
+            [(r.start, r.end) for r in entity.ranges6],
         )
-        if have != (norm["gateway"], norm["vlan"], norm["bridge"], norm["ranges"]):
-            service.update_network(
-                session,
-                net_row.id,
-                {
-                    "gateway": norm["gateway"],
-                    "vlan": norm["vlan"],
-                    "bridge": norm["bridge"],
-                    "ranges": [{"start": s, "end": e} for s, e in norm["ranges"]],
-                },
-            )
+        want_fields = ("gateway", "vlan", "bridge", "ranges", "gateway6", "ranges6")
+        if have != tuple(norm[k] for k in want_fields) or norm["cidr6"] != net_row.cidr6:
+            changes: dict[str, Any] = {
+                "gateway": norm["gateway"],
+                "vlan": norm["vlan"],
+                "bridge": norm["bridge"],
+                "ranges": [{"start": s, "end": e} for s, e in norm["ranges"]],
+            }
+            if norm["cidr6"]:
+                changes["cidr6"] = norm["cidr6"]
+                changes["gateway6"] = norm["gateway6"]
+                changes["ranges6"] = [{"start": s, "end": e} for s, e in norm["ranges6"]]
+            service.update_network(session, net_row.id, changes)
 
 
 def _apply_nodes(session: Session, env_id: int, spec: EnvironmentFile) -> None:
@@ -295,11 +332,16 @@ def _apply_nodes(session: Session, env_id: int, spec: EnvironmentFile) -> None:
         if changes:
             service.update_node(session, node_row.id, changes)
         held = service.node_addresses_public(session, [node_row])[node_row.id]
-        given = node.get("addresses") or {}
-        if not isinstance(given, Mapping):
-            raise ValidationError(obj, "addresses", "expected {network_name: address}")
+        differs = False
+        for key in ("addresses", "addresses6"):
+            given = node.get(key) or {}
+            if not isinstance(given, Mapping):
+                raise ValidationError(obj, key, "expected {network_name: address}")
+            differs = differs or any(
+                not _same_address(held[key].get(k), v) for k, v in given.items()
+            )
         ns_given = node.get("namespace_address")
-        if any(not _same_address(held["addresses"].get(k), v) for k, v in given.items()) or (
+        if differs or (
             ns_given is not None and not _same_address(held["namespace_address"], ns_given)
         ):
             service.delete_node(session, node_row.id)

@@ -42,7 +42,11 @@ def render_chrony_conf(
     local_stratum: int = LOCAL_STRATUM,
 ) -> str:
     upstream = list(vr.upstream_ntp)
-    cidr = str(vr.management_cidr)
+    # the management prefix of each family the vrouter serves; binddevice already covers the
+    # port's IPv6 addresses (the vrouter6 VIP), allow decides who is answered
+    cidrs = [str(vr.management_cidr)]
+    if vr.management_cidr6 is not None:
+        cidrs.append(str(vr.management_cidr6))
     port = vr.management_port
     peers = [str(p.namespace_address) for p in vr.peers]
     if not 1 <= local_stratum <= 15:
@@ -54,7 +58,7 @@ def render_chrony_conf(
         upstream=upstream,
         peers=peers,
         local_stratum=local_stratum,
-        cidr=cidr,
+        cidrs=cidrs,
         port=port,
         socket_path=socket_path,
         pid_file=pid_file,

@@ -72,6 +72,37 @@ def render_vrouter_table(
     return _table("ip", NFT_TABLE, chains)
 
 
+def render_vrouter_table6(
+    *,
+    management_cidr6: str,
+    management_port: str,
+    public_port: str,
+    public_vip6: str,
+    egress: str,
+) -> NftTableSpec:
+    """The IPv6 twin of the vrouter table (`ip6 envrouter`), loaded and replaced by itself in
+    one transaction like the IPv4 one: forward only from the management prefix to the public
+    side, and back only what belongs to a connection (policy drop: closed from the public side
+    in routed mode too); `nat66`: SNAT to the public IPv6 VIP; `routed`: no NAT chain."""
+    forward = [
+        "ct state established,related accept",
+        f'iifname "{management_port}" oifname "{public_port}" ip6 saddr {management_cidr6} '
+        "accept",
+    ]
+    chains = [("forward", "type filter hook forward priority filter; policy drop;", forward)]
+    if egress == "nat66":
+        chains.append(
+            (
+                "postrouting",
+                "type nat hook postrouting priority srcnat; policy accept;",
+                [f'ip6 saddr {management_cidr6} oifname "{public_port}" snat to {public_vip6}'],
+            )
+        )
+    elif egress != "routed":
+        raise ValueError(f"unknown IPv6 egress {egress!r}")
+    return _table("ip6", NFT_TABLE, chains)
+
+
 def render_host_table(
     *, link_cidr: str, public_bridge: str, public_address: str, host_link: str
 ) -> NftTableSpec:

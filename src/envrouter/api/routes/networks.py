@@ -24,7 +24,18 @@ def _public(row: NetworkRow) -> NetworkPublic:
         gateway=row.gateway,
         vlan=row.vlan,
         bridge=row.bridge,
-        ranges=[RangeIn(start=r.start_address, end=r.end_address) for r in row.ranges],
+        ranges=[
+            RangeIn(start=r.start_address, end=r.end_address)
+            for r in row.ranges
+            if ":" not in r.start_address
+        ],
+        cidr6=row.cidr6,
+        gateway6=row.gateway6,
+        ranges6=[
+            RangeIn(start=r.start_address, end=r.end_address)
+            for r in row.ranges
+            if ":" in r.start_address
+        ],
     )
 
 

@@ -28,6 +28,7 @@ def _public(db, rows) -> list[NodePublic]:  # noqa: ANN001
             roles=list(r.role_list),
             status=r.status,
             addresses=addrs[r.id]["addresses"],
+            addresses6=addrs[r.id]["addresses6"],
             namespace_address=addrs[r.id]["namespace_address"],
         )
         for r in rows

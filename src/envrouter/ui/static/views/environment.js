@@ -90,7 +90,7 @@ export async function renderEnvironment(main, [envId], { stale }) {
       : null,
     clusterSection,
     data.vips.ok
-      ? vipsSection(envId, data.vips.data)
+      ? vipsSection(envId, data.vips.data, { networks: data.networks.ok ? data.networks.data : [] })
       : h("section", { id: "vips" }, h("h2", {}, "VIPs"), failed("the VIPs", data.vips.error)),
     data.vrouter.ok
       ? settingsForm(envId, data.vrouter.data)
@@ -194,11 +194,16 @@ function networksSection(result) {
       h("td", {}, text(net.vlan)),
       h("td", {}, text(net.bridge)),
       h("td", {}, text((net.ranges || []).map((r) => `${r.start}–${r.end}`))),
+      h("td", {}, text(net.cidr6
+        ? [`${net.cidr6}`, ...(net.gateway6 ? [`gateway ${net.gateway6}`] : []),
+           ...(net.ranges6 || []).map((r) => `${r.start}–${r.end}`)]
+        : null)),
     ),
   );
   section.append(
     table("Networks of this environment",
-      ["Name", "Role", "CIDR", "Gateway", "VLAN", "Bridge", "Ranges"], rows, "No network yet."),
+      ["Name", "Role", "CIDR", "Gateway", "VLAN", "Bridge", "Ranges", "IPv6"], rows,
+      "No network yet."),
   );
   return section;
 }
@@ -214,6 +219,9 @@ function nodesSection(envId, result, documentView) {
     const addresses = node.addresses && typeof node.addresses === "object"
       ? Object.entries(node.addresses).map(([net, ip]) => `${net}: ${ip}`)
       : [];
+    if (node.addresses6 && typeof node.addresses6 === "object") {
+      for (const [net, ip] of Object.entries(node.addresses6)) addresses.push(`${net}: ${ip}`);
+    }
     if (node.namespace_address) addresses.push(`vrouter namespace: ${node.namespace_address}`);
     return h(
       "tr",

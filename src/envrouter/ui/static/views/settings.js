@@ -15,6 +15,8 @@ export const SETTINGS_FIELDS = {
   bridge_kind: { id: "vr-bridge-kind" },
   host_link_cidr: { id: "vr-host-link" },
   namespace: { id: "vr-namespace" },
+  ipv6: { id: "vr-ipv6" },
+  ipv6_egress: { id: "vr-ipv6-egress" },
 };
 
 // "8.8.8.8, 1.1.1.1" or "8.8.8.8 1.1.1.1" -> ["8.8.8.8", "1.1.1.1"]. Only splits: the API judges.
@@ -64,6 +66,14 @@ export function settingsForm(envId, settings, { onSaved } = {}) {
     ),
     host_link_cidr: textInput(settings.host_link_cidr),
     namespace: textInput(settings.namespace),
+    ipv6: checkbox(settings.ipv6),
+    ipv6_egress: h(
+      "select",
+      {},
+      [...new Set(["nat66", "routed", settings.ipv6_egress].filter(Boolean))].map((mode) =>
+        h("option", { value: mode, selected: mode === settings.ipv6_egress }, mode),
+      ),
+    ),
   };
   const f = (key, label, hint) => field({ id: SETTINGS_FIELDS[key].id, label, input: inputs[key], hint });
 
@@ -79,6 +89,17 @@ export function settingsForm(envId, settings, { onSaved } = {}) {
       f("enabled", "Enabled: run the virtual router on the controllers"),
       f("nat", "NAT: the nodes' outbound traffic leaves with the public VIP"),
       f("conntrack_sync", "Sync: copy the connection table between controllers (conntrackd)"),
+      f(
+        "ipv6",
+        "IPv6: serve the nodes over IPv6 too",
+        "Not served yet: the server refuses it until the agent and the VIPs carry IPv6.",
+      ),
+      f(
+        "ipv6_egress",
+        "IPv6 egress",
+        "nat66: the nodes' IPv6 traffic leaves with the public IPv6 VIP; routed: no NAT " +
+          "(the upstream routes the management prefix to the VIP).",
+      ),
     ),
     h(
       "fieldset",
@@ -122,6 +143,8 @@ export function settingsForm(envId, settings, { onSaved } = {}) {
       bridge_kind: inputs.bridge_kind.value,
       host_link_cidr: inputs.host_link_cidr.value.trim(),
       namespace: inputs.namespace.value.trim(),
+      ipv6: inputs.ipv6.checked,
+      ipv6_egress: inputs.ipv6_egress.value,
     };
     const button = form.querySelector("#settings-save");
     button.disabled = true;
@@ -158,4 +181,6 @@ function fill(inputs, s) {
   inputs.bridge_kind.value = s.bridge_kind ?? inputs.bridge_kind.value;
   inputs.host_link_cidr.value = s.host_link_cidr ?? "";
   inputs.namespace.value = s.namespace ?? "";
+  inputs.ipv6.checked = Boolean(s.ipv6);
+  inputs.ipv6_egress.value = s.ipv6_egress ?? inputs.ipv6_egress.value;
 }

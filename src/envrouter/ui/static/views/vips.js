@@ -10,7 +10,17 @@ export function vipInputId(name) {
   return `vip-${String(name).replace(/[^A-Za-z0-9_-]/g, "_")}-address`;
 }
 
-export function vipsSection(envId, vips, { onChanged } = {}) {
+// The VIPs the networks call for: both IPv4 ones, and the IPv6 twin of each on a network that
+// has an IPv6 prefix.
+export function expectedVips(networks) {
+  const byRole = Object.fromEntries((networks || []).map((n) => [n.role, n]));
+  const out = ["vrouter", "vrouter_pub"];
+  if (byRole.management && byRole.management.cidr6) out.push("vrouter6");
+  if (byRole.public && byRole.public.cidr6) out.push("vrouter_pub6");
+  return out;
+}
+
+export function vipsSection(envId, vips, { onChanged, networks } = {}) {
   const section = h("section", { id: "vips", "aria-labelledby": "vips-title" });
   render(vips);
   if (!isReadOnly()) {
@@ -70,7 +80,9 @@ export function vipsSection(envId, vips, { onChanged } = {}) {
         rows,
         "No VIPs reserved yet.",
       ),
-      list.length ? null : reserveForm(readOnly),
+      expectedVips(networks).some((name) => !list.some((v) => v.name === name))
+        ? reserveForm(readOnly)
+        : null,
     );
   }
 
@@ -80,7 +92,7 @@ export function vipsSection(envId, vips, { onChanged } = {}) {
       name: "address",
       spellcheck: "false",
       autocomplete: "off",
-      placeholder: vip.address || "a.b.c.d",
+      placeholder: vip.address || (String(vip.name).endsWith("6") ? "an IPv6 address" : "a.b.c.d"),
     });
     input.value = vip.user_defined ? vip.address : "";
     const fields = { address: { id: vipInputId(vip.name) } };
@@ -136,7 +148,8 @@ export function vipsSection(envId, vips, { onChanged } = {}) {
       h(
         "p",
         { class: "note" },
-        "The two vrouter VIPs (management and public) are reserved from the networks' ranges.",
+        "The vrouter VIPs (management and public, and their IPv6 twins vrouter6 and " +
+          "vrouter_pub6 on networks with an IPv6 prefix) are reserved from the networks' ranges.",
       ),
       h("button", { type: "submit", disabled: readOnly }, "Reserve the VIPs"),
       h("p", { class: "form-status", role: "status" }),
