@@ -2,17 +2,18 @@
 
 Run as root:  .venv/bin/python bench/failover.py [--runs 3] [--fencing on|off|both]
                  [--connections 1000,10000,100000] [--drills hard-kill,standby,hang]
-                 [--state-dir DIR] [--json FILE] [--plot FILE]
+                 [--bridge linux|ovs] [--state-dir DIR] [--json FILE] [--plot FILE]
 
 Uses the lab in --state-dir if one is up there (ENVROUTER_LAB_STATE_DIR, default the lab's
-default), otherwise brings one up (`envrouter lab up`, its own prefix) and removes it at the end
-(--keep leaves it). Then, --runs times each: the hard-kill drill (power-off of the VIP holder)
-and the standby drill (a planned switchover), each with TCP, UDP and ICMP traffic from the
-compute nodes through the NAT (`envrouter.lab.drills`). Prints per drill the median and max
-outage (the longest gap between ping replies, one every 50 ms) and the survival of the TCP
-connections, UDP flows and ICMP flows; and, on every controller between drills, the resident
-memory of the project's processes and of the cluster stack, and whether any Python process is
-resident there (the target: none).
+default; it must be of the --bridge kind), otherwise brings one up (`envrouter lab up --bridge
+KIND`, its own prefix) and removes it at the end (--keep leaves it). The table is the same for
+both bridge kinds; its header says which one ran. Then, --runs times each: the hard-kill drill
+(power-off of the VIP holder) and the standby drill (a planned switchover), each with TCP, UDP
+and ICMP traffic from the compute nodes through the NAT (`envrouter.lab.drills`). Prints per
+drill the median and max outage (the longest gap between ping replies, one every 50 ms) and the
+survival of the TCP connections, UDP flows and ICMP flows; and, on every controller between
+drills, the resident memory of the project's processes and of the cluster stack, and whether any
+Python process is resident there (the target: none).
 
 With ``--connections N1,N2,...`` every drill runs at each table size: N idle TCP connections
 through the NAT, a churn of new ones (200/s) and UDP flows (`envrouter.lab.scale`). Printed
@@ -148,6 +149,9 @@ def main() -> int:
                         "small traffic only")
     p.add_argument("--state-dir", default=os.environ.get("ENVROUTER_LAB_STATE_DIR"))
     p.add_argument("--keep", action="store_true", help="keep a lab this run brought up")
+    p.add_argument("--bridge", choices=("linux", "ovs"), default="linux",
+                   help="the controllers' bridges: Linux bridge or Open vSwitch (userspace "
+                        "datapath here)")
     p.add_argument("--json", help="also write every report and figure to this file")
     p.add_argument("--fencing", choices=("on", "off", "both"), default="both",
                    help="drills with stonith-enabled true, false, or each in turn")
@@ -173,7 +177,7 @@ def main() -> int:
         prefix = "erbench-"
         print(f"no lab in {state_dir}: bringing one up (prefix {prefix})", flush=True)
         up = subprocess.run([*ENVROUTER, "lab", "up", "--state-dir", state_dir, "--prefix",
-                             prefix], text=True, timeout=900)
+                             prefix, "--bridge", a.bridge], text=True, timeout=900)
         if up.returncode != 0:
             return 1
         created = prefix
@@ -181,6 +185,8 @@ def main() -> int:
     if unknown:
         p.error(f"--drills: unknown {', '.join(unknown)} (one of {', '.join(DRILLS)})")
     lab = Lab.load(state_dir)
+    if lab.plan.bridge_kind != a.bridge:
+        p.error(f"--bridge {a.bridge}: the lab in {state_dir} has {lab.plan.bridge_kind} bridges")
     try:
         sizes = [int(x) for x in a.connections.split(",") if x] or [0]
     except ValueError:
@@ -192,6 +198,7 @@ def main() -> int:
     was_fencing = bool(best_view(lab).stonith_enabled)
     try:
         print(f"machine: {machine()}", flush=True)
+        print(f"bridges: {a.bridge}", flush=True)
         print(f"corosync: {corosync_timers(lab)}", flush=True)
         wait_settled(lab)
         memory.append({"when": "before the drills", "controllers": memory_all(lab)})
@@ -215,6 +222,7 @@ def main() -> int:
                         rec = report.to_dict()
                         rec["conntrackd"] = sampler.figures()
                         rec["loadavg"] = os.getloadavg()[0]
+                        rec["bridge"] = a.bridge  # bench/plot_failover.py groups by it
                         if rec["conntrackd"]:
                             print(f"  conntrackd: {rec['conntrackd']}", flush=True)
                         results[key(drill, fencing, size)].append(rec)
@@ -229,7 +237,7 @@ def main() -> int:
                             created], timeout=300)
 
     print("\n== summary ==")
-    print(f"machine: {machine()}")
+    print(f"machine: {machine()}; bridges: {a.bridge}")
     failed = False
     for name, reps in results.items():
         if not reps:

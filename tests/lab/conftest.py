@@ -1,15 +1,21 @@
-"""The shared lab: ONE lab per test session, built with `envrouter lab up` and removed with
-`envrouter lab down` at the end (and checked to leave nothing).
+"""The shared labs: ONE lab per bridge kind per test session, built with `envrouter lab up` and
+removed with `envrouter lab down` (and checked to leave nothing). At most one is up at a time:
+the tests on the Open vSwitch lab (fixture `ovs_lab`) run after all the others, and the Linux
+bridge lab is taken down before the OVS lab is built.
 
-Use it from any test under tests/lab/::
+Use them from any test under tests/lab/::
 
     @pytest.mark.root
     @pytest.mark.lab
-    def test_something(lab):                       # lab: envrouter.lab.nodes.Lab
+    def test_something(lab):                       # lab: envrouter.lab.nodes.Lab (Linux bridges)
         out = lab.exec_in("cmp1", ["ping", "-c1", lab.plan.vip_management])
         lab.power_off("ctl1"); power_on(lab, "ctl1")   # from envrouter.lab.build
 
-Tests that break the lab (power-off) must put it back before they return.
+    def test_on_ovs(ovs_lab): ...                  # 3 controllers on OVS (userspace datapath),
+                                                   # one compute node (OVS_LAB_ARGS)
+
+Tests that break a lab (power-off) must put it back before they return.
+ENVROUTER_TEST_LAB_OVS=0 skips the OVS lab's tests.
 """
 
 from __future__ import annotations
@@ -102,23 +108,80 @@ def host_before() -> dict[str, Any]:
     return host_snapshot()
 
 
-@pytest.fixture(scope="session")
-def lab(host_before: dict[str, Any]) -> Iterator[Any]:
-    if os.geteuid() != 0:
-        pytest.skip("the lab needs root")
-    from envrouter.lab.nodes import Lab
+# the OVS lab: one compute node is enough for its drills (fewer nodes, a faster build)
+OVS_LAB_ARGS = ("--bridge", "ovs", "--controllers", "3", "--nodes", "1")
+LAB_ARGS = {"linux": (), "ovs": OVS_LAB_ARGS}
 
-    prefix = f"ert{secrets.token_hex(2)}-"
-    state_dir = tempfile.mkdtemp(prefix="envrouter-lab-")
-    os.rmdir(state_dir)  # `lab up` creates it; `lab down` must remove it
-    up = run_cli("lab", "up", "--state-dir", state_dir, "--prefix", prefix)
-    try:
-        assert up.returncode == 0, f"lab up failed:\n{up.stdout[-3000:]}\n{up.stderr[-3000:]}"
-        the_lab = Lab.load(state_dir)
-        the_lab.up_output = up.stdout  # type: ignore[attr-defined]
-        yield the_lab
-    finally:
+
+class LabPool:
+    """At most one shared lab up: asking for the other bridge kind takes the current one
+    down (checked to leave nothing) first. A lab that failed to come up is not retried."""
+
+    def __init__(self, host_before: dict[str, Any]) -> None:
+        self.host_before = host_before
+        self.kind: str | None = None
+        self.current: Any = None
+        self.where: tuple[str, str] = ("", "")
+        self.failed: dict[str, str] = {}
+
+    def get(self, kind: str) -> Any:
+        if os.geteuid() != 0:
+            pytest.skip("the lab needs root")
+        if kind in self.failed:
+            pytest.fail(f"the {kind} lab did not come up (see the first test that asked)")
+        if self.kind == kind:
+            return self.current
+        self.close()
+        from envrouter.lab.nodes import Lab
+
+        prefix = f"ert{secrets.token_hex(2)}-"
+        state_dir = tempfile.mkdtemp(prefix="envrouter-lab-")
+        os.rmdir(state_dir)  # `lab up` creates it; `lab down` must remove it
+        self.kind, self.where = kind, (prefix, state_dir)
+        up = run_cli("lab", "up", "--state-dir", state_dir, "--prefix", prefix,
+                     *LAB_ARGS[kind])
+        if up.returncode != 0:
+            self.failed[kind] = up.stdout[-3000:] + up.stderr[-3000:]
+            self.close()
+            pytest.fail(f"lab up ({kind}) failed:\n{self.failed[kind]}")
+        self.current = Lab.load(state_dir)
+        self.current.up_output = up.stdout
+        return self.current
+
+    def close(self) -> None:
+        if self.kind is None:
+            return
+        prefix, state_dir = self.where
+        self.kind, self.current = None, None
         down = run_cli("lab", "down", "--state-dir", state_dir, "--prefix", prefix)
         assert down.returncode == 0, down.stderr
         assert lab_leftovers(prefix, state_dir) == []
-        assert host_snapshot() == host_before
+        assert host_snapshot() == self.host_before
+
+
+@pytest.fixture(scope="session")
+def lab_pool(host_before: dict[str, Any]) -> Iterator[LabPool]:
+    pool = LabPool(host_before)
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
+@pytest.fixture
+def lab(lab_pool: LabPool) -> Any:
+    """The shared Linux-bridge lab (envrouter.lab.nodes.Lab)."""
+    return lab_pool.get("linux")
+
+
+@pytest.fixture
+def ovs_lab(lab_pool: LabPool) -> Any:
+    """The shared Open vSwitch lab (userspace datapath)."""
+    if os.environ.get("ENVROUTER_TEST_LAB_OVS") == "0":
+        pytest.skip("ENVROUTER_TEST_LAB_OVS=0")
+    return lab_pool.get("ovs")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The OVS lab's tests last: each lab is built once and only one is up at a time."""
+    items.sort(key=lambda item: "ovs_lab" in getattr(item, "fixturenames", ()))

@@ -1,9 +1,11 @@
-"""Failover drills in the shared lab (fencing on, as `lab up` builds it): a hard kill, a planned
-switchover (standby) and a hung holder, while TCP, UDP and ICMP traffic flows from the compute
-nodes through the NAT. Each drill must do what it claims: the VIPs end on exactly one other
-controller, at no 50 ms sample is a VIP held by two namespaces, every flow survives, and a lost
-holder is fenced and comes back. Each drill puts the lab back before it returns. The drills run
-through the CLI (`envrouter lab drill ... --json`), as an operator would.
+"""Failover drills in the shared labs (fencing on, as `lab up` builds it): a hard kill and a hung
+holder on the Linux-bridge lab, a hard kill and a planned switchover (standby) on the Open
+vSwitch lab (each drill runs once per suite: the standby's path is the same on both kinds),
+while TCP, UDP and ICMP traffic flows from the compute nodes through the NAT. Each drill must do
+what it claims: the VIPs end on exactly one other controller, at no 50 ms sample is a VIP held
+by two namespaces, every flow survives, and a lost holder is fenced and comes back. Each drill
+puts the lab back before it returns. The drills run through the CLI (`envrouter lab drill ...
+--json`), as an operator would.
 """
 
 from __future__ import annotations
@@ -61,8 +63,17 @@ def test_hard_kill_moves_the_vips_and_keeps_every_connection(lab, labtools) -> N
     assert lab.node_running(report["holder_before"])
 
 
-def test_standby_moves_the_vips_and_keeps_every_connection(lab, labtools, tmp_path) -> None:
-    report = _drill(lab, labtools, "standby", "--plot", str(tmp_path / "standby.svg"))
+def test_ovs_hard_kill_moves_the_vips_and_keeps_every_connection(ovs_lab, labtools) -> None:
+    """On Open vSwitch (userspace datapath): one compute node, so 4 TCP connections."""
+    report = _drill(ovs_lab, labtools, "hard-kill", "--tcp", "4")
+    _check(report, moved=True)
+    assert ovs_lab.node_running(report["holder_before"])
+
+
+def test_ovs_standby_moves_the_vips_and_keeps_every_connection(ovs_lab, labtools,
+                                                              tmp_path) -> None:
+    report = _drill(ovs_lab, labtools, "standby", "--tcp", "4", "--plot",
+                    str(tmp_path / "standby.svg"))
     _check(report, moved=True)
     # its timeline: one lane per flow of the report (envrouter.lab.timeline)
     root = ET.parse(tmp_path / "standby.svg").getroot()

@@ -79,8 +79,8 @@ class World:
         )
         sh("ip", "-n", ns, "link", "set", name, "up")
 
-    def plug(self, ns: str, ifname: str, sw_bridge: str, master: str | None = None) -> None:
-        """veth from ns (ifname) to the switch bridge."""
+    def plug(self, ns: str, ifname: str, sw_bridge: str, master: str | None = None) -> str:
+        """veth from ns (ifname) to the switch bridge; returns the switch end's name."""
         sw = self.ns("sw")
         sw_end = f"{self.prefix[-4:]}{secrets.token_hex(3)}"
         tmp = f"t{secrets.token_hex(5)}"
@@ -90,6 +90,7 @@ class World:
         if master:
             sh("ip", "-n", ns, "link", "set", ifname, "master", master)
         sh("ip", "-n", ns, "link", "set", ifname, "up")
+        return sw_end
 
     def build(self, controllers: int = 1, *, linux_bridges: bool = True) -> None:
         sw = self.add_ns("sw")
@@ -150,38 +151,15 @@ class World:
         wait_for(lambda: (d / "vswitchd.ctl").exists(), 10, "ovs-vswitchd control socket")
         return {k: env[k] for k in ("OVS_RUNDIR", "OVS_LOGDIR", "OVS_DBDIR")}
 
-    def tx_offload_off(self, extra: tuple[str, ...] = ()) -> None:
-        """OVS's userspace datapath moves packets through AF_PACKET and tap devices without
-        finishing partial checksums: with veth tx checksum offload on, TCP is dropped (ping
-        passes). Turn tx checksum/segmentation offload off on every link of the test's
-        namespaces (what `ethtool -K DEV tx off` does), via pyroute2's ethtool ioctls."""
-        from pyroute2 import Ethtool, IPRoute
-
-        from envrouter.agent.netlink import in_netns
-
-        def off(dev: str) -> None:
-            eth = Ethtool()
-            try:
-                feats = eth.get_features(dev)
-                for name, feat in feats.features.items():
-                    if name.startswith("tx-checksum") or name in (
-                        "tx-tcp-segmentation",
-                        "tx-generic-segmentation",
-                    ):
-                        feat.enable = False
-                eth.set_features(dev, feats)
-            finally:
-                eth.close()
-
-        for ns in [*self.namespaces, *extra]:
-            with IPRoute(netns=ns, flags=0) as ip:
-                devs = [lk.get_attr("IFLA_IFNAME") for lk in ip.get_links()]
-            for dev in devs:
-                if dev != "lo":
-                    in_netns(ns, lambda dev=dev: off(dev))
-
     def ovs_controller(self, i: int, env: dict[str, str]) -> str:
-        """Controller node i with OVS bridges (userspace datapath) instead of Linux ones."""
+        """Controller node i with OVS bridges (userspace datapath) instead of Linux ones. Its
+        uplinks are veths from the switch; the switch ends get TX checksumming off (with the
+        agent's own mechanism), as a physical network delivers finished checksums: packets
+        from the other nodes' stacks would otherwise reach OVS's userspace datapath with
+        partial checksums (envrouter.agent.ovs)."""
+        from envrouter.agent.netlink import in_netns
+        from envrouter.agent.ovs import set_tx_checksum
+
         ctl = self.ns(f"ctl{i}")
         full = {**os.environ, **env}
         for br, uplink, sw in (("br-mgmt", "eth-mgmt", "br-mgmt"), ("br-ex", "eth-pub", "br-pub")):
@@ -196,7 +174,8 @@ class World:
                 "datapath_type=netdev",
                 env=full,
             )
-            self.plug(ctl, uplink, sw)
+            sw_end = self.plug(ctl, uplink, sw)
+            in_netns(self.ns("sw"), lambda sw_end=sw_end: set_tx_checksum(sw_end, False))
             sh("ovs-vsctl", "add-port", br, uplink, env=full)
             sh("ip", "-n", ctl, "link", "set", br, "up")
         self.host_addresses(ctl, i)

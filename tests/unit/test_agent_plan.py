@@ -252,4 +252,29 @@ def test_every_step_kind_has_one_handler_in_the_applier():
         k for k in vars(steps).values()
         if isinstance(k, type) and issubclass(k, steps.Step) and k is not steps.Step
     }
-    assert len(kinds) == 20 and set(_HANDLERS) == kinds
+    assert len(kinds) == 21 and set(_HANDLERS) == kinds
+
+
+@pytest.mark.parametrize("tso", [False, True])
+@pytest.mark.parametrize("datapath", ["", "system", "netdev"])
+def test_tx_checksum_off_only_where_a_userspace_datapath_reads(datapath, tso):
+    """A device feeding a netdev bridge (an internal port, the node's end of a veth patched
+    into the bridge) with TX checksumming on gets it turned off; one that is off, a kernel
+    datapath, or OVS's userspace TSO (it finishes checksums itself) plan nothing."""
+    from envrouter.agent.steps import SetTxChecksum
+
+    st = desired_state(controller_document("vr1", bridge_kind="ovs"), scope="vrouter")
+    obs = as_observed(st)
+    obs.ovs_datapaths = {"br-mgmt": datapath, "br-ex": datapath}
+    obs.ovs_userspace_tso = tso
+    needed = datapath == "netdev" and not tso
+    obs.ovs_feeders = {("vr1", "vr-mgmt"): ("br-mgmt", False), ("", "patch-lb"): ("br-ex", True)}
+    steps = plan(st, obs)
+    assert [(s.op, s.ns, s.name, s.on) for s in steps if isinstance(s, SetTxChecksum)] == (
+        [("set_tx_checksum", "", "patch-lb", False)] if needed else [])
+    if needed:
+        assert steps[0].description == ("host: turn TX checksum offload off on patch-lb (it "
+                                         "feeds br-ex, a userspace datapath: partial checksums "
+                                         "would leave unfinished)")
+    obs.ovs_feeders = {k: (br, False) for k, (br, _) in obs.ovs_feeders.items()}
+    assert plan(st, obs) == []

@@ -61,6 +61,8 @@ _HANDLERS: dict[type[s.Step], Callable[[Any, nl.Netlink], None]] = {
     s.DelLink: lambda st, link: link.del_link(st.ns, st.name),
     s.OvsAddPort: lambda st, link: ovs.add_internal_port(st.ns, st.bridge, st.port),
     s.OvsDelPort: lambda st, link: ovs.del_port(st.ns, st.bridge, st.port),
+    s.SetTxChecksum: lambda st, link: nl.in_netns(
+        st.ns, lambda: ovs.set_tx_checksum(st.name, st.on)),
     s.AddAddr: lambda st, link: link.add_addr(st.ns, st.addr.dev, st.addr.address,
                                               st.addr.prefixlen),
     s.DelAddr: lambda st, link: link.del_addr(st.ns, st.addr.dev, st.addr.address,

@@ -27,6 +27,9 @@ FILE_MARKER = "# managed by envrouter agent; changes are overwritten"
 HOST_LINK = "vr-host"
 NS_LINK = "vr-ns"
 FALLBACK_METRIC = 1000
+# OVS datapath types whose packets leave the kernel and lose its checksum state: the devices
+# that feed them must finish checksums themselves (envrouter.agent.ovs explains)
+USERSPACE_DATAPATHS = ("netdev",)
 # An IPv6 route added without a metric gets 1024 from the kernel (IP6_RT_PRIO_USER): desired
 # IPv6 routes say so, or every observe would differ from the plan.
 IPV6_METRIC = 1024
@@ -387,6 +390,12 @@ class ObservedState:
     files: dict[str, str | None] = field(default_factory=dict)
     ovs_bridges: set[str] | None = None  # None: OVS not consulted
     ovs_ports: dict[str, set[str]] = field(default_factory=dict)
+    ovs_datapaths: dict[str, str] = field(default_factory=dict)  # bridge -> datapath_type
+    ovs_userspace_tso: bool = False  # other_config:userspace-tso-enable
+    # devices whose transmissions an OVS bridge of the agent reads, as far as the agent sees
+    # them (its internal ports; the node's end of a veth whose other end is a port):
+    # (ns, device) -> (bridge, TX checksumming on)
+    ovs_feeders: dict[tuple[str, str], tuple[str, bool]] = field(default_factory=dict)
     foreign_in_namespace: set[tuple[str, str]] = field(default_factory=set)
     broken_namespaces: set[str] = field(default_factory=set)  # a name, no namespace behind it
 

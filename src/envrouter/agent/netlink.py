@@ -207,6 +207,8 @@ class Netlink:
                     "master": msg.get_attr("IFLA_MASTER"),
                     "up": bool(msg["flags"] & IFF_UP),
                     "peer_nsid": msg.get_attr("IFLA_LINK_NETNSID"),
+                    # a veth's peer: its index (in the peer's namespace, see peer_nsid)
+                    "link": msg.get_attr("IFLA_LINK"),
                 }
             )
         return out

@@ -14,7 +14,13 @@ from envrouter.agent.desired import (
     RouteSpec,
 )
 from envrouter.agent.nftables.kernel import observe_tables
-from envrouter.agent.ovs import list_bridges, list_ports
+from envrouter.agent.ovs import (
+    USERSPACE_DATAPATHS,
+    datapaths,
+    list_bridges,
+    list_ports,
+    tx_checksum,
+)
 from envrouter.files import read_file
 
 
@@ -102,13 +108,45 @@ def observe(state: DesiredState, link: nl.Netlink) -> ObservedState:
     if u.ovs_bridges:
         host = state.bridges[0].ns if state.bridges else ""
         obs.ovs_bridges = list_bridges(host)
-        for br in u.ovs_bridges:
-            if br in obs.ovs_bridges:
-                obs.ovs_ports[br] = list_ports(host, br)
+        present = [br for br in u.ovs_bridges if br in obs.ovs_bridges]
+        for br in present:
+            obs.ovs_ports[br] = list_ports(host, br)
+        if present:
+            obs.ovs_datapaths, obs.ovs_userspace_tso = datapaths(host, present)
+        obs.ovs_feeders = _ovs_feeders(state, obs, link, host)
     # files
     for path in u.files:
         obs.files[path] = read_file(path)
     return obs
+
+
+def _ovs_feeders(state: DesiredState, obs: ObservedState, link: nl.Netlink,
+                 host: str) -> dict[tuple[str, str], tuple[str, bool]]:
+    """Only on userspace-datapath bridges: the agent's internal ports, and for each veth port
+    of the bridge whose peer is in the node's namespace, that peer (what the node's stack
+    sends into it reaches OVS)."""
+    feeders: dict[tuple[str, str], tuple[str, bool]] = {}
+    netdev = {br for br, dp in obs.ovs_datapaths.items() if dp in USERSPACE_DATAPATHS}
+    if not netdev:
+        return feeders
+
+    def read(ns: str, name: str, bridge: str) -> None:
+        feeders[(ns, name)] = (bridge, nl.in_netns(ns, lambda: tx_checksum(name)))
+
+    for x in state.ovs_ports:
+        if x.bridge in netdev and (x.ns, x.name) in obs.links:
+            read(x.ns, x.name, x.bridge)
+    host_links = {lk["name"]: lk for lk in link.links(host)}
+    by_index = {lk["index"]: lk["name"] for lk in host_links.values()}
+    for br in sorted(netdev):
+        for port in sorted(obs.ovs_ports.get(br, set())):
+            lk = host_links.get(port)
+            if lk is None or lk["kind"] != "veth" or lk["peer_nsid"] is not None:
+                continue  # not a veth, or its peer is in another namespace: out of reach
+            peer = by_index.get(lk["link"])
+            if peer is not None:
+                read(host, peer, br)
+    return feeders
 
 
 def _is_host(ns: str, state: DesiredState) -> bool:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from envrouter.agent.desired import (
     OWNER_ALIAS,
+    USERSPACE_DATAPATHS,
     DesiredState,
     ObservedLink,
     ObservedState,
@@ -40,6 +41,7 @@ from envrouter.agent.steps import (
     SetAlias,
     SetMaster,
     SetSysctl,
+    SetTxChecksum,
     SetUp,
     Step,
     WriteFile,
@@ -264,6 +266,21 @@ def plan_ovs_ports(p: _Plan) -> None:
             p.add(_set_up(x.ns, x.name))
 
 
+def plan_tx_checksum(p: _Plan) -> None:
+    """A userspace OVS datapath (without its userspace TSO) sends packets on as it reads them,
+    partial checksums unfinished (envrouter.agent.ovs): every device feeding it that the agent
+    sees must have TX checksumming off. Nothing on a kernel datapath, where the kernel finishes
+    checksums whatever the device."""
+    if p.o.ovs_userspace_tso:
+        return
+    for (ns, name), (bridge, on) in sorted(p.o.ovs_feeders.items()):
+        if on and p.o.ovs_datapaths.get(bridge) in USERSPACE_DATAPATHS and p.seen_in(ns) \
+                and (ns, name) not in p.gone_links:
+            p.add(SetTxChecksum(ns=ns, name=name, on=False, description=_said(
+                ns, f"turn TX checksum offload off on {name} (it feeds {bridge}, a userspace "
+                "datapath: partial checksums would leave unfinished)")))
+
+
 def plan_links_up(p: _Plan) -> None:
     for ns, dev in p.d.up:
         lk = p.link(ns, dev)
@@ -359,6 +376,7 @@ PLANNERS: tuple[Callable[[_Plan], None], ...] = (
     plan_namespace,
     plan_veths,
     plan_ovs_ports,
+    plan_tx_checksum,
     plan_links_up,
     plan_addresses,
     plan_routes,

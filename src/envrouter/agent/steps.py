@@ -101,6 +101,15 @@ class OvsDelPort(Step):
     port: str
 
 
+@dataclass(frozen=True, kw_only=True)
+class SetTxChecksum(Step):
+    """TX checksum offload of a link on or off (`ethtool -K DEV tx on|off`): a device that
+    feeds an OVS userspace datapath must hand it finished checksums (envrouter.agent.ovs)."""
+
+    name: str
+    on: bool
+
+
 # ---- addresses and routes
 
 

@@ -24,6 +24,8 @@ from typing import Any
 from pyroute2 import IPRoute, NetlinkError, netns
 
 from envrouter import prerequisites
+from envrouter.agent.netlink import in_netns
+from envrouter.agent.ovs import set_tx_checksum
 from envrouter.errors import InfraError
 from envrouter.lab.topology import (
     CREATABLE_MOUNT_POINTS,
@@ -382,12 +384,11 @@ class Lab:
                 idx = ipr.link_lookup(ifname=port.switch_ifname)[0]
                 br = ipr.link_lookup(ifname=port.switch_bridge)[0]
                 ipr.link("set", index=idx, master=br, state="up")
-        feeding_ovs = [p.switch_ifname for p in node.ports if self.on_ovs(node, p.network)]
-        if feeding_ovs:
-            # see envrouter.lab.offload: OVS's userspace datapath needs complete checksums
-            subprocess.run(["ip", "netns", "exec", sw, sys.executable, "-m",
-                            "envrouter.lab.offload", *feeding_ovs], check=True,
-                           capture_output=True, timeout=30)
+        for port in node.ports:
+            if self.on_ovs(node, port.network):
+                # the switch's veth feeds the controller's OVS userspace datapath: it must
+                # send finished checksums (envrouter.agent.ovs; a real NIC always does)
+                in_netns(sw, lambda ifname=port.switch_ifname: set_tx_checksum(ifname, False))
         with IPRoute(netns=node.netns) as ipr:
             for port in node.ports:
                 idx = ipr.link_lookup(ifname=port.ifname)[0]

@@ -13,6 +13,12 @@ from envrouter.lab.waiting import wait_for
 
 SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
 VSCTL = ["ovs-vsctl", "--timeout=10"]
+# ovs-vswitchd forwards every packet of the controller here (the userspace datapath), the
+# cluster's own messages included. On a kernel datapath that forwarding runs in softirq
+# context, ahead of every process; at a normal priority it waited behind the lab's busy
+# processes instead, and corosync (SCHED_RR 99) and Pacemaker's messages with it. Real-time,
+# below corosync: the lab's datapath behaves like the kernel's (docs/ha.md, "Open vSwitch").
+VSWITCHD_SCHED = ["chrt", "--rr", "50"]
 
 
 def ovs_ports(lab: Lab, name: str) -> list:
@@ -38,7 +44,7 @@ def start_ovs(lab: Lab, name: str) -> None:
         name, [*VSCTL, "--no-wait", "init"], check=False).returncode == 0,
         timeout=30, proc=dbs, log=f"{ndir}/ovsdb-server.out")
     vsd = lab.spawn_in(name, "ovs-vswitchd", [
-        "ovs-vswitchd", "unix:/run/openvswitch/db.sock",
+        *VSWITCHD_SCHED, "ovs-vswitchd", "unix:/run/openvswitch/db.sock",
         "--pidfile=/run/openvswitch/ovs-vswitchd.pid",
         "--log-file=/var/log/openvswitch/ovs-vswitchd.log"])
     for port in ovs_ports(lab, name):
