@@ -67,15 +67,6 @@ def tables(world, ns: str) -> set[str]:
     return {i["table"]["name"] for i in world.nft_ruleset(ns)["nftables"] if "table" in i}
 
 
-@pytest.fixture(scope="module")
-def vip_agent(tmp_path_factory) -> str:
-    from envrouter.ha.install import install_agents
-
-    root = tmp_path_factory.mktemp("ocf")
-    install_agents(str(root))
-    return str(root / "resource.d" / "envrouter" / "vip")
-
-
 def start_vip(agent: str, vr: str, port: str, address: str, gateway: str = "") -> None:
     """The HA layer's VIP agent (its one implementation) takes the address."""
     env = {**os.environ, "OCF_RESKEY_namespace": vr, "OCF_RESKEY_port": port,

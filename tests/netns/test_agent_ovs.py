@@ -37,7 +37,7 @@ def test_tx_checksum_on_and_off(world):
         in_netns(ns, lambda: set_tx_checksum("nosuch", False))
 
 
-def test_controller_ovs_internal_ports(world):
+def test_controller_ovs_internal_ports(world, vip_agent):
     world.build(0)
     ctl_ns = world.add_ns("ctl1")
     env = world.start_ovs(ctl_ns)
@@ -79,7 +79,7 @@ def test_controller_ovs_internal_ports(world):
         "--state-dir",
         str(world.tmp / "cstate"),
     )
-    add_vips(vr)
+    add_vips(vip_agent, vr)
     assert world.seen_by_upstream(world.ns("cmp"), port) == PUB_VIP
 
     assert world.agent(ctl, "apply", *args, env=env).stdout.strip() == "nothing to do: converged"
