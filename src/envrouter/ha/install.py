@@ -70,9 +70,30 @@ def agent_text(name: str, interpreter: str | None = None) -> str:
         "fi\n"
     )
     if agent.script:
-        return head + agent.script.lstrip("\n")
+        return head + SHELL_DISPATCH.replace("@NAME@", name) + agent.script.lstrip("\n")
     argv = launcher_argv(name, interpreter)
     return head + f"exec {' '.join(shlex.quote(a) for a in argv)} \"$@\"\n"
+
+
+# The action dispatch every shell agent starts with (after meta-data): one usage, the OCF exit
+# codes for a wrong call (2 no action, 3 an unknown one), `status` as `monitor`, and `probe`
+# (a monitor with interval 0). The agent's SCRIPT then handles start, stop, monitor and
+# validate-all.
+SHELL_DISPATCH = r"""reason() { echo "ocf-exit-reason:$*" >&2; }
+usage() { echo "usage: @NAME@ {meta-data|monitor|start|status|stop|usage|validate-all}"; }
+[ $# -eq 1 ] || { usage >&2; exit 2; }
+action=$1
+case $action in
+  usage|help) usage; exit 0 ;;
+  status) action=monitor ;;
+  start|stop|monitor|validate-all) ;;
+  *) usage >&2; exit 3 ;;
+esac
+probe=0
+if [ "$action" = monitor ]; then
+  case ${OCF_RESKEY_CRM_meta_interval:-0} in 0) probe=1 ;; esac
+fi
+"""
 
 
 def launcher_argv(name: str, interpreter: str | None = None) -> list[str]:

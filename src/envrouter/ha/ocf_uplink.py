@@ -61,20 +61,6 @@ ip -o monitor link | while read -r _; do check; done
 """.replace("@TAG@", WATCH_TAG)
 
 SCRIPT = r"""
-reason() { echo "ocf-exit-reason:$*" >&2; }
-usage() { echo "usage: uplink {meta-data|monitor|start|status|stop|usage|validate-all}"; }
-[ $# -eq 1 ] || { usage >&2; exit 2; }
-action=$1
-case $action in
-  usage|help) usage; exit 0 ;;
-  status) action=monitor ;;
-  start|stop|monitor|validate-all) ;;
-  *) usage >&2; exit 3 ;;
-esac
-probe=0
-if [ "$action" = monitor ]; then
-  case ${OCF_RESKEY_CRM_meta_interval:-0} in 0) probe=1 ;; esac
-fi
 bridge=$OCF_RESKEY_bridge; exclude=$OCF_RESKEY_exclude; name=${OCF_RESKEY_name:-@ATTR@}
 dir=${OCF_RESKEY_run_root:-/run/envrouter}/uplink
 obj="uplink${OCF_RESOURCE_INSTANCE:+ $OCF_RESOURCE_INSTANCE}"

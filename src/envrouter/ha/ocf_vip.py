@@ -27,20 +27,6 @@ from envrouter.agent.netlink import RTPROT_ENVROUTER_VIP
 from envrouter.ha.ocf_base import Agent, Param, basic_actions
 
 SCRIPT = r"""
-reason() { echo "ocf-exit-reason:$*" >&2; }
-usage() { echo "usage: vip {meta-data|monitor|start|status|stop|usage|validate-all}"; }
-[ $# -eq 1 ] || { usage >&2; exit 2; }
-action=$1
-case $action in
-  usage|help) usage; exit 0 ;;
-  status) action=monitor ;;
-  start|stop|monitor|validate-all) ;;
-  *) usage >&2; exit 3 ;;
-esac
-probe=0
-if [ "$action" = monitor ]; then
-  case ${OCF_RESKEY_CRM_meta_interval:-0} in 0) probe=1 ;; esac
-fi
 ns=${OCF_RESKEY_namespace:-vrouter}; port=$OCF_RESKEY_port; ip=$OCF_RESKEY_ip
 mask=$OCF_RESKEY_cidr_netmask; gw=$OCF_RESKEY_gateway; arp=${OCF_RESKEY_arp_count:-2}
 conf=$OCF_RESKEY_conntrackd_conf
