@@ -106,9 +106,9 @@ def test_concurrent_node_creation_and_vip_reservation(database_url):
         db.dispose()
 
 
-def test_concurrent_exhaustion_refuses_exactly_the_overflow(database_url):
-    # 6 free public addresses, 10 controllers racing for them
-    db, env_id = _setup(database_url, pub_end="203.0.113.15")
+def _race_controllers_for_public(db, env_id, racing: int, free: int) -> None:
+    """`racing` controllers created at once with `free` public addresses left: exactly `free`
+    succeed, the rest are refused naming the public network, and no address is given twice."""
     try:
 
         def creator(t):
@@ -118,14 +118,20 @@ def test_concurrent_exhaustion_refuses_exactly_the_overflow(database_url):
 
             return job
 
-        results = _run_all([creator(t) for t in range(10)])
+        results = _run_all([creator(t) for t in range(racing)])
         ok = [r for r in results if r[0] == "ok"]
         refused = [r for r in results if r[0] == "conflict"]
-        assert len(ok) == 6 and len(refused) == 4, results
+        assert len(ok) == free and len(refused) == racing - free, results
         assert all("1 missing" in r[1] and "network 'public'" in r[1] for r in refused), refused
         _no_duplicates(db)
     finally:
         db.dispose()
+
+
+def test_concurrent_exhaustion_refuses_exactly_the_overflow(database_url):
+    # 6 free public addresses, 10 controllers racing for them
+    db, env_id = _setup(database_url, pub_end="203.0.113.15")
+    _race_controllers_for_public(db, env_id, racing=10, free=6)
 
 
 def test_concurrent_user_defined_vips(database_url):
@@ -217,23 +223,7 @@ def test_concurrent_dual_stack_allocation_and_vip_reservation(database_url):
 def test_concurrent_ipv6_exhaustion_refuses_exactly_the_overflow(database_url):
     # 5 free public IPv6 addresses (IPv4 has plenty), 8 controllers racing for them
     db, env_id = _setup_dual(database_url, pub6_end="2001:db8:3::14")
-    try:
-
-        def creator(t):
-            def job():
-                with db.writing() as s:
-                    service.create_node(s, env_id, {"hostname": f"c{t}", "roles": ["controller"]})
-
-            return job
-
-        results = _run_all([creator(t) for t in range(8)])
-        ok = [r for r in results if r[0] == "ok"]
-        refused = [r for r in results if r[0] == "conflict"]
-        assert len(ok) == 5 and len(refused) == 3, results
-        assert all("1 missing" in r[1] and "network 'public'" in r[1] for r in refused), refused
-        _no_duplicates(db)
-    finally:
-        db.dispose()
+    _race_controllers_for_public(db, env_id, racing=8, free=5)
 
 
 def test_concurrent_user_defined_ipv6_vip_against_a_node(database_url):
