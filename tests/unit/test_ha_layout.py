@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import xml.etree.ElementTree as ET
 
 import pytest
 
@@ -192,3 +193,99 @@ def test_vips_leave_a_node_whose_uplink_lost_carrier():
         # only a defined 0 bans: a node without the agent keeps the ping rule alone
         assert (loc.find("rule").get("score"), expr.get("attribute"), expr.get("operation"),
                 expr.get("value")) == ("-INFINITY", "envrouter_uplink", "lte", "0")
+
+
+needs_simulate = pytest.mark.skipif(shutil.which("crm_simulate") is None,
+                                    reason="pacemaker's crm_simulate not installed")
+NODES = ("ctl1", "ctl2", "ctl3")
+
+
+def _settled_cib(tmp_path, monkeypatch, layout):
+    """A CIB file of three quorate controllers with the layout running (crm_simulate runs
+    every action as a success), and which node holds the VIPs."""
+    path = tmp_path / "cib.xml"
+    path.write_text(subprocess.run(["cibadmin", "--empty"], capture_output=True, text=True,
+                                   check=True).stdout)
+    monkeypatch.setenv("CIB_file", str(path))
+    cib.apply(layout)
+    for i, node in enumerate(NODES, 1):
+        subprocess.run(["cibadmin", "--create", "--scope", "nodes", "--xml-text",
+                        f'<node id="{i}" uname="{node}"/>'], check=True)
+        for name, value in (("pingd", "1000"), ("envrouter_uplink", "1")):
+            subprocess.run(["crm_attribute", "-N", node, "-n", name, "-v", value,
+                            "-l", "forever"], check=True, capture_output=True)
+    root = ET.parse(path).getroot()
+    root.set("have-quorum", "1")
+    root.set("dc-uuid", "3")
+    ET.ElementTree(root).write(path)
+    up = [arg for node in NODES for arg in ("--node-up", node)]
+    subprocess.run(["crm_simulate", "-x", str(path), *up, "-S", "-O", str(path)],
+                   check=True, capture_output=True)
+    status = subprocess.run(["crm_mon", "-1", "--output-as=xml"], capture_output=True,
+                            text=True, check=True).stdout
+    (holder,) = {n.get("name") for r in ET.fromstring(status).iter("resource")
+                 if r.get("id") == "vip__vrouter" for n in r.iter("node")}
+    return path, holder
+
+
+def _graph(path, tmp_path, *args):
+    """The next transition's graph: {action: (node or None, {actions it waits for})}, after
+    checking that it runs to its end (-S: every action a success; a loop in the graph fails
+    with "An invalid transition was produced")."""
+    out = tmp_path / "graph.xml"
+    proc = subprocess.run(["crm_simulate", "-x", str(path), *args, "-S", "-G", str(out)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and "invalid transition" not in proc.stderr.lower(), (
+        proc.stdout + proc.stderr)
+    graph = {}
+    for synapse in ET.parse(out).getroot().iter("synapse"):
+        (action,) = list(synapse.find("action_set"))
+        inputs = {t.get("operation_key") for t in synapse.iter("trigger")
+                  for t in t if t.get("operation_key")}
+        graph[action.get("operation_key")] = (action.get("on_node"), inputs)
+    return graph
+
+
+def _waits_for(graph, action):
+    seen, todo = set(), [action]
+    while todo:
+        for dep in graph.get(todo.pop(), (None, set()))[1]:
+            if dep not in seen:
+                seen.add(dep)
+                todo.append(dep)
+    return seen
+
+
+@needs_pacemaker
+@needs_simulate
+def test_a_planned_move_stops_the_vips_before_anything_else_on_the_old_holder(
+        tmp_path, monkeypatch):
+    path, holder = _settled_cib(tmp_path, monkeypatch,
+                                build_layout(sample_doc(), LayoutOptions(stonith_enabled=False)))
+    subprocess.run(["crm_attribute", "-N", holder, "-n", "standby", "-v", "on"], check=True)
+    graph = _graph(path, tmp_path)
+    vip_stops = {"vip__vrouter_stop_0", "vip__vrouter_pub_stop_0"}
+    assert vip_stops <= graph.keys()
+    on_holder = {a for a, (node, _) in graph.items() if node == holder}
+    for action in on_holder - vip_stops:
+        if action.endswith("_stop_0") or action.endswith("_demote_0"):
+            # conntrackd's demote, the dns, ntp, ping, uplink and vrouter stops
+            assert vip_stops <= _waits_for(graph, action), action
+    for vip in ("vip__vrouter", "vip__vrouter_pub"):
+        # the VIP start elsewhere waits for its own stop only: nothing else of the old holder
+        start = f"{vip}_start_0"
+        assert graph[start][0] != holder
+        assert {a for a in _waits_for(graph, start) if graph.get(a, (None,))[0]} == {
+            f"{vip}_stop_0"}
+
+
+@needs_pacemaker
+@needs_simulate
+def test_the_vrouter_restarting_in_place_is_a_valid_transition(tmp_path, monkeypatch):
+    """The planned-move orders must not close a loop with the symmetric vrouter orders (VIP
+    start -> dns stop would: dns stop -> vrouter stop -> vrouter start -> VIP start)."""
+    path, holder = _settled_cib(tmp_path, monkeypatch,
+                                build_layout(sample_doc(), LayoutOptions(stonith_enabled=False)))
+    graph = _graph(path, tmp_path, "-i", f"vrouter_monitor_10000@{holder}=1")
+    assert {"vrouter_stop_0", "vrouter_start_0", "vip__vrouter_start_0",
+            "dns_start_0"} <= graph.keys()
