@@ -289,3 +289,10 @@ def test_the_vrouter_restarting_in_place_is_a_valid_transition(tmp_path, monkeyp
     graph = _graph(path, tmp_path, "-i", f"vrouter_monitor_10000@{holder}=1")
     assert {"vrouter_stop_0", "vrouter_start_0", "vip__vrouter_start_0",
             "dns_start_0"} <= graph.keys()
+
+
+def test_no_action_of_the_layout_writes_a_pending_record():
+    """Every op of every resource: one CIB update per action (its result), not two."""
+    lay = build_layout(sample_doc())
+    ops = [op for r in lay.resources for op in r.iter("op")]
+    assert ops and all(op.get("record-pending") == "false" for op in ops)
