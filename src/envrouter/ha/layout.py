@@ -23,6 +23,9 @@ Constraints, and why:
   restart never restarts the others' instances;
 - ping_upstream (ocf:pacemaker:ping) against the public gateway on every controller; a node whose
   ``pingd`` is undefined or <= 0 may not hold the VIPs;
+- on a planned move, each VIP stop before the old holder's other stops and conntrackd's demote
+  (optional, one-way): the VIP stop runs alone there, nothing aborts the transition before
+  the VIP start is dispatched;
 - resource-stickiness so the VIPs do not fail back needlessly;
 - the management VIP (the public one follows it) mildly prefers a node that is not the DC
   (score below the stickiness): a crash of a holder that is also the DC costs a DC election
@@ -179,13 +182,13 @@ def _vip_stops_first(vip: str, then: str, then_action: str = "stop") -> ET.Eleme
     """On a planned move (standby, a controller leaving, its uplink lost) the old holder's other
     actions wait for the VIP's stop: the VIP stop, the first half of the outage, then runs
     alone on that node instead of beside demote and the dns/ntp stops (Python agent starts
-    that made a 5 ms ``ip addr del`` take 64-292 ms in the lab), and no attribute deletion
-    (the uplink stop's) can abort the transition before the DC has dispatched the VIP start:
-    an aborted transition dispatches nothing new until every action in flight has finished
-    and the scheduler has run again. Optional and one-way: it orders only a transition that
-    has both actions, never blocks one, and cannot close a loop with the symmetric orders
-    ``vrouter-clone`` -> VIP / dns / ntp / conntrackd (a loop made by ordering after the VIP
-    *start* instead, when the vrouter restarts in place: an invalid transition)."""
+    that made a 5 ms ``ip addr del`` take 16-292 ms in the lab); and the uplink stop, whose
+    attribute deletion aborts the transition in flight (an aborted transition dispatches
+    nothing new until every action in flight has finished and the scheduler has run again),
+    is dispatched only with the VIP start. Optional and one-way: it orders only a transition
+    that has both actions, never blocks one, and cannot close a loop with the symmetric orders
+    ``vrouter-clone`` -> VIP / dns / ntp / conntrackd (ordering after the VIP *start* instead
+    does, when the vrouter restarts in place: an invalid transition)."""
     return _order(f"{vip}-stops-before-{then}-{then_action}", vip, then, first_action="stop",
                   then_action=then_action, kind="Optional", symmetrical=False)
 
