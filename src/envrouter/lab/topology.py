@@ -272,37 +272,24 @@ def plan_lab(
             default_gateway=pub.gateway,
         ),
     ]
-    for i in range(1, controllers + 1):
-        name = f"ctl{i}"
+    # controllers carry every network (bridged, for the vrouter) and a corosync node id;
+    # computes only admin and management. "The old way": every node routes through the admin
+    # gateway until deployed.
+    members = [("controller", f"ctl{i}", 10 + i, (admin, mgmt, pub), i)
+               for i in range(1, controllers + 1)]
+    members += [("compute", f"cmp{i}", 100 + i, (admin, mgmt), None)
+                for i in range(1, computes + 1)]
+    for kind, name, host, on, nodeid in members:
         nodes.append(
             LabNode(
                 name=name,
-                kind="controller",
-                roles=("controller",),
+                kind=kind,
+                roles=(kind,),
                 netns=f"{prefix}{name}",
-                ports=(
-                    _port(admin, name, _host(admin.cidr, 10 + i), True),
-                    _port(mgmt, name, _host(mgmt.cidr, 10 + i), True),
-                    _port(pub, name, _host(pub.cidr, 10 + i), True),
-                ),
-                # "the old way": every node routes through the admin gateway until deployed
+                ports=tuple(_port(net, name, _host(net.cidr, host), kind == "controller")
+                            for net in on),
                 default_gateway=admin.gateway,
-                nodeid=i,
-            )
-        )
-    for i in range(1, computes + 1):
-        name = f"cmp{i}"
-        nodes.append(
-            LabNode(
-                name=name,
-                kind="compute",
-                roles=("compute",),
-                netns=f"{prefix}{name}",
-                ports=(
-                    _port(admin, name, _host(admin.cidr, 100 + i), False),
-                    _port(mgmt, name, _host(mgmt.cidr, 100 + i), False),
-                ),
-                default_gateway=admin.gateway,
+                nodeid=nodeid,
             )
         )
     records = [
