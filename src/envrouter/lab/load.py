@@ -250,6 +250,15 @@ class Client:
         c.sock.close()
         self.done.append(c)
 
+    def _send(self, c: Conn, data: bytes, what: str) -> bool:
+        """Send `data` on `c`; on an error, fail the connection with `what` (False)."""
+        try:
+            c.sock.send(data)
+        except OSError as exc:
+            self._fail(c, f"{what}: {exc.strerror or exc}")
+            return False
+        return True
+
     def _on_event(self, c: Conn, mask: int) -> None:
         if c.state == "connecting":
             err = c.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
@@ -262,10 +271,7 @@ class Client:
             with contextlib.suppress(OSError):
                 c.tuple = f"{c.sock.getsockname()[1]}->{c.sock.getpeername()[1]}"
             if c.kind == "new":
-                try:
-                    c.sock.send(b"n")
-                except OSError as exc:
-                    self._fail(c, f"hello: {exc}")
+                if not self._send(c, b"n", "hello"):
                     return
                 c.state = "hello"
             else:
@@ -286,10 +292,7 @@ class Client:
             if byte == ord("n") and c.state == "hello":
                 c.state = "open"
             elif byte == ord("S"):
-                try:
-                    c.sock.send(b"C")
-                except OSError as exc:
-                    self._fail(c, f"check answer: {exc.strerror or exc}")
+                if not self._send(c, b"C", "check answer"):
                     return
                 c.state = "checked"
             elif byte == ord("K") and c.state == "checked":
