@@ -14,7 +14,7 @@ from typing import Any
 
 from envrouter.errors import InfraError
 from envrouter.lab.nodes import Lab
-from envrouter.lab.waiting import wait_for
+from envrouter.lab.waiting import end_process, wait_for
 
 TCP_PORT = 5001
 UDP_PORT = 5002
@@ -93,11 +93,7 @@ class Traffic:
         finally:
             self.signal_stop()
             for proc in self.procs:
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+                end_process(proc, 10)
         with open(f"{self.dir}/server.json") as f:
             server = json.load(f)
         clients, pings = {}, {}

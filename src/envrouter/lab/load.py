@@ -440,6 +440,8 @@ def watch(name: str, netns: str, port: int, directory: str) -> int:
     entry conntrackd injected) into ``DIR/<name>.events``, until ``DIR/stop-load``."""
     import subprocess
 
+    from envrouter.lab.waiting import end_process
+
     out_path = os.path.join(directory, f"{name}.events")
     argv = ["ip", "netns", "exec", netns, "conntrack", "-E", "-e", "NEW", "-p", "tcp",
             "--dport", str(port), "-o", "timestamp"]
@@ -453,11 +455,7 @@ def watch(name: str, netns: str, port: int, directory: str) -> int:
         finally:
             if proc.poll() is None:
                 proc.terminate()
-                try:
-                    proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+                end_process(proc, 5)
     return 0
 
 

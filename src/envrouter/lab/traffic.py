@@ -38,6 +38,8 @@ import threading
 import time
 from typing import Any
 
+from envrouter.lab.waiting import end_process
+
 CHUNK_COUNTERS = 64  # 64 x 8 bytes = 512 bytes per send
 SEND_INTERVAL = 0.010
 UDP_INTERVAL = 0.020
@@ -291,11 +293,7 @@ def client(name: str, server: str, tcp_port: int, udp_port: int, ping: str | Non
     stop.set()
     if ping_proc is not None:
         ping_proc.send_signal(signal.SIGINT)  # ping prints its summary on SIGINT
-        try:
-            ping_proc.wait(5)
-        except subprocess.TimeoutExpired:
-            ping_proc.kill()
-            ping_proc.wait()
+        end_process(ping_proc, 5)
     for th in threads:
         th.join(2)
     flows = [st.record(f) for f, st in tcp_streams.items()] + [uf.record() for uf in udp_flows]
