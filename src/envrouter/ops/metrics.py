@@ -10,7 +10,8 @@ left out (absent), never exported as 0.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -19,6 +20,8 @@ from prometheus_client.registry import Collector
 from envrouter.ops.model import Status
 
 PREFIX = "envrouter"
+
+T = TypeVar("T")
 
 
 def _g(name: str, doc: str, labels: list[str] | None = None) -> GaugeMetricFamily:
@@ -43,6 +46,28 @@ def _counter(name: str, doc: str, labels: list[str] | None = None, *, value: flo
     m = _c(name, doc, labels)
     m.add_metric(at or [], value)
     return m
+
+
+def _per_item(
+    items: Iterable[T],
+    labels: list[str],
+    at: Callable[[T], list[str]],
+    columns: list[tuple[Callable[..., Metric], str, str, Callable[[T], Any]]],
+) -> Iterator[Metric]:
+    """One family per column (`_g` or `_c`, name, doc, the item's value), one sample per item
+    at the label values `at(item)`; an item whose value is None is left out of that family."""
+    items = list(items)
+    for make, name, doc, value in columns:
+        m = make(name, doc, labels)
+        for item in items:
+            v = value(item)
+            if v is not None:
+                m.add_metric(at(item), v)
+        yield m
+
+
+def _flag(value: bool | None) -> int | None:
+    return None if value is None else (1 if value else 0)
 
 
 class StatusCollector(Collector):
@@ -75,13 +100,12 @@ class StatusCollector(Collector):
                              value=1 if c.quorate else 0, at=[node])
             yield _gauge("cluster_is_dc", "this node is the Designated Controller", ["node"],
                          value=1 if c.dc == node else 0, at=[node])
-            m = _g("cluster_node_online", "a cluster member is online", ["member"])
-            s = _g("cluster_node_standby", "a cluster member is in standby", ["member"])
-            for n in c.nodes:
-                m.add_metric([n.name], 1 if n.online else 0)
-                s.add_metric([n.name], 1 if n.standby else 0)
-            yield m
-            yield s
+            yield from _per_item(c.nodes, ["member"], lambda n: [n.name], [
+                (_g, "cluster_node_online", "a cluster member is online",
+                 lambda n: _flag(n.online)),
+                (_g, "cluster_node_standby", "a cluster member is in standby",
+                 lambda n: _flag(n.standby)),
+            ])
             run = _g("resource_running", "a resource instance is active on a member "
                      "(role Started or Promoted/Unpromoted)", ["resource", "member", "role"])
             fail = _g("resource_failed", "a resource instance is failed on a member",
@@ -104,19 +128,14 @@ class StatusCollector(Collector):
                 m.add_metric([f.resource, f.node, f.task], 1)
             yield m
 
-        held = _g("vip_held", "the VIP's address is in this node's vrouter namespace (kernel)",
-                  ["vip", "address"])
-        where = _g("vip_pacemaker_nodes", "on how many members Pacemaker runs the VIP",
-                   ["vip", "address"])
-        here = _g("vip_pacemaker_here", "Pacemaker runs the VIP on this node", ["vip", "address"])
-        for v in st.vips:
-            if v.here is not None:
-                held.add_metric([v.name, v.address], 1 if v.here else 0)
-            where.add_metric([v.name, v.address], len(v.pacemaker_nodes))
-            here.add_metric([v.name, v.address], 1 if node in v.pacemaker_nodes else 0)
-        yield held
-        yield where
-        yield here
+        yield from _per_item(st.vips, ["vip", "address"], lambda v: [v.name, v.address], [
+            (_g, "vip_held", "the VIP's address is in this node's vrouter namespace (kernel)",
+             lambda v: _flag(v.here)),
+            (_g, "vip_pacemaker_nodes", "on how many members Pacemaker runs the VIP",
+             lambda v: len(v.pacemaker_nodes)),
+            (_g, "vip_pacemaker_here", "Pacemaker runs the VIP on this node",
+             lambda v: _flag(node in v.pacemaker_nodes)),
+        ])
 
         ct = st.conntrackd
         if ct is not None:
@@ -182,22 +201,14 @@ class StatusCollector(Collector):
                 value = getattr(d, key)
                 if value is not None:
                     yield _counter(f"dns_cache_{key}", doc, value=value)
-            reach = _g("dns_upstream_reachable", "the upstream answers a probe from the "
-                       "namespace", ["upstream"])
-            queries = _c("dns_upstream_queries", "queries dnsmasq sent to the upstream",
-                         ["upstream"])
-            failed = _c("dns_upstream_failed_queries", "queries the upstream failed (dnsmasq)",
-                        ["upstream"])
-            for u in d.upstreams:
-                if u.reachable is not None:
-                    reach.add_metric([u.address], 1 if u.reachable else 0)
-                if u.queries is not None:
-                    queries.add_metric([u.address], u.queries)
-                if u.failed is not None:
-                    failed.add_metric([u.address], u.failed)
-            yield reach
-            yield queries
-            yield failed
+            yield from _per_item(d.upstreams, ["upstream"], lambda u: [u.address], [
+                (_g, "dns_upstream_reachable", "the upstream answers a probe from the namespace",
+                 lambda u: _flag(u.reachable)),
+                (_c, "dns_upstream_queries", "queries dnsmasq sent to the upstream",
+                 lambda u: u.queries),
+                (_c, "dns_upstream_failed_queries", "queries the upstream failed (dnsmasq)",
+                 lambda u: u.failed),
+            ])
 
         n = st.ntp
         if n is not None:
