@@ -66,6 +66,16 @@ def _per_item(
         yield m
 
 
+def _by_label(make: Callable[..., Metric], name: str, doc: str, label: str,
+              samples: list[tuple[str, float | None]]) -> Metric:
+    """A family of one label, one sample per (label value, value); a None value is left out."""
+    m = make(name, doc, [label])
+    for at, value in samples:
+        if value is not None:
+            m.add_metric([at], value)
+    return m
+
+
 def _flag(value: bool | None) -> int | None:
     return None if value is None else (1 if value else 0)
 
@@ -147,33 +157,22 @@ class StatusCollector(Collector):
                              value=1 if ct.promoted_marker else 0)
             if ct.stats is not None:
                 x = ct.stats
-                m = _g("conntrackd_cache_entries", "active entries in conntrackd's caches",
-                       ["cache"])
-                m.add_metric(["internal"], x.internal_active)
-                if x.external_active is not None:
-                    m.add_metric(["external"], x.external_active)
-                yield m
-                m = _c("conntrackd_cache_failures", "failed cache operations", ["cache"])
-                m.add_metric(["internal"], x.internal_failed)
-                m.add_metric(["external"], x.external_failed)
-                yield m
-                m = _c("conntrackd_sync_packets", "sync packets", ["direction"])
-                m.add_metric(["sent"], x.packets_sent)
-                m.add_metric(["received"], x.packets_recv)
-                yield m
-                m = _c("conntrackd_sync_bytes", "sync bytes", ["direction"])
-                m.add_metric(["sent"], x.bytes_sent)
-                m.add_metric(["received"], x.bytes_recv)
-                yield m
-                m = _c("conntrackd_sync_errors", "sync errors by kind",  ["kind"])
-                m.add_metric(["send"], x.errors_send)
-                m.add_metric(["receive"], x.errors_recv)
-                m.add_metric(["malformed"], x.malformed_msgs)
-                if x.lost_counted:
-                    m.add_metric(["lost"], x.lost_msgs)
-                if x.rcvbuf_errors is not None:
-                    m.add_metric(["receive_buffer"], x.rcvbuf_errors)
-                yield m
+                yield _by_label(_g, "conntrackd_cache_entries",
+                                "active entries in conntrackd's caches", "cache",
+                                [("internal", x.internal_active),
+                                 ("external", x.external_active)])
+                yield _by_label(_c, "conntrackd_cache_failures", "failed cache operations",
+                                "cache", [("internal", x.internal_failed),
+                                          ("external", x.external_failed)])
+                yield _by_label(_c, "conntrackd_sync_packets", "sync packets", "direction",
+                                [("sent", x.packets_sent), ("received", x.packets_recv)])
+                yield _by_label(_c, "conntrackd_sync_bytes", "sync bytes", "direction",
+                                [("sent", x.bytes_sent), ("received", x.bytes_recv)])
+                yield _by_label(_c, "conntrackd_sync_errors", "sync errors by kind", "kind",
+                                [("send", x.errors_send), ("receive", x.errors_recv),
+                                 ("malformed", x.malformed_msgs),
+                                 ("lost", x.lost_msgs if x.lost_counted else None),
+                                 ("receive_buffer", x.rcvbuf_errors)])
                 if x.kernel_resyncs is not None:
                     yield _counter("conntrackd_kernel_resyncs", "resyncs with the kernel table",
                                    value=x.kernel_resyncs)
@@ -231,10 +230,9 @@ class StatusCollector(Collector):
                 ):
                     yield _gauge(name, doc, value=value)
             if n.answering:  # sources are only known from a daemon that answered
-                m = _g("ntp_sources_reachable", "reachable NTP sources", ["kind"])
-                m.add_metric(["upstream"], sum(1 for s in n.sources if s.upstream and s.reachable))
-                m.add_metric(["peer"], sum(1 for s in n.sources if not s.upstream and s.reachable))
-                yield m
+                yield _by_label(_g, "ntp_sources_reachable", "reachable NTP sources", "kind", [
+                    ("upstream", sum(1 for s in n.sources if s.upstream and s.reachable)),
+                    ("peer", sum(1 for s in n.sources if not s.upstream and s.reachable))])
                 m = _g("ntp_source_reach", "the source's 8-bit reach register (255 = last 8 polls "
                        "answered)", ["source", "kind"])
                 for s in n.sources:
