@@ -40,14 +40,6 @@ def _gauge(name: str, doc: str, labels: list[str] | None = None, *, value: float
     return m
 
 
-def _counter(name: str, doc: str, labels: list[str] | None = None, *, value: float,
-             at: list[str] | None = None) -> CounterMetricFamily:
-    """A counter family with one sample."""
-    m = _c(name, doc, labels)
-    m.add_metric(at or [], value)
-    return m
-
-
 def _per_item(
     items: Iterable[T],
     labels: list[str],
@@ -74,6 +66,16 @@ def _by_label(make: Callable[..., Metric], name: str, doc: str, label: str,
         if value is not None:
             m.add_metric([at], value)
     return m
+
+
+def _singles(make: Callable[..., Metric],
+             rows: list[tuple[str, str, float | None]]) -> Iterator[Metric]:
+    """A family of one unlabelled sample per row (name, doc, value); a None value is left out."""
+    for name, doc, value in rows:
+        if value is not None:
+            m = make(name, doc)
+            m.add_metric([], value)
+            yield m
 
 
 def _flag(value: bool | None) -> int | None:
@@ -173,33 +175,31 @@ class StatusCollector(Collector):
                                  ("malformed", x.malformed_msgs),
                                  ("lost", x.lost_msgs if x.lost_counted else None),
                                  ("receive_buffer", x.rcvbuf_errors)])
-                if x.kernel_resyncs is not None:
-                    yield _counter("conntrackd_kernel_resyncs", "resyncs with the kernel table",
-                                   value=x.kernel_resyncs)
-                if x.netlink_overruns is not None:
-                    yield _counter("conntrackd_netlink_overruns", "netlink event overruns",
-                                   value=x.netlink_overruns)
+                yield from _singles(_c, [
+                    ("conntrackd_kernel_resyncs", "resyncs with the kernel table",
+                     x.kernel_resyncs),
+                    ("conntrackd_netlink_overruns", "netlink event overruns", x.netlink_overruns),
+                ])
         t = st.conntrack
         if t is not None and t.entries is not None:
-            yield _gauge("conntrack_entries", "entries in the namespace's conntrack (NAT) table",
-                         value=t.entries)
-            if t.max is not None:
-                yield _gauge("conntrack_max", "nf_conntrack_max as seen in the namespace",
-                             value=t.max)
+            yield from _singles(_g, [
+                ("conntrack_entries", "entries in the namespace's conntrack (NAT) table",
+                 t.entries),
+                ("conntrack_max", "nf_conntrack_max as seen in the namespace", t.max),
+            ])
 
         d = st.dns
         if d is not None:
             yield _gauge("dns_up", "dnsmasq answers on the namespace's management address",
                          value=1 if d.answering else 0)
-            if d.cache_size is not None:
-                yield _gauge("dns_cache_size", "dnsmasq's cache size (entries)", value=d.cache_size)
-            for key, doc in (("hits", "answers from the cache"),
-                             ("misses", "queries forwarded upstream"),
-                             ("insertions", "cache insertions"),
-                             ("evictions", "cache evictions of live entries")):
-                value = getattr(d, key)
-                if value is not None:
-                    yield _counter(f"dns_cache_{key}", doc, value=value)
+            yield from _singles(_g, [
+                ("dns_cache_size", "dnsmasq's cache size (entries)", d.cache_size)])
+            yield from _singles(_c, [
+                ("dns_cache_hits", "answers from the cache", d.hits),
+                ("dns_cache_misses", "queries forwarded upstream", d.misses),
+                ("dns_cache_insertions", "cache insertions", d.insertions),
+                ("dns_cache_evictions", "cache evictions of live entries", d.evictions),
+            ])
             yield from _per_item(d.upstreams, ["upstream"], lambda u: [u.address], [
                 (_g, "dns_upstream_reachable", "the upstream answers a probe from the namespace",
                  lambda u: _flag(u.reachable)),
@@ -215,7 +215,7 @@ class StatusCollector(Collector):
                          value=1 if n.answering else 0)
             if n.tracking is not None:
                 tr = n.tracking
-                for name, doc, value in (
+                yield from _singles(_g, [
                     ("ntp_stratum", "chronyd's stratum", tr.stratum),
                     ("ntp_offset_seconds", "last measured offset of the local clock",
                      tr.last_offset),
@@ -227,8 +227,7 @@ class StatusCollector(Collector):
                      1 if tr.synchronised else 0),
                     ("ntp_local_reference", "serving its own clock (local stratum / orphan)",
                      1 if tr.local_reference else 0),
-                ):
-                    yield _gauge(name, doc, value=value)
+                ])
             if n.answering:  # sources are only known from a daemon that answered
                 yield _by_label(_g, "ntp_sources_reachable", "reachable NTP sources", "kind", [
                     ("upstream", sum(1 for s in n.sources if s.upstream and s.reachable)),
