@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from envrouter.errors import InfraError
-from envrouter.lab.waiting import end_process, wait_for
-from envrouter.waiting import poll, wait_until
+from envrouter.lab.waiting import wait_for
+from envrouter.waiting import end_process, poll, wait_until
 
 
 def test_poll_returns_the_first_truthy_answer_or_the_last_one() -> None:

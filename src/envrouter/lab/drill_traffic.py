@@ -14,7 +14,8 @@ from typing import Any
 
 from envrouter.errors import InfraError
 from envrouter.lab.nodes import Lab
-from envrouter.lab.waiting import end_process, wait_for
+from envrouter.lab.waiting import wait_for
+from envrouter.waiting import end_process
 
 TCP_PORT = 5001
 UDP_PORT = 5002

@@ -440,7 +440,7 @@ def watch(name: str, netns: str, port: int, directory: str) -> int:
     entry conntrackd injected) into ``DIR/<name>.events``, until ``DIR/stop-load``."""
     import subprocess
 
-    from envrouter.lab.waiting import end_process
+    from envrouter.waiting import end_process
 
     out_path = os.path.join(directory, f"{name}.events")
     argv = ["ip", "netns", "exec", netns, "conntrack", "-E", "-e", "NEW", "-p", "tcp",

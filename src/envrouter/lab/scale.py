@@ -29,7 +29,8 @@ from envrouter.lab.load_report import (
     sync_lags,
 )
 from envrouter.lab.nodes import Lab
-from envrouter.lab.waiting import end_process, wait_for
+from envrouter.lab.waiting import wait_for
+from envrouter.waiting import end_process
 
 # the compute nodes open many connections to a few server ports: a wide ephemeral range (a
 # sysctl of the lab's compute namespaces only)

@@ -38,7 +38,7 @@ import threading
 import time
 from typing import Any
 
-from envrouter.lab.waiting import end_process
+from envrouter.waiting import end_process
 
 CHUNK_COUNTERS = 64  # 64 x 8 bytes = 512 bytes per send
 SEND_INTERVAL = 0.010

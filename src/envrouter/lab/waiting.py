@@ -22,16 +22,6 @@ def tail(path: str, lines: int = 15) -> str:
         return f"(no {os.path.basename(path)})"
 
 
-def end_process(proc: subprocess.Popen, timeout: float) -> None:
-    """Give `proc` (already told to stop, or about to end) `timeout` seconds to exit, then kill
-    it; it is reaped either way."""
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 def wait_for(
     what: str,
     probe: Callable[[], T | None],
