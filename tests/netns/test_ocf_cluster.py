@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cleanup import remove_namespaces
 
 from envrouter.ha.corosync import render_corosync_conf
 from envrouter.ha.install import install_agents
@@ -170,11 +171,7 @@ def node():
         yield n
     finally:
         n.stop()
-        for ns in (ns_node, ns_up):
-            try:
-                netns.remove(ns)
-            except OSError:
-                pass
+        remove_namespaces((ns_node, ns_up))
         shutil.rmtree(base, ignore_errors=True)
 
 

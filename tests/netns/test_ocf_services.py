@@ -19,10 +19,12 @@ import time
 from pathlib import Path
 
 import pytest
+from cleanup import remove_namespaces
 
 from envrouter.document import parse_document
 from envrouter.services import conntrackd, dns, ntp
-from envrouter.services.process import pid_running, read_pid, wait_until
+from envrouter.services.process import pid_running, read_pid
+from envrouter.waiting import wait_until
 from monitor_imports import heavy_in, run_monitor
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(240)]
@@ -114,11 +116,7 @@ def lab():
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        for ns in names.values():
-            try:
-                netns.remove(ns)
-            except OSError:
-                pass
+        remove_namespaces(names.values())
         shutil.rmtree(run_root, ignore_errors=True)
 
 

@@ -19,13 +19,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from cleanup import remove_namespaces, stop_daemons
 from prometheus_client.parser import text_string_to_metric_families
 
 from envrouter.document import parse_document
 from envrouter.ops.assess import assess
 from envrouter.ops.collect import CollectOptions, collect
 from envrouter.services import conntrackd, dns, ntp
-from envrouter.services.process import wait_until
+from envrouter.waiting import wait_until
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(180)]
 
@@ -132,20 +133,12 @@ def world(tmp_path_factory):
         yield {"vr1": vr1, "vr2": vr2, "up": up, "doc": str(doc1), "base": base,
                "run_root": kw["run_root"], "upstream": upstream, "daemons": daemons}
     finally:
-        for d in daemons:
-            try:
-                d.stop()
-            except Exception:  # noqa: BLE001 - best effort; the namespaces go next
-                pass
+        stop_daemons(daemons)
         for p in upstream.values():
             if p.poll() is None:
                 p.terminate()
                 p.wait(10)
-        for n in (sw, vr1, vr2, up):
-            try:
-                netns.remove(n)
-            except OSError:
-                pass
+        remove_namespaces((sw, vr1, vr2, up))
         shutil.rmtree(run_root, ignore_errors=True)
 
 
