@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
-import json
 import os
 import resource
 import selectors
@@ -44,6 +43,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
+
+from envrouter.files import write_json
 
 MAX_PER_PROCESS = 15_000
 IN_FLIGHT = 256
@@ -59,13 +60,6 @@ def raise_nofile() -> int:
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return hard
-
-
-def write_json(path: str, data: Any) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f)
-    os.replace(tmp, path)
 
 
 def _exists(directory: str, name: str) -> bool:
@@ -387,7 +381,7 @@ class Client:
                 self._udp_send()
                 next_udp = now + UDP_INTERVAL
             if now >= next_state:
-                write_json(os.path.join(d, f"{self.a.name}.state"), self.state())
+                write_json(os.path.join(d, f"{self.a.name}.state"), self.state(), durable=False)
                 next_state = now + STATE_EVERY
             for key, mask in self.sel.select(0.01):
                 if isinstance(key.data, UdpFlow):

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import signal
 import socket
@@ -38,6 +37,7 @@ import threading
 import time
 from typing import Any
 
+from envrouter.files import write_json
 from envrouter.waiting import end_process
 
 CHUNK_COUNTERS = 64  # 64 x 8 bytes = 512 bytes per send
@@ -123,13 +123,6 @@ def _stop_requested(directory: str, what: str = "stop") -> bool:
     return os.path.exists(os.path.join(directory, what))
 
 
-def _write_json(path: str, data: Any) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f)
-    os.replace(tmp, path)
-
-
 # ----------------------------------------------------------------------------- server
 
 
@@ -201,7 +194,7 @@ def serve(bind: str, tcp_port: int, udp_port: int, directory: str) -> int:
     with lock:
         out = {"tcp": [st.record(flow, peers=peers.get(flow, [])) for flow, st in streams.items()],
                "udp_seen": udp_seen}
-    _write_json(os.path.join(directory, "server.json"), out)
+    write_json(os.path.join(directory, "server.json"), out)
     return 0
 
 
@@ -288,7 +281,8 @@ def client(name: str, server: str, tcp_port: int, udp_port: int, ping: str | Non
         last = {f: (st.rx_times[-1] if st.rx_times else None) for f, st in tcp_streams.items()}
         last.update({uf.flow: (uf.rx_times[-1] if uf.rx_times else None) for uf in udp_flows})
         errors = {f: st.error for f, st in tcp_streams.items() if st.error}
-        _write_json(progress, {"time": time.time(), "last_rx": last, "errors": errors})
+        write_json(progress, {"time": time.time(), "last_rx": last, "errors": errors},
+                   durable=False)
         time.sleep(0.2)
     stop.set()
     if ping_proc is not None:
@@ -297,7 +291,7 @@ def client(name: str, server: str, tcp_port: int, udp_port: int, ping: str | Non
     for th in threads:
         th.join(2)
     flows = [st.record(f) for f, st in tcp_streams.items()] + [uf.record() for uf in udp_flows]
-    _write_json(os.path.join(directory, f"{name}.json"), {"name": name, "flows": flows})
+    write_json(os.path.join(directory, f"{name}.json"), {"name": name, "flows": flows})
     return 0
 
 
