@@ -89,7 +89,9 @@ class Agents:
 
 def local(reps: int) -> int:
     from agent_documents import controller_document
+    from envrouter.ha import ocf_conntrackd
     from envrouter.ha.install import install_agents
+    from envrouter.waiting import wait_until
 
     if os.geteuid() != 0:
         raise SystemExit("bench/agents_cpu.py needs root (it creates network namespaces)")
@@ -132,6 +134,11 @@ def local(reps: int) -> int:
             rows.append((f"{name} monitor (10 s)",
                          a.median(reps, name, "monitor", daemon, 10000), MONITOR_MS))
         a.run("conntrackd", "promote", daemon)
+        # the steady state: the first recurring monitor RESYNC_AFTER s after promote resyncs
+        marker = conf.with_name(ocf_conntrackd.PROMOTED_FILE)
+        wait_until(lambda: a.run("conntrackd", "monitor", daemon, 5000, (8,)) >= 0
+                   and ocf_conntrackd.RESYNCED in marker.read_text(),
+                   timeout=ocf_conntrackd.RESYNC_AFTER + 30, interval=0.5)
         rows.append(("conntrackd monitor promoted (5 s)",
                      a.median(reps, "conntrackd", "monitor", daemon, 5000, (8,)), MONITOR_MS))
         for label, params in (("management", mgmt), ("public", pub)):

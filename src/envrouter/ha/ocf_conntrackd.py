@@ -43,6 +43,7 @@ from envrouter.ha.ocf_base import (
 )
 from envrouter.ha.ocf_daemon import (
     COMMON_PARAMS,
+    RENDERERS,
     Instance,
     daemon_from,
     instance,
@@ -186,7 +187,25 @@ def monitor(ctx: Context) -> int:
         _resync_once_after_promote(ctx, i, marker)
     elif not promoted and not conntrackd.EXTERNAL_CACHE:
         _keep_cache_empty(ctx, i, stats)
+    _verdict_facts(ctx, i, marker, promoted)
     return OCF_RUNNING_PROMOTED if promoted else OCF_SUCCESS
+
+
+def _verdict_facts(ctx: Context, i: Instance, marker: str, promoted: bool) -> None:
+    """What the promoted instance's recurring monitor answer rests on besides the daemon's
+    (ocf_daemon): it answers on its socket, it is promoted and the resync after promote is
+    done. An unpromoted instance's answer rests on what sh cannot check (no marker, an
+    empty internal cache): every such monitor runs here."""
+    if ctx.verdict is None:
+        return
+    if not promoted:
+        ctx.verdict.spoiled = True
+        return
+    ctx.verdict.succeeds("conntrackd", "-C", i.file(conntrackd.CONF), "-s")
+    if conntrackd.EXTERNAL_CACHE:
+        ctx.verdict.exists(marker)
+    else:
+        ctx.verdict.has_line(marker, RESYNCED)
 
 
 def _keep_cache_empty(ctx: Context, paths: Instance, stats: str) -> None:
@@ -326,6 +345,7 @@ AGENT = Agent(
         Action("meta-data", timeout="5s"),
         Action("validate-all", timeout="10s"),
     ],
+    monitor_inputs=RENDERERS,
 )
 
 
