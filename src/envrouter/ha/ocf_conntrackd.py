@@ -252,30 +252,30 @@ def _resync_once_after_promote(ctx: Context, paths: Instance, marker: str) -> No
         pass
 
 
-def promote(ctx: Context) -> int:
+def _set_role(ctx: Context, promoted: bool) -> int:
+    """promote or demote: the role's commands and the marker, once (again: nothing to do)."""
+    doing = "promote" if promoted else "demote"
     d = daemon_from(ctx, _build)
     if not d.running():
-        exit_reason("conntrackd is not running: cannot promote")
+        exit_reason(f"conntrackd is not running: cannot {doing}")
         return OCF_NOT_RUNNING
     marker = d.paths.file(PROMOTED_FILE)
-    if not marker.exists():
-        _commands(d, PROMOTE)
-        marker.write_text("promoted\n")
-        ctx.log("info", f"conntrackd promoted in {d.namespace}")
+    if marker.exists() != promoted:
+        _commands(d, PROMOTE if promoted else DEMOTE)
+        if promoted:
+            marker.write_text("promoted\n")
+        else:
+            marker.unlink()
+        ctx.log("info", f"conntrackd {doing}d in {d.namespace}")
     return OCF_SUCCESS
+
+
+def promote(ctx: Context) -> int:
+    return _set_role(ctx, promoted=True)
 
 
 def demote(ctx: Context) -> int:
-    d = daemon_from(ctx, _build)
-    if not d.running():
-        exit_reason("conntrackd is not running: cannot demote")
-        return OCF_NOT_RUNNING
-    marker = d.paths.file(PROMOTED_FILE)
-    if marker.exists():
-        _commands(d, DEMOTE)
-        marker.unlink()
-        ctx.log("info", f"conntrackd demoted in {d.namespace}")
-    return OCF_SUCCESS
+    return _set_role(ctx, promoted=False)
 
 
 def notify(ctx: Context) -> int:

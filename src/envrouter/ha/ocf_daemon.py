@@ -56,6 +56,21 @@ def daemon_from(ctx: Context, build: BuildDaemon) -> Daemon:
     return build(load_vrouter(ctx), ctx)
 
 
+def service_build(service: str) -> BuildDaemon:
+    """The build of an agent whose daemon is ``envrouter.services.<service>.daemon`` of the
+    document's vrouter section, with the agent's run_root and log_root. The renderer is
+    imported only when a daemon is built: not on a monitor's usual path."""
+    def build(doc: DeploymentDocument, ctx: Context) -> Daemon:
+        import importlib
+
+        assert doc.vrouter is not None
+        module = importlib.import_module(f"envrouter.services.{service}")
+        return module.daemon(doc.vrouter, run_root=ctx.params["run_root"],
+                             log_root=ctx.params["log_root"])
+
+    return build
+
+
 class Instance:
     """What a monitor needs to know of a daemon instance, without the document."""
 
