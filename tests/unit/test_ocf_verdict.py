@@ -88,8 +88,13 @@ def test_a_spoiled_verdict_is_removed_and_never_answers(agent, tmp_path):
     assert not os.path.exists(verdict.path)
     assert _run(path, env).returncode == NO_PYTHON
     other = Verdict(verdict.path, stamp)
-    other.succeeds("rm", "-rf", str(tmp_path))  # only the commands the launcher allows
+    other.succeeds(5, "rm", "-rf", str(tmp_path))  # only the commands the launcher allows
     assert other.spoiled
+    failing = Verdict(verdict.path, stamp)
+    failing.exists(str(tmp_path))
+    failing.succeeds(5, "conntrackd", "-C", str(tmp_path / "absent.conf"), "-s")
+    failing.record(8)
+    assert _run(path, env).returncode == NO_PYTHON  # the command fails: Python decides
 
 
 def test_a_verdict_is_kept_only_for_a_recurring_monitor_the_launcher_started():

@@ -117,8 +117,9 @@ VERDICT_CHECK = r"""verdict() {
       line) { while read -r l || [ -n "$l" ]; do [ "$l" = "$b" ] && break; l=; done; } \
           2>/dev/null <"$a"
         [ "$l" = "$b" ] || return 1 ;;
-      run) case $a in @COMMANDS@) ;; *) return 1 ;; esac
-        set -f; $a $b </dev/null >/dev/null 2>&1 || { set +f; return 1; }; set +f ;;
+      run) case $a in ''|*[!0-9]*) return 1 ;; esac
+        case $b in @COMMANDS@) ;; *) return 1 ;; esac
+        set -f; timeout "$a" $b </dev/null >/dev/null 2>&1 || { set +f; return 1; }; set +f ;;
       *) return 1 ;;
     esac
   done
@@ -155,7 +156,7 @@ def verdict_check(agent, interpreter: str | None = None) -> str:  # agent: ocf_b
         if os.path.isdir(os.path.join(here, rel)):
             files.append(path + "/*")
     return (VERDICT_CHECK
-            .replace("@COMMANDS@", "|".join(_sh_word(c) for c in VERDICT_COMMANDS))
+            .replace("@COMMANDS@", "|".join(f"'{_sh_word(c)} '*" for c in VERDICT_COMMANDS))
             .replace("@PARAMS@", ";".join(f"{k}={v}" for k, v in param.items()))
             .replace("@FILES@", " ".join(files))
             .replace("@VERDICT@", verdict_path(param["run_root"], agent.name)))

@@ -201,7 +201,7 @@ def _verdict_facts(ctx: Context, i: Instance, marker: str, promoted: bool) -> No
     if not promoted:
         ctx.verdict.spoiled = True
         return
-    ctx.verdict.succeeds("conntrackd", "-C", i.file(conntrackd.CONF), "-s")
+    ctx.verdict.succeeds(conntrackd.STATS_TIMEOUT, *conntrackd.stats_argv(i))
     if conntrackd.EXTERNAL_CACHE:
         ctx.verdict.exists(marker)
     else:

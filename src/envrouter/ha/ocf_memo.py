@@ -72,11 +72,11 @@ def write_memo(path: str, stamp: str, values: list[str]) -> None:
 # document and of the renderers' files, one `stat` — and passes it in this variable. When a
 # recurring monitor's answer rests only on facts the launcher can check in sh (a live PID with
 # its command name, a path that exists, a file holding a line, a client command that
-# succeeds), the Python run records the answer with those facts and that stamp; the next
-# recurring monitor is answered by the launcher while the stamp and every fact still hold,
-# without starting Python. Any fact that no longer holds sends it to Python, which decides
-# (docs/ha.md, "Agent cost"). What to conclude is decided only here, in Python: the launcher
-# only compares what was recorded.
+# succeeds within a time), the Python run records the answer with those facts and that stamp;
+# the next recurring monitor is answered by the launcher while the stamp and every fact still
+# hold, without starting Python. Any fact that no longer holds sends it to Python, which decides
+# (docs/ha.md, "Agent cost"). What to conclude is decided only by the Python agent: the
+# launcher only compares what it recorded.
 INPUTS_ENV = "ENVROUTER_OCF_INPUTS"
 VERDICT_SUFFIX = ".verdict"
 VERDICT_COMMANDS = ("conntrackd",)  # the only commands a verdict may name as a fact
@@ -114,10 +114,11 @@ class Verdict:
     def has_line(self, path: str, line: str) -> None:
         self.fact("line", path, line)
 
-    def succeeds(self, *argv: str) -> None:
+    def succeeds(self, timeout: int, *argv: str) -> None:
+        """argv exits 0 within timeout s (a command of VERDICT_COMMANDS only)."""
         if argv[0] not in VERDICT_COMMANDS:
             self.spoiled = True
-        self.fact("run", *argv)
+        self.fact("run", str(timeout), *argv)
 
     def record(self, rc: int) -> None:
         """Write the verdict (replacing the file whole), or remove a stale one if spoiled."""
