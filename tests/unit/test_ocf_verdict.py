@@ -116,3 +116,21 @@ def test_python_agents_without_monitor_inputs_always_run_python():
     text = agent_text("vrouter")
     assert INPUTS_ENV not in text and text.rstrip().endswith('"$@"')
     assert sys.executable in text
+
+
+def test_only_a_running_answer_is_recorded(tmp_path):
+    """A failure may rest on more than the recorded facts (conntrackd not answering on its
+    socket after the daemon's facts were noted): Python decides it every time."""
+    from envrouter.ha.ocf_base import OCF_ERR_GENERIC, OCF_RUNNING_PROMOTED, run
+
+    def monitor(answer):
+        def handler(ctx):
+            ctx.verdict = Verdict(verdict_path(str(tmp_path), "t"), "stamp")
+            ctx.verdict.exists(str(tmp_path))
+            return answer
+        return handler
+
+    for answer, kept in ((OCF_RUNNING_PROMOTED, True), (OCF_ERR_GENERIC, False)):
+        agent = Agent("t", "t", "t", [], handlers={"monitor": monitor(answer)})
+        assert run(agent, ["t", "monitor"], {}) == answer
+        assert os.path.exists(verdict_path(str(tmp_path), "t")) == kept

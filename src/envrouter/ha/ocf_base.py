@@ -230,10 +230,11 @@ def run(agent: Agent, argv: list[str] | None = None, env: dict[str, str] | None 
 
 
 def _record_verdict(ctx: Context, rc: int | None) -> None:
-    """Record the recurring monitor's verdict; one that raised (rc None) is not one to repeat:
-    the launcher then asks Python again."""
+    """Record the recurring monitor's verdict. Only a running answer is repeated: a failure,
+    or a handler that raised (rc None), may rest on more than the facts recorded, so the
+    launcher asks Python again."""
     assert ctx.verdict is not None
-    if rc is None:
+    if rc not in (OCF_SUCCESS, OCF_RUNNING_PROMOTED):
         ctx.verdict.spoiled = True
     try:
         ctx.verdict.record(rc or 0)
