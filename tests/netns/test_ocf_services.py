@@ -328,3 +328,80 @@ def test_uplink_agent_passes_ocf_tester_and_follows_the_carrier(lab, tmp_path):
         assert subprocess.run([*run, "stop"], env=agent_env, timeout=30).returncode == 0
     assert "-n envrouter_uplink -D" in calls.read_text()
     assert subprocess.run([*run, "monitor"], env=agent_env, timeout=30).returncode == 7
+
+
+# -- the launcher's verdict (docs/ha.md, "Agent cost") ---------------------------------------
+NO_PYTHON = 99  # what the copy of an agent below answers when it would have started Python
+
+
+def _without_python(lab, name: str) -> str:
+    """A copy of the installed agent that exits 99 where it would start the interpreter: what it
+    answers without 99 its launcher answered from the verdict alone."""
+    from envrouter.ha.install import agent_text
+
+    head, _, _ = agent_text(name).rpartition("exec ")
+    path = lab["root"] / "ocf" / f"{name}-no-python"
+    path.write_text(f"{head}exit {NO_PYTHON}\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def _run(agent: str, lab, action: str, **extra: str) -> int:
+    env = {"PATH": os.environ["PATH"],
+           **{f"OCF_RESKEY_{k}": v for k, v in {**lab["params"], **extra}.items()}}
+    return subprocess.run([agent, action], env=env, capture_output=True,
+                          timeout=60).returncode
+
+
+@pytest.mark.parametrize(("name", "comm", "service"), [
+    ("dns", "dnsmasq", "dnsmasq"), ("ntp", "chronyd", "chrony")])
+def test_a_recurring_monitor_is_answered_without_python_while_nothing_changed(
+        lab, name, comm, service):
+    recurring = {"CRM_meta_interval": "10000"}
+    fast = _without_python(lab, name)
+    original = lab["doc"].read_text()
+    assert _ocf(lab, name, "start") == 0
+    try:
+        assert _run(fast, lab, "monitor", **recurring) == NO_PYTHON  # nothing recorded yet
+        assert _ocf(lab, name, "monitor", **recurring) == 0  # Python records the verdict
+        assert _run(fast, lab, "monitor", **recurring) == 0
+        assert _run(fast, lab, "monitor") == NO_PYTHON  # a probe always asks Python
+        # another document (same content, another inode): Python decides again, then records
+        lab["doc"].write_text(original)
+        assert _run(fast, lab, "monitor", **recurring) == NO_PYTHON
+        assert _ocf(lab, name, "monitor", **recurring) == 0
+        assert _run(fast, lab, "monitor", **recurring) == 0
+        # the daemon dies: the recorded fact (its PID) no longer holds
+        pid = read_pid(lab["root"] / "run" / lab["ns"]["vr"] / service / "daemon.pid")
+        os.kill(pid, signal.SIGKILL)
+        assert wait_until(lambda: not pid_running(pid, comm), 10)
+        assert _run(fast, lab, "monitor", **recurring) == NO_PYTHON
+        assert _ocf(lab, name, "monitor", **recurring) == 7
+    finally:
+        lab["doc"].write_text(original)
+        assert _ocf(lab, name, "stop") == 0
+    assert _run(fast, lab, "monitor", **recurring) == NO_PYTHON
+
+
+def test_the_promoted_conntrackd_monitor_is_answered_without_python_after_its_resync(lab):
+    from envrouter.ha import ocf_conntrackd
+
+    promoted = {"CRM_meta_interval": "5000"}
+    fast = _without_python(lab, "conntrackd")
+    marker = Path(lab["params"]["run_root"]) / lab["ns"]["vr"] / "conntrackd" / "promoted"
+    assert _ocf(lab, "conntrackd", "start") == 0
+    try:
+        assert _ocf(lab, "conntrackd", "monitor", CRM_meta_interval="10000") == 0
+        # unpromoted: the answer rests on the internal cache, which only Python reads
+        assert _run(fast, lab, "monitor", CRM_meta_interval="10000") == NO_PYTHON
+        assert _ocf(lab, "conntrackd", "promote") == 0
+        assert wait_until(lambda: _ocf(lab, "conntrackd", "monitor", **promoted) == 8
+                          and ocf_conntrackd.RESYNCED in marker.read_text(),
+                          ocf_conntrackd.RESYNC_AFTER + 30, 0.5)
+        assert _ocf(lab, "conntrackd", "monitor", **promoted) == 8
+        assert _run(fast, lab, "monitor", **promoted) == 8
+        assert _ocf(lab, "conntrackd", "demote") == 0  # the marker goes: Python decides
+        assert _run(fast, lab, "monitor", **promoted) == NO_PYTHON
+        assert _ocf(lab, "conntrackd", "monitor", CRM_meta_interval="10000") == 0
+    finally:
+        assert _ocf(lab, "conntrackd", "stop") == 0

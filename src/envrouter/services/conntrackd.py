@@ -272,6 +272,11 @@ def rejoin(paths: ServicePaths, *, holds_vips: bool) -> list[str]:
 
 
 STATS_FILE = "stats.txt"
+STATS_TIMEOUT = 5  # s
+
+
+def stats_argv(paths: ServicePaths) -> list[str]:
+    return ["conntrackd", "-C", str(paths.file(CONF)), "-s"]
 
 
 def stats(paths: ServicePaths) -> str | None:
@@ -280,8 +285,7 @@ def stats(paths: ServicePaths) -> str | None:
     passes its recorded instance); light: no subprocess module, the output goes through a file
     of the instance's run directory."""
     out = str(paths.file(STATS_FILE))
-    if command_status(["conntrackd", "-C", str(paths.file(CONF)), "-s"], timeout=5.0,
-                      output=out) != 0:
+    if command_status(stats_argv(paths), timeout=STATS_TIMEOUT, output=out) != 0:
         return None
     try:
         with open(out) as f:
