@@ -105,7 +105,7 @@ def test_ipv6_switch_refused_until_served():
     with pytest.raises(ValidationError) as info:
         rules.validate_ipv6(True)
     assert info.value.obj == "vrouter settings" and info.value.field == "ipv6"
-    assert "not served yet" in info.value.reason and "VIP agent" in info.value.reason
+    assert "not served yet" in info.value.reason and "conntrackd" in info.value.reason
     with pytest.raises(ValidationError):
         rules.validate_ipv6("yes")
 
