@@ -410,7 +410,6 @@ def vrouter_requirements(
 # What of the data path does not carry IPv6 yet. While anything is listed, `ipv6: true` is
 # refused: the model must not accept what the rest would silently ignore.
 IPV6_NOT_SERVED: tuple[str, ...] = (
-    "the IPv6 VIPs in the cluster's resource layout",
     "conntrackd syncing IPv6 flows",
 )
 
