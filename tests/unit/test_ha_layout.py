@@ -255,3 +255,15 @@ def test_ipv6_vips_commit_the_external_cache_like_the_ipv4_ones(monkeypatch):
     confs = {r.get("id"): {nv.get("name"): nv.get("value") for nv in r.iter("nvpair")}.get(
         "conntrackd_conf") for r in lay.resources if r.get("id", "").startswith("vip__")}
     assert len(confs) == 4 and len(set(confs.values())) == 1 and None not in confs.values()
+
+
+def test_status_expects_every_vip_the_layout_lays_out():
+    from envrouter.ops.collect import expected_resources, vips_and_ports
+
+    for doc in (sample_doc(), sample_doc(**DUAL_STACK)):
+        laid_out = [r.get("id") for r in build_layout(doc).resources
+                    if r.get("id", "").startswith("vip__")]
+        assert [i for i in expected_resources(doc.vrouter) if i.startswith("vip__")] == laid_out
+    ports = [(v.name, port) for v, port in vips_and_ports(sample_doc(**DUAL_STACK).vrouter)]
+    assert ports == [("vrouter", "vr-mgmt"), ("vrouter_pub", "vr-pub"), ("vrouter6", "vr-mgmt"),
+                     ("vrouter_pub6", "vr-pub")]

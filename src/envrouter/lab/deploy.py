@@ -139,19 +139,33 @@ def create_environment(lab: Lab, info: dict[str, Any]) -> dict[str, str]:
             }
             if net.gateway:
                 body["gateway"] = net.gateway
+            if net.cidr6:
+                body["cidr6"] = net.cidr6
+                body["ranges6"] = [{"start": s, "end": e} for s, e in net.ranges6]
+                if net.gateway6:
+                    body["gateway6"] = net.gateway6
             _call(c, "POST", f"/environments/{eid}/networks", body)
+        # dual stack: the namespace's DNS forwards to both upstream addresses; NTP stays one
+        # server (counted once), on IPv4
+        dns = [plan.upstream_dns, *([plan.upstream_dns6] if plan.upstream_dns6 else [])]
         _call(c, "PUT", f"/environments/{eid}/vrouter", {
-            "enabled": True, "dns_list": [plan.upstream_dns], "ntp_list": [plan.upstream_ntp],
+            "enabled": True, "dns_list": dns, "ntp_list": [plan.upstream_ntp],
             "domain": plan.zone, "nat": True, "conntrack_sync": True,
-            "bridge_kind": plan.bridge_kind,
+            "bridge_kind": plan.bridge_kind, "ipv6": plan.ipv6,
         })
         _call(c, "PUT", f"/environments/{eid}/vips/vrouter", {"address": plan.vip_management})
         _call(c, "PUT", f"/environments/{eid}/vips/vrouter_pub", {"address": plan.vip_public})
+        if plan.vip_management6 and plan.vip_public6:
+            _call(c, "PUT", f"/environments/{eid}/vips/vrouter6",
+                  {"address": plan.vip_management6})
+            _call(c, "PUT", f"/environments/{eid}/vips/vrouter_pub6",
+                  {"address": plan.vip_public6})
         _call(c, "POST", f"/environments/{eid}/vrouter/reserve-vips")
         for node in plan.deployed_nodes:
             _call(c, "POST", f"/environments/{eid}/nodes", {
                 "hostname": node.name, "roles": list(node.roles), "status": "ready",
                 "addresses": {p.network: p.address for p in node.ports},
+                "addresses6": {p.network: p.address6 for p in node.ports if p.address6},
             })
         vips = {v["name"]: v["address"] for v in _call(c, "GET", f"/environments/{eid}/vips")}
     lab.state["deployment"]["environment_id"] = eid
