@@ -24,7 +24,8 @@ ALIVE_TAIL = 1.5  # s
 HARD_TARGET_MS = 1500
 PLANNED_TARGET_MS = 200
 
-_REPLY_RE = re.compile(r"^\[(\d+\.\d+)\] \d+ bytes from \S+: icmp_seq=(\d+) .*time=")  # IPv4 or IPv6
+# "from 198.51.100.80: icmp_seq" or "from 2001:db8:51::80: icmp_seq"
+_REPLY_RE = re.compile(r"^\[(\d+\.\d+)\] \d+ bytes from \S+: icmp_seq=(\d+) .*time=")
 _SEQ_RE = re.compile(r"icmp_seq=(\d+)")
 _SUMMARY_RE = re.compile(r"(\d+) packets transmitted, (\d+) (?:packets )?received")
 
