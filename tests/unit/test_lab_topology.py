@@ -45,7 +45,8 @@ def test_roles_and_ports() -> None:
     assert {p.node_bridge for p in ctl.ports} == {"br-fw-admin", "br-mgmt", "br-ex"}
     cmp1 = plan.node("cmp1")
     assert {p.network for p in cmp1.ports} == {"admin", "management"}
-    assert all(p.node_bridge is None for p in cmp1.ports)
+    assert {p.network: p.node_bridge for p in cmp1.ports} == {"admin": None,
+                                                              "management": "br-mgmt"}
     assert cmp1.default_gateway == "10.20.0.1" == plan.node("master").address("admin")
     up = plan.node("up")
     assert up.address("public") == "203.0.113.1" == plan.network("public").gateway

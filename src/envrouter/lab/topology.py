@@ -14,7 +14,7 @@ Layout::
     master stay IPv4 only)
     master (admin gateway)         eth-admin 10.20.0.1, eth-pub 203.0.113.254, SNAT admin -> public
     ctlN (controllers)             eth-admin/eth-mgmt/eth-pub enslaved to br-fw-admin/br-mgmt/br-ex
-    cmpN (compute)                 eth-admin + eth-mgmt (no public)
+    cmpN (compute)                 eth-admin + eth-mgmt (enslaved to br-mgmt; no public)
     sw (switch)                    bridges br-admin, br-mgmt, br-pub joining everyone
 """
 
@@ -345,7 +345,9 @@ def plan_lab(
                 netns=f"{prefix}{name}",
                 ports=(
                     _port(admin, name, _host(admin.cidr, 100 + i), False),
-                    _port(mgmt, name, _host(mgmt.cidr, 100 + i), False, 0x100 + i),
+                    # on br-mgmt as the document names it (the agent sets the IPv6 route's
+                    # accept_ra_defrtr on the network's bridge)
+                    _port(mgmt, name, _host(mgmt.cidr, 100 + i), True, 0x100 + i),
                 ),
                 default_gateway=admin.gateway,
             )
