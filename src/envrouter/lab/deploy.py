@@ -145,11 +145,12 @@ def create_environment(lab: Lab, info: dict[str, Any]) -> dict[str, str]:
                 if net.gateway6:
                     body["gateway6"] = net.gateway6
             _call(c, "POST", f"/environments/{eid}/networks", body)
-        # dual stack: the namespace's DNS forwards to both upstream addresses; NTP stays one
-        # server (counted once), on IPv4
-        dns = [plan.upstream_dns, *([plan.upstream_dns6] if plan.upstream_dns6 else [])]
+        # dual stack: the nodes ask the VIPs over both families, and the namespaces forward to
+        # the upstream's IPv4 address (AAAA records included): only the holder of the public
+        # IPv6 VIP has an IPv6 route upstream (the host link is IPv4 only, docs/index.md), so an
+        # IPv6 upstream would be unreachable from the others' namespaces
         _call(c, "PUT", f"/environments/{eid}/vrouter", {
-            "enabled": True, "dns_list": dns, "ntp_list": [plan.upstream_ntp],
+            "enabled": True, "dns_list": [plan.upstream_dns], "ntp_list": [plan.upstream_ntp],
             "domain": plan.zone, "nat": True, "conntrack_sync": True,
             "bridge_kind": plan.bridge_kind, "ipv6": plan.ipv6,
         })
