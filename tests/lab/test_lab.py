@@ -11,6 +11,8 @@ import tempfile
 
 import pytest
 
+from envrouter.waiting import poll
+
 pytestmark = [pytest.mark.root, pytest.mark.lab]
 
 
@@ -216,7 +218,6 @@ def test_down_after_up_was_killed(labtools) -> None:
     import signal
     import subprocess
     import sys
-    import time
 
     prefix = f"ert{secrets.token_hex(2)}-"
     state_dir = tempfile.mkdtemp(prefix="envrouter-lab-kill-")
@@ -227,18 +228,16 @@ def test_down_after_up_was_killed(labtools) -> None:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 60
-        state: dict = {}
-        while time.monotonic() < deadline and proc.poll() is None:
+        def last_node_anchored() -> bool:
             try:
                 with open(os.path.join(state_dir, "state.json")) as f:
                     state = json.load(f)
             except (OSError, ValueError):
-                state = {}
-            if "cmp1" in state.get("anchors", {}):
-                break
-            time.sleep(0.1)
-        assert "cmp1" in state.get("anchors", {}), "lab up never got to its last node"
+                return False
+            return "cmp1" in state.get("anchors", {})
+
+        poll(lambda: last_node_anchored() or proc.poll() is not None, 60, 0.1)
+        assert last_node_anchored(), "lab up never got to its last node"
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()

@@ -17,11 +17,12 @@ import re
 import secrets
 import sqlite3
 import tempfile
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
+from envrouter.waiting import wait_until
 
 pytestmark = [pytest.mark.root, pytest.mark.lab]
 
@@ -153,11 +154,8 @@ def test_upgrade_live_with_failure_and_resume(legacy_lab, labtools, tmp_path) ->
         lab.spawn_in(node, "upgrade-ping", ["stdbuf", "-oL", "ping", "-n", "-i",
                                             str(PING_INTERVAL), UPSTREAM_HTTP])
     ping_out = {n: os.path.join(lab.plan.node_dir(n), "upgrade-ping.out") for n in COMPUTES}
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and not all(_ping_gaps(p)[0] >= 5
-                                                  for p in ping_out.values()):
-        time.sleep(0.2)
-    assert all(_ping_gaps(p)[0] >= 5 for p in ping_out.values()), "pings do not get through"
+    assert wait_until(lambda: all(_ping_gaps(p)[0] >= 5 for p in ping_out.values()), 20, 0.2), \
+        "pings do not get through"
 
     # --dry-run: the plan, and nothing changed (database, nodes, no state file)
     state_file = str(tmp_path / "upgrade-state.json")

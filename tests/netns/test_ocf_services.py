@@ -19,10 +19,12 @@ import time
 from pathlib import Path
 
 import pytest
+from cleanup import remove_namespaces
 
-from envrouter.document import parse_document
+from agent_documents import services_document
 from envrouter.services import conntrackd, dns, ntp
-from envrouter.services.process import pid_running, read_pid, wait_until
+from envrouter.services.process import pid_running, read_pid
+from envrouter.waiting import wait_until
 from monitor_imports import heavy_in, run_monitor
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(240)]
@@ -30,31 +32,6 @@ pytestmark = [pytest.mark.root, pytest.mark.timeout(240)]
 VR_MGMT, VR_PUB, CL, UP = "10.20.0.101", "10.30.0.101", "10.20.0.50", "10.30.0.1"
 NAME = "test.example.lab"
 ANSWER = "203.0.113.7"
-
-
-def _doc(ns: str) -> dict:
-    vr = {
-        "namespace": ns, "bridge_kind": "linux", "management_bridge": "br-mgmt",
-        "public_bridge": "br-ex", "management_cidr": "10.20.0.0/24",
-        "public_cidr": "10.30.0.0/24", "public_gateway": UP,
-        "vip_management": {"name": "vrouter", "network": "management", "role": "management",
-                           "namespace": ns, "address": "10.20.0.2", "prefixlen": 24,
-                           "user_defined": False},
-        "vip_public": {"name": "vrouter_pub", "network": "public", "role": "public",
-                       "namespace": ns, "address": "10.30.0.2", "prefixlen": 24,
-                       "user_defined": False},
-        "host_link_cidr": "169.254.77.0/30", "routes": [],
-        "upstream_dns": [UP], "upstream_ntp": [UP], "domain": "env.example", "nat": True,
-        "conntrack_sync": True, "self_management_address": "10.20.0.11",
-        "self_public_address": "10.30.0.11", "namespace_management_address": VR_MGMT,
-        "peers": [{"hostname": "ctl2", "management_address": "10.20.0.12",
-                   "namespace_address": "10.20.0.102"}],
-    }
-    return {"version": 1, "serial": "t", "environment": {"id": 1, "name": "t", "ha": True},
-            "node": {"hostname": "ctl1", "roles": ["controller"]}, "networks": [],
-            "host": {"gateway": None, "gateway_source": "vrouter", "dns_servers": [],
-                     "ntp_servers": [], "search_domain": None},
-            "vrouter": vr}
 
 
 def _ns_exec(ns: str, *argv: str, **kw) -> subprocess.CompletedProcess:
@@ -94,7 +71,7 @@ def lab():
         run_root.mkdir(mode=0o755)
         os.chmod(run_root, 0o755)
         doc_path = run_root / "document.json"
-        doc_path.write_text(json.dumps(_doc(names["vr"])))
+        doc_path.write_text(services_document(names["vr"]).model_dump_json())
         from envrouter.ha.install import install_agents
 
         install_agents(str(run_root / "ocf"))
@@ -102,7 +79,7 @@ def lab():
                "params": {"document": str(doc_path), "run_root": str(run_root / "run"),
                           "log_root": str(run_root / "log")}}
     finally:
-        doc = parse_document(json.dumps(_doc(names["vr"])))
+        doc = services_document(names["vr"])
         for mod in (dns, ntp, conntrackd):
             try:
                 mod.daemon(doc.vrouter, run_root=str(run_root / "run"),
@@ -114,11 +91,7 @@ def lab():
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        for ns in names.values():
-            try:
-                netns.remove(ns)
-            except OSError:
-                pass
+        remove_namespaces(names.values())
         shutil.rmtree(run_root, ignore_errors=True)
 
 

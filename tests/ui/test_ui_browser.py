@@ -20,7 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 from playwright.sync_api import Page, expect
-from uibrowser import serve_process, wait_until
+
+from serving import serve_process, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 # The docs' picture is refreshed only on request (ENVROUTER_UPDATE_DOCS=1): a test run never

@@ -358,30 +358,6 @@ class Netlink:
             ok=(errno.EADDRNOTAVAIL, errno.ENODEV),
         )
 
-    def _route_args(
-        self,
-        ns: str,
-        dst: str,
-        gateway: str,
-        dev: str,
-        metric: int,
-        proto: int,
-        src: str | None = None,
-    ) -> dict:
-        args: dict[str, Any] = {
-            "dst": _default_dst(dst, gateway),
-            "family": _family(dst, gateway),
-            "gateway": gateway,
-            "priority": metric,
-            "proto": proto,
-            "table": 254,
-        }
-        if dev:
-            args["oif"] = self.need_index(ns, dev)
-        if src:
-            args["prefsrc"] = src
-        return args
-
     def replace_route(
         self,
         ns: str,
@@ -392,7 +368,12 @@ class Netlink:
         proto: int = RTPROT_ENVROUTER,
         src: str | None = None,
     ) -> bool:
-        args = self._route_args(ns, dst, gateway, dev, metric, proto, src)
+        args = _route_key(dst, gateway, metric, proto)
+        args["gateway"] = gateway
+        if dev:
+            args["oif"] = self.need_index(ns, dev)
+        if src:
+            args["prefsrc"] = src
         return self._call(
             f"route {dst} via {gateway}", lambda: self.ipr(ns).route("replace", **args)
         )
@@ -406,13 +387,7 @@ class Netlink:
         metric: int,
         proto: int = RTPROT_ENVROUTER,
     ) -> bool:
-        args: dict[str, Any] = {
-            "dst": _default_dst(dst, gateway),
-            "family": _family(dst, gateway),
-            "priority": metric,
-            "proto": proto,
-            "table": 254,
-        }
+        args = _route_key(dst, gateway, metric, proto)
         if gateway:
             args["gateway"] = gateway
         if oif:
@@ -422,6 +397,17 @@ class Netlink:
             lambda: self.ipr(ns).route("del", **args),
             ok=(errno.ESRCH, errno.ENODEV),
         )
+
+
+def _route_key(dst: str, gateway: str | None, metric: int, proto: int) -> dict[str, Any]:
+    """What names one of our routes in the main table (replace and delete both start here)."""
+    return {
+        "dst": _default_dst(dst, gateway),
+        "family": _family(dst, gateway),
+        "priority": metric,
+        "proto": proto,
+        "table": 254,
+    }
 
 
 def _family(dst: str, gateway: str | None) -> int:

@@ -21,6 +21,7 @@ from envrouter.errors import InfraError
 from envrouter.lab.drill_report import IPV6_SUFFIX
 from envrouter.lab.nodes import Lab
 from envrouter.lab.waiting import wait_for
+from envrouter.waiting import end_process
 
 TCP_PORT = 5001
 UDP_PORT = 5002
@@ -115,11 +116,7 @@ class Traffic:
         finally:
             self.signal_stop()
             for proc in self.procs:
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+                end_process(proc, 10)
         server: dict[str, Any] = {}
         for path in servers:
             with open(path) as f:

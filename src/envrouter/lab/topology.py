@@ -317,39 +317,31 @@ def plan_lab(
             default_gateway=pub.gateway,
         ),
     ]
-    for i in range(1, controllers + 1):
-        name = f"ctl{i}"
+    # controllers carry every network (bridged, for the vrouter) and a corosync node id;
+    # computes only admin and management. "The old way": every node routes through the admin
+    # gateway until deployed.
+    # Their IPv6 addresses (dual stack) have numbers of their own (hexadecimal 0x1N, 0x10N).
+    # Computes' management port is on br-mgmt too, the bridge the document names (the agent
+    # turns accept_ra_defrtr off there with the IPv6 route).
+    members = [("controller", f"ctl{i}", 10 + i, 0x10 + i, (admin, mgmt, pub), i)
+               for i in range(1, controllers + 1)]
+    members += [("compute", f"cmp{i}", 100 + i, 0x100 + i, (admin, mgmt), None)
+                for i in range(1, computes + 1)]
+
+    def bridged(kind: str, net: LabNetwork) -> bool:
+        return kind == "controller" or net.role == "management"
+
+    for kind, name, host, host6, on, nodeid in members:
         nodes.append(
             LabNode(
                 name=name,
-                kind="controller",
-                roles=("controller",),
+                kind=kind,
+                roles=(kind,),
                 netns=f"{prefix}{name}",
-                ports=(
-                    _port(admin, name, _host(admin.cidr, 10 + i), True),
-                    _port(mgmt, name, _host(mgmt.cidr, 10 + i), True, 0x10 + i),
-                    _port(pub, name, _host(pub.cidr, 10 + i), True, 0x10 + i),
-                ),
-                # "the old way": every node routes through the admin gateway until deployed
+                ports=tuple(_port(net, name, _host(net.cidr, host), bridged(kind, net), host6)
+                            for net in on),
                 default_gateway=admin.gateway,
-                nodeid=i,
-            )
-        )
-    for i in range(1, computes + 1):
-        name = f"cmp{i}"
-        nodes.append(
-            LabNode(
-                name=name,
-                kind="compute",
-                roles=("compute",),
-                netns=f"{prefix}{name}",
-                ports=(
-                    _port(admin, name, _host(admin.cidr, 100 + i), False),
-                    # on br-mgmt as the document names it (the agent sets the IPv6 route's
-                    # accept_ra_defrtr on the network's bridge)
-                    _port(mgmt, name, _host(mgmt.cidr, 100 + i), True, 0x100 + i),
-                ),
-                default_gateway=admin.gateway,
+                nodeid=nodeid,
             )
         )
     records = [
