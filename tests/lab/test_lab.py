@@ -45,10 +45,14 @@ def test_status_json_quorate_cluster(lab, labtools) -> None:
     assert all(n["running"] for n in st["nodes"])
     assert {n["name"]: n["cluster"] for n in st["nodes"] if n["kind"] == "controller"} == {
         c: "online" for c in ctls}
-    assert len(st["checks"]) == 4
+    # four checks per family (the shared lab is dual stack: IPv4 and IPv6)
+    families = 2 if lab.plan.ipv6 else 1
+    assert len(st["checks"]) == 4 * families
+    assert sum("over IPv6" in c["check"] for c in st["checks"]) == 4 * (families - 1)
     # the shared lab is fully deployed: every check really passes, every controller healthy
     assert st["phase"] == "up"
-    assert [c["status"] for c in st["checks"]] == ["pass"] * 4, st["checks"]
+    assert [c["status"] for c in st["checks"]] == ["pass"] * 4 * families, st["checks"]
+    assert len(st["vips"]) == 2 * families
     assert [h["node"] for h in st["controllers"]] == ctls
     for h in st["controllers"]:
         assert (h["state"], h["reasons"]) == ("pass", []), h

@@ -41,8 +41,10 @@ def legacy_lab(labtools, host_before: dict[str, Any]) -> Iterator[Any]:
     state_dir = tempfile.mkdtemp(prefix="envrouter-upgrade-lab-")
     os.rmdir(state_dir)
     # the old way had no fencing (the upgrade applies the layout with --no-stonith)
-    up = labtools.run_cli("lab", "up", "--no-deploy", "--no-fencing", "--controllers", "2",
-                          "--nodes", "3", "--state-dir", state_dir, "--prefix", prefix)
+    # the old release's environment is IPv4 only (its database knows no IPv6)
+    up = labtools.run_cli("lab", "up", "--no-deploy", "--no-fencing", "--no-ipv6",
+                          "--controllers", "2", "--nodes", "3", "--state-dir", state_dir,
+                          "--prefix", prefix)
     try:
         assert up.returncode == 0, f"lab up failed:\n{up.stdout[-3000:]}\n{up.stderr[-3000:]}"
         yield Lab.load(state_dir)

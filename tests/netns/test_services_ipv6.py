@@ -4,7 +4,7 @@ to the IPv6 management prefix, and neither answers on the public IPv6 VIP.
 
 Topology (namespaces ert-<random>-): `vr` plays the vrouter namespace (vr-mgmt, vr-pub), `cl`
 a management client, `up` the upstream with an authoritative dnsmasq on its IPv6 address. The
-VIPs are added by the test (the IPv6 VIP agent is not built yet).
+VIPs are added by the test (the VIP agent's own test: test_ocf_vip_ipv6.py).
 """
 
 from __future__ import annotations

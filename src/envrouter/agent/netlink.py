@@ -213,10 +213,12 @@ class Netlink:
             )
         return out
 
-    def addresses(self, ns: str) -> list[tuple[int, str, int]]:
+    def addresses(self, ns: str, family: int = socket.AF_INET) -> list[tuple[int, str, int]]:
+        """(index, address, prefix length) of `family`'s addresses: IPv4 unless asked (the
+        agent owns only IPv4 addresses; the kernel's IPv6 link-local ones are not its)."""
         return [
             (m["index"], m.get_attr("IFA_ADDRESS"), m["prefixlen"])
-            for m in self.ipr(ns).get_addr(family=socket.AF_INET)
+            for m in self.ipr(ns).get_addr(family=family)
         ]
 
     def routes(self, ns: str, protos: tuple[int, ...]) -> list[dict]:

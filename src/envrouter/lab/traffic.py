@@ -126,11 +126,16 @@ def _stop_requested(directory: str, what: str = "stop") -> bool:
 # ----------------------------------------------------------------------------- server
 
 
+def _family(address: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in address else socket.AF_INET
+
+
 def serve(bind: str, tcp_port: int, udp_port: int, directory: str) -> int:
     stop = threading.Event()
-    tcp = socket.create_server((bind, tcp_port), reuse_port=False, backlog=64)
+    family = _family(bind)
+    tcp = socket.create_server((bind, tcp_port), family=family, reuse_port=False, backlog=64)
     tcp.settimeout(0.1)
-    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp = socket.socket(family, socket.SOCK_DGRAM)
     udp.bind((bind, udp_port))
     udp.settimeout(0.1)
     streams: dict[str, Stream] = {}
@@ -160,7 +165,7 @@ def serve(bind: str, tcp_port: int, udp_port: int, directory: str) -> int:
     def udp_loop() -> None:
         while not stop.is_set():
             try:
-                data, (host, port) = udp.recvfrom(2048)
+                data, peer = udp.recvfrom(2048)  # IPv6: (host, port, flowinfo, scope)
             except TimeoutError:
                 continue
             except OSError:
@@ -168,13 +173,14 @@ def serve(bind: str, tcp_port: int, udp_port: int, directory: str) -> int:
             parts = data.decode(errors="replace").split()
             if len(parts) != 2:
                 continue
+            host, port = peer[0], peer[1]
             src = f"{host}:{port}"
             with lock:
                 seen = udp_seen.setdefault(parts[0], [])
                 if src not in seen:
                     seen.append(src)
             with contextlib.suppress(OSError):
-                udp.sendto(f"{parts[0]} {parts[1]} {src}".encode(), (host, port))
+                udp.sendto(f"{parts[0]} {parts[1]} {src}".encode(), peer)
 
     ut = threading.Thread(target=udp_loop, daemon=True)
     ut.start()
@@ -205,7 +211,7 @@ class UdpFlow:
     def __init__(self, flow: str, server: tuple[str, int]) -> None:
         self.flow = flow
         self.server = server
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock = socket.socket(_family(server[0]), socket.SOCK_DGRAM)
         self.sock.settimeout(UDP_INTERVAL)
         self.sent = 0
         self.rx_times: list[float] = []

@@ -95,6 +95,10 @@ def ignored_addresses(vr: DocVrouter) -> list[str]:
     addrs.append(str(vr.vip_public.address))
     for peer in vr.peers:
         addrs.append(str(peer.namespace_address))
+    if vr.vip_management6 is not None and vr.vip_public6 is not None:
+        # IPv6: loopback and the IPv6 VIPs (the namespace has no other IPv6 address of its own
+        # but link-local ones, which forwarded flows never carry)
+        addrs += ["::1", str(vr.vip_management6.address), str(vr.vip_public6.address)]
     seen: list[str] = []
     for a in addrs:
         if a not in seen:
@@ -145,7 +149,8 @@ def render_conntrackd_conf(
         log_file=log_file,
         lock_file=lock_file,
         socket_path=socket_path,
-        ignored=ignored_addresses(vr),
+        ignored=[(("IPv6" if ":" in a else "IPv4"), a) for a in ignored_addresses(vr)],
+        ipv6=vr.vip_management6 is not None,
         sync_mode=sync_mode(mode),
         external_cache=EXTERNAL_CACHE,
         resend_queue=RESEND_QUEUE,
