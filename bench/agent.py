@@ -115,9 +115,11 @@ LAYERS = (
     ("interpreter start", "pass"),
     ("+ the CLI (Typer app of `envrouter agent`)", "import envrouter.cli.agent"),
     ("+ the document model (pydantic)", "import envrouter.cli.agent, envrouter.document"),
-    ("+ netlink (pyroute2), nftables, plan, apply",
-     "import envrouter.cli.agent, envrouter.document, pyroute2, envrouter.agent.apply, "
-     "envrouter.agent.observe"),
+    ("+ netlink (the parts of pyroute2 the agent uses)",
+     "import envrouter.cli.agent as a, envrouter.document; a.lean_pyroute2(); "
+     "from pyroute2 import IPRoute, netns"),
+    ("+ nftables, observe, plan, apply (all the command imports)",
+     "import envrouter.cli.agent as a, envrouter.document; a._preload()"),
 )
 
 

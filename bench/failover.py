@@ -280,6 +280,14 @@ def main() -> int:
                      f"CPU {max(cpu_open) if cpu_open else '-'} s to sync the opening, "
                      f"{max(cpu) if cpu else '-'} % during the drill; kernel table "
                      f"{min(ents) if ents else '-'}..{max(ents) if ents else '-'} entries")
+        six = [r["longest_gap6_ms"] for r in reps if r.get("longest_gap6_ms") is not None]
+        if six:  # a dual-stack lab: the IPv6 flows by themselves
+            s6 = summarize(six)
+            surv6 = {k: (sum(r[f"{k}6_surviving"] for r in reps),
+                         sum(r[f"{k}6_total"] for r in reps)) for k in ("tcp", "udp", "icmp")}
+            line += (f"; IPv6 alone: outage median {s6['median']} ms, max {s6['max']} ms, "
+                     f"TCP {surv6['tcp'][0]}/{surv6['tcp'][1]}, UDP {surv6['udp'][0]}/"
+                     f"{surv6['udp'][1]}, ICMP {surv6['icmp'][0]}/{surv6['icmp'][1]}")
         print(line + (f"; FAILURES: {bad[:10]}" if bad else ""))
     resident_python = sorted({p for m in memory for c in m["controllers"].values()
                               for p in c["resident_python"]})

@@ -86,6 +86,31 @@ def controller_document(
     )
 
 
+def services_document(
+    vr_ns: str,
+    *,
+    me: str = "10.20.0.101",
+    peer: str | None = "10.20.0.102",
+    hostname: str = "ctl1",
+    domain: str = "env.example",
+) -> DeploymentDocument:
+    """The controller document of the namespace tier's service worlds: the daemons' upstream is
+    the public gateway (an upstream namespace there), the namespace's management address `me`,
+    one peer controller whose namespace is at `peer` (None: a lone controller)."""
+    from envrouter.document import parse_document
+
+    doc = controller_document(vr_ns, routes=[])
+    peers = [] if peer is None else [
+        DocPeer(hostname="ctl2", management_address="10.20.0.12", namespace_address=peer)]
+    assert doc.vrouter is not None
+    vr = doc.vrouter.model_copy(update={
+        "upstream_dns": [PUBLIC_GW], "upstream_ntp": [PUBLIC_GW], "domain": domain,
+        "namespace_management_address": me, "peers": peers})
+    node = doc.node.model_copy(update={"hostname": hostname})
+    # through JSON, as the agents read it: the typed fields are parsed again
+    return parse_document(doc.model_copy(update={"vrouter": vr, "node": node}).model_dump_json())
+
+
 def compute_document() -> DeploymentDocument:
     return DeploymentDocument(
         serial="test",

@@ -84,15 +84,6 @@ def _parser(what: str, parse: Callable[[str], T], chars: re.Pattern[str],
     return check
 
 
-def _network(parse: Callable[[str], Any]) -> Callable[[str], Any]:
-    def go(text: str) -> Any:
-        if "/" not in text:
-            raise ValueError(text)
-        return parse(text)
-
-    return go
-
-
 def _named(rule: names.NameRule) -> Callable[[object], str]:
     def check(value: object) -> str:
         if not rule.ok(value):
@@ -124,27 +115,38 @@ def _typed(check: Callable[[object], Any]) -> tuple[Any, ...]:
             WithJsonSchema({"type": "string"}))
 
 
+def _address(what: str, parse: Callable[[str], Any],
+             cls: type | tuple[type, ...] | None = None) -> tuple[Any, ...]:
+    """An address type: only the characters of an address, then `parse`; a value of `cls`
+    (by default the type `parse` makes) passes as it is."""
+    return _typed(_parser(what, parse, _ADDRESS_CHARS_RE, cls or parse))  # type: ignore[arg-type]
+
+
+def _cidr(what: str, parse: Callable[..., Any],
+          cls: type | tuple[type, ...] | None = None) -> tuple[Any, ...]:
+    """A network type: written as a CIDR (with its '/'), no host bits (`parse(text,
+    strict=True)`)."""
+    def strict(text: str) -> Any:
+        if "/" not in text:
+            raise ValueError(text)
+        return parse(text, strict=True)
+
+    return _typed(_parser(what, strict, _CIDR_CHARS_RE, cls or parse))  # type: ignore[arg-type]
+
+
 _AnyAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _AnyNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-IPv4Address = Annotated[ipaddress.IPv4Address, *_typed(_parser(
-    "an IPv4 address", ipaddress.IPv4Address, _ADDRESS_CHARS_RE, ipaddress.IPv4Address))]
-IPv4Network = Annotated[ipaddress.IPv4Network, *_typed(_parser(
-    "an IPv4 network (CIDR, no host bits)",
-    _network(lambda t: ipaddress.IPv4Network(t, strict=True)), _CIDR_CHARS_RE,
-    ipaddress.IPv4Network))]
-IPv6Address = Annotated[ipaddress.IPv6Address, *_typed(_parser(
-    "an IPv6 address", ipaddress.IPv6Address, _ADDRESS_CHARS_RE, ipaddress.IPv6Address))]
-IPv6Network = Annotated[ipaddress.IPv6Network, *_typed(_parser(
-    "an IPv6 network (CIDR, no host bits)",
-    _network(lambda t: ipaddress.IPv6Network(t, strict=True)), _CIDR_CHARS_RE,
-    ipaddress.IPv6Network))]
-IPAddress = Annotated[_AnyAddress, *_typed(_parser(
-    "an IP address", ipaddress.ip_address, _ADDRESS_CHARS_RE,
-    (ipaddress.IPv4Address, ipaddress.IPv6Address)))]
-IPNetwork = Annotated[_AnyNetwork, *_typed(_parser(
-    "a network (CIDR, no host bits)", _network(lambda t: ipaddress.ip_network(t, strict=True)),
-    _CIDR_CHARS_RE, (ipaddress.IPv4Network, ipaddress.IPv6Network)))]
+IPv4Address = Annotated[ipaddress.IPv4Address, *_address("an IPv4 address", ipaddress.IPv4Address)]
+IPv4Network = Annotated[ipaddress.IPv4Network,
+                        *_cidr("an IPv4 network (CIDR, no host bits)", ipaddress.IPv4Network)]
+IPv6Address = Annotated[ipaddress.IPv6Address, *_address("an IPv6 address", ipaddress.IPv6Address)]
+IPv6Network = Annotated[ipaddress.IPv6Network,
+                        *_cidr("an IPv6 network (CIDR, no host bits)", ipaddress.IPv6Network)]
+IPAddress = Annotated[_AnyAddress, *_address("an IP address", ipaddress.ip_address,
+                                             (ipaddress.IPv4Address, ipaddress.IPv6Address))]
+IPNetwork = Annotated[_AnyNetwork, *_cidr("a network (CIDR, no host bits)", ipaddress.ip_network,
+                                          (ipaddress.IPv4Network, ipaddress.IPv6Network))]
 _STRING = WithJsonSchema({"type": "string"})
 Name = Annotated[str, _STRING, PlainValidator(_named(names.NETWORK_NAME))]
 EnvironmentName = Annotated[str, _STRING, PlainValidator(_named(names.ENVIRONMENT_NAME))]

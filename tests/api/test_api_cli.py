@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import yaml
+
+from serving import serve_process
 
 ROOT = Path(__file__).resolve().parents[2]
 ENVROUTER = [sys.executable, "-m", "envrouter.cli.main"]
@@ -72,32 +72,9 @@ def test_document_schema_command(tmp_path):
 
 def test_serve_with_port(tmp_path):
     url = f"sqlite:///{tmp_path / 'serve.db'}"
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [*ENVROUTER, "serve", "--port", str(port), "--database-url", url],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
-                    assert json.loads(r.read()) == {"status": "ok"}
-                    break
-            except OSError:
-                assert proc.poll() is None, proc.stderr.read().decode()
-                assert time.monotonic() < deadline, "envrouter serve did not answer"
-                time.sleep(0.2)
+    with serve_process(ENVROUTER, tmp_path, url) as base:
+        with urllib.request.urlopen(f"{base}/healthz", timeout=2) as r:
+            assert json.loads(r.read()) == {"status": "ok"}
         # serve migrated the database itself
         r = run("db", "current", url=url)
         assert r.stdout.startswith("0003_ipv6")
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()

@@ -1,6 +1,6 @@
 """IPv6 beside IPv4 through the API: a network's IPv6 prefix, ranges and gateway, the nodes'
-IPv6 addresses, the IPv6 VIPs (automatic and user-defined), and the `ipv6` switch that stays
-refused until the data path serves IPv6."""
+IPv6 addresses, the IPv6 VIPs (automatic and user-defined), and the `ipv6` switch: refused
+while the networks lack what IPv6 needs, and then the documents carry IPv6."""
 
 from __future__ import annotations
 
@@ -127,24 +127,30 @@ def test_ipv6_vips_automatic_and_user_defined(client, make_env):
     assert r.status_code == 200 and r.json()["user_defined"] is False
 
 
-def test_ipv6_switch_is_refused_until_served_and_documents_stay_ipv4(client, make_env):
+def test_ipv6_switch_needs_ipv6_networks_and_then_documents_carry_ipv6(client, make_env):
     env_id = make_env()
-    _add_ipv6(client, env_id)
-    client.post(f"{API}/environments/{env_id}/vrouter/reserve-vips")
     url = f"{API}/environments/{env_id}/vrouter"
     r = client.put(url, json={"enabled": True, "dns_list": ["198.51.100.53"]})
     assert r.status_code == 200, r.text
+    # no IPv6 prefix yet: refused, naming the network's field
     r = client.put(url, json={"ipv6": True})
     assert r.status_code == 422, r.text
-    assert detail(r) == {"object": "vrouter settings", "field": "ipv6",
-                         "reason": detail(r)["reason"]}
-    assert "not served yet" in detail(r)["reason"]
+    assert detail(r)["field"] == "ipv6" and "cidr6" in detail(r)["reason"]
     assert client.get(url).json()["ipv6"] is False
-    nodes = {n["hostname"]: n for n in client.get(f"{API}/environments/{env_id}/nodes").json()}
+    client.post(f"{API}/environments/{env_id}/vrouter/reserve-vips")
     doc = client.get(f"{API}/nodes/by-hostname/ctl1/document").json()
-    mgmt = next(n for n in doc["networks"] if n["role"] == "management")
-    assert mgmt["address6"] == nodes["ctl1"]["addresses6"]["management"]
-    assert mgmt["cidr6"] == "fd00:10::/64" and mgmt["prefixlen6"] == 64
-    # the vrouter does not serve IPv6: its section carries none of it, and says so by absence
-    assert "vip_management6" not in doc["vrouter"]
-    assert doc["host"]["gateway"] == "203.0.113.1"
+    assert "vip_management6" not in doc["vrouter"]  # IPv4 only: says so by absence
+    _add_ipv6(client, env_id)
+    client.post(f"{API}/environments/{env_id}/vrouter/reserve-vips")
+    r = client.put(url, json={"ipv6": True})
+    assert r.status_code == 200, r.text
+    vips = {v["name"]: v["address"] for v in
+            client.get(f"{API}/environments/{env_id}/vips").json()}
+    doc = client.get(f"{API}/nodes/by-hostname/ctl1/document").json()
+    vr = doc["vrouter"]
+    assert vr["vip_management6"]["address"] == vips["vrouter6"]
+    assert vr["vip_public6"]["address"] == vips["vrouter_pub6"]
+    assert vr["public_gateway6"] == "2001:db8:5::1" and vr["ipv6_egress"] == "nat66"
+    cmp = client.get(f"{API}/nodes/by-hostname/cmp1/document").json()
+    assert cmp["host"]["gateway6"] == vips["vrouter6"]
+    assert vips["vrouter6"] in cmp["host"]["dns_servers"]

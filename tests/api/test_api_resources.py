@@ -118,7 +118,7 @@ def test_vrouter_settings_validation(client, make_env):
         "ipv6_egress": "nat66",
     }
     bad = [
-        ({"ipv6": True}, "ipv6"),  # not served yet: refused, naming the field
+        ({"ipv6": "yes"}, "ipv6"),
         ({"ipv6_egress": "nat64"}, "ipv6_egress"),
         ({"dns_list": ["198.51.100.53\nserver=8.8.8.8"]}, "dns_list"),
         ({"dns_list": ["dns.example.org"]}, "dns_list"),

@@ -4,9 +4,6 @@ afterwards keeps every rule (no address twice, addresses match roles, documents 
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -17,37 +14,11 @@ from sqlalchemy import func, select
 from envrouter.db import migrate
 from envrouter.db.engine import Database
 from envrouter.db.tables import AddressRow
-from envrouter.lab.waiting import wait_for
 from envrouter.model import service
 from envrouter.model.tokens import create_token
+from serving import serve_process
 
 API = "/api/v1"
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _serve(url: str, port: int) -> subprocess.Popen:
-    env = {**os.environ, "ENVROUTER_DATABASE_URL": url}
-    return subprocess.Popen(
-        [sys.executable, "-m", "envrouter.cli.main", "serve", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
-
-
-def _wait_healthy(proc: subprocess.Popen, base: str) -> None:
-    def healthy() -> bool:
-        try:
-            return httpx.get(f"{base}/healthz", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_for("envrouter serve answering /healthz", healthy, timeout=60, interval=0.2, proc=proc)
-
 
 def _setup(url: str) -> tuple[str, int, list[int], list[int]]:
     migrate.upgrade(url)
@@ -88,13 +59,10 @@ def _setup(url: str) -> tuple[str, int, list[int], list[int]]:
     return token, env_id, flip, gone
 
 
-def test_parallel_mixed_writes_never_5xx(database_url):
+def test_parallel_mixed_writes_never_5xx(database_url, tmp_path):
     token, env_id, flip, gone = _setup(database_url)
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    proc = _serve(database_url, port)
-    try:
-        _wait_healthy(proc, base)
+    with serve_process([sys.executable, "-m", "envrouter.cli.main"], tmp_path,
+                       database_url) as base:
         e = f"{API}/environments/{env_id}"
         dns_values = [["198.51.100.53"], ["198.51.100.54", "192.0.2.53"], ["192.0.2.1"]]
         jobs: list[tuple[str, str, object, set[int]]] = []
@@ -177,10 +145,3 @@ def test_parallel_mixed_writes_never_5xx(database_url):
                 assert service.environment_problems(s, env_id) == set()
         finally:
             db.dispose()
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()

@@ -45,6 +45,12 @@ def vip(lab: Any) -> str:
         "vrouter", lab.plan.vip_management)
 
 
+def vip6(lab: Any) -> str | None:
+    """The IPv6 management VIP of a dual-stack lab (None: IPv4 only)."""
+    return (lab.state.get("deployment") or {}).get("vips", {}).get(
+        "vrouter6", lab.plan.vip_management6)
+
+
 def public_vip(lab: Any) -> str:
     return (lab.state.get("deployment") or {}).get("vips", {}).get(
         "vrouter_pub", lab.plan.vip_public)
@@ -59,21 +65,21 @@ def probe(lab: Any, node: str, targets: list[str], *, timeout: float = 2.0, trie
     return json.loads(res.stdout)
 
 
-def dig(lab: Any, name: str, server: str, node: str = CLIENT, *, netns: str | None = None
-        ) -> str:
-    argv = ["dig", "+time=2", "+tries=1", f"@{server}", name]
+def dig(lab: Any, name: str, server: str, node: str = CLIENT, *, netns: str | None = None,
+        rtype: str = "A") -> str:
+    argv = ["dig", "+time=2", "+tries=1", f"@{server}", name, rtype]
     if netns:
         argv = ["ip", "netns", "exec", netns, *argv]
     res = lab.exec_in(node, argv, check=False, timeout=30)
     return res.stdout + res.stderr
 
 
-def answers(dig_output: str) -> list[tuple[int, str]]:
-    """(ttl, address) of the A records in dig's ANSWER SECTION."""
+def answers(dig_output: str, rtype: str = "A") -> list[tuple[int, str]]:
+    """(ttl, address) of the `rtype` (A or AAAA) records in dig's ANSWER SECTION."""
     out = []
     for line in dig_output.splitlines():
         parts = line.split()
-        if len(parts) == 5 and parts[2:4] == ["IN", "A"] and not line.startswith(";"):
+        if len(parts) == 5 and parts[2:4] == ["IN", rtype] and not line.startswith(";"):
             out.append((int(parts[1]), parts[4]))
     return out
 
@@ -168,22 +174,37 @@ def test_compute_resolves_through_the_vip(dns_ntp_lab: Any) -> None:
     assert [a for _, a in answers(out)] == [lab.plan.upstream_http], out
     out = dig(lab, f"cmp2.{lab.plan.zone}", vip(lab))
     assert [a for _, a in answers(out)] == [lab.plan.node("cmp2").address("management")], out
+    if vip6(lab):  # dual stack: asked over IPv6 too, and AAAA answered in both families
+        for server in (vip(lab), vip6(lab)):
+            out = dig(lab, f"www.{lab.plan.zone}", server, rtype="AAAA")
+            assert [a for _, a in answers(out, "AAAA")] == [lab.plan.upstream_http6], out
+        out = dig(lab, f"www.{lab.plan.zone}", vip6(lab))
+        assert [a for _, a in answers(out)] == [lab.plan.upstream_http], out
 
 
 def test_compute_syncs_time_through_the_vip(dns_ntp_lab: Any) -> None:
     offset = ntp_offset(dns_ntp_lab, vip(dns_ntp_lab))
     print(f"\nNTP via the VIP from {CLIENT}: offset {offset * 1e6:+.0f} us")
     assert abs(offset) < MAX_OFFSET
+    if vip6(dns_ntp_lab):
+        offset = ntp_offset(dns_ntp_lab, vip6(dns_ntp_lab))
+        print(f"NTP via the IPv6 VIP from {CLIENT}: offset {offset * 1e6:+.0f} us")
+        assert abs(offset) < MAX_OFFSET
 
 
 def test_public_side_answers_no_dns_and_no_ntp(dns_ntp_lab: Any) -> None:
     lab = dns_ntp_lab
     public = [public_vip(lab), *(n.address("public") for n in lab.plan.controllers)]
+    pub6 = (lab.state.get("deployment") or {}).get("vips", {}).get("vrouter_pub6")
+    if pub6:  # dual stack: nothing answers over IPv6 either
+        public += [pub6, *(n.address6("public") or "" for n in lab.plan.controllers)]
     # the addresses are there and reachable from upstream: the silence below is the services'
     for addr in public:
         ping = lab.exec_in("up", ["ping", "-c", "1", "-W", "2", addr], check=False)
         assert ping.returncode == 0, f"{addr} not reachable from upstream: {ping.stdout}"
-    controls = [f"dns:{lab.plan.upstream_dns}", f"ntp:{lab.plan.upstream_ntp}"]
+    controls = [f"dns:{lab.plan.upstream_dns}", f"ntp:{lab.plan.upstream_ntp}",
+                *([f"dns:{lab.plan.upstream_dns6}", f"ntp:{lab.plan.upstream_ntp6}"]
+                  if lab.plan.upstream_dns6 else [])]
     targets = [f"{k}:{a}" for a in public for k in ("dns", "dnstcp", "ntp")]
     got = probe(lab, "up", controls + targets)
     # the prober sees answers where there are some (upstream's own servers)

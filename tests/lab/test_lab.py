@@ -11,6 +11,8 @@ import tempfile
 
 import pytest
 
+from envrouter.waiting import poll
+
 pytestmark = [pytest.mark.root, pytest.mark.lab]
 
 
@@ -43,10 +45,14 @@ def test_status_json_quorate_cluster(lab, labtools) -> None:
     assert all(n["running"] for n in st["nodes"])
     assert {n["name"]: n["cluster"] for n in st["nodes"] if n["kind"] == "controller"} == {
         c: "online" for c in ctls}
-    assert len(st["checks"]) == 4
+    # four checks per family (the shared lab is dual stack: IPv4 and IPv6)
+    families = 2 if lab.plan.ipv6 else 1
+    assert len(st["checks"]) == 4 * families
+    assert sum("over IPv6" in c["check"] for c in st["checks"]) == 4 * (families - 1)
     # the shared lab is fully deployed: every check really passes, every controller healthy
     assert st["phase"] == "up"
-    assert [c["status"] for c in st["checks"]] == ["pass"] * 4, st["checks"]
+    assert [c["status"] for c in st["checks"]] == ["pass"] * 4 * families, st["checks"]
+    assert len(st["vips"]) == 2 * families
     assert [h["node"] for h in st["controllers"]] == ctls
     for h in st["controllers"]:
         assert (h["state"], h["reasons"]) == ("pass", []), h
@@ -212,7 +218,6 @@ def test_down_after_up_was_killed(labtools) -> None:
     import signal
     import subprocess
     import sys
-    import time
 
     prefix = f"ert{secrets.token_hex(2)}-"
     state_dir = tempfile.mkdtemp(prefix="envrouter-lab-kill-")
@@ -223,18 +228,16 @@ def test_down_after_up_was_killed(labtools) -> None:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 60
-        state: dict = {}
-        while time.monotonic() < deadline and proc.poll() is None:
+        def last_node_anchored() -> bool:
             try:
                 with open(os.path.join(state_dir, "state.json")) as f:
                     state = json.load(f)
             except (OSError, ValueError):
-                state = {}
-            if "cmp1" in state.get("anchors", {}):
-                break
-            time.sleep(0.1)
-        assert "cmp1" in state.get("anchors", {}), "lab up never got to its last node"
+                return False
+            return "cmp1" in state.get("anchors", {})
+
+        poll(lambda: last_node_anchored() or proc.poll() is not None, 60, 0.1)
+        assert last_node_anchored(), "lab up never got to its last node"
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+
+from envrouter.waiting import poll
 
 pytestmark = [pytest.mark.root, pytest.mark.lab, pytest.mark.timeout(900)]
 
@@ -31,14 +32,16 @@ def _metrics(lab, node: str) -> dict[tuple[str, tuple], float]:
 
 
 def _until(what: str, probe, timeout: float = SETTLE, interval: float = 2.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last[0]:
-            return last[1]
-        time.sleep(interval)
-    raise AssertionError(f"{what}: not reached in {timeout} s; last: {last[1]}")
+    """Poll `probe` (it answers (reached, detail)) until reached; its detail."""
+    last: list = []
+
+    def reached() -> bool:
+        last[:] = [probe()]
+        return bool(last[0][0])
+
+    if not poll(reached, timeout, interval):
+        raise AssertionError(f"{what}: not reached in {timeout} s; last: {last[0][1]}")
+    return last[0][1]
 
 
 def _controllers(lab) -> list[str]:

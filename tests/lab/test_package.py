@@ -42,6 +42,8 @@ from typing import Any
 
 import pytest
 
+from envrouter.waiting import wait_until
+
 pytestmark = [pytest.mark.root, pytest.mark.lab]
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -276,14 +278,12 @@ def check_units() -> None:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        def answering() -> bool:
             assert proc.poll() is None, f"envrouter serve exited: {proc.stdout.read()}"
             up = _run(["curl", "-sf", "--max-time", "2", f"http://127.0.0.1:{port}/healthz"])
-            if up.returncode == 0:
-                break
-            time.sleep(0.5)
-        else:
+            return up.returncode == 0
+
+        if not wait_until(answering, 60, 0.5):
             pytest.fail("envrouter-serve's ExecStart did not answer /healthz within 60 s")
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

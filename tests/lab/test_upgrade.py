@@ -17,11 +17,12 @@ import re
 import secrets
 import sqlite3
 import tempfile
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
+from envrouter.waiting import wait_until
 
 pytestmark = [pytest.mark.root, pytest.mark.lab]
 
@@ -40,8 +41,10 @@ def legacy_lab(labtools, host_before: dict[str, Any]) -> Iterator[Any]:
     state_dir = tempfile.mkdtemp(prefix="envrouter-upgrade-lab-")
     os.rmdir(state_dir)
     # the old way had no fencing (the upgrade applies the layout with --no-stonith)
-    up = labtools.run_cli("lab", "up", "--no-deploy", "--no-fencing", "--controllers", "2",
-                          "--nodes", "3", "--state-dir", state_dir, "--prefix", prefix)
+    # the old release's environment is IPv4 only (its database knows no IPv6)
+    up = labtools.run_cli("lab", "up", "--no-deploy", "--no-fencing", "--no-ipv6",
+                          "--controllers", "2", "--nodes", "3", "--state-dir", state_dir,
+                          "--prefix", prefix)
     try:
         assert up.returncode == 0, f"lab up failed:\n{up.stdout[-3000:]}\n{up.stderr[-3000:]}"
         yield Lab.load(state_dir)
@@ -151,11 +154,8 @@ def test_upgrade_live_with_failure_and_resume(legacy_lab, labtools, tmp_path) ->
         lab.spawn_in(node, "upgrade-ping", ["stdbuf", "-oL", "ping", "-n", "-i",
                                             str(PING_INTERVAL), UPSTREAM_HTTP])
     ping_out = {n: os.path.join(lab.plan.node_dir(n), "upgrade-ping.out") for n in COMPUTES}
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and not all(_ping_gaps(p)[0] >= 5
-                                                  for p in ping_out.values()):
-        time.sleep(0.2)
-    assert all(_ping_gaps(p)[0] >= 5 for p in ping_out.values()), "pings do not get through"
+    assert wait_until(lambda: all(_ping_gaps(p)[0] >= 5 for p in ping_out.values()), 20, 0.2), \
+        "pings do not get through"
 
     # --dry-run: the plan, and nothing changed (database, nodes, no state file)
     state_file = str(tmp_path / "upgrade-state.json")

@@ -11,7 +11,6 @@ Teardown: kill -9 the anchor by PID (its PID namespace dies with it), delete the
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import shutil
@@ -21,7 +20,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from cleanup import remove_namespaces
 
+from agent_documents import services_document
 from envrouter.ha.corosync import render_corosync_conf
 from envrouter.ha.install import install_agents
 from envrouter.lab.waiting import wait_for
@@ -31,34 +32,6 @@ pytestmark = [pytest.mark.root, pytest.mark.timeout(300)]
 ENVROUTER = str(Path(sys.executable).with_name("envrouter"))
 OCF_RA = "/usr/lib/ocf/resource.d"
 GW = "10.30.0.1"
-
-
-def _doc() -> dict:
-    vr = {
-        "namespace": "vrouter", "bridge_kind": "linux", "management_bridge": "br-mgmt",
-        "public_bridge": "br-ex", "management_cidr": "10.20.0.0/24",
-        "public_cidr": "10.30.0.0/24", "public_gateway": GW,
-        "vip_management": {"name": "vrouter", "network": "management", "role": "management",
-                           "namespace": "vrouter", "address": "10.20.0.2", "prefixlen": 24,
-                           "user_defined": False},
-        "vip_public": {"name": "vrouter_pub", "network": "public", "role": "public",
-                       "namespace": "vrouter", "address": "10.30.0.2", "prefixlen": 24,
-                       "user_defined": False},
-        "host_link_cidr": "169.254.77.0/30", "routes": [], "upstream_dns": [GW],
-        "upstream_ntp": [GW], "domain": "example.lab", "nat": True, "conntrack_sync": True,
-        "self_management_address": "10.20.0.11", "self_public_address": "10.30.0.11",
-        "namespace_management_address": "10.20.0.101", "peers": [],
-    }
-    mgmt = {"name": "management", "role": "management", "cidr": "10.20.0.0/24",
-            "gateway": None, "vlan": None, "bridge": "br-mgmt", "address": "10.20.0.11",
-            "prefixlen": 24}
-    pub = {"name": "public", "role": "public", "cidr": "10.30.0.0/24", "gateway": GW,
-           "vlan": None, "bridge": "br-ex", "address": "10.30.0.11", "prefixlen": 24}
-    return {"version": 1, "serial": "t", "environment": {"id": 1, "name": "t", "ha": True},
-            "node": {"hostname": "node1", "roles": ["controller"]}, "networks": [mgmt, pub],
-            "host": {"gateway": GW, "gateway_source": "public", "dns_servers": [],
-                     "ntp_servers": [], "search_domain": None},
-            "vrouter": vr}
 
 
 def _sh(*argv: str, **kw) -> subprocess.CompletedProcess:
@@ -162,7 +135,9 @@ def node():
             ip.addr("add", index=idx, address=GW, prefixlen=24)
             ip.link("set", index=idx, state="up")
         install_agents(str(base / "ocf"))
-        (base / "document.json").write_text(json.dumps(_doc()))
+        (base / "document.json").write_text(
+            services_document("vrouter", peer=None, hostname="node1", domain="example.lab")
+            .model_dump_json())
         (base / "etc-coro").mkdir()
         (base / "etc-coro" / "corosync.conf").write_text(render_corosync_conf(
             "t", [("node1", 1, "10.20.0.11")], crypto_cipher="none", crypto_hash="none"))
@@ -170,11 +145,7 @@ def node():
         yield n
     finally:
         n.stop()
-        for ns in (ns_node, ns_up):
-            try:
-                netns.remove(ns)
-            except OSError:
-                pass
+        remove_namespaces((ns_node, ns_up))
         shutil.rmtree(base, ignore_errors=True)
 
 

@@ -19,10 +19,12 @@ import time
 from pathlib import Path
 
 import pytest
+from cleanup import remove_namespaces
 
-from envrouter.document import parse_document
+from agent_documents import services_document
 from envrouter.services import conntrackd, dns, ntp
-from envrouter.services.process import pid_running, read_pid, wait_until
+from envrouter.services.process import pid_running, read_pid
+from envrouter.waiting import wait_until
 from monitor_imports import heavy_in, run_monitor
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(240)]
@@ -30,31 +32,6 @@ pytestmark = [pytest.mark.root, pytest.mark.timeout(240)]
 VR_MGMT, VR_PUB, CL, UP = "10.20.0.101", "10.30.0.101", "10.20.0.50", "10.30.0.1"
 NAME = "test.example.lab"
 ANSWER = "203.0.113.7"
-
-
-def _doc(ns: str) -> dict:
-    vr = {
-        "namespace": ns, "bridge_kind": "linux", "management_bridge": "br-mgmt",
-        "public_bridge": "br-ex", "management_cidr": "10.20.0.0/24",
-        "public_cidr": "10.30.0.0/24", "public_gateway": UP,
-        "vip_management": {"name": "vrouter", "network": "management", "role": "management",
-                           "namespace": ns, "address": "10.20.0.2", "prefixlen": 24,
-                           "user_defined": False},
-        "vip_public": {"name": "vrouter_pub", "network": "public", "role": "public",
-                       "namespace": ns, "address": "10.30.0.2", "prefixlen": 24,
-                       "user_defined": False},
-        "host_link_cidr": "169.254.77.0/30", "routes": [],
-        "upstream_dns": [UP], "upstream_ntp": [UP], "domain": "env.example", "nat": True,
-        "conntrack_sync": True, "self_management_address": "10.20.0.11",
-        "self_public_address": "10.30.0.11", "namespace_management_address": VR_MGMT,
-        "peers": [{"hostname": "ctl2", "management_address": "10.20.0.12",
-                   "namespace_address": "10.20.0.102"}],
-    }
-    return {"version": 1, "serial": "t", "environment": {"id": 1, "name": "t", "ha": True},
-            "node": {"hostname": "ctl1", "roles": ["controller"]}, "networks": [],
-            "host": {"gateway": None, "gateway_source": "vrouter", "dns_servers": [],
-                     "ntp_servers": [], "search_domain": None},
-            "vrouter": vr}
 
 
 def _ns_exec(ns: str, *argv: str, **kw) -> subprocess.CompletedProcess:
@@ -94,7 +71,7 @@ def lab():
         run_root.mkdir(mode=0o755)
         os.chmod(run_root, 0o755)
         doc_path = run_root / "document.json"
-        doc_path.write_text(json.dumps(_doc(names["vr"])))
+        doc_path.write_text(services_document(names["vr"]).model_dump_json())
         from envrouter.ha.install import install_agents
 
         install_agents(str(run_root / "ocf"))
@@ -102,7 +79,7 @@ def lab():
                "params": {"document": str(doc_path), "run_root": str(run_root / "run"),
                           "log_root": str(run_root / "log")}}
     finally:
-        doc = parse_document(json.dumps(_doc(names["vr"])))
+        doc = services_document(names["vr"])
         for mod in (dns, ntp, conntrackd):
             try:
                 mod.daemon(doc.vrouter, run_root=str(run_root / "run"),
@@ -114,11 +91,7 @@ def lab():
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        for ns in names.values():
-            try:
-                netns.remove(ns)
-            except OSError:
-                pass
+        remove_namespaces(names.values())
         shutil.rmtree(run_root, ignore_errors=True)
 
 
@@ -355,3 +328,80 @@ def test_uplink_agent_passes_ocf_tester_and_follows_the_carrier(lab, tmp_path):
         assert subprocess.run([*run, "stop"], env=agent_env, timeout=30).returncode == 0
     assert "-n envrouter_uplink -D" in calls.read_text()
     assert subprocess.run([*run, "monitor"], env=agent_env, timeout=30).returncode == 7
+
+
+# -- the launcher's verdict (docs/ha.md, "Agent cost") ---------------------------------------
+NO_PYTHON = 99  # what the copy of an agent below answers when it would have started Python
+
+
+def _without_python(lab, name: str) -> str:
+    """A copy of the installed agent that exits 99 where it would start the interpreter: what it
+    answers without 99 its launcher answered from the verdict alone."""
+    from envrouter.ha.install import agent_text
+
+    head, _, _ = agent_text(name).rpartition("exec ")
+    path = lab["root"] / "ocf" / f"{name}-no-python"
+    path.write_text(f"{head}exit {NO_PYTHON}\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def _run(agent: str, lab, action: str, **extra: str) -> int:
+    env = {"PATH": os.environ["PATH"],
+           **{f"OCF_RESKEY_{k}": v for k, v in {**lab["params"], **extra}.items()}}
+    return subprocess.run([agent, action], env=env, capture_output=True,
+                          timeout=60).returncode
+
+
+@pytest.mark.parametrize(("name", "comm", "service"), [
+    ("dns", "dnsmasq", "dnsmasq"), ("ntp", "chronyd", "chrony")])
+def test_a_recurring_monitor_is_answered_without_python_while_nothing_changed(
+        lab, name, comm, service):
+    recurring = {"CRM_meta_interval": "10000"}
+    fast = _without_python(lab, name)
+    original = lab["doc"].read_text()
+    assert _ocf(lab, name, "start") == 0
+    try:
+        assert _run(fast, lab, "monitor", **recurring) == NO_PYTHON  # nothing recorded yet
+        assert _ocf(lab, name, "monitor", **recurring) == 0  # Python records the verdict
+        assert _run(fast, lab, "monitor", **recurring) == 0
+        assert _run(fast, lab, "monitor") == NO_PYTHON  # a probe always asks Python
+        # another document (same content, another inode): Python decides again, then records
+        lab["doc"].write_text(original)
+        assert _run(fast, lab, "monitor", **recurring) == NO_PYTHON
+        assert _ocf(lab, name, "monitor", **recurring) == 0
+        assert _run(fast, lab, "monitor", **recurring) == 0
+        # the daemon dies: the recorded fact (its PID) no longer holds
+        pid = read_pid(lab["root"] / "run" / lab["ns"]["vr"] / service / "daemon.pid")
+        os.kill(pid, signal.SIGKILL)
+        assert wait_until(lambda: not pid_running(pid, comm), 10)
+        assert _run(fast, lab, "monitor", **recurring) == NO_PYTHON
+        assert _ocf(lab, name, "monitor", **recurring) == 7
+    finally:
+        lab["doc"].write_text(original)
+        assert _ocf(lab, name, "stop") == 0
+    assert _run(fast, lab, "monitor", **recurring) == NO_PYTHON
+
+
+def test_the_promoted_conntrackd_monitor_is_answered_without_python_after_its_resync(lab):
+    from envrouter.ha import ocf_conntrackd
+
+    promoted = {"CRM_meta_interval": "5000"}
+    fast = _without_python(lab, "conntrackd")
+    marker = Path(lab["params"]["run_root"]) / lab["ns"]["vr"] / "conntrackd" / "promoted"
+    assert _ocf(lab, "conntrackd", "start") == 0
+    try:
+        assert _ocf(lab, "conntrackd", "monitor", CRM_meta_interval="10000") == 0
+        # unpromoted: the answer rests on the internal cache, which only Python reads
+        assert _run(fast, lab, "monitor", CRM_meta_interval="10000") == NO_PYTHON
+        assert _ocf(lab, "conntrackd", "promote") == 0
+        assert wait_until(lambda: _ocf(lab, "conntrackd", "monitor", **promoted) == 8
+                          and ocf_conntrackd.RESYNCED in marker.read_text(),
+                          ocf_conntrackd.RESYNC_AFTER + 30, 0.5)
+        assert _ocf(lab, "conntrackd", "monitor", **promoted) == 8
+        assert _run(fast, lab, "monitor", **promoted) == 8
+        assert _ocf(lab, "conntrackd", "demote") == 0  # the marker goes: Python decides
+        assert _run(fast, lab, "monitor", **promoted) == NO_PYTHON
+        assert _ocf(lab, "conntrackd", "monitor", CRM_meta_interval="10000") == 0
+    finally:
+        assert _ocf(lab, "conntrackd", "stop") == 0

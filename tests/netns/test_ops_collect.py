@@ -19,13 +19,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from cleanup import remove_namespaces, stop_daemons
 from prometheus_client.parser import text_string_to_metric_families
 
-from envrouter.document import parse_document
+from agent_documents import services_document
 from envrouter.ops.assess import assess
 from envrouter.ops.collect import CollectOptions, collect
 from envrouter.services import conntrackd, dns, ntp
-from envrouter.services.process import wait_until
+from envrouter.waiting import wait_until
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(180)]
 
@@ -33,31 +34,6 @@ UP = "10.30.0.1"
 VR1, VR2 = "10.20.0.101", "10.20.0.102"
 VIP = "10.20.0.2"
 ENVROUTER = [sys.executable, "-m", "envrouter.cli.main"]
-
-
-def _doc(ns: str, me: str, peer: str) -> dict:
-    vr = {
-        "namespace": ns, "bridge_kind": "linux", "management_bridge": "br-mgmt",
-        "public_bridge": "br-ex", "management_cidr": "10.20.0.0/24",
-        "public_cidr": "10.30.0.0/24", "public_gateway": UP,
-        "vip_management": {"name": "vrouter", "network": "management", "role": "management",
-                           "namespace": ns, "address": VIP, "prefixlen": 24,
-                           "user_defined": False},
-        "vip_public": {"name": "vrouter_pub", "network": "public", "role": "public",
-                       "namespace": ns, "address": "10.30.0.2", "prefixlen": 24,
-                       "user_defined": False},
-        "host_link_cidr": "169.254.77.0/30", "routes": [],
-        "upstream_dns": [UP], "upstream_ntp": [UP], "domain": "env.example", "nat": True,
-        "conntrack_sync": True, "self_management_address": "10.20.0.11",
-        "self_public_address": "10.30.0.11", "namespace_management_address": me,
-        "peers": [{"hostname": "ctl2", "management_address": "10.20.0.12",
-                   "namespace_address": peer}],
-    }
-    return {"version": 1, "serial": "t", "environment": {"id": 1, "name": "t", "ha": True},
-            "node": {"hostname": "ctl1", "roles": ["controller"]}, "networks": [],
-            "host": {"gateway": None, "gateway_source": "vrouter", "dns_servers": [],
-                     "ntp_servers": [], "search_domain": None},
-            "vrouter": vr}
 
 
 def _ns(ns: str, *argv: str, check: bool = False) -> subprocess.CompletedProcess:
@@ -118,10 +94,10 @@ def world(tmp_path_factory):
         upstream["ntp"] = subprocess.Popen(
             ["ip", "netns", "exec", up, "chronyd", "-x", "-d", "-f", str(updir / "chrony.conf")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        raw1, raw2 = _doc(vr1, VR1, VR2), _doc(vr2, VR2, VR1)
+        d1, d2 = services_document(vr1, me=VR1, peer=VR2), services_document(vr2, me=VR2, peer=VR1)
         doc1 = base / "document.json"
-        doc1.write_text(json.dumps(raw1))
-        v1, v2 = parse_document(raw1).vrouter, parse_document(raw2).vrouter
+        doc1.write_text(d1.model_dump_json())
+        v1, v2 = d1.vrouter, d2.vrouter
         kw = {"run_root": str(run_root / "run"), "log_root": str(run_root / "log")}
         for d in (conntrackd.daemon(v1, **kw), conntrackd.daemon(v2, **kw), dns.daemon(v1, **kw),
                   ntp.daemon(v1, **kw)):
@@ -132,20 +108,12 @@ def world(tmp_path_factory):
         yield {"vr1": vr1, "vr2": vr2, "up": up, "doc": str(doc1), "base": base,
                "run_root": kw["run_root"], "upstream": upstream, "daemons": daemons}
     finally:
-        for d in daemons:
-            try:
-                d.stop()
-            except Exception:  # noqa: BLE001 - best effort; the namespaces go next
-                pass
+        stop_daemons(daemons)
         for p in upstream.values():
             if p.poll() is None:
                 p.terminate()
                 p.wait(10)
-        for n in (sw, vr1, vr2, up):
-            try:
-                netns.remove(n)
-            except OSError:
-                pass
+        remove_namespaces((sw, vr1, vr2, up))
         shutil.rmtree(run_root, ignore_errors=True)
 
 

@@ -13,10 +13,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from cleanup import remove_namespaces, stop_daemons
 
 from envrouter.document import DocPeer, DocVip, DocVrouter
 from envrouter.services import conntrackd
-from envrouter.services.process import wait_until
+from envrouter.waiting import wait_until
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(120)]
 
@@ -83,16 +84,8 @@ def controllers(request):
             d.start()
         yield vrs, daemons
     finally:
-        for d in daemons:
-            try:
-                d.stop()
-            except Exception:  # noqa: BLE001 - best effort; the namespaces go next
-                pass
-        for ns in [*names, sw]:
-            try:
-                netns.remove(ns)
-            except OSError:
-                pass
+        stop_daemons(daemons)
+        remove_namespaces([*names, sw])
         shutil.rmtree(run_root, ignore_errors=True)
 
 

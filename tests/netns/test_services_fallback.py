@@ -14,7 +14,7 @@ from agent_world import SERVER, controller_document, sh
 
 from envrouter.agent import converge
 from envrouter.services import dns, ntp
-from envrouter.services.process import wait_until
+from envrouter.waiting import wait_until
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(180)]
 

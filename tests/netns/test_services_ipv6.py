@@ -4,7 +4,7 @@ to the IPv6 management prefix, and neither answers on the public IPv6 VIP.
 
 Topology (namespaces ert-<random>-): `vr` plays the vrouter namespace (vr-mgmt, vr-pub), `cl`
 a management client, `up` the upstream with an authoritative dnsmasq on its IPv6 address. The
-VIPs are added by the test (the IPv6 VIP agent is not built yet).
+VIPs are added by the test (the VIP agent's own test: test_ocf_vip_ipv6.py).
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from cleanup import remove_namespaces, stop_daemons
 
 from agent_documents import MGMT6_VIP, PUB6_VIP, dual_stack_controller_document
 from envrouter.document import parse_document
 from envrouter.services import dns, ntp
-from envrouter.services.process import wait_until
+from envrouter.waiting import wait_until
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(180)]
 
@@ -67,16 +68,11 @@ def lab():
         daemons = [dns.daemon(vr, **kw), ntp.daemon(vr, **kw)]
         yield {"ns": names, "root": run_root, "daemons": daemons, "procs": procs}
     finally:
-        for d in daemons:
-            try:
-                d.stop()
-            except Exception:  # noqa: BLE001 - best effort; the namespaces go next
-                pass
+        stop_daemons(daemons)
         for p in procs:
             p.kill()
             p.wait(10)
-        for ns in names.values():
-            _sh("ip", "netns", "del", ns, check=False)
+        remove_namespaces(names.values())
         shutil.rmtree(run_root, ignore_errors=True)
 
 

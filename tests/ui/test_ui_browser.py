@@ -20,7 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 from playwright.sync_api import Page, expect
-from uibrowser import serve_process, wait_until
+
+from serving import serve_process, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 # The docs' picture is refreshed only on request (ENVROUTER_UPDATE_DOCS=1): a test run never
@@ -436,11 +437,11 @@ def test_page_opened_with_a_revoked_token_returns_to_the_login_once(
     assert page.js_errors == []
 
 
-def test_dual_stack_environment_shows_ipv6_and_refuses_the_switch(
+def test_dual_stack_environment_shows_ipv6_and_turns_it_on(
     page: Page, server: Server
 ) -> None:
     """examples/environment-dual-stack.yaml: the networks' IPv6 prefixes, the nodes' IPv6
-    addresses and the four VIPs show; ticking IPv6 shows the server's refusal at the box."""
+    addresses and the four VIPs show; ticking IPv6 saves it (the networks carry IPv6)."""
     example = REPO / "examples" / "environment-dual-stack.yaml"
     done = _cli(server.db_url, "env", "import", str(example))
     assert done.returncode == 0, done.stderr
@@ -463,7 +464,8 @@ def test_dual_stack_environment_shows_ipv6_and_refuses_the_switch(
     expect(box).not_to_be_checked()
     box.check()
     page.locator("#settings-save").click()
-    expect(page.locator("#settings-form")).to_contain_text("not served yet")
-    assert server.ok("GET", f"/environments/{env['id']}/vrouter")["ipv6"] is False
+    expect(page.locator("#settings-form")).to_contain_text("Saved.")
+    expect(box).to_be_checked()
+    assert server.ok("GET", f"/environments/{env['id']}/vrouter")["ipv6"] is True
     assert unlabelled_inputs(page) == []
     assert page.js_errors == []

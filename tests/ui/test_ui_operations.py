@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 from test_ui_browser import ENVROUTER, Server, login, settled
-from uibrowser import serve_process, wait_until
+
+from serving import serve_process, wait_until
 
 # a real drill's timeline from a lab run (the one the docs show)
 TIMELINE = Path(__file__).resolve().parents[2] / "docs" / "drill-hard-kill.svg"

@@ -65,3 +65,31 @@ def test_fetch_errors_are_clear(server, tmp_path, monkeypatch):
     with pytest.raises(ValidationError, match="--document"):
         _document(None, None, None, None, tmp_path)
     assert _document(None, None, None, None, tmp_path, fallback=True) is None
+
+
+def test_the_agent_loads_only_the_parts_of_pyroute2_it_uses():
+    """`lean_pyroute2` gives the names envrouter.agent.netlink imports without the package's
+    __init__ (which loads every part of the library); any other name still works."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from envrouter.cli.agent import lean_pyroute2\n"
+        "lean_pyroute2()\n"
+        "from pyroute2 import IPRoute, NetlinkError, netns\n"
+        "from pyroute2.iproute.linux import IPRoute as linux\n"
+        "assert IPRoute is linux and callable(netns.create), (IPRoute, netns)\n"
+        "lean = {m for m in sys.modules if m.startswith('pyroute2')}\n"
+        "assert 'pyroute2.ndb.main' not in lean and 'pyroute2.ipdb' not in lean, lean\n"
+        "from pyroute2 import NDB, NetNS\n"  # not preloaded: the whole package, once
+        "assert 'pyroute2.ndb.main' in sys.modules\n"
+        "import pyroute2\n"
+        "assert pyroute2.IPRoute is linux and pyroute2.NetNS is NetNS\n"
+        "print(len(lean), len([m for m in sys.modules if m.startswith('pyroute2')]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    lean, whole = map(int, out.stdout.split())
+    assert lean < whole

@@ -4,15 +4,10 @@
 from __future__ import annotations
 
 import json
-import sys
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-
-from plot_failover import grouped, main, plot_results, records_from_results  # noqa: E402
+from bench.plot_failover import grouped, main, plot_results, records_from_results
 
 SVG_G = "{http://www.w3.org/2000/svg}g"
 

@@ -207,7 +207,7 @@ def test_dual_stack_networks_carry_the_node_ipv6_address():
     assert mgmt["prefixlen6"] == 64 and "gateway6" not in mgmt  # no IPv6 gateway: left out
     assert "cidr6" not in doc.network_by_role("admin").model_dump()
     assert parse_document(doc.model_dump_json()) == doc
-    # the vrouter's IPv6 parts only with the switch on (refused by the rules for now)
+    # the vrouter's IPv6 parts only with the switch on
     ctl = build_document(env(networks=(ADMIN, MGMT6, PUB6, STOR), vips=VIPS6), ctls[0], ctls)
     assert ctl.vrouter is not None and ctl.vrouter.vip_management6 is None
     assert "vip_management6" not in ctl.model_dump_json()

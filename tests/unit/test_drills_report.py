@@ -213,6 +213,40 @@ def test_analyse_builds_the_report_from_the_records() -> None:
     assert r.vips_moved_after_ms == pytest.approx(500)
 
 
+def test_analyse_reports_the_ipv6_flows_beside_and_apart() -> None:
+    """A dual-stack drill: the IPv6 client's records (`<node>-v6`) are judged like the IPv4
+    ones; the outage covers both families and the IPv6 pings' alone is reported too."""
+    server = {"tcp": [tcp_record("cmp1-tcp0", STEADY, closed_at=END + 0.1),
+                      tcp_record("cmp1-v6-tcp0", WITH_OUTAGE, closed_at=END + 0.1)],
+              "udp_seen": {}}
+    clients = {"cmp1": {"name": "cmp1", "flows": [tcp_record("cmp1-tcp0", STEADY,
+                                                             closed_at=END)]},
+               "cmp1-v6": {"name": "cmp1-v6", "flows": [
+                   tcp_record("cmp1-v6-tcp0", WITH_OUTAGE, closed_at=END),
+                   {**udp_record(WITH_OUTAGE, ["[2001:db8:113::2]:40000"]),
+                    "flow": "cmp1-v6-udp0"}]}}
+    v4 = ticks(T0, END, 0.05)
+    v6 = [t for t in v4 if not FAULT < t < FAULT + 1.2]
+    pings = {"cmp1": "\n".join(f"[{t:.6f}] 64 bytes from 198.51.100.80: icmp_seq={i + 1} ttl=1 "
+                               "time=1 ms" for i, t in enumerate(v4)),
+             "cmp1-v6": "\n".join(f"[{t:.6f}] 64 bytes from 2001:db8:51::80: icmp_seq={i + 1} "
+                                  "ttl=1 time=1 ms" for i, t in enumerate(v6))}
+    r = analyse("hard-kill", "ctl1", "ctl3", {"vrouter": ["ctl2"], "vrouter6": ["ctl2"]}, True,
+                T0, FAULT, END, FAULT + 0.5, server, clients, pings, [])
+    assert verdict(r) == []
+    assert r.count("tcp") == (2, 2) and r.count("udp") == (1, 1) and r.count("icmp") == (2, 2)
+    assert r.longest_gap6_ms == pytest.approx(1200, abs=60)
+    assert r.longest_gap_ms == r.longest_gap6_ms  # the IPv4 pings had no gap
+    d = r.to_dict()
+    assert (d["tcp6_surviving"], d["tcp6_total"], d["icmp6_total"], d["udp6_total"]) == (
+        1, 1, 1, 1)
+    assert d["tcp_total"] == 2
+    ipv4_only = analyse("hard-kill", "ctl1", "ctl3", {"vrouter": ["ctl2"]}, True, T0, FAULT,
+                        END, FAULT + 0.5, server, {"cmp1": clients["cmp1"]},
+                        {"cmp1": pings["cmp1"]}, [])
+    assert ipv4_only.longest_gap6_ms is None
+
+
 def test_summarize() -> None:
     assert summarize([1.0, 3.0, 2.0]) == {"median": 2.0, "max": 3.0}
     assert summarize([]) == {"median": None, "max": None}

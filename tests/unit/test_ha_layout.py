@@ -258,20 +258,24 @@ def _waits_for(graph, action):
 
 @needs_pacemaker
 @needs_simulate
+@pytest.mark.parametrize("stack", ["ipv4", "dual"])
 def test_a_planned_move_stops_the_vips_before_anything_else_on_the_old_holder(
-        tmp_path, monkeypatch):
-    path, holder = _settled_cib(tmp_path, monkeypatch,
-                                build_layout(sample_doc(), LayoutOptions(stonith_enabled=False)))
+        tmp_path, monkeypatch, stack):
+    doc = sample_doc(**DUAL_STACK) if stack == "dual" else sample_doc()
+    layout = build_layout(doc, LayoutOptions(stonith_enabled=False))
+    vips = [r.get("id") for r in layout.resources if r.get("id", "").startswith("vip__")]
+    assert len(vips) == (4 if stack == "dual" else 2)
+    path, holder = _settled_cib(tmp_path, monkeypatch, layout)
     subprocess.run(["crm_attribute", "-N", holder, "-n", "standby", "-v", "on"], check=True)
     graph = _graph(path, tmp_path)
-    vip_stops = {"vip__vrouter_stop_0", "vip__vrouter_pub_stop_0"}
+    vip_stops = {f"{vip}_stop_0" for vip in vips}
     assert vip_stops <= graph.keys()
     on_holder = {a for a, (node, _) in graph.items() if node == holder}
     for action in on_holder - vip_stops:
         if action.endswith("_stop_0") or action.endswith("_demote_0"):
             # conntrackd's demote, the dns, ntp, ping, uplink and vrouter stops
             assert vip_stops <= _waits_for(graph, action), action
-    for vip in ("vip__vrouter", "vip__vrouter_pub"):
+    for vip in vips:
         # the VIP start elsewhere waits for its own stop only: nothing else of the old holder
         start = f"{vip}_start_0"
         assert graph[start][0] != holder
@@ -296,3 +300,78 @@ def test_no_action_of_the_layout_writes_a_pending_record():
     lay = build_layout(sample_doc())
     ops = [op for r in lay.resources for op in r.iter("op")]
     assert ops and all(op.get("record-pending") == "false" for op in ops)
+
+
+DUAL_STACK = {
+    "management_cidr6": "fd00:20::/64", "public_cidr6": "2001:db8:30::/64",
+    "public_gateway6": "2001:db8:30::1", "ipv6_egress": "nat66",
+    "vip_management6": {"name": "vrouter6", "network": "management", "role": "management",
+                        "namespace": "vrouter", "address": "fd00:20::2", "prefixlen": 64,
+                        "user_defined": False},
+    "vip_public6": {"name": "vrouter_pub6", "network": "public", "role": "public",
+                    "namespace": "vrouter", "address": "2001:db8:30::2", "prefixlen": 64,
+                    "user_defined": False},
+}
+
+
+def test_ipv6_vips_laid_out_like_the_ipv4_ones_with_the_management_vip():
+    from envrouter.ha.layout import (
+        MANAGEMENT6_VIP_ID,
+        OWNED_RESOURCE_IDS,
+        PUBLIC6_VIP_ID,
+        vip_resource_id,
+    )
+    from envrouter.model.entities import VIP_MANAGEMENT6, VIP_PUBLIC6
+
+    assert (MANAGEMENT6_VIP_ID, PUBLIC6_VIP_ID) == (
+        vip_resource_id(VIP_MANAGEMENT6), vip_resource_id(VIP_PUBLIC6))
+    assert {MANAGEMENT6_VIP_ID, PUBLIC6_VIP_ID} <= OWNED_RESOURCE_IDS  # swept when IPv6 goes
+    v4 = build_layout(sample_doc())
+    lay = build_layout(sample_doc(**DUAL_STACK))
+    ids = [r.get("id") for r in lay.resources]
+    assert ids[:5] == ["vrouter-clone", "vip__vrouter", "vip__vrouter_pub", "vip__vrouter6",
+                       "vip__vrouter_pub6"]
+    assert MANAGEMENT6_VIP_ID not in [r.get("id") for r in v4.resources]
+    by_id = {r.get("id"): {nv.get("name"): nv.get("value") for nv in r.iter("nvpair")}
+             for r in lay.resources}
+    assert by_id["vip__vrouter6"] == {"namespace": "vrouter", "port": "vr-mgmt",
+                                      "ip": "fd00:20::2", "cidr_netmask": "64"}
+    assert by_id["vip__vrouter_pub6"] == {"namespace": "vrouter", "port": "vr-pub",
+                                          "ip": "2001:db8:30::2", "cidr_netmask": "64",
+                                          "gateway": "2001:db8:30::1"}
+    for vip in ("vip__vrouter6", "vip__vrouter_pub6"):
+        # what an IPv4 VIP has, the IPv6 one has: with and after the clone, the upstream and
+        # uplink rules, one holder with the management VIP (so with the promoted conntrackd)
+        assert _find(lay, "rsc_colocation", rsc=vip, **{"with-rsc": "vrouter-clone"})
+        order = _find(lay, "rsc_order", first="vrouter-clone", then=vip)
+        assert order and order[0].get("kind") == "Mandatory"
+        coloc = _find(lay, "rsc_colocation", rsc=vip, **{"with-rsc": "vip__vrouter"})
+        assert coloc and coloc[0].get("score") == "INFINITY"
+        assert {c.get("id").removeprefix(f"envrouter-{vip}") for c in lay.constraints
+                if c.tag == "rsc_location" and c.get("rsc") == vip} == {
+            "-needs-upstream", "-needs-uplink"}
+    # the IPv4 part of the layout is unchanged by IPv6
+    v4_ids = {c.get("id") for c in v4.constraints}
+    assert v4_ids < {c.get("id") for c in lay.constraints}
+
+
+def test_ipv6_vips_commit_the_external_cache_like_the_ipv4_ones(monkeypatch):
+    from envrouter.services import conntrackd as ctd
+
+    monkeypatch.setattr(ctd, "EXTERNAL_CACHE", True)
+    lay = build_layout(sample_doc(**DUAL_STACK))
+    confs = {r.get("id"): {nv.get("name"): nv.get("value") for nv in r.iter("nvpair")}.get(
+        "conntrackd_conf") for r in lay.resources if r.get("id", "").startswith("vip__")}
+    assert len(confs) == 4 and len(set(confs.values())) == 1 and None not in confs.values()
+
+
+def test_status_expects_every_vip_the_layout_lays_out():
+    from envrouter.ops.collect import expected_resources, vips_and_ports
+
+    for doc in (sample_doc(), sample_doc(**DUAL_STACK)):
+        laid_out = [r.get("id") for r in build_layout(doc).resources
+                    if r.get("id", "").startswith("vip__")]
+        assert [i for i in expected_resources(doc.vrouter) if i.startswith("vip__")] == laid_out
+    ports = [(v.name, port) for v, port in vips_and_ports(sample_doc(**DUAL_STACK).vrouter)]
+    assert ports == [("vrouter", "vr-mgmt"), ("vrouter_pub", "vr-pub"), ("vrouter6", "vr-mgmt"),
+                     ("vrouter_pub6", "vr-pub")]

@@ -153,10 +153,24 @@ def test_shell_agents_follow_the_contract_without_python(installed):
         assert _sh_agent(installed, "vip", "stop", **{**VIP, field: value}).returncode == 0
         assert _sh_agent(installed, "vip", "monitor", CRM_meta_interval="0",
                          **{**VIP, field: value}).returncode == OCF_NOT_RUNNING
-    # an IPv6 VIP is refused by name until the agent announces IPv6 addresses
-    out = _sh_agent(installed, "vip", "validate-all", **{**VIP, "ip": "2001:db8::1",
-                                                         "cidr_netmask": "64"})
-    assert out.returncode == OCF_ERR_CONFIGURED and "IPv6" in out.stderr
+    # IPv6: a plain address (the family follows the VIP), a prefix length up to 128, a gateway
+    # of the same family
+    vip6 = {**VIP, "ip": "2001:db8::1", "cidr_netmask": "64", "gateway": "fe80::1"}
+    for ip in ("2001:db8::1", "::1", "fd00:1:2:3:4:5:6:7", "1::", "1:2:3:4:5:6::7"):
+        assert _sh_agent(installed, "vip", "validate-all",
+                         **{**vip6, "ip": ip}).returncode == OCF_SUCCESS, ip
+    assert _sh_agent(installed, "vip", "validate-all",
+                     **{**vip6, "cidr_netmask": "128"}).returncode == OCF_SUCCESS
+    for field, value in (("ip", "2001:db8::1::2"), ("ip", "2001:db8:::1"), ("ip", "1:2:3:4:5:6:7"),
+                         ("ip", "1:2:3:4:5:6:7:8:9"), ("ip", "2001:db8::12345"),
+                         ("ip", "fe80::1%eth0"), ("ip", ":1::"), ("ip", "1::2:"),
+                         ("ip", "::ffff:1.2.3.4"), ("cidr_netmask", "129"),
+                         ("gateway", "10.0.0.1")):
+        out = _sh_agent(installed, "vip", "validate-all", **{**vip6, field: value})
+        assert out.returncode == OCF_ERR_CONFIGURED, (field, value)
+        assert out.stderr.splitlines()[-1].startswith(f"ocf-exit-reason:vip: {field}: ")
+    out = _sh_agent(installed, "vip", "validate-all", **{**VIP, "gateway": "fe80::1"})
+    assert out.returncode == OCF_ERR_CONFIGURED and "gateway: not an IPv4" in out.stderr
     # no such namespace: monitor 7, stop succeeds, start fails
     gone = {**VIP, "namespace": "ert-no-such-namespace"}
     assert _sh_agent(installed, "vip", "monitor", **gone).returncode == OCF_NOT_RUNNING

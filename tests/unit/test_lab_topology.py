@@ -45,11 +45,16 @@ def test_roles_and_ports() -> None:
     assert {p.node_bridge for p in ctl.ports} == {"br-fw-admin", "br-mgmt", "br-ex"}
     cmp1 = plan.node("cmp1")
     assert {p.network for p in cmp1.ports} == {"admin", "management"}
-    assert all(p.node_bridge is None for p in cmp1.ports)
+    assert {p.network: p.node_bridge for p in cmp1.ports} == {"admin": None,
+                                                              "management": "br-mgmt"}
     assert cmp1.default_gateway == "10.20.0.1" == plan.node("master").address("admin")
     up = plan.node("up")
     assert up.address("public") == "203.0.113.1" == plan.network("public").gateway
-    assert set(up.loopback_addresses) == {"198.51.100.53", "198.51.100.123", "198.51.100.80"}
+    assert set(up.loopback_addresses) == {"198.51.100.53", "198.51.100.123", "198.51.100.80",
+                                          "2001:db8:51::53", "2001:db8:51::123",
+                                          "2001:db8:51::80"}
+    assert set(plan_lab(2, 1, ipv6=False).node("up").loopback_addresses) == {
+        "198.51.100.53", "198.51.100.123", "198.51.100.80"}
     assert plan.corosync_nodes() == [("ctl1", 1, "192.168.0.11"), ("ctl2", 2, "192.168.0.12")]
 
 
@@ -89,8 +94,41 @@ def test_upstream_dns_records() -> None:
     plan = plan_lab()
     argv = dnsmasq_upstream_argv(plan, "/run/p", "/var/log/l")
     assert "--auth-zone=lab.example" in argv
-    assert "--host-record=www.lab.example,198.51.100.80" in argv
+    assert "--host-record=www.lab.example,198.51.100.80,2001:db8:51::80" in argv
     assert "--host-record=cmp1.lab.example,192.168.0.101" in argv
+    assert "--listen-address=2001:db8:51::53" in argv
+    v4 = dnsmasq_upstream_argv(plan_lab(ipv6=False), "/run/p", "/var/log/l")
+    assert "--host-record=www.lab.example,198.51.100.80" in v4
+    assert not any(":" in a.split("=", 1)[-1] for a in v4 if a.startswith("--listen"))
+
+
+def test_dual_stack_plan() -> None:
+    """Management and public carry an IPv6 prefix; every node has an IPv6 address on them
+    (unique, inside the prefix, outside the allocation ranges), the IPv6 VIPs are free; the
+    admin network stays IPv4 only; `ipv6=False` is the IPv4-only lab."""
+    plan = plan_lab(3, 40)
+    assert plan.ipv6 and not plan_lab(ipv6=False).ipv6
+    assert plan_lab(ipv6=False).vip_management6 is None
+    nets = {n.name: n for n in plan.networks}
+    assert nets["admin"].cidr6 is None
+    assert nets["public"].gateway6 == plan.node("up").address6("public")
+    seen: set[str] = set()
+    for node in plan.nodes:
+        for port in node.ports:
+            net = nets[port.network]
+            if net.cidr6 is None or node.kind == "master":
+                assert port.address6 is None, port
+                continue
+            assert port.address6 is not None and port.address6 not in seen, port
+            seen.add(port.address6)
+            addr = ipaddress.ip_address(port.address6)
+            assert addr in ipaddress.ip_network(net.cidr6)
+            assert not any(ipaddress.ip_address(a) <= addr <= ipaddress.ip_address(b)
+                           for a, b in net.ranges6)
+    assert plan.vip_management6 not in seen and plan.vip_public6 not in seen
+    assert ipaddress.ip_address(plan.vip_management6) in ipaddress.ip_network(
+        nets["management"].cidr6)
+    assert ipaddress.ip_address(plan.vip_public6) in ipaddress.ip_network(nets["public"].cidr6)
 
 
 def test_master_nat_snats_admin_to_its_public_address() -> None:

@@ -100,14 +100,12 @@ def test_networks_disjoint():
     assert info.value.field == "cidr6" and "'a'" in info.value.reason
 
 
-def test_ipv6_switch_refused_until_served():
+def test_ipv6_switch_is_a_boolean():
     assert rules.validate_ipv6(False) is False
+    assert rules.validate_ipv6(True) is True
     with pytest.raises(ValidationError) as info:
-        rules.validate_ipv6(True)
-    assert info.value.obj == "vrouter settings" and info.value.field == "ipv6"
-    assert "not served yet" in info.value.reason and "VIP agent" in info.value.reason
-    with pytest.raises(ValidationError):
         rules.validate_ipv6("yes")
+    assert info.value.obj == "vrouter settings" and info.value.field == "ipv6"
 
 
 def test_vrouter_ipv6_requirements():

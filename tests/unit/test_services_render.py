@@ -312,3 +312,18 @@ def test_dual_stack_dns_and_ntp_serve_the_management_side_of_both_families():
     plain = ntp.render_chrony_conf(sample_doc().vrouter, pid_file="/run/x/p",
                                    socket_path="/run/x/s", drift_file="/run/x/d")
     assert plain == CHRONY and MGMT6_CIDR not in plain
+
+
+def test_conntrackd_dual_stack_syncs_icmpv6_and_ignores_the_ipv6_vips():
+    from test_ha_layout import DUAL_STACK
+
+    v4 = _ctd(sample_doc())
+    assert "IPv6" not in v4  # an IPv4-only document renders what it always did
+    text = _ctd(sample_doc(**DUAL_STACK))
+    accept = text.split("Protocol Accept {")[1].split("}")[0].split()
+    assert accept == ["TCP", "UDP", "ICMP", "IPv6-ICMP"]
+    ignore = text.split("Address Ignore {")[1].split("}")[0].strip().splitlines()
+    assert [line.strip() for line in ignore] == [
+        *(line.strip() for line in v4.split("Address Ignore {")[1].split("}")[0].strip()
+          .splitlines()),
+        "IPv6_address ::1", "IPv6_address fd00:20::2", "IPv6_address 2001:db8:30::2"]

@@ -9,7 +9,7 @@ import pytest
 
 from envrouter.errors import InfraError
 from envrouter.lab.waiting import wait_for
-from envrouter.waiting import poll, wait_until
+from envrouter.waiting import end_process, poll, wait_until
 
 
 def test_poll_returns_the_first_truthy_answer_or_the_last_one() -> None:
@@ -31,3 +31,12 @@ def test_wait_for_names_what_it_waited_for(tmp_path) -> None:
     with pytest.raises(InfraError, match=r"the daemon: the process exited \(3\)"):
         wait_for("the daemon", lambda: None, timeout=30, proc=proc)
     assert wait_for("a value", lambda: 7, timeout=0) == 7
+
+
+def test_end_process_kills_what_does_not_exit_in_time_and_reaps_both() -> None:
+    done = subprocess.Popen([sys.executable, "-c", "raise SystemExit(4)"])
+    end_process(done, 30)
+    assert done.returncode == 4
+    stuck = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    end_process(stuck, 0.1)
+    assert stuck.returncode == -9  # killed, and reaped (a returncode is set)

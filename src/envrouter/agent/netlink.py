@@ -213,10 +213,12 @@ class Netlink:
             )
         return out
 
-    def addresses(self, ns: str) -> list[tuple[int, str, int]]:
+    def addresses(self, ns: str, family: int = socket.AF_INET) -> list[tuple[int, str, int]]:
+        """(index, address, prefix length) of `family`'s addresses: IPv4 unless asked (the
+        agent owns only IPv4 addresses; the kernel's IPv6 link-local ones are not its)."""
         return [
             (m["index"], m.get_attr("IFA_ADDRESS"), m["prefixlen"])
-            for m in self.ipr(ns).get_addr(family=socket.AF_INET)
+            for m in self.ipr(ns).get_addr(family=family)
         ]
 
     def routes(self, ns: str, protos: tuple[int, ...]) -> list[dict]:
@@ -356,30 +358,6 @@ class Netlink:
             ok=(errno.EADDRNOTAVAIL, errno.ENODEV),
         )
 
-    def _route_args(
-        self,
-        ns: str,
-        dst: str,
-        gateway: str,
-        dev: str,
-        metric: int,
-        proto: int,
-        src: str | None = None,
-    ) -> dict:
-        args: dict[str, Any] = {
-            "dst": _default_dst(dst, gateway),
-            "family": _family(dst, gateway),
-            "gateway": gateway,
-            "priority": metric,
-            "proto": proto,
-            "table": 254,
-        }
-        if dev:
-            args["oif"] = self.need_index(ns, dev)
-        if src:
-            args["prefsrc"] = src
-        return args
-
     def replace_route(
         self,
         ns: str,
@@ -390,7 +368,12 @@ class Netlink:
         proto: int = RTPROT_ENVROUTER,
         src: str | None = None,
     ) -> bool:
-        args = self._route_args(ns, dst, gateway, dev, metric, proto, src)
+        args = _route_key(dst, gateway, metric, proto)
+        args["gateway"] = gateway
+        if dev:
+            args["oif"] = self.need_index(ns, dev)
+        if src:
+            args["prefsrc"] = src
         return self._call(
             f"route {dst} via {gateway}", lambda: self.ipr(ns).route("replace", **args)
         )
@@ -404,13 +387,7 @@ class Netlink:
         metric: int,
         proto: int = RTPROT_ENVROUTER,
     ) -> bool:
-        args: dict[str, Any] = {
-            "dst": _default_dst(dst, gateway),
-            "family": _family(dst, gateway),
-            "priority": metric,
-            "proto": proto,
-            "table": 254,
-        }
+        args = _route_key(dst, gateway, metric, proto)
         if gateway:
             args["gateway"] = gateway
         if oif:
@@ -420,6 +397,17 @@ class Netlink:
             lambda: self.ipr(ns).route("del", **args),
             ok=(errno.ESRCH, errno.ENODEV),
         )
+
+
+def _route_key(dst: str, gateway: str | None, metric: int, proto: int) -> dict[str, Any]:
+    """What names one of our routes in the main table (replace and delete both start here)."""
+    return {
+        "dst": _default_dst(dst, gateway),
+        "family": _family(dst, gateway),
+        "priority": metric,
+        "proto": proto,
+        "table": 254,
+    }
 
 
 def _family(dst: str, gateway: str | None) -> int:

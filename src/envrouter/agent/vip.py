@@ -4,6 +4,8 @@ are (envrouter.ops). Adding, removing and announcing VIPs is the HA layer's VIP 
 
 from __future__ import annotations
 
+import socket
+
 from envrouter.agent import netlink as nl
 
 
@@ -14,4 +16,6 @@ def vip_present(namespace: str, port: str, address: str) -> bool:
         idx = link.index(namespace, port)
         if idx is None:
             return False
-        return any(i == idx and a == address for i, a, _ in link.addresses(namespace))
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        return any(i == idx and a == address
+                   for i, a, _ in link.addresses(namespace, family))

@@ -182,9 +182,49 @@ def _timing(on: bool, t0: float, t_work: float) -> None:
         )
 
 
+def lean_pyroute2() -> None:
+    """Load of pyroute2 only what the agent uses: `IPRoute`, `NetlinkError` and `netns` (see
+    envrouter.agent.netlink). The package's own __init__ imports every part of the library
+    (NDB, IPDB, conntrack, wireguard, nl80211, ...: 64 more modules, ~40-60 ms of CPU of every
+    `agent` command; docs/ha.md, "Agent cost"). The package module is made from its spec
+    without running that __init__; any other name asked of it later (another caller in the
+    same process) is its submodule, or else runs the __init__ once (PEP 562). Nothing to do if
+    pyroute2 is loaded already."""
+    import importlib
+    import importlib.util
+
+    if "pyroute2" in sys.modules:
+        return
+    spec = importlib.util.find_spec("pyroute2")
+    if spec is None or spec.loader is None:
+        return  # not installed: the import in envrouter.agent.netlink says so
+    package = importlib.util.module_from_spec(spec)
+
+    def attribute(name: str) -> Any:
+        try:
+            return importlib.import_module(f"pyroute2.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"pyroute2.{name}":
+                raise
+        del package.__dict__["__getattr__"]
+        spec.loader.exec_module(package)  # the whole library, as `import pyroute2` loads it
+        return getattr(package, name)
+
+    package.__getattr__ = attribute  # type: ignore[method-assign]
+    sys.modules["pyroute2"] = package
+    try:
+        from pyroute2.iproute import IPRoute
+        from pyroute2.netlink.exceptions import NetlinkError
+    except BaseException:
+        del sys.modules["pyroute2"]
+        raise
+    package.IPRoute, package.NetlinkError = IPRoute, NetlinkError
+
+
 def _preload() -> None:
     """Import what the work needs, so --timing separates imports from work."""
-    import pyroute2  # noqa: F401
+    lean_pyroute2()
+    from pyroute2 import IPRoute, netns  # noqa: F401
 
     import envrouter.agent.apply  # noqa: F401
     import envrouter.agent.observe  # noqa: F401
@@ -266,6 +306,7 @@ def apply_cmd(
 def status_cmd(where: Where) -> None:
     """Print 'converged' or the pending steps (exit 1)."""
     require_root("envrouter agent status")
+    lean_pyroute2()
     doc, scope = _load(where)
     steps = _steps(doc, where, scope)
     if not steps:
@@ -283,6 +324,7 @@ def status_cmd(where: Where) -> None:
 def teardown_cmd(where: Where) -> None:
     """Remove everything the agent owns on this node (for the scope); nothing else."""
     require_root("envrouter agent teardown")
+    lean_pyroute2()
     doc = _document(where.document, where.server, where.node, where.token_file, where.state_dir,
                     fallback=True)
     if doc is None:

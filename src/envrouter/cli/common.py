@@ -8,9 +8,19 @@ import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import typer
+
 from envrouter.errors import ConflictError, InfraError, NotFoundError, ValidationError
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# The option of every command that opens the control plane's database.
+DATABASE_URL = typer.Option(
+    None,
+    "--database-url",
+    help="SQLAlchemy URL (default: ENVROUTER_DATABASE_URL, the config file, "
+    "or sqlite:////var/lib/envrouter/envrouter.db)",
+)
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the world failed: infrastructure, a check, a degraded state

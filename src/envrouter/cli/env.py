@@ -16,7 +16,7 @@ from typing import Any
 
 import typer
 
-from envrouter.cli.common import confirm, handle_errors, open_database
+from envrouter.cli.common import DATABASE_URL, confirm, handle_errors, open_database
 from envrouter.errors import ConflictError, ValidationError
 
 app = typer.Typer(
@@ -25,7 +25,6 @@ app = typer.Typer(
     help="Environments: import/export/apply YAML, list, VIPs, vrouter settings, delete.",
 )
 
-URL = typer.Option(None, "--database-url", help="SQLAlchemy URL (default: see docs)")
 YES = typer.Option(False, "--yes", "-y", help="change without asking (needed without a terminal)")
 
 
@@ -108,7 +107,7 @@ def _environment_id(session, name: str) -> int:  # noqa: ANN001
 @app.command("import")
 @handle_errors
 def import_(
-    file: Path = typer.Argument(..., help="environment YAML"), database_url: str = URL
+    file: Path = typer.Argument(..., help="environment YAML"), database_url: str = DATABASE_URL
 ) -> None:
     """Create the environment described in FILE (networks, nodes, vrouter settings, VIPs).
     To change an environment that exists, use `env apply`."""
@@ -129,7 +128,7 @@ def import_(
 def apply(
     file: Path = typer.Argument(..., help="environment YAML (the format of env import/export)"),
     yes: bool = YES,
-    database_url: str = URL,
+    database_url: str = DATABASE_URL,
 ) -> None:
     """Make the environment named in FILE match FILE, declaratively: networks, nodes, settings
     and VIPs not in FILE go, the others are changed or created (created as a whole when the
@@ -147,7 +146,7 @@ def apply(
 @app.command()
 @handle_errors
 def export(
-    name: str = typer.Argument(..., help="environment name"), database_url: str = URL
+    name: str = typer.Argument(..., help="environment name"), database_url: str = DATABASE_URL
 ) -> None:
     """Print the environment as YAML (the format `env import` and `env apply` read), with every
     address (nodes' host addresses, controllers' vrouter namespace addresses, VIPs)."""
@@ -168,7 +167,7 @@ def export(
 
 @app.command("list")
 @handle_errors
-def list_(database_url: str = URL) -> None:
+def list_(database_url: str = DATABASE_URL) -> None:
     """List the environments with their counts."""
     from sqlalchemy import select
 
@@ -197,7 +196,7 @@ def list_(database_url: str = URL) -> None:
 @app.command("reserve-vips")
 @handle_errors
 def reserve_vips(
-    name: str = typer.Argument(..., help="environment name"), database_url: str = URL
+    name: str = typer.Argument(..., help="environment name"), database_url: str = DATABASE_URL
 ) -> None:
     """Reserve the vrouter VIPs and the controllers' namespace addresses (idempotent)."""
     from envrouter.model import service
@@ -244,7 +243,7 @@ def set_vrouter(
         None, "--ipv6-egress", help="nat66 (SNAT to the public IPv6 VIP) or routed (no NAT)"
     ),
     yes: bool = YES,
-    database_url: str = URL,
+    database_url: str = DATABASE_URL,
 ) -> None:
     """Change the vrouter settings of environment NAME (only the options given), as the UI and
     PUT /environments/{id}/vrouter do. Shows the diff first."""
@@ -294,7 +293,7 @@ def set_vip(
     ),
     address: str = typer.Argument(..., help="an address on the VIP's network, or 'auto'"),
     yes: bool = YES,
-    database_url: str = URL,
+    database_url: str = DATABASE_URL,
 ) -> None:
     """Give a VIP a user-defined ADDRESS, or 'auto' to go back to an automatic one, as
     PUT /environments/{id}/vips/{name} does. Shows the diff first."""
@@ -319,7 +318,7 @@ def set_vip(
 def delete(
     name: str = typer.Argument(..., help="environment name"),
     yes: bool = YES,
-    database_url: str = URL,
+    database_url: str = DATABASE_URL,
 ) -> None:
     """Delete environment NAME with everything in it (networks, nodes, addresses, VIPs).
     Shows what goes first."""

@@ -39,6 +39,10 @@ def up(
     controllers: int = typer.Option(3, "--controllers", help="number of controllers"),
     nodes: int = typer.Option(2, "--nodes", help="number of compute nodes"),
     bridge: str = typer.Option("linux", "--bridge", help="vrouter bridge kind: linux | ovs"),
+    ipv6: bool = typer.Option(True, "--ipv6/--no-ipv6",
+                              help="dual stack (the default): management and public carry an "
+                              "IPv6 prefix, the vrouter serves IPv6 (VIPs vrouter6, "
+                              "vrouter_pub6), the upstream serves DNS, NTP and HTTP on IPv6 too"),
     deploy: bool = typer.Option(True, "--deploy/--no-deploy",
                                 help="run the control plane and the agents"),
     fencing: bool = typer.Option(True, "--fencing/--no-fencing",
@@ -57,7 +61,8 @@ def up(
     from envrouter.lab.build import lab_up
     from envrouter.lab.status import collect_status, print_status
 
-    plan = plan_lab(controllers, nodes, prefix=prefix, state_dir=state_dir, bridge_kind=bridge)
+    plan = plan_lab(controllers, nodes, prefix=prefix, state_dir=state_dir, bridge_kind=bridge,
+                    ipv6=ipv6)
     console = Console()
     lab = lab_up(plan, console, deploy_parts=deploy, fencing=fencing, installed=installed)
     console.print("[green]the lab is up[/green]")

@@ -8,6 +8,7 @@ against an address held twice, behind the allocation lock in `envrouter.model.se
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -30,6 +31,24 @@ class Base(DeclarativeBase):
     pass
 
 
+def _owned(back_populates: str, order_by: str | None = None, **kw: Any) -> Any:
+    """The rows a parent owns: they go with it, deleted by the database (ON DELETE CASCADE;
+    passive_deletes: the ORM does not load them first)."""
+    if order_by is not None:
+        kw["order_by"] = order_by
+    return relationship(back_populates=back_populates, cascade="all, delete-orphan",
+                        passive_deletes=True, **kw)
+
+
+class _InEnvironment:
+    """A row of one environment (networks, nodes, VIPs): deleted with it."""
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    environment_id: Mapped[int] = mapped_column(
+        ForeignKey("environments.id", ondelete="CASCADE"), index=True
+    )
+
+
 class EnvironmentRow(Base):
     __tablename__ = "environments"
 
@@ -43,40 +62,16 @@ class EnvironmentRow(Base):
     # Bumped by every write to the environment: documents are cached per revision.
     revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
-    networks: Mapped[list[NetworkRow]] = relationship(
-        back_populates="environment",
-        cascade="all, delete-orphan",
-        passive_deletes=True,
-        order_by="NetworkRow.id",
-    )
-    nodes: Mapped[list[NodeRow]] = relationship(
-        back_populates="environment",
-        cascade="all, delete-orphan",
-        passive_deletes=True,
-        order_by="NodeRow.id",
-    )
-    vips: Mapped[list[VipRow]] = relationship(
-        back_populates="environment",
-        cascade="all, delete-orphan",
-        passive_deletes=True,
-        order_by="VipRow.id",
-    )
-    settings: Mapped[VrouterSettingsRow | None] = relationship(
-        back_populates="environment",
-        cascade="all, delete-orphan",
-        passive_deletes=True,
-        uselist=False,
-    )
+    networks: Mapped[list[NetworkRow]] = _owned("environment", "NetworkRow.id")
+    nodes: Mapped[list[NodeRow]] = _owned("environment", "NodeRow.id")
+    vips: Mapped[list[VipRow]] = _owned("environment", "VipRow.id")
+    settings: Mapped[VrouterSettingsRow | None] = _owned("environment", uselist=False)
 
 
-class NetworkRow(Base):
+class NetworkRow(_InEnvironment, Base):
     __tablename__ = "networks"
     __table_args__ = (UniqueConstraint("environment_id", "name", name="uq_networks_env_name"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    environment_id: Mapped[int] = mapped_column(
-        ForeignKey("environments.id", ondelete="CASCADE"), index=True
-    )
     name: Mapped[str] = mapped_column(String(32))
     role: Mapped[str] = mapped_column(String(16))
     cidr: Mapped[str] = mapped_column(String(64))
@@ -89,12 +84,7 @@ class NetworkRow(Base):
     gateway6: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     environment: Mapped[EnvironmentRow] = relationship(back_populates="networks")
-    ranges: Mapped[list[IpRangeRow]] = relationship(
-        back_populates="network",
-        cascade="all, delete-orphan",
-        passive_deletes=True,
-        order_by="IpRangeRow.id",
-    )
+    ranges: Mapped[list[IpRangeRow]] = _owned("network", "IpRangeRow.id")
 
 
 class IpRangeRow(Base):
@@ -110,24 +100,15 @@ class IpRangeRow(Base):
     network: Mapped[NetworkRow] = relationship(back_populates="ranges")
 
 
-class NodeRow(Base):
+class NodeRow(_InEnvironment, Base):
     __tablename__ = "nodes"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    environment_id: Mapped[int] = mapped_column(
-        ForeignKey("environments.id", ondelete="CASCADE"), index=True
-    )
     hostname: Mapped[str] = mapped_column(String(253), unique=True)
     roles: Mapped[str] = mapped_column(String(255), default="")  # comma-separated
     status: Mapped[str] = mapped_column(String(32), default="discovered")
 
     environment: Mapped[EnvironmentRow] = relationship(back_populates="nodes")
-    addresses: Mapped[list[AddressRow]] = relationship(
-        back_populates="node",
-        cascade="all, delete-orphan",
-        passive_deletes=True,
-        order_by="AddressRow.id",
-    )
+    addresses: Mapped[list[AddressRow]] = _owned("node", "AddressRow.id")
 
     @property
     def role_list(self) -> tuple[str, ...]:
@@ -191,16 +172,12 @@ class VrouterSettingsRow(Base):
     environment: Mapped[EnvironmentRow] = relationship(back_populates="settings")
 
 
-class VipRow(Base):
+class VipRow(_InEnvironment, Base):
     """Revision 2."""
 
     __tablename__ = "vips"
     __table_args__ = (UniqueConstraint("environment_id", "name", name="uq_vips_env_name"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    environment_id: Mapped[int] = mapped_column(
-        ForeignKey("environments.id", ondelete="CASCADE"), index=True
-    )
     name: Mapped[str] = mapped_column(String(32))
     network_id: Mapped[int] = mapped_column(ForeignKey("networks.id", ondelete="CASCADE"))
     namespace: Mapped[str] = mapped_column(String(15), default="vrouter")

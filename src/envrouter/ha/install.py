@@ -72,7 +72,8 @@ def agent_text(name: str, interpreter: str | None = None) -> str:
     if agent.script:
         return head + SHELL_DISPATCH.replace("@NAME@", name) + agent.script.lstrip("\n")
     argv = launcher_argv(name, interpreter)
-    return head + f"exec {' '.join(shlex.quote(a) for a in argv)} \"$@\"\n"
+    return (head + (verdict_check(agent, interpreter) if agent.monitor_inputs else "")
+            + f"exec {' '.join(shlex.quote(a) for a in argv)} \"$@\"\n")
 
 
 # The action dispatch every shell agent starts with (after meta-data): one usage, the OCF exit
@@ -94,6 +95,71 @@ if [ "$action" = monitor ]; then
   case ${OCF_RESKEY_CRM_meta_interval:-0} in 0) probe=1 ;; esac
 fi
 """
+
+
+# How a Python agent's launcher answers a recurring monitor without starting Python: the
+# stamp of the monitor's inputs (the parameters, the identity of the document and of the
+# package's files the agent names), then the verdict the last Python run recorded with that
+# stamp (envrouter.ha.ocf_memo.Verdict), each of its facts checked again. Any difference: the
+# interpreter runs and decides (and records the next verdict). The facts are words without
+# blanks (the Verdict refuses others), so `read` splits them back exactly; no globbing.
+VERDICT_CHECK = r"""verdict() {
+  { read -r rc && read -r stamp; } || return 1
+  case $rc in ''|*[!0-9]*) return 1 ;; esac
+  [ "$stamp" = "$ENVROUTER_OCF_INPUTS" ] || return 1
+  while read -r kind a b; do
+    case $kind in
+      pid) { read -r p; } 2>/dev/null <"$a" || return 1
+        case $p in ''|*[!0-9]*) return 1 ;; esac
+        { read -r s; } 2>/dev/null <"/proc/$p/stat" || return 1
+        case $s in "$p ($b) "[!ZX]*) ;; *) return 1 ;; esac ;;
+      path) [ -e "$a" ] || return 1 ;;
+      line) { while read -r l || [ -n "$l" ]; do [ "$l" = "$b" ] && break; l=; done; } \
+          2>/dev/null <"$a"
+        [ "$l" = "$b" ] || return 1 ;;
+      run) case $a in ''|*[!0-9]*) return 1 ;; esac
+        case $b in @COMMANDS@) ;; *) return 1 ;; esac
+        set -f; timeout "$a" $b </dev/null >/dev/null 2>&1 || { set +f; return 1; }; set +f ;;
+      *) return 1 ;;
+    esac
+  done
+}
+if [ "$#" = 1 ] && [ "$1" = monitor ] && [ "${OCF_RESKEY_CRM_meta_interval:-0}" != 0 ] &&
+   ENVROUTER_OCF_INPUTS="@PARAMS@|$(stat -L --printf '%i:%s:%.9Y:%.9Z;' -- @FILES@ 2>/dev/null)"
+then
+  export ENVROUTER_OCF_INPUTS
+  if verdict 2>/dev/null <"@VERDICT@"; then exit "$rc"; fi
+fi
+"""
+_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./:-+=,@%")
+
+
+def _sh_word(text: str) -> str:
+    """text as it can stand inside sh double quotes as is (parameter names, defaults, paths)."""
+    if not set(text) <= _SAFE:
+        raise ValueError(f"a value the agents' launcher cannot quote: {text!r}")
+    return text
+
+
+def verdict_check(agent, interpreter: str | None = None) -> str:  # agent: ocf_base.Agent
+    """The launcher's verdict check for a Python agent with monitor_inputs (VERDICT_CHECK)."""
+    from envrouter.ha.ocf_memo import VERDICT_COMMANDS, verdict_path
+
+    param = {p.name: f"${{OCF_RESKEY_{_sh_word(p.name)}:-{_sh_word(p.default or '')}}}"
+             for p in agent.params}
+    package = os.path.join(python_path(interpreter)[0], "envrouter")
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    files = ['"' + param["document"] + '"']
+    for rel in agent.monitor_inputs:
+        path = f'"{_sh_word(os.path.join(package, rel))}"'
+        files.append(path)
+        if os.path.isdir(os.path.join(here, rel)):
+            files.append(path + "/*")
+    return (VERDICT_CHECK
+            .replace("@COMMANDS@", "|".join(f"'{_sh_word(c)} '*" for c in VERDICT_COMMANDS))
+            .replace("@PARAMS@", ";".join(f"{k}={v}" for k, v in param.items()))
+            .replace("@FILES@", " ".join(files))
+            .replace("@VERDICT@", verdict_path(param["run_root"], agent.name)))
 
 
 def launcher_argv(name: str, interpreter: str | None = None) -> list[str]:

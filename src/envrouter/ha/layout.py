@@ -1,12 +1,15 @@
 """The Pacemaker resource layout of the vrouter, generated from the deployment document (pure).
 
 Names (docs/ha.md): primitives ``vrouter``, ``vip__<vip name>`` (``vip__vrouter``,
-``vip__vrouter_pub``), ``conntrackd``, ``dns``, ``ntp``, ``ping_upstream``; a clone of X is
-``X-clone``; every constraint id starts with ``envrouter-``. These fixed names are how
-`envrouter.ha.cib` recognises what it owns (mark and sweep).
+``vip__vrouter_pub``, and with IPv6 ``vip__vrouter6``, ``vip__vrouter_pub6``), ``conntrackd``,
+``dns``, ``ntp``, ``ping_upstream``; a clone of X is ``X-clone``; every constraint id starts
+with ``envrouter-``. These fixed names are how `envrouter.ha.cib` recognises what it owns (mark
+and sweep).
 
 Constraints, and why:
-- the VIPs with each other and with the vrouter clone, started after it (mandatory);
+- the VIPs with each other and with the vrouter clone, started after it (mandatory); the IPv6
+  VIPs exactly like the IPv4 ones, all of them colocated with the management VIP (one holder
+  for both families: one conntrackd table, one place the nodes' gateways are);
 - conntrackd's promoted instance with the management VIP. The new holder must know the flows
   before traffic arrives: its peers write them into its kernel table as they arrive
   (`envrouter.services.conntrackd.EXTERNAL_CACHE` off); with an external cache the VIP agent
@@ -38,7 +41,14 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
 from envrouter.agent.desired import host_port
-from envrouter.document import VIP_MANAGEMENT, VIP_PUBLIC, DeploymentDocument, DocVip
+from envrouter.document import (
+    VIP_MANAGEMENT,
+    VIP_MANAGEMENT6,
+    VIP_PUBLIC,
+    VIP_PUBLIC6,
+    DeploymentDocument,
+    DocVip,
+)
 from envrouter.errors import ValidationError
 from envrouter.ha.ocf_base import DEFAULT_DOCUMENT, PROVIDER
 
@@ -67,12 +77,14 @@ def vip_id(vip: DocVip) -> str:
 
 MANAGEMENT_VIP_ID = vip_resource_id(VIP_MANAGEMENT)  # vip__vrouter
 PUBLIC_VIP_ID = vip_resource_id(VIP_PUBLIC)  # vip__vrouter_pub
+MANAGEMENT6_VIP_ID = vip_resource_id(VIP_MANAGEMENT6)  # vip__vrouter6
+PUBLIC6_VIP_ID = vip_resource_id(VIP_PUBLIC6)  # vip__vrouter_pub6
 
 
 # every top-level resource id the layout can produce: what cib.py may replace or remove
 OWNED_RESOURCE_IDS = frozenset(
     {clone_id(VROUTER), clone_id(CONNTRACKD), clone_id(DNS), clone_id(NTP), clone_id(PING),
-     clone_id(UPLINK), MANAGEMENT_VIP_ID, PUBLIC_VIP_ID}
+     clone_id(UPLINK), MANAGEMENT_VIP_ID, PUBLIC_VIP_ID, MANAGEMENT6_VIP_ID, PUBLIC6_VIP_ID}
 )
 
 
@@ -253,8 +265,12 @@ def build_layout(doc: DeploymentDocument, options: LayoutOptions | None = None) 
 
     if vr.conntrack_sync and ctd.EXTERNAL_CACHE:  # else the peers' kernels have the flows
         commit = {"conntrackd_conf": str(ctd.paths_for(vr).file(ctd.CONF))}
-    public_extra = {"gateway": str(vr.public_gateway)}
-    for vip, extra in ((vr.vip_management, {}), (vr.vip_public, public_extra)):
+    vips: list[tuple[DocVip, dict[str, str]]] = [
+        (vr.vip_management, {}), (vr.vip_public, {"gateway": str(vr.public_gateway)})]
+    if vr.vip_management6 is not None and vr.vip_public6 is not None:
+        vips += [(vr.vip_management6, {}),
+                 (vr.vip_public6, {"gateway": str(vr.public_gateway6)})]
+    for vip, extra in vips:
         port = vr.management_port if vip.role == "management" else vr.public_port
         rid = vip_id(vip)
         vip_ids.append(rid)
@@ -263,13 +279,14 @@ def build_layout(doc: DeploymentDocument, options: LayoutOptions | None = None) 
         resources.append(_primitive(rid, "ocf", PROVIDER, "vip", params, [
             *_start_stop("20s", "20s"),
             {"name": "monitor", "interval": opts.vip_monitor_interval, "timeout": "20s"}]))
-    mgmt_vip, pub_vip = vip_ids
+    mgmt_vip = vip_ids[0]
     for rid in vip_ids:
         constraints.append(_colocation(f"{rid}-with-vrouter", rid, vclone))
         constraints.append(_order(f"vrouter-then-{rid}", vclone, rid))
         constraints.append(_needs_upstream(rid))
         constraints.append(_needs_uplink(rid))
-    constraints.append(_colocation(f"{pub_vip}-with-{mgmt_vip}", pub_vip, mgmt_vip))
+    for rid in vip_ids[1:]:
+        constraints.append(_colocation(f"{rid}-with-{mgmt_vip}", rid, mgmt_vip))
     constraints.append(_avoid_dc(mgmt_vip, opts.resource_stickiness))
 
     if vr.conntrack_sync:

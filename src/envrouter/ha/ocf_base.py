@@ -20,6 +20,8 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (20 ms of
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from envrouter.ha.ocf_memo import Verdict
+
     Handler = Callable[["Context"], int]
 
 OCF_SUCCESS = 0
@@ -81,12 +83,15 @@ def basic_actions(*, start: str, stop: str, monitor: str, interval: str) -> list
 class Context:
     """What one invocation knows: its action, parameters and Pacemaker's meta variables."""
 
-    __slots__ = ("action", "params", "env")
+    __slots__ = ("action", "params", "env", "verdict")
 
     def __init__(self, action: str, params: dict[str, str], env: dict[str, str]) -> None:
         self.action = action
         self.params = params
         self.env = env
+        # a recurring monitor's answer and its facts (envrouter.ha.ocf_memo.Verdict), recorded
+        # by `run` when the handler returns
+        self.verdict: Verdict | None = None
 
     @property
     def is_probe(self) -> bool:
@@ -108,11 +113,15 @@ def exit_reason(message: str) -> None:
 class Agent:
     """An agent's table. A shell agent has a `script`: the /bin/sh body that IS the agent
     (every action but meta-data, which the installed executable prints itself); its
-    `handlers` are then empty and no Python runs (envrouter.ha.install)."""
+    `handlers` are then empty and no Python runs (envrouter.ha.install). A Python agent with
+    `monitor_inputs` (files or directories of the package, besides its document, that its
+    monitor's answer depends on) has its recurring monitors answered by its launcher from the
+    verdict of the last one while nothing changed (envrouter.ha.ocf_memo.Verdict)."""
 
     def __init__(self, name: str, shortdesc: str, longdesc: str, params: list[Param],
                  handlers: dict[str, Handler], actions: list[Action] | None = None,
-                 version: str = "1.0", script: str = "") -> None:
+                 version: str = "1.0", script: str = "",
+                 monitor_inputs: tuple[str, ...] = ()) -> None:
         self.name = name
         self.shortdesc = shortdesc
         self.longdesc = longdesc
@@ -121,6 +130,7 @@ class Agent:
         self.actions = actions or []
         self.version = version
         self.script = script
+        self.monitor_inputs = monitor_inputs
 
     def meta_data(self) -> str:
         from xml.sax.saxutils import escape, quoteattr
@@ -198,8 +208,9 @@ def run(agent: Agent, argv: list[str] | None = None, env: dict[str, str] | None 
               file=sys.stderr)
         # a probe must not fail on configuration it does not need to answer "not running"
         return OCF_NOT_RUNNING if ctx.is_probe else OCF_ERR_CONFIGURED
+    rc: int | None = None
     try:
-        return handler(ctx)
+        rc = handler(ctx)
     except (ValidationError, ConflictError, NotFoundError) as exc:
         if action == "stop":
             # stop must not fail on a bad configuration; nothing valid can be running
@@ -212,6 +223,23 @@ def run(agent: Agent, argv: list[str] | None = None, env: dict[str, str] | None 
     except InfraError as exc:
         print(f"ocf-exit-reason:{exc}", file=sys.stderr)
         return OCF_ERR_GENERIC
+    finally:
+        if ctx.verdict is not None:
+            _record_verdict(ctx, rc)
+    return rc
+
+
+def _record_verdict(ctx: Context, rc: int | None) -> None:
+    """Record the recurring monitor's verdict. Only a running answer is repeated: a failure,
+    or a handler that raised (rc None), may rest on more than the facts recorded, so the
+    launcher asks Python again."""
+    assert ctx.verdict is not None
+    if rc not in (OCF_SUCCESS, OCF_RUNNING_PROMOTED):
+        ctx.verdict.spoiled = True
+    try:
+        ctx.verdict.record(rc or 0)
+    except OSError as exc:  # a monitor must not fail for its verdict: the next run decides
+        ctx.log("warning", f"cannot record the monitor's verdict: {exc}")
 
 
 def main_for(agent: Agent) -> None:

@@ -43,6 +43,7 @@ from envrouter.ha.ocf_base import (
 )
 from envrouter.ha.ocf_daemon import (
     COMMON_PARAMS,
+    RENDERERS,
     Instance,
     daemon_from,
     instance,
@@ -186,7 +187,25 @@ def monitor(ctx: Context) -> int:
         _resync_once_after_promote(ctx, i, marker)
     elif not promoted and not conntrackd.EXTERNAL_CACHE:
         _keep_cache_empty(ctx, i, stats)
+    _verdict_facts(ctx, i, marker, promoted)
     return OCF_RUNNING_PROMOTED if promoted else OCF_SUCCESS
+
+
+def _verdict_facts(ctx: Context, i: Instance, marker: str, promoted: bool) -> None:
+    """What the promoted instance's recurring monitor answer rests on besides the daemon's
+    (ocf_daemon): it answers on its socket, it is promoted and the resync after promote is
+    done. An unpromoted instance's answer rests on what sh cannot check (no marker, an
+    empty internal cache): every such monitor runs here."""
+    if ctx.verdict is None:
+        return
+    if not promoted:
+        ctx.verdict.spoiled = True
+        return
+    ctx.verdict.succeeds(conntrackd.STATS_TIMEOUT, *conntrackd.stats_argv(i))
+    if conntrackd.EXTERNAL_CACHE:
+        ctx.verdict.exists(marker)
+    else:
+        ctx.verdict.has_line(marker, RESYNCED)
 
 
 def _keep_cache_empty(ctx: Context, paths: Instance, stats: str) -> None:
@@ -233,30 +252,30 @@ def _resync_once_after_promote(ctx: Context, paths: Instance, marker: str) -> No
         pass
 
 
-def promote(ctx: Context) -> int:
+def _set_role(ctx: Context, promoted: bool) -> int:
+    """promote or demote: the role's commands and the marker, once (again: nothing to do)."""
+    doing = "promote" if promoted else "demote"
     d = daemon_from(ctx, _build)
     if not d.running():
-        exit_reason("conntrackd is not running: cannot promote")
+        exit_reason(f"conntrackd is not running: cannot {doing}")
         return OCF_NOT_RUNNING
     marker = d.paths.file(PROMOTED_FILE)
-    if not marker.exists():
-        _commands(d, PROMOTE)
-        marker.write_text("promoted\n")
-        ctx.log("info", f"conntrackd promoted in {d.namespace}")
+    if marker.exists() != promoted:
+        _commands(d, PROMOTE if promoted else DEMOTE)
+        if promoted:
+            marker.write_text("promoted\n")
+        else:
+            marker.unlink()
+        ctx.log("info", f"conntrackd {doing}d in {d.namespace}")
     return OCF_SUCCESS
+
+
+def promote(ctx: Context) -> int:
+    return _set_role(ctx, promoted=True)
 
 
 def demote(ctx: Context) -> int:
-    d = daemon_from(ctx, _build)
-    if not d.running():
-        exit_reason("conntrackd is not running: cannot demote")
-        return OCF_NOT_RUNNING
-    marker = d.paths.file(PROMOTED_FILE)
-    if marker.exists():
-        _commands(d, DEMOTE)
-        marker.unlink()
-        ctx.log("info", f"conntrackd demoted in {d.namespace}")
-    return OCF_SUCCESS
+    return _set_role(ctx, promoted=False)
 
 
 def notify(ctx: Context) -> int:
@@ -326,6 +345,7 @@ AGENT = Agent(
         Action("meta-data", timeout="5s"),
         Action("validate-all", timeout="10s"),
     ],
+    monitor_inputs=RENDERERS,
 )
 
 

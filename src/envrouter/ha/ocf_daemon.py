@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 
-from envrouter.agent.namespaces import netns_exists
+from envrouter.agent.namespaces import netns_exists, netns_path
 from envrouter.ha.ocf_base import (
     DOCUMENT_PARAM,
     LOG_ROOT_PARAM,
@@ -28,7 +28,13 @@ from envrouter.ha.ocf_base import (
     Param,
     load_vrouter,
 )
-from envrouter.ha.ocf_memo import inputs_stamp, memo_path, read_memo, write_memo
+from envrouter.ha.ocf_memo import (
+    inputs_stamp,
+    memo_path,
+    read_memo,
+    start_verdict,
+    write_memo,
+)
 from envrouter.services import status
 
 TYPE_CHECKING = False  # without importing typing (docs/ha.md, "Agent cost")
@@ -48,6 +54,21 @@ RENDERERS = ("document.py", "services", os.path.join("services", "templates"))
 
 def daemon_from(ctx: Context, build: BuildDaemon) -> Daemon:
     return build(load_vrouter(ctx), ctx)
+
+
+def service_build(service: str) -> BuildDaemon:
+    """The build of an agent whose daemon is ``envrouter.services.<service>.daemon`` of the
+    document's vrouter section, with the agent's run_root and log_root. The renderer is
+    imported only when a daemon is built: not on a monitor's usual path."""
+    def build(doc: DeploymentDocument, ctx: Context) -> Daemon:
+        import importlib
+
+        assert doc.vrouter is not None
+        module = importlib.import_module(f"envrouter.services.{service}")
+        return module.daemon(doc.vrouter, run_root=ctx.params["run_root"],
+                             log_root=ctx.params["log_root"])
+
+    return build
 
 
 class Instance:
@@ -127,7 +148,9 @@ def make_handlers(
             # the daemon outlived its namespace: it serves nothing any more
             ctx.log("error", f"{what} runs but namespace {i.namespace} is gone")
             return OCF_ERR_GENERIC
-        if not ctx.is_probe and status.recorded_source(i.run_dir) != i.source:
+        if ctx.is_probe:
+            return OCF_SUCCESS
+        if status.recorded_source(i.run_dir) != i.source:
             d = built or daemon_from(ctx, build)
             if d.config_drifted():
                 # a new document changed the configuration: re-assert it
@@ -137,6 +160,13 @@ def make_handlers(
                     after_restart(ctx, d)
             else:
                 d.prepare()  # the same files from new inputs: record their digest
+            return OCF_SUCCESS  # changed something: the next run records the verdict
+        # the answer rests on these facts only (the instance itself on the inputs' stamp)
+        ctx.verdict = start_verdict(ctx.env, ctx.params.get("run_root", ""), what)
+        if ctx.verdict is not None:
+            ctx.verdict.live_pid(i.pid_file, i.comm)
+            ctx.verdict.exists(netns_path(i.namespace))
+            ctx.verdict.has_line(i.file(status.SOURCE_FILE), i.source)
         return OCF_SUCCESS
 
     return {"start": start, "stop": stop, "monitor": monitor, "validate-all": validate}
@@ -162,4 +192,5 @@ def make_daemon_agent(
         params=[*COMMON_PARAMS, *(extra or [])],
         handlers=make_handlers(build, what=name),
         actions=clone_actions(),
+        monitor_inputs=RENDERERS,
     )

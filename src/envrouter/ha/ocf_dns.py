@@ -2,22 +2,8 @@
 
 from __future__ import annotations
 
-from envrouter.ha.ocf_base import Context, main_for
-from envrouter.ha.ocf_daemon import make_daemon_agent
-
-TYPE_CHECKING = False  # without importing typing (docs/ha.md, "Agent cost")
-if TYPE_CHECKING:
-    from envrouter.document import DeploymentDocument
-    from envrouter.services.process import Daemon
-
-
-def _build(doc: DeploymentDocument, ctx: Context) -> Daemon:
-    from envrouter.services import dns  # the renderer: not on a monitor's usual path
-
-    assert doc.vrouter is not None
-    return dns.daemon(doc.vrouter, run_root=ctx.params["run_root"],
-                      log_root=ctx.params["log_root"])
-
+from envrouter.ha.ocf_base import main_for
+from envrouter.ha.ocf_daemon import make_daemon_agent, service_build
 
 AGENT = make_daemon_agent(
     "dns",
@@ -25,7 +11,7 @@ AGENT = make_daemon_agent(
     "Runs dnsmasq inside the document's vrouter namespace: forwards to the upstream DNS "
     "servers, caches, keeps answering expired entries while every upstream is down, and "
     "answers only on the management port (its own address and the management VIP).",
-    _build,
+    service_build("dns"),
 )
 
 

@@ -64,3 +64,82 @@ def write_memo(path: str, stamp: str, values: list[str]) -> None:
 
     os.makedirs(os.path.dirname(path), exist_ok=True)
     write_if_changed(path, SEPARATOR.join([stamp, *values]))
+
+
+# -- the verdict: a recurring monitor's answer, for the agent's sh launcher -----------------
+# The launcher of a Python agent that declares `monitor_inputs` (envrouter.ha.install) computes
+# the stamp of the monitor's inputs itself — the agent's parameters and the identity of the
+# document and of the renderers' files, one `stat` — and passes it in this variable. When a
+# recurring monitor's answer rests only on facts the launcher can check in sh (a live PID with
+# its command name, a path that exists, a file holding a line, a client command that
+# succeeds within a time), the Python run records the answer with those facts and that stamp;
+# the next recurring monitor is answered by the launcher while the stamp and every fact still
+# hold, without starting Python. Any fact that no longer holds sends it to Python, which decides
+# (docs/ha.md, "Agent cost"). What to conclude is decided only by the Python agent: the
+# launcher only compares what it recorded.
+INPUTS_ENV = "ENVROUTER_OCF_INPUTS"
+VERDICT_SUFFIX = ".verdict"
+VERDICT_COMMANDS = ("conntrackd",)  # the only commands a verdict may name as a fact
+
+
+def verdict_path(run_root: str, agent: str) -> str:
+    return os.path.join(run_root, ".ocf", agent + VERDICT_SUFFIX)
+
+
+class Verdict:
+    """The facts this recurring monitor's answer rests on, recorded when it ends (if none of
+    them was spoiled: an answer that changed something, or rests on what sh cannot check)."""
+
+    __slots__ = ("path", "stamp", "facts", "spoiled")
+
+    def __init__(self, path: str, stamp: str) -> None:
+        self.path = path
+        self.stamp = stamp
+        self.facts: list[str] = []
+        self.spoiled = False
+
+    def fact(self, kind: str, *values: str) -> None:
+        # one line of words: a value the launcher could not split back is not recorded
+        if any(not v or any(c.isspace() for c in v) for v in values):
+            self.spoiled = True
+        self.facts.append(" ".join((kind, *values)))
+
+    def live_pid(self, pid_file: str, comm: str) -> None:
+        """The PID in pid_file is a live (not zombie) process named comm (status.pid_running)."""
+        self.fact("pid", pid_file, comm[:15])
+
+    def exists(self, path: str) -> None:
+        self.fact("path", path)
+
+    def has_line(self, path: str, line: str) -> None:
+        self.fact("line", path, line)
+
+    def succeeds(self, timeout: int, *argv: str) -> None:
+        """argv exits 0 within timeout s (a command of VERDICT_COMMANDS only)."""
+        if argv[0] not in VERDICT_COMMANDS:
+            self.spoiled = True
+        self.fact("run", str(timeout), *argv)
+
+    def record(self, rc: int) -> None:
+        """Write the verdict (replacing the file whole), or remove a stale one if spoiled."""
+        if self.spoiled or not self.facts or "\n" in self.stamp:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+            return
+        text = "\n".join([str(rc), self.stamp, *self.facts, ""])
+        os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
+        tmp = f"{self.path}.{os.getpid()}"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, self.path)
+
+
+def start_verdict(env: dict[str, str], run_root: str, agent: str) -> Verdict | None:
+    """A verdict for this run if it is a recurring monitor started by a launcher that
+    checks verdicts (the stamp in INPUTS_ENV)."""
+    stamp = env.get(INPUTS_ENV, "")
+    if not stamp or env.get("OCF_RESKEY_CRM_meta_interval", "0") in ("0", ""):
+        return None
+    return Verdict(verdict_path(run_root, agent), stamp)

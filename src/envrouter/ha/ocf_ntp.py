@@ -2,22 +2,8 @@
 
 from __future__ import annotations
 
-from envrouter.ha.ocf_base import Context, main_for
-from envrouter.ha.ocf_daemon import make_daemon_agent
-
-TYPE_CHECKING = False  # without importing typing (docs/ha.md, "Agent cost")
-if TYPE_CHECKING:
-    from envrouter.document import DeploymentDocument
-    from envrouter.services.process import Daemon
-
-
-def _build(doc: DeploymentDocument, ctx: Context) -> Daemon:
-    from envrouter.services import ntp  # the renderer: not on a monitor's usual path
-
-    assert doc.vrouter is not None
-    return ntp.daemon(doc.vrouter, run_root=ctx.params["run_root"],
-                      log_root=ctx.params["log_root"])
-
+from envrouter.ha.ocf_base import main_for
+from envrouter.ha.ocf_daemon import make_daemon_agent, service_build
 
 AGENT = make_daemon_agent(
     "ntp",
@@ -26,7 +12,7 @@ AGENT = make_daemon_agent(
     "namespace: upstream NTP servers from the settings, the peer controllers in orphan mode, "
     "local stratum 8, serving the management CIDR on the management port only, no remote "
     "command port.",
-    _build,
+    service_build("ntp"),
 )
 
 

@@ -1,24 +1,37 @@
-"""OCF agent ocf:envrouter:vip — one VIP inside the vrouter namespace.
+"""OCF agent ocf:envrouter:vip — one VIP inside the vrouter namespace, IPv4 or IPv6.
 
 start: with ``conntrackd_conf`` set and present, first commit the node's conntrackd external
 cache into the kernel (``conntrackd -C CONF -c``; the synced flows must be known before their
 packets arrive here, or the new holder resets them); then the address on the port and, for the
-public VIP (``gateway`` set), the metric-0 default route via the public gateway with the VIP as
-source, in one ``ip -batch`` (``replace``: idempotent); then gratuitous ARP from a detached
-``arping`` (always, even when the address was present). stop removes them (the kernel drops the
-route with the address it uses as source). monitor: address present -> 0, else 7; a recurring
-monitor re-asserts the public route (it drifts when the link flaps) rather than reporting it.
+public VIP (``gateway`` set), the default route via the public gateway with the VIP as source,
+in one ``ip -batch`` (``replace``: idempotent); then the announcement, from a detached process
+(always, even when the address was present): gratuitous ARP (``arping``) for IPv4, unsolicited
+neighbour advertisements for IPv6. stop removes them. monitor: address present -> 0, else 7; a
+recurring monitor re-asserts the public route (it drifts when the link flaps) rather than
+reporting it.
+
+IPv6, and why it differs:
+- the address is added ``nodad``: duplicate address detection would keep it tentative (not
+  usable, not announced) for a second or more; a VIP is never held twice on purpose (fencing
+  covers the hung holder, as for IPv4);
+- the announcement is ``arp_count`` unsolicited neighbour advertisements to all nodes
+  (ff02::1) with the router and override flags and the target link-layer address, the first at
+  once and the others a second apart (``na6``, Debian package ipv6toolkit: the one tool there
+  that sets the router flag; resource-agents' ``send_ua`` sets override only, and the kernel
+  sends none for a ``nodad`` address). Override makes a neighbour replace the old holder's MAC
+  at once; without it the neighbour keeps it until unreachability detection gives up, the
+  30-45 s IPv6 failovers peers report; one NA may be lost, hence the repeats;
+- the kernel keeps an IPv6 route whose source address goes away (it only clears the source),
+  so stop deletes the public route itself; and it turns metric 0 into 1024 for IPv6 (where a
+  router advertisement's default route would sit too), so the public IPv6 route has metric 1.
 
 One implementation, in /bin/sh (`SCRIPT`): the VIP start and stop are on the critical path of
 every failover and the monitor runs every 2 s, so none of them may pay for a Python start
 (0.2-0.3 s of CPU with the package's imports, docs/ha.md "Agent cost"). Python only describes
 the agent (`AGENT`: meta-data, the parameters Pacemaker passes) and installs it
 (`envrouter.ha.install`). Only exit codes are used, and whether `ip ... show` with a selector
-prints anything; its output is never parsed.
-
-The address family is chosen in one place (`family` in SCRIPT): IPv4 today; an IPv6 VIP needs
-its host prefix length, its validation and its announcement (unsolicited neighbour
-advertisement) in the three `case $family` branches.
+prints anything; its output is never parsed. The address family is chosen in one place
+(`family` in SCRIPT).
 """
 
 from __future__ import annotations
@@ -62,6 +75,15 @@ is_ipv4() {
     case $octet in 0|[1-9]|[1-9][0-9]|1[0-9][0-9]|2[0-4][0-9]|25[0-5]) ;; *) return 1 ;; esac
   done
 }
+is_ipv6() {  # a plain IPv6 address (no scope id, no dotted quad); `ip` has the last word
+  case $1 in ''|*[!0-9A-Fa-f:]*|*:::*|*::*::*|:[!:]*|*[!:]:) return 1 ;; esac
+  case $1 in *[0-9A-Fa-f][0-9A-Fa-f][0-9A-Fa-f][0-9A-Fa-f][0-9A-Fa-f]*) return 1 ;; esac
+  rest=$1; colons=0
+  while :; do
+    case $rest in *:*) rest=${rest#*:}; colons=$((colons + 1)) ;; *) break ;; esac
+  done
+  case $1 in *::*) [ $colons -ge 2 ] && [ $colons -le 7 ] ;; *) [ $colons -eq 7 ] ;; esac
+}
 is_name() {  # an interface or namespace name: nothing a command could take for something else
   case $1 in ''|-*|*[!A-Za-z0-9._@:-]*) return 1 ;; esac
   [ ${#1} -le "$2" ]
@@ -71,11 +93,15 @@ case $ip in
   *:*) family=6 ;;
   *) family=4 ;;
 esac
+# per family: the host prefix length, the public route's metric (IPv6 turns 0 into 1024, the
+# metric of a router advertisement's default route), how the address is added, the announcer
 case $family in
-  4) hostlen=32
+  4) hostlen=32 metric=0 addflags= announcer=arping announcer_pkg=iputils-arping
      is_ipv4 "$ip" || bad ip "not an IPv4 address: '$ip'"
      [ -z "$gw" ] || is_ipv4 "$gw" || bad gateway "not an IPv4 address: '$gw'" ;;
-  6) bad ip "IPv6 VIPs are not supported yet: '$ip'" ;;
+  6) hostlen=128 metric=1 addflags=" nodad" announcer=na6 announcer_pkg=ipv6toolkit
+     is_ipv6 "$ip" || bad ip "not an IPv6 address: '$ip'"
+     [ -z "$gw" ] || is_ipv6 "$gw" || bad gateway "not an IPv6 address (the VIP is): '$gw'" ;;
 esac
 case $mask in ''|*[!0-9]*) bad cidr_netmask "not a prefix length: '$mask'" ;; esac
 [ "$mask" -ge 1 ] && [ "$mask" -le $hostlen ] || bad cidr_netmask "not a prefix length: '$mask'"
@@ -91,12 +117,17 @@ held() {
   out=$(ip -n "$ns" -o addr show dev "$port" to "$ip/$hostlen" 2>/dev/null) && [ -n "$out" ]
 }
 public_route() {
-  echo "route replace default via $gw dev $port src $ip metric 0 proto $proto"
+  echo "route replace default via $gw dev $port src $ip metric $metric proto $proto"
 }
-announce() {  # unsolicited ARP at once, repeats a second apart, without waiting for them
+announce() {  # the first at once, repeats a second apart, without waiting for them
   [ "$arp" -gt 0 ] || return 0
   case $family in
     4) setsid -f nsenter --net="$netns" arping -q -U -c "$arp" -I "$port" "$ip" \
+         </dev/null >/dev/null 2>&1 ;;
+    # unsolicited NAs to all nodes: router and override flags, the target's link-layer address
+    6) setsid -f nsenter --net="$netns" sh -c 'n=$1; shift
+         while na6 "$@" >/dev/null 2>&1; n=$((n - 1)); [ "$n" -gt 0 ]; do sleep 1; done' \
+         na6 "$arp" -i "$port" -s "$ip" -d ff02::1 -t "$ip" -r -o -e \
          </dev/null >/dev/null 2>&1 ;;
   esac
 }
@@ -104,15 +135,15 @@ announce() {  # unsolicited ARP at once, repeats a second apart, without waiting
 case $action in
 start)
   command -v ip >/dev/null || { reason "ip: not installed (Debian package iproute2)"; exit 5; }
-  if [ "$arp" -gt 0 ] && ! command -v arping >/dev/null; then
-    reason "arping: not installed (Debian package iputils-arping)"; exit 5
+  if [ "$arp" -gt 0 ] && ! command -v $announcer >/dev/null; then
+    reason "$announcer: not installed (Debian package $announcer_pkg)"; exit 5
   fi
   [ -e "$netns" ] || { reason "network namespace '$ns' does not exist"; exit 1; }
   if [ -n "$conf" ] && [ -e "$conf" ]; then
     # not running (yet): nothing to commit, the VIP must still start
     out=$(conntrackd -C "$conf" -c 2>&1) || echo "warning: conntrackd commit: $out" >&2
   fi
-  if ! out=$({ echo "addr replace $ip/$mask dev $port"; [ -z "$gw" ] || public_route; } \
+  if ! out=$({ echo "addr replace $ip/$mask dev $port$addflags"; [ -z "$gw" ] || public_route; } \
              | ip -n "$ns" -batch - 2>&1); then
     reason "adding $ip/$mask on $port in $ns: $out"; exit 1
   fi
@@ -120,8 +151,18 @@ start)
   exit 0 ;;
 stop)
   [ -e "$netns" ] || exit 0
-  # one command on the critical path of a switchover: the kernel removes the public route
-  # with the address it uses as source (a route's source must be a local address)
+  if [ $family = 6 ] && [ -n "$gw" ]; then
+    # the kernel keeps an IPv6 route whose source address goes away (it clears the source):
+    # the route goes first, in the same ip run (-force: on with the address if it is gone)
+    printf '%s\n' "route del default via $gw dev $port metric $metric proto $proto" \
+      "addr del $ip/$mask dev $port" | ip -n "$ns" -force -batch - >/dev/null 2>&1
+    if held; then reason "cannot remove $ip/$mask from $port in $ns"; exit 1; fi
+    out=$(ip -n "$ns" route show default via "$gw" dev "$port" proto $proto 2>/dev/null)
+    [ -z "$out" ] || { reason "cannot remove the default route via $gw in $ns"; exit 1; }
+    exit 0
+  fi
+  # one command on the critical path of a switchover: the kernel removes the public IPv4
+  # route with the address it uses as source (a route's source must be a local address)
   ip -n "$ns" addr del "$ip/$mask" dev "$port" 2>/dev/null && exit 0
   if held; then reason "cannot remove $ip/$mask from $port in $ns"; exit 1; fi
   exit 0 ;;  # it was not there
@@ -147,19 +188,24 @@ esac
 AGENT = Agent(
     name="vip",
     shortdesc="A virtual IP inside the vrouter namespace",
-    longdesc="Adds an address to a port of the vrouter namespace with a gratuitous ARP; for "
-    "the public VIP also the namespace's default route via the public gateway (metric 0, "
-    "source the VIP), which wins over the agent's fallback route via the host link.",
+    longdesc="Adds an address to a port of the vrouter namespace and announces it "
+    "(gratuitous ARP for IPv4; for IPv6 the address is added nodad and announced by unsolicited "
+    "neighbour advertisements); for a public VIP also the namespace's default route via the "
+    "public gateway (source the VIP; metric 0 for IPv4, which wins over the agent's fallback "
+    "route via the host link, metric 1 for IPv6).",
     params=[
         Param("namespace", "namespace", "Network namespace of the vrouter.", default="vrouter"),
         Param("port", "port", "Interface in the namespace that carries the VIP.", required=True),
-        Param("ip", "address", "The VIP (IPv4).", required=True, unique=True),
+        Param("ip", "address", "The VIP (IPv4 or IPv6; an IPv6 one is added nodad).",
+              required=True, unique=True),
         Param("cidr_netmask", "prefix length", "Prefix length of the VIP.", type="integer",
               required=True),
         Param("gateway", "public gateway",
-              "If set: the default route via this gateway, source the VIP (public VIP only)."),
-        Param("arp_count", "gratuitous ARPs", "Number of gratuitous ARPs sent on start.",
-              type="integer", default="2"),
+              "If set: the default route via this gateway (of the VIP's family), source the "
+              "VIP (public VIPs only)."),
+        Param("arp_count", "announcements", "Number of announcements sent on start, a second "
+              "apart: gratuitous ARPs (IPv4) or unsolicited neighbour advertisements with the "
+              "router and override flags (IPv6).", type="integer", default="2"),
         Param("conntrackd_conf", "conntrackd configuration",
               "If set and present: the configuration of this node's conntrackd instance, whose "
               "external cache is committed into the kernel before the address is added."),

@@ -139,19 +139,34 @@ def create_environment(lab: Lab, info: dict[str, Any]) -> dict[str, str]:
             }
             if net.gateway:
                 body["gateway"] = net.gateway
+            if net.cidr6:
+                body["cidr6"] = net.cidr6
+                body["ranges6"] = [{"start": s, "end": e} for s, e in net.ranges6]
+                if net.gateway6:
+                    body["gateway6"] = net.gateway6
             _call(c, "POST", f"/environments/{eid}/networks", body)
+        # dual stack: the nodes ask the VIPs over both families, and the namespaces forward to
+        # the upstream's IPv4 address (AAAA records included): only the holder of the public
+        # IPv6 VIP has an IPv6 route upstream (the host link is IPv4 only, docs/index.md), so an
+        # IPv6 upstream would be unreachable from the others' namespaces
         _call(c, "PUT", f"/environments/{eid}/vrouter", {
             "enabled": True, "dns_list": [plan.upstream_dns], "ntp_list": [plan.upstream_ntp],
             "domain": plan.zone, "nat": True, "conntrack_sync": True,
-            "bridge_kind": plan.bridge_kind,
+            "bridge_kind": plan.bridge_kind, "ipv6": plan.ipv6,
         })
         _call(c, "PUT", f"/environments/{eid}/vips/vrouter", {"address": plan.vip_management})
         _call(c, "PUT", f"/environments/{eid}/vips/vrouter_pub", {"address": plan.vip_public})
+        if plan.vip_management6 and plan.vip_public6:
+            _call(c, "PUT", f"/environments/{eid}/vips/vrouter6",
+                  {"address": plan.vip_management6})
+            _call(c, "PUT", f"/environments/{eid}/vips/vrouter_pub6",
+                  {"address": plan.vip_public6})
         _call(c, "POST", f"/environments/{eid}/vrouter/reserve-vips")
         for node in plan.deployed_nodes:
             _call(c, "POST", f"/environments/{eid}/nodes", {
                 "hostname": node.name, "roles": list(node.roles), "status": "ready",
                 "addresses": {p.network: p.address for p in node.ports},
+                "addresses6": {p.network: p.address6 for p in node.ports if p.address6},
             })
         vips = {v["name"]: v["address"] for v in _call(c, "GET", f"/environments/{eid}/vips")}
     lab.state["deployment"]["environment_id"] = eid

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -21,12 +22,17 @@ class EchoHandler(BaseHTTPRequestHandler):
         print(f"{self.client_address[0]} {format % args}", flush=True)
 
 
+class ThreadingHTTPServer6(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--bind", required=True)
     parser.add_argument("--port", type=int, default=80)
     args = parser.parse_args(argv)
-    ThreadingHTTPServer((args.bind, args.port), EchoHandler).serve_forever()
+    server = ThreadingHTTPServer6 if ":" in args.bind else ThreadingHTTPServer
+    server((args.bind, args.port), EchoHandler).serve_forever()
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ gateway (master, 10.20.0.1) and use the upstream DNS/NTP servers directly, contr
 public gateway. Nothing of the vrouter exists; the database stays at the baseline revision, so
 the upgrade has a real migration to run.
 
-    envrouter lab up --no-deploy --no-fencing --controllers 2 --nodes 3 --state-dir D --prefix P
+    envrouter lab up --no-deploy --no-fencing --no-ipv6 --controllers 2 --nodes 3 --state-dir D \
+        --prefix P
     python -m envrouter.lab.legacy D          # this module
     envrouter upgrade lab --runner lab --lab-state-dir D --no-stonith  # the lab's database
 """

@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
-import json
 import os
 import resource
 import selectors
@@ -44,6 +43,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
+
+from envrouter.files import write_json
 
 MAX_PER_PROCESS = 15_000
 IN_FLIGHT = 256
@@ -59,13 +60,6 @@ def raise_nofile() -> int:
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return hard
-
-
-def write_json(path: str, data: Any) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f)
-    os.replace(tmp, path)
 
 
 def _exists(directory: str, name: str) -> bool:
@@ -250,6 +244,15 @@ class Client:
         c.sock.close()
         self.done.append(c)
 
+    def _send(self, c: Conn, data: bytes, what: str) -> bool:
+        """Send `data` on `c`; on an error, fail the connection with `what` (False)."""
+        try:
+            c.sock.send(data)
+        except OSError as exc:
+            self._fail(c, f"{what}: {exc.strerror or exc}")
+            return False
+        return True
+
     def _on_event(self, c: Conn, mask: int) -> None:
         if c.state == "connecting":
             err = c.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
@@ -262,10 +265,7 @@ class Client:
             with contextlib.suppress(OSError):
                 c.tuple = f"{c.sock.getsockname()[1]}->{c.sock.getpeername()[1]}"
             if c.kind == "new":
-                try:
-                    c.sock.send(b"n")
-                except OSError as exc:
-                    self._fail(c, f"hello: {exc}")
+                if not self._send(c, b"n", "hello"):
                     return
                 c.state = "hello"
             else:
@@ -286,10 +286,7 @@ class Client:
             if byte == ord("n") and c.state == "hello":
                 c.state = "open"
             elif byte == ord("S"):
-                try:
-                    c.sock.send(b"C")
-                except OSError as exc:
-                    self._fail(c, f"check answer: {exc.strerror or exc}")
+                if not self._send(c, b"C", "check answer"):
                     return
                 c.state = "checked"
             elif byte == ord("K") and c.state == "checked":
@@ -384,7 +381,7 @@ class Client:
                 self._udp_send()
                 next_udp = now + UDP_INTERVAL
             if now >= next_state:
-                write_json(os.path.join(d, f"{self.a.name}.state"), self.state())
+                write_json(os.path.join(d, f"{self.a.name}.state"), self.state(), durable=False)
                 next_state = now + STATE_EVERY
             for key, mask in self.sel.select(0.01):
                 if isinstance(key.data, UdpFlow):
@@ -437,6 +434,8 @@ def watch(name: str, netns: str, port: int, directory: str) -> int:
     entry conntrackd injected) into ``DIR/<name>.events``, until ``DIR/stop-load``."""
     import subprocess
 
+    from envrouter.waiting import end_process
+
     out_path = os.path.join(directory, f"{name}.events")
     argv = ["ip", "netns", "exec", netns, "conntrack", "-E", "-e", "NEW", "-p", "tcp",
             "--dport", str(port), "-o", "timestamp"]
@@ -450,11 +449,7 @@ def watch(name: str, netns: str, port: int, directory: str) -> int:
         finally:
             if proc.poll() is None:
                 proc.terminate()
-                try:
-                    proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+                end_process(proc, 5)
     return 0
 
 

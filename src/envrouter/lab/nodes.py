@@ -39,6 +39,7 @@ from envrouter.lab.topology import (
 from envrouter.lab.waiting import wait_for
 
 NSENTER = "nsenter"
+IFA_F_NODAD = 0x02  # linux/if_addr.h
 
 
 def check_prerequisites() -> None:
@@ -110,6 +111,7 @@ class Lab:
                 "prefix": plan.prefix,
                 "state_dir": plan.state_dir,
                 "bridge_kind": plan.bridge_kind,
+                "ipv6": plan.ipv6,
             },
             "netns": [],
             "anchors": {},
@@ -133,6 +135,7 @@ class Lab:
             plan_lab(
                 p["controllers"], p["computes"], prefix=p["prefix"], state_dir=p["state_dir"],
                 bridge_kind=p.get("bridge_kind", "linux"),
+                ipv6=p.get("ipv6", False),  # a state written before the dual-stack lab
             )
         )
         lab.state = state
@@ -404,9 +407,11 @@ class Lab:
                     ipr.link("set", index=idx, state="up")
                     dev = idx
                 _ensure_addr(ipr, dev, port.address, port.prefixlen)
+                if port.address6:
+                    _ensure_addr(ipr, dev, port.address6, port.prefixlen6)
             lo = ipr.link_lookup(ifname="lo")[0]
             for addr in node.loopback_addresses:
-                _ensure_addr(ipr, lo, addr, 32)
+                _ensure_addr(ipr, lo, addr, 128 if ":" in addr else 32)
             if node.default_gateway:
                 ipr.route("replace", dst="0.0.0.0/0", gateway=node.default_gateway)
 
@@ -458,8 +463,11 @@ def _ensure_bridge(ipr: IPRoute, name: str) -> int:
 
 
 def _ensure_addr(ipr: IPRoute, index: int, address: str, prefixlen: int) -> None:
+    """The address on the link (present: fine). An IPv6 one without duplicate address
+    detection: usable at once, as a deployment tool's static address would be after boot."""
+    extra = {"flags": IFA_F_NODAD} if ":" in address else {}
     try:
-        ipr.addr("add", index=index, address=address, prefixlen=prefixlen)
+        ipr.addr("add", index=index, address=address, prefixlen=prefixlen, **extra)
     except NetlinkError as exc:
         if exc.code != errno.EEXIST:
             raise

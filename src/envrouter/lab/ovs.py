@@ -64,3 +64,5 @@ def start_ovs(lab: Lab, name: str) -> None:
             idx = ipr.link_lookup(ifname=port.node_bridge)[0]
             ipr.link("set", index=idx, state="up")
             _ensure_addr(ipr, idx, port.address, port.prefixlen)
+            if port.address6:
+                _ensure_addr(ipr, idx, port.address6, port.prefixlen6)

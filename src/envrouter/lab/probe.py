@@ -80,6 +80,10 @@ def _target(spec: str) -> tuple[str, str]:
     return kind, addr
 
 
+def _family(address: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in address else socket.AF_INET
+
+
 def probe(targets: list[str], *, name: str = "www.lab.example", timeout: float = 2.0,
           tries: int = 2) -> dict[str, Result]:
     """Query every target at once, `tries` times `timeout` seconds; what answered."""
@@ -95,12 +99,12 @@ def probe(targets: list[str], *, name: str = "www.lab.example", timeout: float =
             for t in pending:
                 kind, addr = parsed[t]
                 if kind == "dnstcp":
-                    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                    s = socket.socket(_family(addr), socket.SOCK_STREAM)
                     s.setblocking(False)
                     s.connect_ex((addr, 53))
                     tcp[s] = t
                     continue
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                s = socket.socket(_family(addr), socket.SOCK_DGRAM)
                 s.setblocking(False)
                 s.connect((addr, 53 if kind == "dns" else 123))
                 if kind == "dns":

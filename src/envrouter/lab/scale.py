@@ -30,6 +30,7 @@ from envrouter.lab.load_report import (
 )
 from envrouter.lab.nodes import Lab
 from envrouter.lab.waiting import wait_for
+from envrouter.waiting import end_process
 
 # the compute nodes open many connections to a few server ports: a wide ephemeral range (a
 # sysctl of the lab's compute namespaces only)
@@ -185,9 +186,5 @@ class ConnectionLoad:
         _touch(f"{self.dir}/stop-load")
         deadline = time.monotonic() + 30
         for proc in self.procs:
-            try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            end_process(proc, max(0.1, deadline - time.monotonic()))
         self.procs = []

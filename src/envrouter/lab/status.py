@@ -1,5 +1,6 @@
 """`lab status` (effects: reads the lab): nodes, cluster, VIP holders and end-to-end checks
-from a compute node. A check whose part is not deployed says so; it never passes by default."""
+from a compute node, for each family (a dual-stack lab: IPv4 and IPv6). A check whose part is
+not deployed says so; it never passes by default."""
 
 from __future__ import annotations
 
@@ -13,12 +14,12 @@ from pyroute2 import IPRoute
 from rich.console import Console
 from rich.table import Table
 
-from envrouter.document import VIP_MANAGEMENT, VIP_PUBLIC
+from envrouter.document import VIP_MANAGEMENT, VIP_MANAGEMENT6, VIP_PUBLIC, VIP_PUBLIC6
 from envrouter.ha.layout import vip_resource_id
 from envrouter.lab import fence
 from envrouter.lab.cluster import best_view
 from envrouter.lab.nodes import Lab
-from envrouter.lab.topology import UPSTREAM_HTTP_PORT
+from envrouter.lab.topology import LabPlan, http_url
 
 PASS, FAIL, NOT_DEPLOYED = "pass", "FAIL", "not deployed"
 VROUTER_NS = "vrouter"
@@ -55,11 +56,21 @@ def _check(name: str, status: str, detail: str) -> dict[str, str]:
     return {"check": name, "status": status, "detail": detail}
 
 
+def _families(plan: LabPlan) -> list[tuple[str, str, str, str, str]]:
+    """(label, management VIP name, public VIP name, upstream HTTP address, DNS record type)
+    of each family the lab serves; the IPv4 checks keep their names."""
+    out = [("", VIP_MANAGEMENT, VIP_PUBLIC, plan.upstream_http, "A")]
+    if plan.upstream_http6:
+        out.append((" over IPv6", VIP_MANAGEMENT6, VIP_PUBLIC6, plan.upstream_http6, "AAAA"))
+    return out
+
+
 def run_checks(lab: Lab, deployed: bool, vips: dict[str, str]) -> list[dict[str, str]]:
     plan = lab.plan
     client = plan.computes[0].name if plan.computes else None
-    names = ["ping management VIP", "DNS via the VIP", "NTP via the VIP",
-             "HTTP via NAT (source seen upstream)"]
+    names = [f"{what}{label}" for label, *_ in _families(plan) for what in (
+        "ping management VIP", "DNS via the VIP", "NTP via the VIP",
+        "HTTP via NAT (source seen upstream)")]
     if client is None:
         return [_check(n, NOT_DEPLOYED, "the lab has no compute node") for n in names]
     if not lab.node_running(client):
@@ -67,36 +78,49 @@ def run_checks(lab: Lab, deployed: bool, vips: dict[str, str]) -> list[dict[str,
     if not deployed:
         reason = lab.state.get("not_deployed_reason") or "the agents have not run"
         return [_check(f"{n} (from {client})", NOT_DEPLOYED, reason) for n in names]
-    vip = vips.get("vrouter")
-    pub = vips.get("vrouter_pub")
     out = []
+    for label, mgmt_name, pub_name, http, rtype in _families(plan):
+        out += _family_checks(lab, client, label, vips.get(mgmt_name), vips.get(pub_name),
+                              http, rtype)
+    return out
+
+
+def _family_checks(lab: Lab, client: str, label: str, vip: str | None, pub: str | None,
+                   http: str, rtype: str) -> list[dict[str, str]]:
+    """From `client`: the management VIP answers ping, DNS (the upstream's `rtype` record of
+    www) and NTP, and the upstream sees its HTTP request from the public VIP (the NAT)."""
+    plan = lab.plan
+    names = ["ping management VIP", "DNS via the VIP", "NTP via the VIP",
+             "HTTP via NAT (source seen upstream)"]
     if not vip:
-        return [_check(n, FAIL, "the control plane reports no management VIP") for n in names]
+        return [_check(f"{n}{label}", FAIL, "the control plane reports no management VIP")
+                for n in names]
+    out = []
     p = lab.exec_in(client, ["ping", "-c", "1", "-W", "2", vip], check=False)
-    out.append(_check(f"ping management VIP (from {client})",
+    out.append(_check(f"ping management VIP{label} (from {client})",
                       PASS if p.returncode == 0 else FAIL, f"{vip}: exit {p.returncode}"))
     name = f"www.{plan.zone}"
-    d = lab.exec_in(client, ["dig", "+short", "+time=2", "+tries=2", f"@{vip}", name],
+    d = lab.exec_in(client, ["dig", "+short", "+time=2", "+tries=2", f"@{vip}", name, rtype],
                     check=False)
     answer = d.stdout.split()
-    ok = plan.upstream_http in answer
-    out.append(_check(f"DNS via the VIP (from {client})", PASS if ok else FAIL,
-                      f"dig @{vip} {name} -> {' '.join(answer) or d.stderr.strip()[-200:]}"))
+    ok = http in answer
+    out.append(_check(f"DNS via the VIP{label} (from {client})", PASS if ok else FAIL,
+                      f"dig @{vip} {name} {rtype} -> "
+                      f"{' '.join(answer) or d.stderr.strip()[-200:]}"))
     n = lab.exec_in(client, ["chronyd", "-Q", "-t", "12", f"server {vip} iburst maxsamples 1"],
                     check=False, timeout=30)
     text = n.stdout + n.stderr
     m = re.search(r"[Oo]ffset\s*=?\s*([-+]?[0-9.]+)\s*seconds", text) or re.search(
         r"System clock wrong by ([-+]?[0-9.]+) seconds", text)
-    out.append(_check(f"NTP via the VIP (from {client})",
+    out.append(_check(f"NTP via the VIP{label} (from {client})",
                       PASS if n.returncode == 0 and m else FAIL,
                       f"offset {m.group(1)} s" if m else text.strip()[-200:]))
-    url = f"http://{plan.upstream_http}:{UPSTREAM_HTTP_PORT}/"
-    h = lab.exec_in(client, ["curl", "-s", "--max-time", "5", url], check=False)
+    h = lab.exec_in(client, ["curl", "-s", "--max-time", "5", http_url(http)], check=False)
     try:
         seen = json.loads(h.stdout)["source"]
     except (ValueError, KeyError, TypeError):
         seen = None
-    out.append(_check(f"HTTP via NAT (from {client})",
+    out.append(_check(f"HTTP via NAT{label} (from {client})",
                       PASS if seen and seen == pub else FAIL,
                       f"upstream saw {seen or h.stderr.strip()[-200:] or 'nothing'} "
                       f"(expected the public VIP {pub})"))
@@ -144,6 +168,7 @@ def collect_status(lab: Lab) -> dict[str, Any]:
             "name": node.name, "kind": node.kind, "roles": list(node.roles),
             "netns": node.netns, "running": lab.node_running(node.name),
             "addresses": {p.network: p.address for p in node.ports},
+            "addresses6": {p.network: p.address6 for p in node.ports if p.address6},
             "cluster": member,
         })
     devices = fence.devices(lab, view.resources if view else {})
@@ -158,8 +183,11 @@ def collect_status(lab: Lab) -> dict[str, Any]:
                    "hold the VIPs beside the new holder)")
     vips_cfg = dep.get("vips") or {}
     vips = []
-    for vname, planned in ((VIP_MANAGEMENT, plan.vip_management),
-                           (VIP_PUBLIC, plan.vip_public)):
+    planned_vips = [(VIP_MANAGEMENT, plan.vip_management), (VIP_PUBLIC, plan.vip_public)]
+    if plan.vip_management6 and plan.vip_public6:
+        planned_vips += [(VIP_MANAGEMENT6, plan.vip_management6),
+                         (VIP_PUBLIC6, plan.vip_public6)]
+    for vname, planned in planned_vips:
         address = vips_cfg.get(vname, planned)
         if not deployed and not _vrouter_present(lab):
             holder: Any = NOT_DEPLOYED

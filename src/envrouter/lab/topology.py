@@ -7,9 +7,14 @@ Layout::
 
     up (upstream, "the internet")  eth-pub 203.0.113.1 = public gateway;
                                    lo: DNS 198.51.100.53, NTP 198.51.100.123, HTTP 198.51.100.80
+                                   dual stack (the default): eth-pub 2001:db8:113::1 = public
+                                   IPv6 gateway; lo: DNS 2001:db8:51::53, NTP 2001:db8:51::123,
+                                   HTTP 2001:db8:51::80
+    (dual stack: management fd00:168::/64, public 2001:db8:113::/64; the admin network and
+    master stay IPv4 only)
     master (admin gateway)         eth-admin 10.20.0.1, eth-pub 203.0.113.254, SNAT admin -> public
     ctlN (controllers)             eth-admin/eth-mgmt/eth-pub enslaved to br-fw-admin/br-mgmt/br-ex
-    cmpN (compute)                 eth-admin + eth-mgmt (no public)
+    cmpN (compute)                 eth-admin + eth-mgmt (enslaved to br-mgmt; no public)
     sw (switch)                    bridges br-admin, br-mgmt, br-pub joining everyone
 """
 
@@ -28,6 +33,9 @@ UPSTREAM_DNS = "198.51.100.53"
 UPSTREAM_NTP = "198.51.100.123"
 UPSTREAM_HTTP = "198.51.100.80"
 UPSTREAM_HTTP_PORT = 80
+UPSTREAM_DNS6 = "2001:db8:51::53"
+UPSTREAM_NTP6 = "2001:db8:51::123"
+UPSTREAM_HTTP6 = "2001:db8:51::80"
 CLUSTER_NAME = "envrouter-lab"
 ENV_NAME = "lab"
 MAX_CONTROLLERS = 9
@@ -68,6 +76,10 @@ class LabNetwork:
     node_bridge: str  # the bridge on controllers (the API's default for the role)
     port: str  # the node's interface on this network
     ranges: tuple[tuple[str, str], ...]
+    # the IPv6 prefix beside cidr (dual-stack lab), its gateway and ranges
+    cidr6: str | None = None
+    gateway6: str | None = None
+    ranges6: tuple[tuple[str, str], ...] = ()
 
     @property
     def prefixlen(self) -> int:
@@ -83,6 +95,8 @@ class LabPort:
     address: str
     prefixlen: int
     node_bridge: str | None  # controllers enslave the port to a host bridge holding the address
+    address6: str | None = None  # the node's IPv6 address there (dual-stack lab)
+    prefixlen6: int = 64
 
     @property
     def addressed_device(self) -> str:
@@ -106,6 +120,12 @@ class LabNode:
                 return port.address
         return None
 
+    def address6(self, network: str) -> str | None:
+        for port in self.ports:
+            if port.network == network:
+                return port.address6
+        return None
+
 
 @dataclass(frozen=True)
 class LabPlan:
@@ -124,6 +144,16 @@ class LabPlan:
     upstream_ntp: str = UPSTREAM_NTP
     upstream_http: str = UPSTREAM_HTTP
     dns_records: tuple[tuple[str, str], ...] = field(default=())
+    # dual stack (None: an IPv4-only lab)
+    vip_management6: str | None = None
+    vip_public6: str | None = None
+    upstream_dns6: str | None = None
+    upstream_ntp6: str | None = None
+    upstream_http6: str | None = None
+
+    @property
+    def ipv6(self) -> bool:
+        return self.vip_management6 is not None
 
     def node(self, name: str) -> LabNode:
         for node in self.nodes:
@@ -170,7 +200,13 @@ class LabPlan:
         return out
 
 
-def lab_networks() -> tuple[LabNetwork, ...]:
+def lab_networks(ipv6: bool = True) -> tuple[LabNetwork, ...]:
+    six = {
+        "management": {"cidr6": "fd00:168::/64",
+                       "ranges6": (("fd00:168::200", "fd00:168::250"),)},
+        "public": {"cidr6": "2001:db8:113::/64", "gateway6": "2001:db8:113::1",
+                   "ranges6": (("2001:db8:113::200", "2001:db8:113::250"),)},
+    } if ipv6 else {}
     return (
         LabNetwork(
             name="admin",
@@ -191,6 +227,7 @@ def lab_networks() -> tuple[LabNetwork, ...]:
             node_bridge="br-mgmt",
             port="eth-mgmt",
             ranges=(("192.168.0.200", "192.168.0.250"),),
+            **six.get("management", {}),
         ),
         LabNetwork(
             name="public",
@@ -201,6 +238,7 @@ def lab_networks() -> tuple[LabNetwork, ...]:
             node_bridge="br-ex",
             port="eth-pub",
             ranges=(("203.0.113.200", "203.0.113.250"),),
+            **six.get("public", {}),
         ),
     )
 
@@ -209,7 +247,11 @@ def _host(cidr: str, index: int) -> str:
     return str(ipaddress.ip_network(cidr).network_address + index)
 
 
-def _port(net: LabNetwork, node: str, address: str, bridged: bool) -> LabPort:
+def _port(net: LabNetwork, node: str, address: str, bridged: bool,
+          index6: int | None = None) -> LabPort:
+    """The node's port on `net`; with `index6` and an IPv6 prefix on `net`, also the IPv6
+    address of that index (its own number, like the IPv4 one: never derived from it)."""
+    address6 = _host(net.cidr6, index6) if net.cidr6 and index6 is not None else None
     return LabPort(
         network=net.name,
         ifname=net.port,
@@ -218,6 +260,7 @@ def _port(net: LabNetwork, node: str, address: str, bridged: bool) -> LabPort:
         address=address,
         prefixlen=net.prefixlen,
         node_bridge=net.node_bridge if bridged else None,
+        address6=address6,
     )
 
 
@@ -236,6 +279,7 @@ def plan_lab(
     prefix: str = DEFAULT_PREFIX,
     state_dir: str = DEFAULT_STATE_DIR,
     bridge_kind: str = "linux",
+    ipv6: bool = True,
 ) -> LabPlan:
     if not isinstance(controllers, int) or not 1 <= controllers <= MAX_CONTROLLERS:
         raise ValidationError("lab", "controllers", f"must be 1..{MAX_CONTROLLERS}")
@@ -248,7 +292,8 @@ def plan_lab(
         raise ValidationError("lab", "state_dir", f"{state_dir!r}: must be an absolute dir")
     state_dir = state_dir.rstrip("/")
 
-    nets = lab_networks()
+    nets = lab_networks(ipv6)
+    six = (UPSTREAM_DNS6, UPSTREAM_NTP6, UPSTREAM_HTTP6) if ipv6 else ()
     admin, mgmt, pub = nets
     nodes: list[LabNode] = [
         LabNode(
@@ -256,9 +301,9 @@ def plan_lab(
             kind="upstream",
             roles=(),
             netns=f"{prefix}up",
-            ports=(_port(pub, "up", pub.gateway or "", False),),
+            ports=(_port(pub, "up", pub.gateway or "", False, 1),),
             default_gateway=None,
-            loopback_addresses=(UPSTREAM_DNS, UPSTREAM_NTP, UPSTREAM_HTTP),
+            loopback_addresses=(UPSTREAM_DNS, UPSTREAM_NTP, UPSTREAM_HTTP, *six),
         ),
         LabNode(
             name="master",
@@ -272,37 +317,31 @@ def plan_lab(
             default_gateway=pub.gateway,
         ),
     ]
-    for i in range(1, controllers + 1):
-        name = f"ctl{i}"
+    # controllers carry every network (bridged, for the vrouter) and a corosync node id;
+    # computes only admin and management. "The old way": every node routes through the admin
+    # gateway until deployed.
+    # Their IPv6 addresses (dual stack) have numbers of their own (hexadecimal 0x1N, 0x10N).
+    # Computes' management port is on br-mgmt too, the bridge the document names (the agent
+    # turns accept_ra_defrtr off there with the IPv6 route).
+    members = [("controller", f"ctl{i}", 10 + i, 0x10 + i, (admin, mgmt, pub), i)
+               for i in range(1, controllers + 1)]
+    members += [("compute", f"cmp{i}", 100 + i, 0x100 + i, (admin, mgmt), None)
+                for i in range(1, computes + 1)]
+
+    def bridged(kind: str, net: LabNetwork) -> bool:
+        return kind == "controller" or net.role == "management"
+
+    for kind, name, host, host6, on, nodeid in members:
         nodes.append(
             LabNode(
                 name=name,
-                kind="controller",
-                roles=("controller",),
+                kind=kind,
+                roles=(kind,),
                 netns=f"{prefix}{name}",
-                ports=(
-                    _port(admin, name, _host(admin.cidr, 10 + i), True),
-                    _port(mgmt, name, _host(mgmt.cidr, 10 + i), True),
-                    _port(pub, name, _host(pub.cidr, 10 + i), True),
-                ),
-                # "the old way": every node routes through the admin gateway until deployed
+                ports=tuple(_port(net, name, _host(net.cidr, host), bridged(kind, net), host6)
+                            for net in on),
                 default_gateway=admin.gateway,
-                nodeid=i,
-            )
-        )
-    for i in range(1, computes + 1):
-        name = f"cmp{i}"
-        nodes.append(
-            LabNode(
-                name=name,
-                kind="compute",
-                roles=("compute",),
-                netns=f"{prefix}{name}",
-                ports=(
-                    _port(admin, name, _host(admin.cidr, 100 + i), False),
-                    _port(mgmt, name, _host(mgmt.cidr, 100 + i), False),
-                ),
-                default_gateway=admin.gateway,
+                nodeid=nodeid,
             )
         )
     records = [
@@ -312,6 +351,8 @@ def plan_lab(
         *[(n.name, n.address("management") or "") for n in nodes if n.kind in
           ("controller", "compute")],
     ]
+    if ipv6:  # AAAA records beside the A ones
+        records += [("www", UPSTREAM_HTTP6), ("ns", UPSTREAM_DNS6), ("ntp", UPSTREAM_NTP6)]
     return LabPlan(
         prefix=prefix,
         state_dir=state_dir,
@@ -322,6 +363,11 @@ def plan_lab(
         vip_public=_host(pub.cidr, 2),
         bridge_kind=bridge_kind,
         dns_records=tuple(records),
+        vip_management6=_host(mgmt.cidr6, 2) if mgmt.cidr6 else None,
+        vip_public6=_host(pub.cidr6, 2) if pub.cidr6 else None,
+        upstream_dns6=UPSTREAM_DNS6 if ipv6 else None,
+        upstream_ntp6=UPSTREAM_NTP6 if ipv6 else None,
+        upstream_http6=UPSTREAM_HTTP6 if ipv6 else None,
     )
 
 
@@ -354,28 +400,40 @@ def dnsmasq_upstream_argv(plan: LabPlan, pid_file: str, log_file: str) -> list[s
         "--no-hosts",
         "--bind-interfaces",
         f"--listen-address={plan.upstream_dns}",
+        *([f"--listen-address={plan.upstream_dns6}"] if plan.upstream_dns6 else []),
         f"--pid-file={pid_file}",
         f"--log-facility={log_file}",
         "--user=root",
         f"--auth-server=ns.{plan.zone},{plan.upstream_dns}",
         f"--auth-zone={plan.zone}",
     ]
+    by_name: dict[str, list[str]] = {}
     for name, addr in plan.dns_records:
-        argv.append(f"--host-record={name}.{plan.zone},{addr}")
+        by_name.setdefault(name, []).append(addr)
+    for name, addrs in by_name.items():  # one record per name: its A and AAAA addresses
+        argv.append(f"--host-record={name}.{plan.zone},{','.join(addrs)}")
     return argv
 
 
 def chrony_upstream_conf(plan: LabPlan, run_dir: str) -> str:
     """A local-stratum NTP server for everybody; no command sockets."""
+    six = f"bindaddress {plan.upstream_ntp6}\n" if plan.upstream_ntp6 else ""
     return (
         "# envrouter lab: the upstream NTP server\n"
         "local stratum 3\n"
         "allow all\n"
         f"bindaddress {plan.upstream_ntp}\n"
+        f"{six}"
         "cmdport 0\n"
         "bindcmdaddress /\n"
         f"pidfile {run_dir}/chronyd.pid\n"
     )
+
+
+def http_url(address: str, port: int = UPSTREAM_HTTP_PORT) -> str:
+    """The upstream echo server's URL on `address` (an IPv6 one in brackets)."""
+    host = f"[{address}]" if ":" in address else address
+    return f"http://{host}:{port}/"
 
 
 def expected_echo(plan: LabPlan) -> str:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import signal
 import socket
@@ -37,6 +36,9 @@ import sys
 import threading
 import time
 from typing import Any
+
+from envrouter.files import write_json
+from envrouter.waiting import end_process
 
 CHUNK_COUNTERS = 64  # 64 x 8 bytes = 512 bytes per send
 SEND_INTERVAL = 0.010
@@ -121,21 +123,19 @@ def _stop_requested(directory: str, what: str = "stop") -> bool:
     return os.path.exists(os.path.join(directory, what))
 
 
-def _write_json(path: str, data: Any) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f)
-    os.replace(tmp, path)
-
-
 # ----------------------------------------------------------------------------- server
+
+
+def _family(address: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in address else socket.AF_INET
 
 
 def serve(bind: str, tcp_port: int, udp_port: int, directory: str) -> int:
     stop = threading.Event()
-    tcp = socket.create_server((bind, tcp_port), reuse_port=False, backlog=64)
+    family = _family(bind)
+    tcp = socket.create_server((bind, tcp_port), family=family, reuse_port=False, backlog=64)
     tcp.settimeout(0.1)
-    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp = socket.socket(family, socket.SOCK_DGRAM)
     udp.bind((bind, udp_port))
     udp.settimeout(0.1)
     streams: dict[str, Stream] = {}
@@ -165,7 +165,7 @@ def serve(bind: str, tcp_port: int, udp_port: int, directory: str) -> int:
     def udp_loop() -> None:
         while not stop.is_set():
             try:
-                data, (host, port) = udp.recvfrom(2048)
+                data, peer = udp.recvfrom(2048)  # IPv6: (host, port, flowinfo, scope)
             except TimeoutError:
                 continue
             except OSError:
@@ -173,13 +173,14 @@ def serve(bind: str, tcp_port: int, udp_port: int, directory: str) -> int:
             parts = data.decode(errors="replace").split()
             if len(parts) != 2:
                 continue
+            host, port = peer[0], peer[1]
             src = f"{host}:{port}"
             with lock:
                 seen = udp_seen.setdefault(parts[0], [])
                 if src not in seen:
                     seen.append(src)
             with contextlib.suppress(OSError):
-                udp.sendto(f"{parts[0]} {parts[1]} {src}".encode(), (host, port))
+                udp.sendto(f"{parts[0]} {parts[1]} {src}".encode(), peer)
 
     ut = threading.Thread(target=udp_loop, daemon=True)
     ut.start()
@@ -199,7 +200,7 @@ def serve(bind: str, tcp_port: int, udp_port: int, directory: str) -> int:
     with lock:
         out = {"tcp": [st.record(flow, peers=peers.get(flow, [])) for flow, st in streams.items()],
                "udp_seen": udp_seen}
-    _write_json(os.path.join(directory, "server.json"), out)
+    write_json(os.path.join(directory, "server.json"), out)
     return 0
 
 
@@ -210,7 +211,7 @@ class UdpFlow:
     def __init__(self, flow: str, server: tuple[str, int]) -> None:
         self.flow = flow
         self.server = server
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock = socket.socket(_family(server[0]), socket.SOCK_DGRAM)
         self.sock.settimeout(UDP_INTERVAL)
         self.sent = 0
         self.rx_times: list[float] = []
@@ -286,20 +287,17 @@ def client(name: str, server: str, tcp_port: int, udp_port: int, ping: str | Non
         last = {f: (st.rx_times[-1] if st.rx_times else None) for f, st in tcp_streams.items()}
         last.update({uf.flow: (uf.rx_times[-1] if uf.rx_times else None) for uf in udp_flows})
         errors = {f: st.error for f, st in tcp_streams.items() if st.error}
-        _write_json(progress, {"time": time.time(), "last_rx": last, "errors": errors})
+        write_json(progress, {"time": time.time(), "last_rx": last, "errors": errors},
+                   durable=False)
         time.sleep(0.2)
     stop.set()
     if ping_proc is not None:
         ping_proc.send_signal(signal.SIGINT)  # ping prints its summary on SIGINT
-        try:
-            ping_proc.wait(5)
-        except subprocess.TimeoutExpired:
-            ping_proc.kill()
-            ping_proc.wait()
+        end_process(ping_proc, 5)
     for th in threads:
         th.join(2)
     flows = [st.record(f) for f, st in tcp_streams.items()] + [uf.record() for uf in udp_flows]
-    _write_json(os.path.join(directory, f"{name}.json"), {"name": name, "flows": flows})
+    write_json(os.path.join(directory, f"{name}.json"), {"name": name, "flows": flows})
     return 0
 
 

@@ -11,6 +11,7 @@ from envrouter.lab.topology import (
     UPSTREAM_HTTP_PORT,
     chrony_upstream_conf,
     dnsmasq_upstream_argv,
+    http_url,
     master_nat_ruleset,
 )
 from envrouter.lab.waiting import wait_for
@@ -32,7 +33,13 @@ def start_upstream(lab: Lab) -> None:
     def dns_answers() -> bool:
         out = lab.exec_in("up", ["dig", "+short", "+time=1", "+tries=1",
                                  f"@{plan.upstream_dns}", name], check=False).stdout
-        return plan.upstream_http in out.split()
+        if plan.upstream_http not in out.split():
+            return False
+        if not plan.upstream_dns6:
+            return True
+        out6 = lab.exec_in("up", ["dig", "+short", "+time=1", "+tries=1",
+                                  f"@{plan.upstream_dns6}", name, "AAAA"], check=False).stdout
+        return plan.upstream_http6 in out6.split()
 
     wait_for(f"upstream DNS answering {name}", dns_answers, timeout=20, proc=dns,
              log=f"{ndir}/dnsmasq.out")
@@ -47,15 +54,18 @@ def start_upstream(lab: Lab) -> None:
     wait_for("upstream NTP server", lambda: os.path.exists(f"{ndir}/run/chrony-up/chronyd.pid"),
              timeout=20, proc=ntp, log=f"{ndir}/chronyd.out")
 
-    # HTTP echo server
-    http = lab.spawn_in("up", "echo-http", [sys.executable, "-m", "envrouter.lab.echo_http",
-                                            "--bind", plan.upstream_http,
-                                            "--port", str(UPSTREAM_HTTP_PORT)])
-    url = f"http://{plan.upstream_http}:{UPSTREAM_HTTP_PORT}/"
-    wait_for("upstream HTTP echo server",
-             lambda: lab.exec_in("up", ["curl", "-s", "--max-time", "2", url],
-                                 check=False).returncode == 0,
-             timeout=20, proc=http, log=f"{ndir}/echo-http.out")
+    # HTTP echo server, one per family
+    for address, suffix in ((plan.upstream_http, ""), (plan.upstream_http6, "6")):
+        if not address:
+            continue
+        http = lab.spawn_in("up", f"echo-http{suffix}", [
+            sys.executable, "-m", "envrouter.lab.echo_http", "--bind", address,
+            "--port", str(UPSTREAM_HTTP_PORT)])
+        url = http_url(address)
+        wait_for(f"upstream HTTP echo server {address}",
+                 lambda url=url: lab.exec_in("up", ["curl", "-s", "--max-time", "2", url],
+                                             check=False).returncode == 0,
+                 timeout=20, proc=http, log=f"{ndir}/echo-http{suffix}.out")
 
 
 def start_master(lab: Lab) -> None:

@@ -96,12 +96,13 @@ class VipWatch:
         return Sample(t, {name: tuple(nodes) for name, nodes in held.items()})
 
     def _addresses(self, node: str) -> set[str]:
-        """The IPv4 addresses of the node's vrouter namespace (empty: off, or none yet)."""
+        """The addresses (both families) of the node's vrouter namespace (empty: off, or none
+        yet)."""
         sock = self._socket(node)
         if sock is None:
             return set()
         try:
-            return {a.get("address") for a in sock.get_addr(family=2)}
+            return {a.get("address") for a in sock.get_addr()}
         except Exception:  # the namespace went away under us (a power-off)
             self._drop(node)
             return set()

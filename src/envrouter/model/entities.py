@@ -111,8 +111,8 @@ class VrouterSettings:
     bridge_kind: str = "linux"
     host_link_cidr: str = "169.254.77.0/30"
     namespace: str = "vrouter"
-    # The vrouter serves IPv6 too (the IPv6 VIPs, the nodes' IPv6 route). Refused by the rules
-    # until every part of the data path carries IPv6 (see rules.IPV6_NOT_SERVED).
+    # The vrouter serves IPv6 too: the IPv6 VIPs, the nodes' IPv6 route, NAT66 or routed egress,
+    # DNS/NTP on the IPv6 management VIP, conntrackd syncing IPv6 flows.
     ipv6: bool = False
     ipv6_egress: str = "nat66"  # names.IPV6_EGRESS
 

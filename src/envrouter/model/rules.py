@@ -407,15 +407,6 @@ def vrouter_requirements(
     return out
 
 
-# What of the data path does not carry IPv6 yet. While anything is listed, `ipv6: true` is
-# refused: the model must not accept what the rest would silently ignore.
-IPV6_NOT_SERVED: tuple[str, ...] = (
-    "the IPv6 VIP agent (the IPv6 VIPs added with nodad and announced by repeated unsolicited "
-    "neighbour advertisements, the namespace's public IPv6 default route with them)",
-    "conntrackd syncing IPv6 flows",
-)
-
-
 def validate_ipv6_egress(value: Any) -> str:
     if not names.known(value, names.IPV6_EGRESS):
         raise ValidationError(
@@ -425,17 +416,9 @@ def validate_ipv6_egress(value: Any) -> str:
 
 
 def validate_ipv6(value: Any) -> bool:
-    on = validate_bool("vrouter settings", "ipv6", value)
-    if on and IPV6_NOT_SERVED:
-        raise ValidationError(
-            "vrouter settings",
-            "ipv6",
-            "IPv6 through the vrouter is not served yet; missing: "
-            + "; ".join(IPV6_NOT_SERVED)
-            + ". Networks may carry an IPv6 prefix (cidr6) and the IPv6 VIPs "
-            "(vrouter6, vrouter_pub6) can be reserved meanwhile; keep ipv6 false",
-        )
-    return on
+    """The vrouter serves IPv6 too; what it needs (an IPv6 prefix on management and public, a
+    public IPv6 gateway) is checked with the networks (`vrouter_requirements`)."""
+    return validate_bool("vrouter settings", "ipv6", value)
 
 
 def node_address_problems(

@@ -8,6 +8,7 @@ the last guard. Functions flush but never commit: the caller owns the transactio
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -186,6 +187,7 @@ def _flush(session: Session, obj: str, field: str) -> None:
 
 
 Table = TypeVar("Table")
+E = TypeVar("E")
 
 
 def _found(kind: str, key: object, row: Table | None) -> Table:
@@ -220,21 +222,18 @@ def _is_ipv6(address: str) -> bool:
     return ":" in address
 
 
+def _from_columns(cls: type[E], row: object, **given: object) -> E:
+    """The entity `cls` (a dataclass) of a row: each field not `given` is the row's column of
+    the same name."""
+    columns = {f.name: getattr(row, f.name) for f in dataclasses.fields(cls)
+               if f.name not in given}
+    return cls(**columns, **given)
+
+
 def network_entity(row: NetworkRow) -> Network:
     ranges = [IpRange(r.start_address, r.end_address) for r in row.ranges]
-    return Network(
-        id=row.id,
-        name=row.name,
-        role=row.role,
-        cidr=row.cidr,
-        gateway=row.gateway,
-        vlan=row.vlan,
-        bridge=row.bridge,
-        ranges=tuple(r for r in ranges if not _is_ipv6(r.start)),
-        cidr6=row.cidr6,
-        gateway6=row.gateway6,
-        ranges6=tuple(r for r in ranges if _is_ipv6(r.start)),
-    )
+    return _from_columns(Network, row, ranges=tuple(r for r in ranges if not _is_ipv6(r.start)),
+                         ranges6=tuple(r for r in ranges if _is_ipv6(r.start)))
 
 
 def _families(net: NetworkRow | Network) -> tuple[int, ...]:
@@ -250,17 +249,7 @@ def _settings_entity(env: EnvironmentRow, row: VrouterSettingsRow | None) -> Vro
     }
     if row is None:
         return VrouterSettings(**base)
-    return VrouterSettings(
-        enabled=row.enabled,
-        nat=row.nat,
-        conntrack_sync=row.conntrack_sync,
-        bridge_kind=row.bridge_kind,
-        host_link_cidr=row.host_link_cidr,
-        namespace=row.namespace,
-        ipv6=bool(row.ipv6),
-        ipv6_egress=row.ipv6_egress,
-        **base,
-    )
+    return _from_columns(VrouterSettings, row, ipv6=bool(row.ipv6), **base)
 
 
 def network_rows(session: Session, env_id: int) -> list[NetworkRow]:
@@ -678,15 +667,20 @@ def delete_network(session: Session, network_id: int) -> None:
     """Delete a network with every address on it (nodes', namespaces', a VIP's). Refused while
     the enabled vrouter needs it (the management network, the public network)."""
     row = _locked(session, NetworkRow, network_id, "network")
+    _delete_checked(session, row, f"network {row.name!r}", "role")
+
+
+def _delete_checked(session: Session, row: NetworkRow | NodeRow, obj: str, field: str) -> None:
+    """Delete a row of an environment (a new revision), refused (`obj`, `field`) if that
+    breaks a rule the environment kept."""
     env_id = row.environment_id
     before = environment_problems(session, env_id)
     bump_revision(session, env_id)
-    obj = f"network {row.name!r}"
     session.delete(row)
     session.flush()
-    # the VIP rows of this network go with it (database cascade); forget them here too
+    # the rows that go with it (database cascade: addresses, a network's VIPs): forget them
     session.expire_all()
-    check_rules(session, env_id, before, obj, "role")
+    check_rules(session, env_id, before, obj, field)
 
 
 # ------------------------------------------------------------------------------------- nodes
@@ -924,13 +918,7 @@ def _ensure_node_addresses(session: Session, row: NodeRow) -> None:
 def delete_node(session: Session, node_id: int) -> None:
     """Delete a node; its addresses go with it (released)."""
     row = _locked(session, NodeRow, node_id, "node")
-    env_id = row.environment_id
-    before = environment_problems(session, env_id)
-    bump_revision(session, env_id)
-    obj = f"node {row.hostname!r}"
-    session.delete(row)
-    session.flush()
-    check_rules(session, env_id, before, obj, "id")
+    _delete_checked(session, row, f"node {row.hostname!r}", "id")
 
 
 def node_addresses_public(session: Session, rows: Sequence[NodeRow]) -> dict[int, dict[str, Any]]:

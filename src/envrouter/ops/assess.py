@@ -22,7 +22,14 @@ with failure-timeout.
 from __future__ import annotations
 
 from envrouter.ha.layout import CONNTRACKD, DNS, NTP, VROUTER, clone_id
-from envrouter.ops.model import ClusterState, Status
+from envrouter.ops.model import (
+    ClusterState,
+    ConntrackdStatus,
+    ConntrackTable,
+    DnsStatus,
+    NtpStatus,
+    Status,
+)
 
 CONNTRACK_FULL_RATIO = 0.9
 CLONE_SUFFIX = clone_id("")
@@ -126,44 +133,66 @@ def _vip_reasons(st: Status) -> list[str]:
     return out
 
 
+def _conntrackd_reasons(st: Status, ct: ConntrackdStatus,
+                        previous_sync_errors: int | None) -> list[str]:
+    if not ct.answering:
+        return [f"conntrackd: not answering on {st.node} ({ct.error})"]
+    if ct.stats is not None and previous_sync_errors is not None:
+        grown = ct.stats.sync_errors - previous_sync_errors
+        if grown > 0:
+            return [f"conntrackd: sync errors grew by {grown} since the previous check"]
+    return []
+
+
+def _table_reasons(table: ConntrackTable | None) -> list[str]:
+    if table is None or table.entries is None or not table.max:
+        return []
+    if table.entries < CONNTRACK_FULL_RATIO * table.max:
+        return []
+    return [f"conntrack table: {table.entries} of {table.max} entries "
+            f"({100 * table.entries // table.max} %)"]
+
+
+def _dns_reasons(st: Status, dns: DnsStatus) -> list[str]:
+    out = []
+    if not dns.answering:
+        out.append(f"dns: dnsmasq not answering on {dns.listen} ({dns.error})")
+    for up in dns.upstreams:
+        if up.reachable is False:
+            out.append(f"dns: upstream {up.address} not answering from namespace "
+                       f"{st.namespace}")
+    return out
+
+
+def _ntp_reasons(ntp: NtpStatus) -> list[str]:
+    if not ntp.answering:
+        return [f"ntp: chronyd not answering ({ntp.error})"]
+    out = []
+    upstreams = [s for s in ntp.sources if s.upstream]
+    if upstreams and not ntp.reachable_upstreams:
+        local = (f" (serving local stratum {ntp.tracking.stratum})"
+                 if ntp.tracking and ntp.tracking.local_reference else "")
+        out.append(f"ntp: no upstream source reachable{local}")
+    if ntp.tracking is not None and not ntp.tracking.synchronised:
+        out.append(f"ntp: not synchronised (leap status {ntp.tracking.leap_status}, "
+                   f"stratum {ntp.tracking.stratum})")
+    return out
+
+
 def _daemon_reasons(st: Status, previous_sync_errors: int | None) -> list[str]:
+    """The namespace and each daemon Pacemaker runs here (a daemon it stopped here is not
+    expected to answer)."""
     out = []
     if _runs_here(st, clone_id(VROUTER)) and not st.namespace_present:
         out.append(f"namespace {st.namespace}: missing on {st.node}")
     ct = st.conntrackd
     if ct is not None and ct.configured and _runs_here(st, clone_id(CONNTRACKD)):
-        if not ct.answering:
-            out.append(f"conntrackd: not answering on {st.node} ({ct.error})")
-        elif ct.stats is not None:
-            grown = ct.stats.sync_errors - (previous_sync_errors or 0)
-            if previous_sync_errors is not None and grown > 0:
-                out.append(f"conntrackd: sync errors grew by {grown} since the previous check")
-    table = st.conntrack
-    if table is not None and table.entries is not None and table.max:
-        if table.entries >= CONNTRACK_FULL_RATIO * table.max:
-            out.append(f"conntrack table: {table.entries} of {table.max} entries "
-                       f"({100 * table.entries // table.max} %)")
-    dns = st.dns
-    if dns is not None and _runs_here(st, clone_id(DNS)):
-        if not dns.answering:
-            out.append(f"dns: dnsmasq not answering on {dns.listen} ({dns.error})")
-        for up in dns.upstreams:
-            if up.reachable is False:
-                out.append(f"dns: upstream {up.address} not answering from namespace "
-                           f"{st.namespace}")
-    ntp = st.ntp
-    if ntp is not None and _runs_here(st, clone_id(NTP)):
-        if not ntp.answering:
-            out.append(f"ntp: chronyd not answering ({ntp.error})")
-        else:
-            upstreams = [s for s in ntp.sources if s.upstream]
-            if upstreams and not ntp.reachable_upstreams:
-                local = (f" (serving local stratum {ntp.tracking.stratum})"
-                         if ntp.tracking and ntp.tracking.local_reference else "")
-                out.append(f"ntp: no upstream source reachable{local}")
-            if ntp.tracking is not None and not ntp.tracking.synchronised:
-                out.append(f"ntp: not synchronised (leap status {ntp.tracking.leap_status}, "
-                           f"stratum {ntp.tracking.stratum})")
+        out += _conntrackd_reasons(st, ct, previous_sync_errors)
+    out += _table_reasons(st.conntrack)
+    if st.dns is not None and _runs_here(st, clone_id(DNS)):
+        out += _dns_reasons(st, st.dns)
+    if st.ntp is not None and _runs_here(st, clone_id(NTP)):
+        out += _ntp_reasons(st.ntp)
     return out
 
 

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from envrouter.agent.netlink import netns_exists
-from envrouter.document import DeploymentDocument, DocVrouter, parse_document
+from envrouter.document import DeploymentDocument, DocVip, DocVrouter, parse_document
 from envrouter.ha.layout import (
     CONNTRACKD,
     DNS,
@@ -96,11 +96,19 @@ class CollectOptions:
     timeout: float = 10.0
 
 
+def vips_and_ports(vr: DocVrouter) -> list[tuple[DocVip, str]]:
+    """Every VIP of the document (the IPv6 ones too, when it serves IPv6) with its port."""
+    out = [(vr.vip_management, vr.management_port), (vr.vip_public, vr.public_port)]
+    if vr.vip_management6 is not None and vr.vip_public6 is not None:
+        out += [(vr.vip_management6, vr.management_port), (vr.vip_public6, vr.public_port)]
+    return out
+
+
 def expected_resources(vr: DocVrouter | None) -> list[str]:
     """The top-level resource ids the layout (envrouter.ha.layout) creates for this document."""
     ids = [clone_id(VROUTER), MANAGEMENT_VIP_ID, PUBLIC_VIP_ID]
     if vr is not None:
-        ids[1:] = [vip_id(vr.vip_management), vip_id(vr.vip_public)]
+        ids[1:] = [vip_id(vip) for vip, _ in vips_and_ports(vr)]
     if vr is None or vr.conntrack_sync:
         ids.append(clone_id(CONNTRACKD))
     ids += [clone_id(DNS), clone_id(NTP), clone_id(PING)]
@@ -272,8 +280,7 @@ def collect(opts: CollectOptions | None = None, run: Run = run_command) -> Statu
         if vr is not None:
             from envrouter.agent.vip import vip_present
 
-            for vip, port in ((vr.vip_management, vr.management_port),
-                              (vr.vip_public, vr.public_port)):
+            for vip, port in vips_and_ports(vr):
                 rid = vip_id(vip)
                 try:
                     here: bool | None = (vip_present(namespace, port, str(vip.address))

@@ -10,7 +10,8 @@ left out (absent), never exported as 0.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -19,6 +20,8 @@ from prometheus_client.registry import Collector
 from envrouter.ops.model import Status
 
 PREFIX = "envrouter"
+
+T = TypeVar("T")
 
 
 def _g(name: str, doc: str, labels: list[str] | None = None) -> GaugeMetricFamily:
@@ -37,12 +40,46 @@ def _gauge(name: str, doc: str, labels: list[str] | None = None, *, value: float
     return m
 
 
-def _counter(name: str, doc: str, labels: list[str] | None = None, *, value: float,
-             at: list[str] | None = None) -> CounterMetricFamily:
-    """A counter family with one sample."""
-    m = _c(name, doc, labels)
-    m.add_metric(at or [], value)
+def _per_item(
+    items: Iterable[T],
+    labels: list[str],
+    at: Callable[[T], list[str]],
+    columns: list[tuple[Callable[..., Metric], str, str, Callable[[T], Any]]],
+) -> Iterator[Metric]:
+    """One family per column (`_g` or `_c`, name, doc, the item's value), one sample per item
+    at the label values `at(item)`; an item whose value is None is left out of that family."""
+    items = list(items)
+    for make, name, doc, value in columns:
+        m = make(name, doc, labels)
+        for item in items:
+            v = value(item)
+            if v is not None:
+                m.add_metric(at(item), v)
+        yield m
+
+
+def _by_label(make: Callable[..., Metric], name: str, doc: str, label: str,
+              samples: list[tuple[str, float | None]]) -> Metric:
+    """A family of one label, one sample per (label value, value); a None value is left out."""
+    m = make(name, doc, [label])
+    for at, value in samples:
+        if value is not None:
+            m.add_metric([at], value)
     return m
+
+
+def _singles(make: Callable[..., Metric],
+             rows: list[tuple[str, str, float | None]]) -> Iterator[Metric]:
+    """A family of one unlabelled sample per row (name, doc, value); a None value is left out."""
+    for name, doc, value in rows:
+        if value is not None:
+            m = make(name, doc)
+            m.add_metric([], value)
+            yield m
+
+
+def _flag(value: bool | None) -> int | None:
+    return None if value is None else (1 if value else 0)
 
 
 class StatusCollector(Collector):
@@ -75,13 +112,12 @@ class StatusCollector(Collector):
                              value=1 if c.quorate else 0, at=[node])
             yield _gauge("cluster_is_dc", "this node is the Designated Controller", ["node"],
                          value=1 if c.dc == node else 0, at=[node])
-            m = _g("cluster_node_online", "a cluster member is online", ["member"])
-            s = _g("cluster_node_standby", "a cluster member is in standby", ["member"])
-            for n in c.nodes:
-                m.add_metric([n.name], 1 if n.online else 0)
-                s.add_metric([n.name], 1 if n.standby else 0)
-            yield m
-            yield s
+            yield from _per_item(c.nodes, ["member"], lambda n: [n.name], [
+                (_g, "cluster_node_online", "a cluster member is online",
+                 lambda n: _flag(n.online)),
+                (_g, "cluster_node_standby", "a cluster member is in standby",
+                 lambda n: _flag(n.standby)),
+            ])
             run = _g("resource_running", "a resource instance is active on a member "
                      "(role Started or Promoted/Unpromoted)", ["resource", "member", "role"])
             fail = _g("resource_failed", "a resource instance is failed on a member",
@@ -104,19 +140,14 @@ class StatusCollector(Collector):
                 m.add_metric([f.resource, f.node, f.task], 1)
             yield m
 
-        held = _g("vip_held", "the VIP's address is in this node's vrouter namespace (kernel)",
-                  ["vip", "address"])
-        where = _g("vip_pacemaker_nodes", "on how many members Pacemaker runs the VIP",
-                   ["vip", "address"])
-        here = _g("vip_pacemaker_here", "Pacemaker runs the VIP on this node", ["vip", "address"])
-        for v in st.vips:
-            if v.here is not None:
-                held.add_metric([v.name, v.address], 1 if v.here else 0)
-            where.add_metric([v.name, v.address], len(v.pacemaker_nodes))
-            here.add_metric([v.name, v.address], 1 if node in v.pacemaker_nodes else 0)
-        yield held
-        yield where
-        yield here
+        yield from _per_item(st.vips, ["vip", "address"], lambda v: [v.name, v.address], [
+            (_g, "vip_held", "the VIP's address is in this node's vrouter namespace (kernel)",
+             lambda v: _flag(v.here)),
+            (_g, "vip_pacemaker_nodes", "on how many members Pacemaker runs the VIP",
+             lambda v: len(v.pacemaker_nodes)),
+            (_g, "vip_pacemaker_here", "Pacemaker runs the VIP on this node",
+             lambda v: _flag(node in v.pacemaker_nodes)),
+        ])
 
         ct = st.conntrackd
         if ct is not None:
@@ -128,76 +159,55 @@ class StatusCollector(Collector):
                              value=1 if ct.promoted_marker else 0)
             if ct.stats is not None:
                 x = ct.stats
-                m = _g("conntrackd_cache_entries", "active entries in conntrackd's caches",
-                       ["cache"])
-                m.add_metric(["internal"], x.internal_active)
-                if x.external_active is not None:
-                    m.add_metric(["external"], x.external_active)
-                yield m
-                m = _c("conntrackd_cache_failures", "failed cache operations", ["cache"])
-                m.add_metric(["internal"], x.internal_failed)
-                m.add_metric(["external"], x.external_failed)
-                yield m
-                m = _c("conntrackd_sync_packets", "sync packets", ["direction"])
-                m.add_metric(["sent"], x.packets_sent)
-                m.add_metric(["received"], x.packets_recv)
-                yield m
-                m = _c("conntrackd_sync_bytes", "sync bytes", ["direction"])
-                m.add_metric(["sent"], x.bytes_sent)
-                m.add_metric(["received"], x.bytes_recv)
-                yield m
-                m = _c("conntrackd_sync_errors", "sync errors by kind",  ["kind"])
-                m.add_metric(["send"], x.errors_send)
-                m.add_metric(["receive"], x.errors_recv)
-                m.add_metric(["malformed"], x.malformed_msgs)
-                if x.lost_counted:
-                    m.add_metric(["lost"], x.lost_msgs)
-                if x.rcvbuf_errors is not None:
-                    m.add_metric(["receive_buffer"], x.rcvbuf_errors)
-                yield m
-                if x.kernel_resyncs is not None:
-                    yield _counter("conntrackd_kernel_resyncs", "resyncs with the kernel table",
-                                   value=x.kernel_resyncs)
-                if x.netlink_overruns is not None:
-                    yield _counter("conntrackd_netlink_overruns", "netlink event overruns",
-                                   value=x.netlink_overruns)
+                yield _by_label(_g, "conntrackd_cache_entries",
+                                "active entries in conntrackd's caches", "cache",
+                                [("internal", x.internal_active),
+                                 ("external", x.external_active)])
+                yield _by_label(_c, "conntrackd_cache_failures", "failed cache operations",
+                                "cache", [("internal", x.internal_failed),
+                                          ("external", x.external_failed)])
+                yield _by_label(_c, "conntrackd_sync_packets", "sync packets", "direction",
+                                [("sent", x.packets_sent), ("received", x.packets_recv)])
+                yield _by_label(_c, "conntrackd_sync_bytes", "sync bytes", "direction",
+                                [("sent", x.bytes_sent), ("received", x.bytes_recv)])
+                yield _by_label(_c, "conntrackd_sync_errors", "sync errors by kind", "kind",
+                                [("send", x.errors_send), ("receive", x.errors_recv),
+                                 ("malformed", x.malformed_msgs),
+                                 ("lost", x.lost_msgs if x.lost_counted else None),
+                                 ("receive_buffer", x.rcvbuf_errors)])
+                yield from _singles(_c, [
+                    ("conntrackd_kernel_resyncs", "resyncs with the kernel table",
+                     x.kernel_resyncs),
+                    ("conntrackd_netlink_overruns", "netlink event overruns", x.netlink_overruns),
+                ])
         t = st.conntrack
         if t is not None and t.entries is not None:
-            yield _gauge("conntrack_entries", "entries in the namespace's conntrack (NAT) table",
-                         value=t.entries)
-            if t.max is not None:
-                yield _gauge("conntrack_max", "nf_conntrack_max as seen in the namespace",
-                             value=t.max)
+            yield from _singles(_g, [
+                ("conntrack_entries", "entries in the namespace's conntrack (NAT) table",
+                 t.entries),
+                ("conntrack_max", "nf_conntrack_max as seen in the namespace", t.max),
+            ])
 
         d = st.dns
         if d is not None:
             yield _gauge("dns_up", "dnsmasq answers on the namespace's management address",
                          value=1 if d.answering else 0)
-            if d.cache_size is not None:
-                yield _gauge("dns_cache_size", "dnsmasq's cache size (entries)", value=d.cache_size)
-            for key, doc in (("hits", "answers from the cache"),
-                             ("misses", "queries forwarded upstream"),
-                             ("insertions", "cache insertions"),
-                             ("evictions", "cache evictions of live entries")):
-                value = getattr(d, key)
-                if value is not None:
-                    yield _counter(f"dns_cache_{key}", doc, value=value)
-            reach = _g("dns_upstream_reachable", "the upstream answers a probe from the "
-                       "namespace", ["upstream"])
-            queries = _c("dns_upstream_queries", "queries dnsmasq sent to the upstream",
-                         ["upstream"])
-            failed = _c("dns_upstream_failed_queries", "queries the upstream failed (dnsmasq)",
-                        ["upstream"])
-            for u in d.upstreams:
-                if u.reachable is not None:
-                    reach.add_metric([u.address], 1 if u.reachable else 0)
-                if u.queries is not None:
-                    queries.add_metric([u.address], u.queries)
-                if u.failed is not None:
-                    failed.add_metric([u.address], u.failed)
-            yield reach
-            yield queries
-            yield failed
+            yield from _singles(_g, [
+                ("dns_cache_size", "dnsmasq's cache size (entries)", d.cache_size)])
+            yield from _singles(_c, [
+                ("dns_cache_hits", "answers from the cache", d.hits),
+                ("dns_cache_misses", "queries forwarded upstream", d.misses),
+                ("dns_cache_insertions", "cache insertions", d.insertions),
+                ("dns_cache_evictions", "cache evictions of live entries", d.evictions),
+            ])
+            yield from _per_item(d.upstreams, ["upstream"], lambda u: [u.address], [
+                (_g, "dns_upstream_reachable", "the upstream answers a probe from the namespace",
+                 lambda u: _flag(u.reachable)),
+                (_c, "dns_upstream_queries", "queries dnsmasq sent to the upstream",
+                 lambda u: u.queries),
+                (_c, "dns_upstream_failed_queries", "queries the upstream failed (dnsmasq)",
+                 lambda u: u.failed),
+            ])
 
         n = st.ntp
         if n is not None:
@@ -205,7 +215,7 @@ class StatusCollector(Collector):
                          value=1 if n.answering else 0)
             if n.tracking is not None:
                 tr = n.tracking
-                for name, doc, value in (
+                yield from _singles(_g, [
                     ("ntp_stratum", "chronyd's stratum", tr.stratum),
                     ("ntp_offset_seconds", "last measured offset of the local clock",
                      tr.last_offset),
@@ -217,13 +227,11 @@ class StatusCollector(Collector):
                      1 if tr.synchronised else 0),
                     ("ntp_local_reference", "serving its own clock (local stratum / orphan)",
                      1 if tr.local_reference else 0),
-                ):
-                    yield _gauge(name, doc, value=value)
+                ])
             if n.answering:  # sources are only known from a daemon that answered
-                m = _g("ntp_sources_reachable", "reachable NTP sources", ["kind"])
-                m.add_metric(["upstream"], sum(1 for s in n.sources if s.upstream and s.reachable))
-                m.add_metric(["peer"], sum(1 for s in n.sources if not s.upstream and s.reachable))
-                yield m
+                yield _by_label(_g, "ntp_sources_reachable", "reachable NTP sources", "kind", [
+                    ("upstream", sum(1 for s in n.sources if s.upstream and s.reachable)),
+                    ("peer", sum(1 for s in n.sources if not s.upstream and s.reachable))])
                 m = _g("ntp_source_reach", "the source's 8-bit reach register (255 = last 8 polls "
                        "answered)", ["source", "kind"])
                 for s in n.sources:

@@ -95,6 +95,10 @@ def ignored_addresses(vr: DocVrouter) -> list[str]:
     addrs.append(str(vr.vip_public.address))
     for peer in vr.peers:
         addrs.append(str(peer.namespace_address))
+    if vr.vip_management6 is not None and vr.vip_public6 is not None:
+        # IPv6: loopback and the IPv6 VIPs (the namespace has no other IPv6 address of its own
+        # but link-local ones, which forwarded flows never carry)
+        addrs += ["::1", str(vr.vip_management6.address), str(vr.vip_public6.address)]
     seen: list[str] = []
     for a in addrs:
         if a not in seen:
@@ -145,7 +149,8 @@ def render_conntrackd_conf(
         log_file=log_file,
         lock_file=lock_file,
         socket_path=socket_path,
-        ignored=ignored_addresses(vr),
+        ignored=[(("IPv6" if ":" in a else "IPv4"), a) for a in ignored_addresses(vr)],
+        ipv6=vr.vip_management6 is not None,
         sync_mode=sync_mode(mode),
         external_cache=EXTERNAL_CACHE,
         resend_queue=RESEND_QUEUE,
@@ -272,6 +277,11 @@ def rejoin(paths: ServicePaths, *, holds_vips: bool) -> list[str]:
 
 
 STATS_FILE = "stats.txt"
+STATS_TIMEOUT = 5  # s
+
+
+def stats_argv(paths: ServicePaths) -> list[str]:
+    return ["conntrackd", "-C", str(paths.file(CONF)), "-s"]
 
 
 def stats(paths: ServicePaths) -> str | None:
@@ -280,8 +290,7 @@ def stats(paths: ServicePaths) -> str | None:
     passes its recorded instance); light: no subprocess module, the output goes through a file
     of the instance's run directory."""
     out = str(paths.file(STATS_FILE))
-    if command_status(["conntrackd", "-C", str(paths.file(CONF)), "-s"], timeout=5.0,
-                      output=out) != 0:
+    if command_status(stats_argv(paths), timeout=STATS_TIMEOUT, output=out) != 0:
         return None
     try:
         with open(out) as f:

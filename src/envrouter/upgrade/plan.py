@@ -177,6 +177,7 @@ BINARY_PACKAGES: dict[str, str] = {
     "dnsmasq": "dnsmasq-base",
     "chronyd": "chrony",
     "arping": "iputils-arping",
+    "na6": "ipv6toolkit",  # the IPv6 VIPs' unsolicited neighbour advertisements
     "cibadmin": "pacemaker-cli-utils",
     "crm_attribute": "pacemaker-cli-utils",
     "ovs-vsctl": "openvswitch-switch",
@@ -189,6 +190,8 @@ def required_binaries(vrouter: DocVrouter) -> list[str]:
     out = ["nft", "dnsmasq", "chronyd", "arping", "cibadmin", "crm_attribute", "conntrack"]
     if vrouter.conntrack_sync:
         out.append("conntrackd")
+    if vrouter.vip_public6 is not None:
+        out.append("na6")
     if vrouter.bridge_kind == "ovs":
         out.append("ovs-vsctl")
     return out

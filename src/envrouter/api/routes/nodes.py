@@ -97,13 +97,14 @@ def _answer(request: Request, generation: int | None, body: str) -> Response:
     return Response(body, media_type="application/json")
 
 
-@router.get(
-    "/nodes/by-hostname/{hostname}/document",
-    response_model=DeploymentDocument,
-    summary="The node's deployment document",
-    responses=READ,
-    openapi_extra={"security": SECURITY},
-)
+# The document routes answer from the cache (and the fast path) as JSON text: the model and
+# the security are declared for the OpenAPI.
+_DOCUMENT_ROUTE: dict = {"response_model": DeploymentDocument, "responses": READ,
+                         "openapi_extra": {"security": SECURITY}}
+
+
+@router.get("/nodes/by-hostname/{hostname}/document", summary="The node's deployment document",
+            **_DOCUMENT_ROUTE)
 async def document_by_hostname(
     hostname: Annotated[str, Path(max_length=253)], request: Request
 ) -> Response:
@@ -112,13 +113,8 @@ async def document_by_hostname(
     return _answer(request, generation, body)
 
 
-@router.get(
-    "/environments/{env_id}/nodes/{node}/document",
-    response_model=DeploymentDocument,
-    summary="The node's deployment document, by node id or hostname",
-    responses=READ,
-    openapi_extra={"security": SECURITY},
-)
+@router.get("/environments/{env_id}/nodes/{node}/document",
+            summary="The node's deployment document, by node id or hostname", **_DOCUMENT_ROUTE)
 async def document(
     env_id: Id,
     node: Annotated[str, Path(max_length=253, description="the node's id or its hostname")],

@@ -128,3 +128,17 @@ export const api = {
   put: (path, body, opts) => apiFetch("PUT", path, body, opts),
   post: (path, body, opts) => apiFetch("POST", path, body, opts),
 };
+
+// GET every path of `paths` ({key: path}) at once; a path that fails does not fail the others:
+// {key: {ok: true, data} | {ok: false, error}}.
+export async function getAll(paths) {
+  const keys = Object.keys(paths);
+  const results = await Promise.allSettled(keys.map((key) => api.get(paths[key])));
+  const out = {};
+  keys.forEach((key, i) => {
+    out[key] = results[i].status === "fulfilled"
+      ? { ok: true, data: results[i].value }
+      : { ok: false, error: results[i].reason };
+  });
+  return out;
+}

@@ -68,6 +68,11 @@ export function field({ id, label, input, hint }) {
   );
 }
 
+// What could not be loaded, and why (an alert, in place of the part).
+export function failed(what, error) {
+  return h("p", { class: "error", role: "alert" }, `Cannot load ${what}: ${error.message}`);
+}
+
 // Element.append / replaceChildren would print null as "null": these skip empty children.
 export function add(el, ...children) {
   append(el, children);

@@ -1,7 +1,7 @@
 // One environment: live cluster state, VIPs, vrouter settings, networks, nodes and roles.
 
-import { api } from "../api.js";
-import { add, h, replace, table, text } from "../dom.js";
+import { api, getAll } from "../api.js";
+import { add, failed, h, replace, table, text } from "../dom.js";
 import { settingsForm } from "./settings.js";
 import { vipsSection } from "./vips.js";
 
@@ -10,27 +10,14 @@ const CLUSTER_REFRESH_MS = 15000;
 // Load every part at once; a part that fails shows its own error, the rest still shows.
 async function load(envId) {
   const base = `/environments/${envId}`;
-  const parts = {
+  return getAll({
     env: base,
     networks: `${base}/networks`,
     nodes: `${base}/nodes`,
     vips: `${base}/vips`,
     vrouter: `${base}/vrouter`,
     cluster: `${base}/cluster`,
-  };
-  const keys = Object.keys(parts);
-  const results = await Promise.allSettled(keys.map((key) => api.get(parts[key])));
-  const out = {};
-  keys.forEach((key, i) => {
-    out[key] = results[i].status === "fulfilled"
-      ? { ok: true, data: results[i].value }
-      : { ok: false, error: results[i].reason };
   });
-  return out;
-}
-
-function failed(what, error) {
-  return h("p", { class: "error", role: "alert" }, `Cannot load ${what}: ${error.message}`);
 }
 
 function isController(node) {

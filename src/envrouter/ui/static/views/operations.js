@@ -3,8 +3,8 @@
 // drills with their timelines. Refreshed by polling; a value the server does not know is
 // shown as "unknown", never guessed.
 
-import { api } from "../api.js";
-import { add, h, replace, table, text } from "../dom.js";
+import { api, getAll } from "../api.js";
+import { add, failed, h, replace, table, text } from "../dom.js";
 
 export const OPS_REFRESH_MS = 5000;
 
@@ -16,22 +16,6 @@ function clock(seconds) {
 
 function known(value, fmt = text) {
   return value === null || value === undefined ? unknown() : fmt(value);
-}
-
-function failed(what, error) {
-  return h("p", { class: "error", role: "alert" }, `Cannot load ${what}: ${error.message}`);
-}
-
-async function settle(paths) {
-  const keys = Object.keys(paths);
-  const results = await Promise.allSettled(keys.map((k) => api.get(paths[k])));
-  const out = {};
-  keys.forEach((k, i) => {
-    out[k] = results[i].status === "fulfilled"
-      ? { ok: true, data: results[i].value }
-      : { ok: false, error: results[i].reason };
-  });
-  return out;
 }
 
 export async function renderOperations(main, [envId], { stale }) {
@@ -63,7 +47,7 @@ export async function renderOperations(main, [envId], { stale }) {
     if (busy) return;
     busy = true;
     try {
-      const data = await settle({
+      const data = await getAll({
         health: `/environments/${envId}/health`,
         moves: `/environments/${envId}/vip-moves`,
         drills: "/drills",

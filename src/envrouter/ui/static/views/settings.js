@@ -34,6 +34,17 @@ function textInput(value, attrs = {}) {
   return input;
 }
 
+// A select of `choices`, plus `current` when the server holds another value (shown, not lost).
+function select(choices, current) {
+  return h(
+    "select",
+    {},
+    [...new Set([...choices, current].filter(Boolean))].map((value) =>
+      h("option", { value, selected: value === current }, value),
+    ),
+  );
+}
+
 export function readOnlyNote() {
   return h(
     "p",
@@ -57,23 +68,11 @@ export function settingsForm(envId, settings, { onSaved } = {}) {
     domain: textInput(settings.domain),
     nat: checkbox(settings.nat),
     conntrack_sync: checkbox(settings.conntrack_sync),
-    bridge_kind: h(
-      "select",
-      {},
-      [...new Set(["linux", "ovs", settings.bridge_kind].filter(Boolean))].map((kind) =>
-        h("option", { value: kind, selected: kind === settings.bridge_kind }, kind),
-      ),
-    ),
+    bridge_kind: select(["linux", "ovs"], settings.bridge_kind),
     host_link_cidr: textInput(settings.host_link_cidr),
     namespace: textInput(settings.namespace),
     ipv6: checkbox(settings.ipv6),
-    ipv6_egress: h(
-      "select",
-      {},
-      [...new Set(["nat66", "routed", settings.ipv6_egress].filter(Boolean))].map((mode) =>
-        h("option", { value: mode, selected: mode === settings.ipv6_egress }, mode),
-      ),
-    ),
+    ipv6_egress: select(["nat66", "routed"], settings.ipv6_egress),
   };
   const f = (key, label, hint) => field({ id: SETTINGS_FIELDS[key].id, label, input: inputs[key], hint });
 

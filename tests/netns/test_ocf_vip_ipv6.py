@@ -1,0 +1,171 @@
+"""The VIP agent with an IPv6 VIP, for real: two "vrouter" namespaces A and B and a neighbour C
+on one bridge. The VIP is added nodad (usable at once, never tentative); its unsolicited
+neighbour advertisements (router and override flags) make C's neighbour entry follow the VIP
+from A to B before C sends anything, so C reaches it at once; the public IPv6 default route goes
+with the VIP (metric 1, source the VIP) and leaves with it; ocf-tester passes."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from pyroute2 import IPRoute, NetNS, netns
+
+from envrouter.agent.netlink import RTPROT_ENVROUTER_VIP
+from envrouter.agent.vip import vip_present
+from envrouter.waiting import poll
+
+pytestmark = [pytest.mark.root, pytest.mark.timeout(180)]
+
+VIP6, PLEN = "fd00:99::2", "64"
+C_ADDR = "fd00:99::50"  # the neighbour: the public gateway too
+NTF_ROUTER = 0x80
+IFA_F_NODAD, IFA_F_TENTATIVE = 0x02, 0x40
+PORT = "vr-pub"
+
+
+@pytest.fixture
+def net():
+    tag = secrets.token_hex(3)
+    names = {k: f"ert-{tag}-{k}" for k in ("sw", "a", "b", "c")}
+    try:
+        for ns in names.values():
+            netns.create(ns)
+            with NetNS(ns) as n:
+                n.link("set", index=n.link_lookup(ifname="lo")[0], state="up")
+        with NetNS(names["sw"]) as sw:
+            sw.link("add", ifname="br0", kind="bridge")
+            sw.link("set", index=sw.link_lookup(ifname="br0")[0], state="up")
+        for node in ("a", "b", "c"):
+            inner = "eth0" if node == "c" else PORT
+            with NetNS(names["sw"]) as sw:
+                sw.link("add", ifname=f"p-{node}", kind="veth",
+                        peer={"ifname": inner, "net_ns_fd": names[node]})
+                idx = sw.link_lookup(ifname=f"p-{node}")[0]
+                sw.link("set", index=idx, master=sw.link_lookup(ifname="br0")[0], state="up")
+            with NetNS(names[node]) as n:
+                n.link("set", index=n.link_lookup(ifname=inner)[0], state="up")
+            if node != "c":  # a router namespace, as the vrouter agent sets it up
+                subprocess.run(["ip", "netns", "exec", names[node], "sysctl", "-qw",
+                                "net.ipv6.conf.all.forwarding=1"], check=True)
+        subprocess.run(["ip", "-n", names["c"], "addr", "add", f"{C_ADDR}/64", "dev", "eth0",
+                        "nodad"], check=True)
+        yield names
+    finally:
+        for ns in names.values():
+            try:
+                netns.remove(ns)
+            except OSError:
+                pass
+
+
+def _env(ns: str, **extra: str) -> dict[str, str]:
+    params = {"namespace": ns, "port": PORT, "ip": VIP6, "cidr_netmask": PLEN,
+              "gateway": C_ADDR, "arp_count": "3", **extra}
+    return {**os.environ, **{f"OCF_RESKEY_{k}": v for k, v in params.items()}}
+
+
+def _run(agent: str, action: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([agent, action], env=env, capture_output=True, text=True, timeout=30)
+
+
+def _mac(ns: str, ifname: str) -> str:
+    with IPRoute(netns=ns, flags=0) as ip:
+        return ip.get_links(ip.link_lookup(ifname=ifname)[0])[0].get_attr("IFLA_ADDRESS")
+
+
+def _neighbour(ns: str, address: str) -> tuple[str | None, int] | None:
+    """(link-layer address, flags) of `ns`'s neighbour entry for `address`, read without
+    sending anything."""
+    with IPRoute(netns=ns, flags=0) as ip:
+        for m in ip.get_neighbours(family=10):
+            if m.get_attr("NDA_DST") == address:
+                return m.get_attr("NDA_LLADDR"), m["flags"]
+    return None
+
+
+def _address_flags(ns: str, address: str) -> int | None:
+    with IPRoute(netns=ns, flags=0) as ip:
+        for m in ip.get_addr(family=10):
+            if m.get_attr("IFA_ADDRESS") == address:
+                return m.get_attr("IFA_FLAGS") or m["flags"]
+    return None
+
+
+def _public_routes(ns: str) -> list[tuple[str | None, str | None, int]]:
+    with IPRoute(netns=ns, flags=0) as ip:
+        return [(m.get_attr("RTA_GATEWAY"), m.get_attr("RTA_PREFSRC"),
+                 m.get_attr("RTA_PRIORITY") or 0)
+                for m in ip.get_routes(family=10, table=254)
+                if m["dst_len"] == 0 and m["proto"] == RTPROT_ENVROUTER_VIP]
+
+
+def _ping(ns: str) -> bool:
+    return subprocess.run(["ip", "netns", "exec", ns, "ping", "-6", "-n", "-q", "-c", "1", "-W",
+                           "1", VIP6], capture_output=True).returncode == 0
+
+
+def test_an_ipv6_vip_moves_and_is_reached_at_once(net, vip_agent):
+    a, b, c = net["a"], net["b"], net["c"]
+    mac_a, mac_b = _mac(a, PORT), _mac(b, PORT)
+    assert _run(vip_agent, "start", _env(a)).returncode == 0
+    flags = _address_flags(a, VIP6)
+    assert flags is not None and flags & IFA_F_NODAD and not flags & IFA_F_TENTATIVE
+    assert _public_routes(a) == [(C_ADDR, VIP6, 1)]  # metric 1, not the kernel's 1024
+    assert _run(vip_agent, "monitor", _env(a)).returncode == 0
+    assert _ping(c)
+    assert (_neighbour(c, VIP6) or (None, 0))[0] == mac_a
+
+    assert _run(vip_agent, "stop", _env(a)).returncode == 0
+    assert not vip_present(a, PORT, VIP6)
+    assert _public_routes(a) == []  # the kernel would keep it, with the source cleared
+    assert _run(vip_agent, "monitor", _env(a)).returncode == 7
+    assert _run(vip_agent, "start", _env(b)).returncode == 0
+    # the NA, not unreachability detection (C's entry is still reachable for 15-45 s): C's
+    # entry points at B before C sends anything, and says the VIP is a router
+    moved = poll(lambda: (n := _neighbour(c, VIP6)) is not None and n[0] == mac_b and n, 5)
+    assert moved, _neighbour(c, VIP6)
+    assert moved[1] & NTF_ROUTER
+    assert _ping(c)  # the first echo: no wait
+    assert _public_routes(b) == [(C_ADDR, VIP6, 1)]
+
+    # a recurring monitor re-asserts the public route, a probe only reports
+    subprocess.run(["ip", "-n", b, "-6", "route", "del", "default", "via", C_ADDR, "dev", PORT,
+                    "metric", "1", "proto", str(RTPROT_ENVROUTER_VIP)], check=True)
+    assert _run(vip_agent, "monitor", _env(b)).returncode == 0 and _public_routes(b) == []
+    recurring = _env(b, CRM_meta_interval="2000")
+    assert _run(vip_agent, "monitor", recurring).returncode == 0
+    assert _public_routes(b) == [(C_ADDR, VIP6, 1)]
+    assert _run(vip_agent, "stop", _env(b)).returncode == 0
+    assert _run(vip_agent, "stop", _env(b)).returncode == 0  # again
+    assert not vip_present(b, PORT, VIP6) and _public_routes(b) == []
+    assert _run(vip_agent, "monitor", recurring).returncode == 7
+    assert _public_routes(b) == []  # nothing re-added without the address
+
+
+def test_the_ipv6_vip_agent_passes_ocf_tester(net):
+    from envrouter.ha.install import install_agents
+
+    # ocf-tester runs the meta-data check as user nobody: every directory must be open to it
+    root = Path(f"/run/{net['a']}-ocf")
+    root.mkdir(mode=0o755)
+    try:
+        os.chmod(root, 0o755)
+        install_agents(str(root))
+        _ocf_tester(net, str(root / "resource.d" / "envrouter" / "vip"))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _ocf_tester(net, vip_agent: str) -> None:
+    argv = ["ocf-tester", "-n", "t-vip6"]
+    for k, v in {"namespace": net["a"], "port": PORT, "ip": VIP6, "cidr_netmask": PLEN,
+                 "gateway": C_ADDR, "arp_count": "1"}.items():
+        argv += ["-o", f"{k}={v}"]
+    out = subprocess.run([*argv, vip_agent], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert not vip_present(net["a"], PORT, VIP6) and _public_routes(net["a"]) == []
