@@ -7,9 +7,11 @@ directly (no external cache), so a namespace taking over has it with nothing to 
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -45,11 +47,13 @@ def _vr(ns: str, i: int, n: int) -> DocVrouter:
     )
 
 
-@pytest.fixture
-def controllers(request):
+@contextlib.contextmanager
+def sync_world(count: int, make_vr: Callable[[DocVrouter], DocVrouter] = lambda vr: vr):
+    """`count` vrouter-like namespaces on one management bridge, each with its conntrackd
+    running (its document from `_vr`, passed through `make_vr`); yields (vrs, daemons) and
+    removes all of it, even when the test fails."""
     from pyroute2 import NetNS, netns
 
-    count = request.param
     prefix = f"ert-{secrets.token_hex(3)}"
     sw = f"{prefix}-sw"
     run_root = Path(f"/run/{prefix}")
@@ -64,7 +68,7 @@ def controllers(request):
         vrs = []
         for i, ns in enumerate(names, start=1):
             netns.create(ns)
-            vr = _vr(ns, i, count)
+            vr = make_vr(_vr(ns, i, count))
             vrs.append(vr)
             with NetNS(ns) as a:
                 a.link("set", index=a.link_lookup(ifname="lo")[0], state="up")
@@ -87,6 +91,12 @@ def controllers(request):
         stop_daemons(daemons)
         remove_namespaces([*names, sw])
         shutil.rmtree(run_root, ignore_errors=True)
+
+
+@pytest.fixture
+def controllers(request):
+    with sync_world(request.param) as world:
+        yield world
 
 
 def _insert_flow(ns: str, sport: int) -> None:

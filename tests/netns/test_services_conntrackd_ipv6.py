@@ -7,15 +7,12 @@ NAT mapping (reply to the public IPv6 VIP) included; a flow to the namespace's o
 from __future__ import annotations
 
 import secrets
-import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
-from test_services_conntrackd import _vr
+from test_services_conntrackd import sync_world
 
 from envrouter.document import DocVip, DocVrouter
-from envrouter.services import conntrackd
 from envrouter.services.process import wait_until
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(120)]
@@ -39,52 +36,8 @@ def _dual_stack(vr: DocVrouter) -> DocVrouter:
 
 @pytest.fixture
 def pair():
-    from pyroute2 import NetNS, netns
-
-    prefix = f"ert-{secrets.token_hex(3)}"
-    sw = f"{prefix}-sw"
-    run_root = Path(f"/run/{prefix}")
-    names = [f"{prefix}-vr{i}" for i in (1, 2)]
-    daemons = []
-    try:
-        netns.create(sw)
-        with NetNS(sw) as s:
-            s.link("add", ifname="br-mgmt", kind="bridge", br_stp_state=0, br_forward_delay=0)
-            s.link("set", index=s.link_lookup(ifname="br-mgmt")[0], state="up")
-        vrs = []
-        for i, ns in enumerate(names, start=1):
-            netns.create(ns)
-            vr = _dual_stack(_vr(ns, i, 2))
-            vrs.append(vr)
-            with NetNS(ns) as a:
-                a.link("set", index=a.link_lookup(ifname="lo")[0], state="up")
-                a.link("add", ifname="vr-mgmt", kind="veth",
-                       peer={"ifname": f"p{i}", "net_ns_fd": sw})
-                idx = a.link_lookup(ifname="vr-mgmt")[0]
-                a.addr("add", index=idx, address=str(vr.namespace_management_address),
-                       prefixlen=24)
-                a.link("set", index=idx, state="up")
-            with NetNS(sw) as s:
-                s.link("set", index=s.link_lookup(ifname=f"p{i}")[0],
-                       master=s.link_lookup(ifname="br-mgmt")[0], state="up")
-        for vr in vrs:
-            d = conntrackd.daemon(vr, run_root=str(run_root / "run"),
-                                  log_root=str(run_root / "log"))
-            daemons.append(d)
-            d.start()
-        yield vrs, daemons
-    finally:
-        for d in daemons:
-            try:
-                d.stop()
-            except Exception:  # noqa: BLE001 - best effort; the namespaces go next
-                pass
-        for ns in [*names, sw]:
-            try:
-                netns.remove(ns)
-            except OSError:
-                pass
-        shutil.rmtree(run_root, ignore_errors=True)
+    with sync_world(2, _dual_stack) as world:
+        yield world
 
 
 def _conntrack(ns: str, *argv: str) -> subprocess.CompletedProcess[str]:
