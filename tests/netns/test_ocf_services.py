@@ -290,6 +290,22 @@ def test_monitor_restarts_the_daemon_when_a_new_document_changes_its_config(lab)
         assert _ocf(lab, "dns", "stop") == 0
 
 
+def _process_group(pgid: int) -> list[int]:
+    """The live (not zombie) processes of process group `pgid`."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":  # state, ppid, pgrp
+            out.append(int(d))
+    return out
+
+
 def test_uplink_agent_passes_ocf_tester_and_follows_the_carrier(lab, tmp_path):
     """Outside a cluster: attrd_updater is a stand-in that records its calls (the real one, in
     tests/netns/test_ocf_cluster.py); the bridge and its uplink port are in the client's
@@ -324,8 +340,12 @@ def test_uplink_agent_passes_ocf_tester_and_follows_the_carrier(lab, tmp_path):
         assert wait_until(lambda: "-n envrouter_uplink -U 0 -d 0" in calls.read_text(), 10)
         recurring = {**agent_env, "OCF_RESKEY_CRM_meta_interval": "10000"}
         assert subprocess.run([*run, "monitor"], env=recurring, timeout=30).returncode == 0
+        watcher = int((lab["root"] / "run" / "uplink" / "envrouter_uplink.pid").read_text())
+        assert _process_group(watcher), "the watcher's process group (its loop, ip monitor)"
     finally:
         assert subprocess.run([*run, "stop"], env=agent_env, timeout=30).returncode == 0
+    # stop ends the watcher and its ip monitor (it once left both running: dash's kill)
+    assert wait_until(lambda: not _process_group(watcher), 10), _process_group(watcher)
     assert "-n envrouter_uplink -D" in calls.read_text()
     assert subprocess.run([*run, "monitor"], env=agent_env, timeout=30).returncode == 7
 

@@ -112,7 +112,9 @@ start)
   done
   exit 0 ;;
 stop)
-  if pid=$(watcher); then kill -TERM -- "-$pid" 2>/dev/null; fi  # the loop and its ip monitor
+  # the loop and its ip monitor: the process group ("-PID"; dash's kill takes no "--", it
+  # fails on it and signals nothing)
+  if pid=$(watcher); then kill -TERM "-$pid" 2>/dev/null; fi
   rm -f "$pidfile" "$state"
   attrd_updater -n "$name" -D >/dev/null 2>&1
   exit 0 ;;
