@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from envrouter.cli.common import DATABASE_URL, handle_errors
+from envrouter.cli.common import DatabaseUrl, handle_errors
 
 app = typer.Typer(
     add_completion=False,
@@ -17,7 +17,7 @@ app = typer.Typer(
 @app.command()
 @handle_errors
 def upgrade(
-    revision: str = typer.Argument("head", help="target revision"), database_url: str = DATABASE_URL
+    revision: str = typer.Argument("head", help="target revision"), database_url: DatabaseUrl = None
 ) -> None:
     """Upgrade the schema (from empty too) to REVISION, the newest by default."""
     from envrouter.db import migrate
@@ -30,7 +30,7 @@ def upgrade(
 @handle_errors
 def downgrade(
     revision: str = typer.Argument(..., help="target revision, e.g. 0001_baseline or base"),
-    database_url: str = DATABASE_URL,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """Downgrade the schema to REVISION (0001_baseline: before the vrouter)."""
     from envrouter.db import migrate
@@ -41,7 +41,7 @@ def downgrade(
 
 @app.command()
 @handle_errors
-def current(database_url: str = DATABASE_URL) -> None:
+def current(database_url: DatabaseUrl = None) -> None:
     """Print the schema's revision (none: empty database)."""
     from envrouter.db import migrate
 

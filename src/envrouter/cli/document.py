@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from envrouter.cli.common import DATABASE_URL, handle_errors, open_database
+from envrouter.cli.common import DatabaseUrl, handle_errors, open_database
 from envrouter.errors import NotFoundError, ValidationError
 
 app = typer.Typer(help="Print a node's deployment document, or its schema.", add_completion=False)
@@ -28,7 +28,7 @@ def document(
     write: Path = typer.Option(
         None, "--write", help="with --schema: write it to this file (docs/document.schema.json)"
     ),
-    database_url: str = DATABASE_URL,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """Print NODE's deployment document (JSON) from environment ENV."""
     if schema:

@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from envrouter.cli.common import EXIT_FAILED, handle_errors
+from envrouter.cli.common import EXIT_FAILED, LabStateDir, handle_errors
 from envrouter.lab.topology import DEFAULT_STATE_DIR
 
 DRILL_HELP = "hard-kill | standby | partition | daemon-kill | upstream-link | hang | all"
@@ -36,9 +36,7 @@ def drill(
                                     help="also write the drill's timeline (SVG) to FILE; with "
                                     "several drills FILE-<drill>.svg each (every drill writes "
                                     "timeline.svg beside its report.json anyway)"),
-    state_dir: str = typer.Option(DEFAULT_STATE_DIR, "--state-dir",
-                                  envvar="ENVROUTER_LAB_STATE_DIR",
-                                  help="where the lab keeps its nodes' files and state"),
+    state_dir: LabStateDir = DEFAULT_STATE_DIR,
 ) -> None:
     """Run a failover drill while traffic flows through the NAT; print its report. Exits
     non-zero if a connection or flow was lost or the VIPs did not end where they should."""

@@ -6,11 +6,12 @@ import json
 import os
 import subprocess
 import sys
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
-from envrouter.cli.common import EXIT_FAILED, handle_errors
+from envrouter.cli.common import EXIT_FAILED, JsonOutput, LabStateDir, handle_errors
 from envrouter.lab.topology import DEFAULT_PREFIX, DEFAULT_STATE_DIR, plan_lab
 
 app = typer.Typer(
@@ -19,10 +20,8 @@ app = typer.Typer(
     help="The lab: a whole environment on this machine.",
 )
 
-STATE_DIR = typer.Option(DEFAULT_STATE_DIR, "--state-dir", envvar="ENVROUTER_LAB_STATE_DIR",
-                         help="where the lab keeps its nodes' files and state")
-PREFIX = typer.Option(DEFAULT_PREFIX, "--prefix", envvar="ENVROUTER_LAB_PREFIX",
-                      help="name prefix of the lab's network namespaces")
+LabPrefix = Annotated[str, typer.Option("--prefix", envvar="ENVROUTER_LAB_PREFIX",
+                                        help="name prefix of the lab's network namespaces")]
 
 
 def _prefix_of(state_dir: str, default: str) -> str:
@@ -54,8 +53,8 @@ def up(
                                         "(/usr/bin/envrouter) in the nodes and for the control "
                                         "plane, and their OCF agents (/usr/lib/ocf/resource.d/"
                                         "envrouter), instead of this checkout's"),
-    state_dir: str = STATE_DIR,
-    prefix: str = PREFIX,
+    state_dir: LabStateDir = DEFAULT_STATE_DIR,
+    prefix: LabPrefix = DEFAULT_PREFIX,
 ) -> None:
     """Build the lab (cleans leftovers of an earlier one first), then print its status."""
     from envrouter.lab.build import lab_up
@@ -72,8 +71,8 @@ def up(
 @app.command()
 @handle_errors
 def status(
-    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
-    state_dir: str = STATE_DIR,
+    as_json: JsonOutput = False,
+    state_dir: LabStateDir = DEFAULT_STATE_DIR,
 ) -> None:
     """Nodes, cluster, VIP holders, fencing and end-to-end checks from a compute node. Exits 1
     when the lab is degraded: a check FAILs, a controller is degraded, or a VIP is not held by
@@ -93,7 +92,7 @@ def status(
 
 @app.command()
 @handle_errors
-def login(state_dir: str = STATE_DIR) -> None:
+def login(state_dir: LabStateDir = DEFAULT_STATE_DIR) -> None:
     """Print the UI's login page and the lab's admin token to paste into it."""
     from envrouter.errors import InfraError
     from envrouter.lab.nodes import Lab
@@ -108,7 +107,7 @@ def login(state_dir: str = STATE_DIR) -> None:
 
 @app.command()
 @handle_errors
-def down(state_dir: str = STATE_DIR, prefix: str = PREFIX) -> None:
+def down(state_dir: LabStateDir = DEFAULT_STATE_DIR, prefix: LabPrefix = DEFAULT_PREFIX) -> None:
     """Remove everything of the lab: processes, namespaces, mounts, state."""
     from envrouter.lab.build import lab_down
     from envrouter.lab.nodes import check_prerequisites
@@ -125,7 +124,7 @@ def down(state_dir: str = STATE_DIR, prefix: str = PREFIX) -> None:
 def exec_(
     ctx: typer.Context,
     node: str = typer.Argument(..., help="node name, e.g. ctl1, cmp1, up, master"),
-    state_dir: str = STATE_DIR,
+    state_dir: LabStateDir = DEFAULT_STATE_DIR,
 ) -> None:
     """Run a command inside a node: envrouter lab exec NODE -- CMD [ARGS]..."""
     from envrouter.lab.nodes import Lab

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from envrouter.cli.common import EXIT_FAILED, handle_errors
+from envrouter.cli.common import EXIT_FAILED, JsonOutput, handle_errors
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -45,7 +45,7 @@ def collect_status(document: str, namespace: str | None, run_root: str) -> Statu
 @app.command()
 @handle_errors
 def status(
-    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+    as_json: JsonOutput = False,
     namespace: str | None = NamespaceOpt,
     document: str = DocumentOpt,
     state_dir: str = typer.Option("/var/lib/envrouter", "--state-dir",
