@@ -63,6 +63,19 @@ def handle_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+class CommandGroup(typer.Typer):
+    """A command group (a Typer app) whose every command reports its errors the one way: each
+    command it registers is wrapped in `handle_errors`."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Callable[[F], F]:
+        register = super().command(*args, **kwargs)
+
+        def decorator(func: F) -> F:
+            return register(handle_errors(func))
+
+        return decorator
+
+
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from envrouter.cli.common import DatabaseUrl, handle_errors
+from envrouter.cli.common import CommandGroup, DatabaseUrl
 
-app = typer.Typer(
+app = CommandGroup(
     add_completion=False,
     no_args_is_help=True,
     help="Database: create or upgrade the schema.",
@@ -15,7 +15,6 @@ app = typer.Typer(
 
 
 @app.command()
-@handle_errors
 def upgrade(
     revision: str = typer.Argument("head", help="target revision"), database_url: DatabaseUrl = None
 ) -> None:
@@ -27,7 +26,6 @@ def upgrade(
 
 
 @app.command()
-@handle_errors
 def downgrade(
     revision: str = typer.Argument(..., help="target revision, e.g. 0001_baseline or base"),
     database_url: DatabaseUrl = None,
@@ -40,7 +38,6 @@ def downgrade(
 
 
 @app.command()
-@handle_errors
 def current(database_url: DatabaseUrl = None) -> None:
     """Print the schema's revision (none: empty database)."""
     from envrouter.db import migrate

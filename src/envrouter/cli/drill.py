@@ -1,4 +1,5 @@
-"""`envrouter lab drill` — failover drills in the lab (registered on the lab group)."""
+"""`envrouter lab drill` — failover drills in the lab (registered on the lab group, which
+reports its errors)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,12 @@ import sys
 
 import typer
 
-from envrouter.cli.common import EXIT_FAILED, LabStateDir, handle_errors
+from envrouter.cli.common import EXIT_FAILED, LabStateDir
 from envrouter.lab.topology import DEFAULT_STATE_DIR
 
 DRILL_HELP = "hard-kill | standby | partition | daemon-kill | upstream-link | hang | all"
 
 
-@handle_errors
 def drill(
     name: str = typer.Argument(..., help=DRILL_HELP),
     tcp: int = typer.Option(3, "--tcp", help="TCP connections per compute node"),

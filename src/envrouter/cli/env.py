@@ -17,16 +17,16 @@ from typing import Any
 import typer
 
 from envrouter.cli.common import (
+    CommandGroup,
     DatabaseUrl,
     EnvironmentName,
     Yes,
     confirm,
-    handle_errors,
     open_database,
 )
 from envrouter.errors import ConflictError, ValidationError
 
-app = typer.Typer(
+app = CommandGroup(
     add_completion=False,
     no_args_is_help=True,
     help="Environments: import/export/apply YAML, list, VIPs, vrouter settings, delete.",
@@ -109,7 +109,6 @@ def _environment_id(session, name: str) -> int:  # noqa: ANN001
 
 
 @app.command("import")
-@handle_errors
 def import_(
     file: Path = typer.Argument(..., help="environment YAML"), database_url: DatabaseUrl = None
 ) -> None:
@@ -128,7 +127,6 @@ def import_(
 
 
 @app.command()
-@handle_errors
 def apply(
     file: Path = typer.Argument(..., help="environment YAML (the format of env import/export)"),
     yes: Yes = False,
@@ -148,7 +146,6 @@ def apply(
 
 
 @app.command()
-@handle_errors
 def export(
     name: EnvironmentName, database_url: DatabaseUrl = None
 ) -> None:
@@ -170,7 +167,6 @@ def export(
 
 
 @app.command("list")
-@handle_errors
 def list_(database_url: DatabaseUrl = None) -> None:
     """List the environments with their counts."""
     from sqlalchemy import select
@@ -198,7 +194,6 @@ def list_(database_url: DatabaseUrl = None) -> None:
 
 
 @app.command("reserve-vips")
-@handle_errors
 def reserve_vips(
     name: EnvironmentName, database_url: DatabaseUrl = None
 ) -> None:
@@ -217,7 +212,6 @@ def reserve_vips(
 
 
 @app.command("set-vrouter")
-@handle_errors
 def set_vrouter(
     name: EnvironmentName,
     enable: bool = typer.Option(
@@ -287,7 +281,6 @@ def set_vrouter(
 
 
 @app.command("set-vip")
-@handle_errors
 def set_vip(
     name: EnvironmentName,
     vip: str = typer.Argument(
@@ -318,7 +311,6 @@ def set_vip(
 
 
 @app.command()
-@handle_errors
 def delete(
     name: EnvironmentName,
     yes: Yes = False,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from envrouter.cli.common import handle_errors, require_root
+from envrouter.cli.common import CommandGroup, require_root
 
-app = typer.Typer(
+app = CommandGroup(
     add_completion=False,
     no_args_is_help=True,
     help="HA layer: OCF agents, Pacemaker layout, Corosync config.",
@@ -30,7 +30,6 @@ def _layout(document: str, agent_document: str | None, stonith: bool, stickiness
 
 
 @app.command("install")
-@handle_errors
 def install(ocf_root: str = typer.Option("/usr/lib/ocf", help="the OCF root")) -> None:
     """Write the OCF agents into <ocf-root>/resource.d/envrouter/."""
     from envrouter.ha.install import AGENTS, install_agents
@@ -43,7 +42,6 @@ def install(ocf_root: str = typer.Option("/usr/lib/ocf", help="the OCF root")) -
 
 
 @app.command("layout")
-@handle_errors
 def layout(
     document: str = typer.Option(..., help=DOC_HELP),
     agent_document: str = typer.Option(None, help="document path the agents read on the node"),
@@ -58,7 +56,6 @@ def layout(
 
 
 @app.command("apply")
-@handle_errors
 def apply(
     document: str = typer.Option(..., help=DOC_HELP),
     agent_document: str = typer.Option(None, help="document path the agents read on the node"),
@@ -80,7 +77,6 @@ def apply(
 
 
 @app.command("cluster-config")
-@handle_errors
 def cluster_config(
     document: str = typer.Option(..., help=DOC_HELP),
     token: int = typer.Option(400, help="totem token (ms); consensus is 1.2 x token"),

@@ -11,10 +11,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from envrouter.cli.common import EXIT_FAILED, JsonOutput, LabStateDir, handle_errors
+from envrouter.cli.common import EXIT_FAILED, CommandGroup, JsonOutput, LabStateDir
 from envrouter.lab.topology import DEFAULT_PREFIX, DEFAULT_STATE_DIR, plan_lab
 
-app = typer.Typer(
+app = CommandGroup(
     add_completion=False,
     no_args_is_help=True,
     help="The lab: a whole environment on this machine.",
@@ -33,7 +33,6 @@ def _prefix_of(state_dir: str, default: str) -> str:
 
 
 @app.command()
-@handle_errors
 def up(
     controllers: int = typer.Option(3, "--controllers", help="number of controllers"),
     nodes: int = typer.Option(2, "--nodes", help="number of compute nodes"),
@@ -69,7 +68,6 @@ def up(
 
 
 @app.command()
-@handle_errors
 def status(
     as_json: JsonOutput = False,
     state_dir: LabStateDir = DEFAULT_STATE_DIR,
@@ -91,7 +89,6 @@ def status(
 
 
 @app.command()
-@handle_errors
 def login(state_dir: LabStateDir = DEFAULT_STATE_DIR) -> None:
     """Print the UI's login page and the lab's admin token to paste into it."""
     from envrouter.errors import InfraError
@@ -106,7 +103,6 @@ def login(state_dir: LabStateDir = DEFAULT_STATE_DIR) -> None:
 
 
 @app.command()
-@handle_errors
 def down(state_dir: LabStateDir = DEFAULT_STATE_DIR, prefix: LabPrefix = DEFAULT_PREFIX) -> None:
     """Remove everything of the lab: processes, namespaces, mounts, state."""
     from envrouter.lab.build import lab_down
@@ -120,7 +116,6 @@ def down(state_dir: LabStateDir = DEFAULT_STATE_DIR, prefix: LabPrefix = DEFAULT
 
 @app.command(name="exec", context_settings={"allow_extra_args": True,
                                              "ignore_unknown_options": True})
-@handle_errors
 def exec_(
     ctx: typer.Context,
     node: str = typer.Argument(..., help="node name, e.g. ctl1, cmp1, up, master"),

@@ -8,14 +8,13 @@ import socket
 import typer
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from envrouter.cli.common import DatabaseUrl, handle_errors
+from envrouter.cli.common import CommandGroup, DatabaseUrl
 from envrouter.errors import ValidationError
 
-app = typer.Typer(help="Run the control plane: REST API, UI and /metrics.", add_completion=False)
+app = CommandGroup(help="Run the control plane: REST API, UI and /metrics.", add_completion=False)
 
 
 @app.command()
-@handle_errors
 def serve(
     host: str = typer.Option("127.0.0.1", help="address to listen on"),
     port: int = typer.Option(8700, help="TCP port"),

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from envrouter.cli.common import DatabaseUrl, handle_errors, open_database
+from envrouter.cli.common import CommandGroup, DatabaseUrl, open_database
 
-app = typer.Typer(
+app = CommandGroup(
     add_completion=False,
     no_args_is_help=True,
     help="API tokens: create, list, revoke.",
@@ -19,7 +19,6 @@ def _db(url: str | None):  # noqa: ANN202
 
 
 @app.command()
-@handle_errors
 def create(
     name: str = typer.Option(..., "--name", help="a name for the token's holder"),
     read_only: bool = typer.Option(False, "--read-only", help="may read, never write"),
@@ -35,7 +34,6 @@ def create(
 
 
 @app.command("list")
-@handle_errors
 def list_(database_url: DatabaseUrl = None) -> None:
     """List the tokens (never their secrets)."""
     from envrouter.model.tokens import list_tokens
@@ -50,7 +48,6 @@ def list_(database_url: DatabaseUrl = None) -> None:
 
 
 @app.command()
-@handle_errors
 def revoke(
     name: str = typer.Argument(..., help="token name"), database_url: DatabaseUrl = None
 ) -> None:
