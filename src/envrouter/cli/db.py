@@ -13,7 +13,6 @@ app = CommandGroup(
 )
 
 
-
 @app.command()
 def upgrade(
     revision: str = typer.Argument("head", help="target revision"), database_url: DatabaseUrl = None

@@ -32,6 +32,7 @@ app = CommandGroup(
     help="Environments: import/export/apply YAML, list, VIPs, vrouter settings, delete.",
 )
 
+
 def _read_yaml(file: Path) -> Any:
     import yaml
 

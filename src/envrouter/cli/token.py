@@ -13,7 +13,6 @@ app = CommandGroup(
 )
 
 
-
 def _db(url: str | None):  # noqa: ANN202
     return open_database(url)
 

@@ -32,6 +32,7 @@ DEFAULT_CACHE_SIZE = 10000
 
 TEMPLATE = "services/templates/dnsmasq.conf.j2"
 
+
 def render_dnsmasq_conf(
     vr: DocVrouter,
     *,

@@ -33,6 +33,7 @@ LOCAL_STRATUM = 8
 
 TEMPLATE = "services/templates/chrony.conf.j2"
 
+
 def render_chrony_conf(
     vr: DocVrouter,
     *,
