@@ -3,6 +3,8 @@ anchor recorded by another process is never overwritten by a stale one (envroute
 
 from __future__ import annotations
 
+import os
+import stat
 import subprocess
 
 from envrouter.lab.nodes import Lab, _read_cmdline
@@ -49,3 +51,14 @@ def test_a_living_anchor_of_another_process_wins(tmp_path) -> None:
         for p in (old, new):
             p.kill()
             p.wait()
+
+
+def test_the_state_file_is_private_and_written_whole(tmp_path) -> None:
+    plan = plan_lab(1, 0, prefix="ert-", state_dir=str(tmp_path / "s"))
+    lab = Lab(plan)
+    lab.state["deployment"] = {"control_plane": {"token": "secret"}}
+    lab.save()
+    lab.save()  # over the first: replaced, never appended to or left half-written
+    assert stat.S_IMODE(os.stat(plan.state_file).st_mode) == 0o600  # it holds the admin token
+    assert sorted(os.listdir(plan.state_dir)) == ["state.json", "state.json.lock"]  # no temp
+    assert Lab.load(plan.state_dir).state["deployment"] == {"control_plane": {"token": "secret"}}

@@ -6,7 +6,7 @@ import functools
 import os
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -14,13 +14,22 @@ from envrouter.errors import ConflictError, InfraError, NotFoundError, Validatio
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-# The option of every command that opens the control plane's database.
-DATABASE_URL = typer.Option(
-    None,
+# The parameters several commands share, each declared once: a command writes
+# `database_url: DatabaseUrl = None` (the default is the command's, as Typer wants it).
+# The option of every command that opens the control plane's database:
+DatabaseUrl = Annotated[str | None, typer.Option(
     "--database-url",
     help="SQLAlchemy URL (default: ENVROUTER_DATABASE_URL, the config file, "
     "or sqlite:////var/lib/envrouter/envrouter.db)",
-)
+)]
+Yes = Annotated[bool, typer.Option(
+    "--yes", "-y", help="change without asking (needed without a terminal)")]
+EnvironmentName = Annotated[str, typer.Argument(help="environment name")]
+JsonOutput = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+# the lab's commands (`lab ...`, `lab drill`); the default is DEFAULT_STATE_DIR of lab.topology
+LabStateDir = Annotated[str, typer.Option(
+    "--state-dir", envvar="ENVROUTER_LAB_STATE_DIR",
+    help="where the lab keeps its nodes' files and state")]
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the world failed: infrastructure, a check, a degraded state
@@ -52,6 +61,19 @@ def handle_errors(func: F) -> F:
             sys.exit(code)
 
     return wrapper  # type: ignore[return-value]
+
+
+class CommandGroup(typer.Typer):
+    """A command group (a Typer app) whose every command reports its errors the one way: each
+    command it registers is wrapped in `handle_errors`."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Callable[[F], F]:
+        register = super().command(*args, **kwargs)
+
+        def decorator(func: F) -> F:
+            return register(handle_errors(func))
+
+        return decorator
 
 
 def _one_line(exc: BaseException) -> str:

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import typer
 
-from envrouter.cli.common import DATABASE_URL, handle_errors
+from envrouter.cli.common import CommandGroup, DatabaseUrl
 
-app = typer.Typer(
+app = CommandGroup(
     add_completion=False,
     no_args_is_help=True,
     help="Database: create or upgrade the schema.",
 )
 
 
-
 @app.command()
-@handle_errors
 def upgrade(
-    revision: str = typer.Argument("head", help="target revision"), database_url: str = DATABASE_URL
+    revision: str = typer.Argument("head", help="target revision"), database_url: DatabaseUrl = None
 ) -> None:
     """Upgrade the schema (from empty too) to REVISION, the newest by default."""
     from envrouter.db import migrate
@@ -27,10 +25,9 @@ def upgrade(
 
 
 @app.command()
-@handle_errors
 def downgrade(
     revision: str = typer.Argument(..., help="target revision, e.g. 0001_baseline or base"),
-    database_url: str = DATABASE_URL,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """Downgrade the schema to REVISION (0001_baseline: before the vrouter)."""
     from envrouter.db import migrate
@@ -40,8 +37,7 @@ def downgrade(
 
 
 @app.command()
-@handle_errors
-def current(database_url: str = DATABASE_URL) -> None:
+def current(database_url: DatabaseUrl = None) -> None:
     """Print the schema's revision (none: empty database)."""
     from envrouter.db import migrate
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import typer
 
-from envrouter.cli.common import DATABASE_URL, handle_errors, open_database
+from envrouter.cli.common import CommandGroup, DatabaseUrl, open_database
 from envrouter.errors import NotFoundError, ValidationError
 
-app = typer.Typer(help="Print a node's deployment document, or its schema.", add_completion=False)
+app = CommandGroup(help="Print a node's deployment document, or its schema.", add_completion=False)
 
 
 def schema_text() -> str:
@@ -20,7 +20,6 @@ def schema_text() -> str:
 
 
 @app.command()
-@handle_errors
 def document(
     env: str = typer.Argument(None, help="environment name"),
     node: str = typer.Argument(None, help="node hostname"),
@@ -28,7 +27,7 @@ def document(
     write: Path = typer.Option(
         None, "--write", help="with --schema: write it to this file (docs/document.schema.json)"
     ),
-    database_url: str = DATABASE_URL,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """Print NODE's deployment document (JSON) from environment ENV."""
     if schema:

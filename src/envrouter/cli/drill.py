@@ -1,4 +1,5 @@
-"""`envrouter lab drill` — failover drills in the lab (registered on the lab group)."""
+"""`envrouter lab drill` — failover drills in the lab (registered on the lab group, which
+reports its errors)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,12 @@ import sys
 
 import typer
 
-from envrouter.cli.common import EXIT_FAILED, handle_errors
+from envrouter.cli.common import EXIT_FAILED, LabStateDir
 from envrouter.lab.topology import DEFAULT_STATE_DIR
 
 DRILL_HELP = "hard-kill | standby | partition | daemon-kill | upstream-link | hang | all"
 
 
-@handle_errors
 def drill(
     name: str = typer.Argument(..., help=DRILL_HELP),
     tcp: int = typer.Option(3, "--tcp", help="TCP connections per compute node"),
@@ -36,9 +36,7 @@ def drill(
                                     help="also write the drill's timeline (SVG) to FILE; with "
                                     "several drills FILE-<drill>.svg each (every drill writes "
                                     "timeline.svg beside its report.json anyway)"),
-    state_dir: str = typer.Option(DEFAULT_STATE_DIR, "--state-dir",
-                                  envvar="ENVROUTER_LAB_STATE_DIR",
-                                  help="where the lab keeps its nodes' files and state"),
+    state_dir: LabStateDir = DEFAULT_STATE_DIR,
 ) -> None:
     """Run a failover drill while traffic flows through the NAT; print its report. Exits
     non-zero if a connection or flow was lost or the VIPs did not end where they should."""

@@ -16,16 +16,21 @@ from typing import Any
 
 import typer
 
-from envrouter.cli.common import DATABASE_URL, confirm, handle_errors, open_database
+from envrouter.cli.common import (
+    CommandGroup,
+    DatabaseUrl,
+    EnvironmentName,
+    Yes,
+    confirm,
+    open_database,
+)
 from envrouter.errors import ConflictError, ValidationError
 
-app = typer.Typer(
+app = CommandGroup(
     add_completion=False,
     no_args_is_help=True,
     help="Environments: import/export/apply YAML, list, VIPs, vrouter settings, delete.",
 )
-
-YES = typer.Option(False, "--yes", "-y", help="change without asking (needed without a terminal)")
 
 
 def _read_yaml(file: Path) -> Any:
@@ -105,9 +110,8 @@ def _environment_id(session, name: str) -> int:  # noqa: ANN001
 
 
 @app.command("import")
-@handle_errors
 def import_(
-    file: Path = typer.Argument(..., help="environment YAML"), database_url: str = DATABASE_URL
+    file: Path = typer.Argument(..., help="environment YAML"), database_url: DatabaseUrl = None
 ) -> None:
     """Create the environment described in FILE (networks, nodes, vrouter settings, VIPs).
     To change an environment that exists, use `env apply`."""
@@ -124,11 +128,10 @@ def import_(
 
 
 @app.command()
-@handle_errors
 def apply(
     file: Path = typer.Argument(..., help="environment YAML (the format of env import/export)"),
-    yes: bool = YES,
-    database_url: str = DATABASE_URL,
+    yes: Yes = False,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """Make the environment named in FILE match FILE, declaratively: networks, nodes, settings
     and VIPs not in FILE go, the others are changed or created (created as a whole when the
@@ -144,9 +147,8 @@ def apply(
 
 
 @app.command()
-@handle_errors
 def export(
-    name: str = typer.Argument(..., help="environment name"), database_url: str = DATABASE_URL
+    name: EnvironmentName, database_url: DatabaseUrl = None
 ) -> None:
     """Print the environment as YAML (the format `env import` and `env apply` read), with every
     address (nodes' host addresses, controllers' vrouter namespace addresses, VIPs)."""
@@ -166,8 +168,7 @@ def export(
 
 
 @app.command("list")
-@handle_errors
-def list_(database_url: str = DATABASE_URL) -> None:
+def list_(database_url: DatabaseUrl = None) -> None:
     """List the environments with their counts."""
     from sqlalchemy import select
 
@@ -194,9 +195,8 @@ def list_(database_url: str = DATABASE_URL) -> None:
 
 
 @app.command("reserve-vips")
-@handle_errors
 def reserve_vips(
-    name: str = typer.Argument(..., help="environment name"), database_url: str = DATABASE_URL
+    name: EnvironmentName, database_url: DatabaseUrl = None
 ) -> None:
     """Reserve the vrouter VIPs and the controllers' namespace addresses (idempotent)."""
     from envrouter.model import service
@@ -213,9 +213,8 @@ def reserve_vips(
 
 
 @app.command("set-vrouter")
-@handle_errors
 def set_vrouter(
-    name: str = typer.Argument(..., help="environment name"),
+    name: EnvironmentName,
     enable: bool = typer.Option(
         None, "--enable/--disable", help="turn the vrouter on (nodes route through it) or off"
     ),
@@ -242,8 +241,8 @@ def set_vrouter(
     ipv6_egress: str = typer.Option(
         None, "--ipv6-egress", help="nat66 (SNAT to the public IPv6 VIP) or routed (no NAT)"
     ),
-    yes: bool = YES,
-    database_url: str = DATABASE_URL,
+    yes: Yes = False,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """Change the vrouter settings of environment NAME (only the options given), as the UI and
     PUT /environments/{id}/vrouter do. Shows the diff first."""
@@ -283,17 +282,16 @@ def set_vrouter(
 
 
 @app.command("set-vip")
-@handle_errors
 def set_vip(
-    name: str = typer.Argument(..., help="environment name"),
+    name: EnvironmentName,
     vip: str = typer.Argument(
         ...,
         help="vrouter (management), vrouter_pub (public), or their IPv6 twins vrouter6 and "
         "vrouter_pub6",
     ),
     address: str = typer.Argument(..., help="an address on the VIP's network, or 'auto'"),
-    yes: bool = YES,
-    database_url: str = DATABASE_URL,
+    yes: Yes = False,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """Give a VIP a user-defined ADDRESS, or 'auto' to go back to an automatic one, as
     PUT /environments/{id}/vips/{name} does. Shows the diff first."""
@@ -314,11 +312,10 @@ def set_vip(
 
 
 @app.command()
-@handle_errors
 def delete(
-    name: str = typer.Argument(..., help="environment name"),
-    yes: bool = YES,
-    database_url: str = DATABASE_URL,
+    name: EnvironmentName,
+    yes: Yes = False,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """Delete environment NAME with everything in it (networks, nodes, addresses, VIPs).
     Shows what goes first."""

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
-from envrouter.cli.common import handle_errors, require_root
+from envrouter.cli.common import CommandGroup, require_root
 
-app = typer.Typer(
+app = CommandGroup(
     add_completion=False,
     no_args_is_help=True,
     help="HA layer: OCF agents, Pacemaker layout, Corosync config.",
 )
 
-DOC_HELP = "the deployment document (JSON)"
+# the options the layout commands share
+Document = Annotated[str, typer.Option(help="the deployment document (JSON)")]
+AgentDocument = Annotated[
+    str | None, typer.Option(help="document path the agents read on the node")]
+Stickiness = Annotated[int, typer.Option(help="resource-stickiness")]
 
 
 def _load(document: str):
@@ -30,7 +36,6 @@ def _layout(document: str, agent_document: str | None, stonith: bool, stickiness
 
 
 @app.command("install")
-@handle_errors
 def install(ocf_root: str = typer.Option("/usr/lib/ocf", help="the OCF root")) -> None:
     """Write the OCF agents into <ocf-root>/resource.d/envrouter/."""
     from envrouter.ha.install import AGENTS, install_agents
@@ -43,13 +48,12 @@ def install(ocf_root: str = typer.Option("/usr/lib/ocf", help="the OCF root")) -
 
 
 @app.command("layout")
-@handle_errors
 def layout(
-    document: str = typer.Option(..., help=DOC_HELP),
-    agent_document: str = typer.Option(None, help="document path the agents read on the node"),
+    document: Document,
+    agent_document: AgentDocument = None,
     stonith: bool = typer.Option(True, help="stonith-enabled (turn off only without fencing "
                                  "devices, e.g. in the lab)"),
-    stickiness: int = typer.Option(100, help="resource-stickiness"),
+    stickiness: Stickiness = 100,
 ) -> None:
     """Print the Pacemaker layout generated from the document (XML)."""
     from envrouter.ha.layout import render_layout_xml
@@ -58,12 +62,11 @@ def layout(
 
 
 @app.command("apply")
-@handle_errors
 def apply(
-    document: str = typer.Option(..., help=DOC_HELP),
-    agent_document: str = typer.Option(None, help="document path the agents read on the node"),
+    document: Document,
+    agent_document: AgentDocument = None,
     stonith: bool = typer.Option(True, help="stonith-enabled"),
-    stickiness: int = typer.Option(100, help="resource-stickiness"),
+    stickiness: Stickiness = 100,
     dry_run: bool = typer.Option(False, help="only print what would change"),
 ) -> None:
     """Apply the layout to the CIB; changes only what differs (twice = no change)."""
@@ -80,9 +83,8 @@ def apply(
 
 
 @app.command("cluster-config")
-@handle_errors
 def cluster_config(
-    document: str = typer.Option(..., help=DOC_HELP),
+    document: Document,
     token: int = typer.Option(400, help="totem token (ms); consensus is 1.2 x token"),
     token_coefficient: int = typer.Option(0, help="totem token_coefficient (ms per node > 2)"),
     authkey: str = typer.Option(None, help="also write a new authkey here (mode 0400) if absent"),

@@ -6,23 +6,22 @@ import json
 import os
 import subprocess
 import sys
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
-from envrouter.cli.common import EXIT_FAILED, handle_errors
+from envrouter.cli.common import EXIT_FAILED, CommandGroup, JsonOutput, LabStateDir
 from envrouter.lab.topology import DEFAULT_PREFIX, DEFAULT_STATE_DIR, plan_lab
 
-app = typer.Typer(
+app = CommandGroup(
     add_completion=False,
     no_args_is_help=True,
     help="The lab: a whole environment on this machine.",
 )
 
-STATE_DIR = typer.Option(DEFAULT_STATE_DIR, "--state-dir", envvar="ENVROUTER_LAB_STATE_DIR",
-                         help="where the lab keeps its nodes' files and state")
-PREFIX = typer.Option(DEFAULT_PREFIX, "--prefix", envvar="ENVROUTER_LAB_PREFIX",
-                      help="name prefix of the lab's network namespaces")
+LabPrefix = Annotated[str, typer.Option("--prefix", envvar="ENVROUTER_LAB_PREFIX",
+                                        help="name prefix of the lab's network namespaces")]
 
 
 def _prefix_of(state_dir: str, default: str) -> str:
@@ -34,7 +33,6 @@ def _prefix_of(state_dir: str, default: str) -> str:
 
 
 @app.command()
-@handle_errors
 def up(
     controllers: int = typer.Option(3, "--controllers", help="number of controllers"),
     nodes: int = typer.Option(2, "--nodes", help="number of compute nodes"),
@@ -54,8 +52,8 @@ def up(
                                         "(/usr/bin/envrouter) in the nodes and for the control "
                                         "plane, and their OCF agents (/usr/lib/ocf/resource.d/"
                                         "envrouter), instead of this checkout's"),
-    state_dir: str = STATE_DIR,
-    prefix: str = PREFIX,
+    state_dir: LabStateDir = DEFAULT_STATE_DIR,
+    prefix: LabPrefix = DEFAULT_PREFIX,
 ) -> None:
     """Build the lab (cleans leftovers of an earlier one first), then print its status."""
     from envrouter.lab.build import lab_up
@@ -70,10 +68,9 @@ def up(
 
 
 @app.command()
-@handle_errors
 def status(
-    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
-    state_dir: str = STATE_DIR,
+    as_json: JsonOutput = False,
+    state_dir: LabStateDir = DEFAULT_STATE_DIR,
 ) -> None:
     """Nodes, cluster, VIP holders, fencing and end-to-end checks from a compute node. Exits 1
     when the lab is degraded: a check FAILs, a controller is degraded, or a VIP is not held by
@@ -92,8 +89,7 @@ def status(
 
 
 @app.command()
-@handle_errors
-def login(state_dir: str = STATE_DIR) -> None:
+def login(state_dir: LabStateDir = DEFAULT_STATE_DIR) -> None:
     """Print the UI's login page and the lab's admin token to paste into it."""
     from envrouter.errors import InfraError
     from envrouter.lab.nodes import Lab
@@ -107,8 +103,7 @@ def login(state_dir: str = STATE_DIR) -> None:
 
 
 @app.command()
-@handle_errors
-def down(state_dir: str = STATE_DIR, prefix: str = PREFIX) -> None:
+def down(state_dir: LabStateDir = DEFAULT_STATE_DIR, prefix: LabPrefix = DEFAULT_PREFIX) -> None:
     """Remove everything of the lab: processes, namespaces, mounts, state."""
     from envrouter.lab.build import lab_down
     from envrouter.lab.nodes import check_prerequisites
@@ -121,11 +116,10 @@ def down(state_dir: str = STATE_DIR, prefix: str = PREFIX) -> None:
 
 @app.command(name="exec", context_settings={"allow_extra_args": True,
                                              "ignore_unknown_options": True})
-@handle_errors
 def exec_(
     ctx: typer.Context,
     node: str = typer.Argument(..., help="node name, e.g. ctl1, cmp1, up, master"),
-    state_dir: str = STATE_DIR,
+    state_dir: LabStateDir = DEFAULT_STATE_DIR,
 ) -> None:
     """Run a command inside a node: envrouter lab exec NODE -- CMD [ARGS]..."""
     from envrouter.lab.nodes import Lab

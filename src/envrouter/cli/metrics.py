@@ -14,15 +14,14 @@ import sys
 
 import typer
 
-from envrouter.cli.common import handle_errors
+from envrouter.cli.common import CommandGroup
 from envrouter.cli.status import DocumentOpt, NamespaceOpt, RunRootOpt, collect_status
 from envrouter.files import write_atomic
 
-app = typer.Typer(help="Prometheus text metrics of this controller.", add_completion=False)
+app = CommandGroup(help="Prometheus text metrics of this controller.", add_completion=False)
 
 
 @app.command()
-@handle_errors
 def metrics(
     output: str | None = typer.Option(None, "--output", "-o",
                                       help="write to this file atomically (textfile collector)"

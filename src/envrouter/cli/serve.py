@@ -8,18 +8,17 @@ import socket
 import typer
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from envrouter.cli.common import DATABASE_URL, handle_errors
+from envrouter.cli.common import CommandGroup, DatabaseUrl
 from envrouter.errors import ValidationError
 
-app = typer.Typer(help="Run the control plane: REST API, UI and /metrics.", add_completion=False)
+app = CommandGroup(help="Run the control plane: REST API, UI and /metrics.", add_completion=False)
 
 
 @app.command()
-@handle_errors
 def serve(
     host: str = typer.Option("127.0.0.1", help="address to listen on"),
     port: int = typer.Option(8700, help="TCP port"),
-    database_url: str = DATABASE_URL,
+    database_url: DatabaseUrl = None,
     workers: int = typer.Option(1, "--workers", min=1, max=64, help="server processes"),
     log_level: str = typer.Option("warning", help="uvicorn log level"),
     cluster_command: str = typer.Option(

@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from envrouter.cli.common import EXIT_FAILED, handle_errors
+from envrouter.cli.common import EXIT_FAILED, CommandGroup, JsonOutput
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from envrouter.ops.model import Status
 
-app = typer.Typer(help="State of the vrouter on this controller.", add_completion=False)
+app = CommandGroup(help="State of the vrouter on this controller.", add_completion=False)
 
 LAST_SAMPLE = "status-last.json"  # conntrackd's sync error count at the previous run
 
@@ -43,9 +43,8 @@ def collect_status(document: str, namespace: str | None, run_root: str) -> Statu
 
 
 @app.command()
-@handle_errors
 def status(
-    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+    as_json: JsonOutput = False,
     namespace: str | None = NamespaceOpt,
     document: str = DocumentOpt,
     state_dir: str = typer.Option("/var/lib/envrouter", "--state-dir",

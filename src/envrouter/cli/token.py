@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import typer
 
-from envrouter.cli.common import DATABASE_URL, handle_errors, open_database
+from envrouter.cli.common import CommandGroup, DatabaseUrl, open_database
 
-app = typer.Typer(
+app = CommandGroup(
     add_completion=False,
     no_args_is_help=True,
     help="API tokens: create, list, revoke.",
 )
-
 
 
 def _db(url: str | None):  # noqa: ANN202
@@ -19,12 +18,11 @@ def _db(url: str | None):  # noqa: ANN202
 
 
 @app.command()
-@handle_errors
 def create(
     name: str = typer.Option(..., "--name", help="a name for the token's holder"),
     read_only: bool = typer.Option(False, "--read-only", help="may read, never write"),
     expires_days: float = typer.Option(None, "--expires-days", help="lifetime in days"),
-    database_url: str = DATABASE_URL,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """Create a token and print it (the only time it is shown)."""
     from envrouter.model.tokens import create_token
@@ -35,8 +33,7 @@ def create(
 
 
 @app.command("list")
-@handle_errors
-def list_(database_url: str = DATABASE_URL) -> None:
+def list_(database_url: DatabaseUrl = None) -> None:
     """List the tokens (never their secrets)."""
     from envrouter.model.tokens import list_tokens
 
@@ -50,9 +47,8 @@ def list_(database_url: str = DATABASE_URL) -> None:
 
 
 @app.command()
-@handle_errors
 def revoke(
-    name: str = typer.Argument(..., help="token name"), database_url: str = DATABASE_URL
+    name: str = typer.Argument(..., help="token name"), database_url: DatabaseUrl = None
 ) -> None:
     """Delete a token: it stops working (within 5 s on a running server)."""
     from envrouter.model.tokens import revoke_token

@@ -9,9 +9,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from envrouter.cli.common import EXIT_FAILED, handle_errors
+from envrouter.cli.common import EXIT_FAILED, CommandGroup
 
-app = typer.Typer(
+app = CommandGroup(
     add_completion=False,
     no_args_is_help=True,
     help="Bring a deployed environment onto the vrouter.",
@@ -79,7 +79,6 @@ def _runner(kind: str, lab_state_dir: str, ssh_user: str | None, ssh_options: li
 
 
 @app.command()
-@handle_errors
 def upgrade(
     env: str = typer.Argument(..., help="the environment's name"),
     dry_run: bool = typer.Option(False, "--dry-run", help="print the plan; change nothing"),

@@ -16,7 +16,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
@@ -27,6 +26,7 @@ from envrouter import prerequisites
 from envrouter.agent.netlink import in_netns
 from envrouter.agent.ovs import set_tx_checksum
 from envrouter.errors import InfraError
+from envrouter.files import write_atomic
 from envrouter.lab.topology import (
     CREATABLE_MOUNT_POINTS,
     NODE_SBIN,
@@ -155,12 +155,8 @@ class Lab:
                 for name, rec in (disk.get(section) or {}).items():
                     if not _record_alive(mine.get(name)) and _record_alive(rec):
                         mine[name] = rec
-            tmp = f"{self.plan.state_file}.{os.getpid()}.{threading.get_ident()}.tmp"
             # 0600: it holds the lab's admin API token
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as f:
-                json.dump(self.state, f, indent=2)
-            os.replace(tmp, self.plan.state_file)
+            write_atomic(self.plan.state_file, json.dumps(self.state, indent=2), 0o600)
 
     def refresh(self) -> None:
         """Take what other processes wrote into the state file since it was loaded (the

@@ -200,47 +200,31 @@ class LabPlan:
         return out
 
 
+# The lab's networks, one row each: name (also its role), IPv4 prefix and gateway, the segment
+# in the switch namespace, the controllers' bridge, the nodes' port; then the IPv6 prefix and
+# gateway beside it in the dual-stack lab. Every network's pool is hosts .200-.250 (::200-::250).
+_NETWORKS: tuple[tuple[str, str, str | None, str, str, str, str | None, str | None], ...] = (
+    ("admin", "10.20.0.0/24", "10.20.0.1", "br-admin", "br-fw-admin", "eth-admin", None, None),
+    ("management", "192.168.0.0/24", None, "br-mgmt", "br-mgmt", "eth-mgmt",
+     "fd00:168::/64", None),
+    ("public", "203.0.113.0/24", "203.0.113.1", "br-pub", "br-ex", "eth-pub",
+     "2001:db8:113::/64", "2001:db8:113::1"),
+)
+
+
+def _pool(cidr: str, first: int, last: int) -> tuple[tuple[str, str], ...]:
+    return ((_host(cidr, first), _host(cidr, last)),)
+
+
 def lab_networks(ipv6: bool = True) -> tuple[LabNetwork, ...]:
-    six = {
-        "management": {"cidr6": "fd00:168::/64",
-                       "ranges6": (("fd00:168::200", "fd00:168::250"),)},
-        "public": {"cidr6": "2001:db8:113::/64", "gateway6": "2001:db8:113::1",
-                   "ranges6": (("2001:db8:113::200", "2001:db8:113::250"),)},
-    } if ipv6 else {}
-    return (
-        LabNetwork(
-            name="admin",
-            role="admin",
-            cidr="10.20.0.0/24",
-            gateway="10.20.0.1",
-            switch_bridge="br-admin",
-            node_bridge="br-fw-admin",
-            port="eth-admin",
-            ranges=(("10.20.0.200", "10.20.0.250"),),
-        ),
-        LabNetwork(
-            name="management",
-            role="management",
-            cidr="192.168.0.0/24",
-            gateway=None,
-            switch_bridge="br-mgmt",
-            node_bridge="br-mgmt",
-            port="eth-mgmt",
-            ranges=(("192.168.0.200", "192.168.0.250"),),
-            **six.get("management", {}),
-        ),
-        LabNetwork(
-            name="public",
-            role="public",
-            cidr="203.0.113.0/24",
-            gateway="203.0.113.1",
-            switch_bridge="br-pub",
-            node_bridge="br-ex",
-            port="eth-pub",
-            ranges=(("203.0.113.200", "203.0.113.250"),),
-            **six.get("public", {}),
-        ),
-    )
+    nets = []
+    for name, cidr, gateway, switch_bridge, node_bridge, port, cidr6, gateway6 in _NETWORKS:
+        six = {"cidr6": cidr6, "gateway6": gateway6, "ranges6": _pool(cidr6, 0x200, 0x250)
+               } if ipv6 and cidr6 else {}
+        nets.append(LabNetwork(name=name, role=name, cidr=cidr, gateway=gateway,
+                               switch_bridge=switch_bridge, node_bridge=node_bridge, port=port,
+                               ranges=_pool(cidr, 200, 250), **six))
+    return tuple(nets)
 
 
 def _host(cidr: str, index: int) -> str:

@@ -22,7 +22,7 @@ from envrouter.services.process import (
     service_paths,
     source_digest,
 )
-from envrouter.services.templating import absolute_paths, render_template, template_stamp
+from envrouter.services.templating import render_daemon_conf, template_stamp
 
 SERVICE = "dnsmasq"
 CONF = "dnsmasq.conf"
@@ -31,6 +31,7 @@ DEFAULT_CACHE_SIZE = 10000
 
 
 TEMPLATE = "services/templates/dnsmasq.conf.j2"
+
 
 def render_dnsmasq_conf(
     vr: DocVrouter,
@@ -49,18 +50,10 @@ def render_dnsmasq_conf(
         raise ValidationError("dnsmasq", "cache_size", f"{cache_size} out of 1..1000000")
     if stale_max_seconds < 0:
         raise ValidationError("dnsmasq", "stale_max_seconds", "must be 0 (no limit) or more")
-    absolute_paths("dnsmasq", pid_file=pid_file, log_file=log_file)
-    return render_template(
-        TEMPLATE,
-        namespace=vr.namespace,
-        port=port,
-        public_port=public_port,
-        upstream=upstream,
-        cache_size=cache_size,
-        stale_max_seconds=stale_max_seconds,
-        domain=domain,
-        pid_file=pid_file,
-        log_file=log_file,
+    return render_daemon_conf(
+        TEMPLATE, "dnsmasq", vr.namespace, {"pid_file": pid_file, "log_file": log_file},
+        port=port, public_port=public_port, upstream=upstream, cache_size=cache_size,
+        stale_max_seconds=stale_max_seconds, domain=domain,
     )
 
 

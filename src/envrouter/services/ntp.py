@@ -20,7 +20,7 @@ from envrouter.services.process import (
     service_paths,
     source_digest,
 )
-from envrouter.services.templating import absolute_paths, render_template, template_stamp
+from envrouter.services.templating import render_daemon_conf, template_stamp
 
 SERVICE = "chrony"
 CONF = "chrony.conf"
@@ -32,6 +32,7 @@ LOCAL_STRATUM = 8
 
 
 TEMPLATE = "services/templates/chrony.conf.j2"
+
 
 def render_chrony_conf(
     vr: DocVrouter,
@@ -51,18 +52,10 @@ def render_chrony_conf(
     peers = [str(p.namespace_address) for p in vr.peers]
     if not 1 <= local_stratum <= 15:
         raise ValidationError("chrony", "local_stratum", f"{local_stratum} out of 1..15")
-    absolute_paths("chrony", pid_file=pid_file, socket_path=socket_path, drift_file=drift_file)
-    return render_template(
-        TEMPLATE,
-        namespace=vr.namespace,
-        upstream=upstream,
-        peers=peers,
-        local_stratum=local_stratum,
-        cidrs=cidrs,
-        port=port,
-        socket_path=socket_path,
-        pid_file=pid_file,
-        drift_file=drift_file,
+    paths = {"pid_file": pid_file, "socket_path": socket_path, "drift_file": drift_file}
+    return render_daemon_conf(
+        TEMPLATE, "chrony", vr.namespace, paths,
+        upstream=upstream, peers=peers, local_stratum=local_stratum, cidrs=cidrs, port=port,
     )
 
 

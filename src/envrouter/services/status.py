@@ -1,15 +1,16 @@
 """The status of a daemon instance, read cheaply: its PID file, /proc, whether its
 configuration was rendered from the current inputs, and the exit status of a client command.
 
-Standard library `os` and `time` only (no pathlib, subprocess or typing): every OCF monitor is a
-new process that runs this every few seconds (docs/ha.md, "Agent cost"); envrouter.services.process
-builds the daemon handling on these same functions.
+Standard library `os` only, and `envrouter.waiting` (`time` only), no pathlib, subprocess or
+typing: every OCF monitor is a new process that runs this every few seconds (docs/ha.md, "Agent
+cost"); envrouter.services.process builds the daemon handling on these same functions.
 """
 
 from __future__ import annotations
 
 import os
-import time
+
+from envrouter.waiting import wait_until
 
 RUN_ROOT = "/run/envrouter"
 LOG_ROOT = "/var/log/envrouter"
@@ -84,15 +85,17 @@ def command_status(argv: list[str], timeout: float, output: str | None = None) -
         os.close(null)
         if out != null:
             os.close(out)
-    deadline = time.monotonic() + timeout
-    delay = 0.001
-    while True:
+    reaped: list[int] = []
+
+    def exited() -> bool:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
-            return os.waitstatus_to_exitcode(status)
-        if time.monotonic() >= deadline:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-            return None
-        time.sleep(delay)
-        delay = min(delay * 2, 0.05)
+            reaped.append(status)
+        return bool(done)
+
+    # from 1 ms, doubling up to 50 ms: a quick command is seen at once, a slow one costs little
+    if wait_until(exited, timeout, 0.001, max_interval=0.05):
+        return os.waitstatus_to_exitcode(reaped[0])
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    return None

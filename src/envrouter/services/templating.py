@@ -57,6 +57,16 @@ def render_template(name: str, **context: Any) -> str:
     return _environment().get_template(name).render(**context)
 
 
+def render_daemon_conf(
+    name: str, obj: str, namespace: str, paths: dict[str, str], **values: Any
+) -> str:
+    """A namespace daemon's configuration file: the template ``name`` with the namespace's name,
+    the file `paths` the renderer's caller chose (checked by `absolute_paths`, errors naming
+    `obj`) and the renderer's own `values`."""
+    absolute_paths(obj, **paths)
+    return render_template(name, namespace=namespace, **paths, **values)
+
+
 def template_stamp(name: str) -> str:
     """Identifies the template's current content cheaply (size and mtime, no jinja2): part of
     the digest that tells a daemon's monitor whether its configuration must be re-rendered."""

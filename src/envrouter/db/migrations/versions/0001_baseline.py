@@ -11,6 +11,8 @@ Revises:
 import sqlalchemy as sa
 from alembic import op
 
+from envrouter.db.migrations.columns import create_owned_table, key, owner
+
 revision = "0001_baseline"
 down_revision = None
 branch_labels = None
@@ -20,7 +22,7 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "environments",
-        sa.Column("id", sa.Integer, primary_key=True),
+        key(),
         sa.Column("name", sa.String(63), nullable=False),
         sa.Column("ha", sa.Boolean, nullable=False),
         sa.Column("dns_list", sa.Text, nullable=False),
@@ -29,15 +31,8 @@ def upgrade() -> None:
         sa.Column("revision", sa.Integer, nullable=False, server_default="0"),
         sa.UniqueConstraint("name", name="uq_environments_name"),
     )
-    op.create_table(
-        "networks",
-        sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column(
-            "environment_id",
-            sa.Integer,
-            sa.ForeignKey("environments.id", ondelete="CASCADE", name="fk_networks_env"),
-            nullable=False,
-        ),
+    create_owned_table(
+        "networks", "environment_id", "environments", "fk_networks_env",
         sa.Column("name", sa.String(32), nullable=False),
         sa.Column("role", sa.String(16), nullable=False),
         sa.Column("cidr", sa.String(64), nullable=False),
@@ -46,58 +41,28 @@ def upgrade() -> None:
         sa.Column("bridge", sa.String(15), nullable=False),
         sa.UniqueConstraint("environment_id", "name", name="uq_networks_env_name"),
     )
-    op.create_index("ix_networks_environment_id", "networks", ["environment_id"])
-    op.create_table(
-        "ip_ranges",
-        sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column(
-            "network_id",
-            sa.Integer,
-            sa.ForeignKey("networks.id", ondelete="CASCADE", name="fk_ip_ranges_network"),
-            nullable=False,
-        ),
+    create_owned_table(
+        "ip_ranges", "network_id", "networks", "fk_ip_ranges_network",
         sa.Column("start_address", sa.String(64), nullable=False),
         sa.Column("end_address", sa.String(64), nullable=False),
     )
-    op.create_index("ix_ip_ranges_network_id", "ip_ranges", ["network_id"])
-    op.create_table(
-        "nodes",
-        sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column(
-            "environment_id",
-            sa.Integer,
-            sa.ForeignKey("environments.id", ondelete="CASCADE", name="fk_nodes_env"),
-            nullable=False,
-        ),
+    create_owned_table(
+        "nodes", "environment_id", "environments", "fk_nodes_env",
         sa.Column("hostname", sa.String(253), nullable=False),
         sa.Column("roles", sa.String(255), nullable=False),
         sa.Column("status", sa.String(32), nullable=False),
         sa.UniqueConstraint("hostname", name="uq_nodes_hostname"),
     )
-    op.create_index("ix_nodes_environment_id", "nodes", ["environment_id"])
-    op.create_table(
-        "addresses",
-        sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column(
-            "network_id",
-            sa.Integer,
-            sa.ForeignKey("networks.id", ondelete="CASCADE", name="fk_addresses_network"),
-            nullable=False,
-        ),
-        sa.Column(
-            "node_id",
-            sa.Integer,
-            sa.ForeignKey("nodes.id", ondelete="CASCADE", name="fk_addresses_node"),
-            nullable=True,
-        ),
+    create_owned_table(
+        "addresses", "network_id", "networks", "fk_addresses_network",
+        owner("node_id", "nodes", "fk_addresses_node", nullable=True),
         sa.Column("address", sa.String(64), nullable=False),
         sa.UniqueConstraint("network_id", "address", name="uq_addresses_network_address"),
     )
-    op.create_index("ix_addresses_network_id", "addresses", ["network_id"])
     op.create_index("ix_addresses_node_id", "addresses", ["node_id"])
     op.create_table(
         "tokens",
-        sa.Column("id", sa.Integer, primary_key=True),
+        key(),
         sa.Column("name", sa.String(64), nullable=False),
         sa.Column("token_hash", sa.String(64), nullable=False),
         sa.Column("read_only", sa.Boolean, nullable=False),

@@ -9,6 +9,8 @@ Revises: 0001_baseline
 import sqlalchemy as sa
 from alembic import op
 
+from envrouter.db.migrations.columns import create_owned_table, owner
+
 revision = "0002_vrouter"
 down_revision = "0001_baseline"
 branch_labels = None
@@ -18,12 +20,7 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "vrouter_settings",
-        sa.Column(
-            "environment_id",
-            sa.Integer,
-            sa.ForeignKey("environments.id", ondelete="CASCADE", name="fk_vrouter_settings_env"),
-            primary_key=True,
-        ),
+        owner("environment_id", "environments", "fk_vrouter_settings_env", primary_key=True),
         sa.Column("enabled", sa.Boolean, nullable=False),
         sa.Column("nat", sa.Boolean, nullable=False),
         sa.Column("conntrack_sync", sa.Boolean, nullable=False),
@@ -31,27 +28,14 @@ def upgrade() -> None:
         sa.Column("host_link_cidr", sa.String(64), nullable=False),
         sa.Column("namespace", sa.String(15), nullable=False),
     )
-    op.create_table(
-        "vips",
-        sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column(
-            "environment_id",
-            sa.Integer,
-            sa.ForeignKey("environments.id", ondelete="CASCADE", name="fk_vips_env"),
-            nullable=False,
-        ),
+    create_owned_table(
+        "vips", "environment_id", "environments", "fk_vips_env",
         sa.Column("name", sa.String(32), nullable=False),
-        sa.Column(
-            "network_id",
-            sa.Integer,
-            sa.ForeignKey("networks.id", ondelete="CASCADE", name="fk_vips_network"),
-            nullable=False,
-        ),
+        owner("network_id", "networks", "fk_vips_network"),
         sa.Column("namespace", sa.String(15), nullable=False),
         sa.Column("user_defined", sa.Boolean, nullable=False),
         sa.UniqueConstraint("environment_id", "name", name="uq_vips_env_name"),
     )
-    op.create_index("ix_vips_environment_id", "vips", ["environment_id"])
     with op.batch_alter_table("addresses") as batch:
         batch.add_column(sa.Column("kind", sa.String(16), nullable=False, server_default="host"))
         batch.add_column(sa.Column("vip_id", sa.Integer, nullable=True))
