@@ -10,8 +10,16 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import settings
 
 from envrouter import prerequisites
+
+# Property tests assert outcomes, never a stopwatch: no per-example deadline (Hypothesis's
+# default 200 ms fails an example on a loaded machine, not on a wrong result), and a failure
+# prints the blob that replays it (@reproduce_failure) even on a fresh clone without the
+# example database.
+settings.register_profile("envrouter", deadline=None, print_blob=True)
+settings.load_profile("envrouter")
 
 # Tiers that run the programs of packaging/tools.tsv (the others are pure Python).
 _TIERS_WITH_TOOLS = ("db", "netns", "ui", "lab")
