@@ -96,10 +96,10 @@ esac
 # per family: the host prefix length, the public route's metric (IPv6 turns 0 into 1024, the
 # metric of a router advertisement's default route), how the address is added, the announcer
 case $family in
-  4) hostlen=32 metric=0 addflags= announcer=arping announcer_pkg=iputils-arping
+  4) hostlen=32 metric=0 announcer=arping announcer_pkg=iputils-arping
      is_ipv4 "$ip" || bad ip "not an IPv4 address: '$ip'"
      [ -z "$gw" ] || is_ipv4 "$gw" || bad gateway "not an IPv4 address: '$gw'" ;;
-  6) hostlen=128 metric=1 addflags=" nodad" announcer=na6 announcer_pkg=ipv6toolkit
+  6) hostlen=128 metric=1 announcer=na6 announcer_pkg=ipv6toolkit
      is_ipv6 "$ip" || bad ip "not an IPv6 address: '$ip'"
      [ -z "$gw" ] || is_ipv6 "$gw" || bad gateway "not an IPv6 address (the VIP is): '$gw'" ;;
 esac
@@ -121,16 +121,45 @@ public_route() {
 }
 announce() {  # the first at once, repeats a second apart, without waiting for them
   [ "$arp" -gt 0 ] || return 0
-  case $family in
-    4) setsid -f nsenter --net="$netns" arping -q -U -c "$arp" -I "$port" "$ip" \
-         </dev/null >/dev/null 2>&1 ;;
-    # unsolicited NAs to all nodes: router and override flags, the target's link-layer address
-    6) setsid -f nsenter --net="$netns" sh -c 'n=$1; shift
-         while na6 "$@" >/dev/null 2>&1; n=$((n - 1)); [ "$n" -gt 0 ]; do sleep 1; done' \
-         na6 "$arp" -i "$port" -s "$ip" -d ff02::1 -t "$ip" -r -o -e \
-         </dev/null >/dev/null 2>&1 ;;
-  esac
+  setsid -f nsenter --net="$netns" arping -q -U -c "$arp" -I "$port" "$ip" \
+    </dev/null >/dev/null 2>&1
 }
+# IPv6 start, run inside the namespace (nsenter: sh, then ip): the kernel announces the VIP
+# itself at the moment it becomes usable. With duplicate address detection off on the port
+# (accept_dad 0 there and for `all`) an address added without `nodad` is completed at once
+# from the kernel's work queue, and with ndisc_notify 1 the kernel then sends one unsolicited
+# NA to ff02::1 for it: router flag (forwarding is on), override flag, the target's link-layer
+# address. No process to start for the first NA (na6 took 15-40 ms to send it: libpcap's ring
+# buffer). The repeats, a second apart, come from na6. Where the kernel will not announce (a
+# start that finds the address already there, or sysctls it cannot set), the address is added
+# `nodad` and na6 sends the first NA at once, as before.
+# Arguments: port ip mask count gateway(or empty) metric proto
+START6='port=$1 ip=$2 mask=$3 n=$4 gw=$5; c=/proc/sys/net/ipv6/conf
+first=1 all=
+{ read -r all <$c/all/accept_dad; } 2>/dev/null  # (dash: status 1 at the end of a sysctl)
+if [ "$all" = 0 ] && { echo 0 >$c/$port/accept_dad && echo 1 >$c/$port/ndisc_notify; } 2>/dev/null \
+   && ip addr add "$ip/$mask" dev "$port" 2>/dev/null; then
+  first=0  # the kernel sends it
+else
+  ip addr replace "$ip/$mask" dev "$port" nodad || exit 1
+fi
+if [ -n "$gw" ]; then
+  # a route source must be a usable address: the kernel may not have completed it yet
+  i=0
+  until ip route replace default via "$gw" dev "$port" src "$ip" metric $6 proto $7 2>/dev/null
+  do
+    i=$((i + 1))
+    [ $i -lt 100 ] || { ip route replace default via "$gw" dev "$port" src "$ip" metric $6 \
+                          proto $7; exit 1; }
+    sleep 0.01
+  done
+fi
+[ "$first" = 1 ] || n=$((n - 1))
+[ "$n" -gt 0 ] || exit 0
+# unsolicited NAs to all nodes: router and override flags, the target link-layer address
+setsid -f sh -c '"'"'n=$1 first=$2; shift 2; [ "$first" = 1 ] || sleep 1
+  while na6 "$@" >/dev/null 2>&1; n=$((n - 1)); [ "$n" -gt 0 ]; do sleep 1; done'"'"' \
+  na6 "$n" "$first" -i "$port" -s "$ip" -d ff02::1 -t "$ip" -r -o -e </dev/null >/dev/null 2>&1'
 
 case $action in
 start)
@@ -143,7 +172,12 @@ start)
     # not running (yet): nothing to commit, the VIP must still start
     out=$(conntrackd -C "$conf" -c 2>&1) || echo "warning: conntrackd commit: $out" >&2
   fi
-  if ! out=$({ echo "addr replace $ip/$mask dev $port$addflags"; [ -z "$gw" ] || public_route; } \
+  if [ $family = 6 ]; then
+    out=$(nsenter --net="$netns" sh -c "$START6" start6 "$port" "$ip" "$mask" "$arp" "$gw" \
+          $metric $proto 2>&1) || { reason "adding $ip/$mask on $port in $ns: $out"; exit 1; }
+    exit 0
+  fi
+  if ! out=$({ echo "addr replace $ip/$mask dev $port"; [ -z "$gw" ] || public_route; } \
              | ip -n "$ns" -batch - 2>&1); then
     reason "adding $ip/$mask on $port in $ns: $out"; exit 1
   fi
