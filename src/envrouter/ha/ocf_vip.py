@@ -11,16 +11,25 @@ recurring monitor re-asserts the public route (it drifts when the link flaps) ra
 reporting it.
 
 IPv6, and why it differs:
-- the address is added ``nodad``: duplicate address detection would keep it tentative (not
+- the address must be usable at once: duplicate address detection would keep it tentative (not
   usable, not announced) for a second or more; a VIP is never held twice on purpose (fencing
-  covers the hung holder, as for IPv4);
-- the announcement is ``arp_count`` unsolicited neighbour advertisements to all nodes
-  (ff02::1) with the router and override flags and the target link-layer address, the first at
-  once and the others a second apart (``na6``, Debian package ipv6toolkit: the one tool there
-  that sets the router flag; resource-agents' ``send_ua`` sets override only, and the kernel
-  sends none for a ``nodad`` address). Override makes a neighbour replace the old holder's MAC
-  at once; without it the neighbour keeps it until unreachability detection gives up, the
-  30-45 s IPv6 failovers peers report; one NA may be lost, hence the repeats;
+  covers the hung holder, as for IPv4). The start turns DAD off on the port (``accept_dad`` 0;
+  the VIP is added only where ``all`` is 0 too) and ``ndisc_notify`` on, and adds the address
+  without ``nodad``: the kernel completes it at once and then itself sends one unsolicited
+  neighbour advertisement to all nodes (ff02::1) with the router flag (forwarding is on), the
+  override flag and the target's link-layer address — the moment the address is usable, with
+  no process to start (na6 took 15-40 ms to send its first NA on an idle machine, 70-300 ms
+  under the lab's load: its libpcap ring buffer; docs/ha.md). For a ``nodad`` address the
+  kernel sends none;
+- the other ``arp_count`` - 1 NAs come a second apart from ``na6`` (Debian package
+  ipv6toolkit: the one tool there that sets the router flag; resource-agents' ``send_ua`` sets
+  override only). Where the kernel will not announce (DAD on for ``all``, a sysctl that cannot
+  be written, a start that finds the VIP already there) the address is added ``nodad`` and na6
+  sends all ``arp_count`` at once and a second apart. Override makes a neighbour replace the
+  old holder's MAC at once; without it the neighbour keeps it until unreachability detection
+  gives up, the 30-45 s IPv6 failovers peers report; one NA may be lost, hence the repeats;
+- the public route's source must be a usable address: the route is added right after the
+  address, retried every 10 ms (at most 1 s) while the kernel has not completed it;
 - the kernel keeps an IPv6 route whose source address goes away (it only clears the source),
   so stop deletes the public route itself; and it turns metric 0 into 1024 for IPv6 (where a
   router advertisement's default route would sit too), so the public IPv6 route has metric 1.
@@ -188,8 +197,10 @@ stop)
   if [ $family = 6 ] && [ -n "$gw" ]; then
     # the kernel keeps an IPv6 route whose source address goes away (it clears the source):
     # the route goes first, in the same ip run (-force: on with the address if it is gone)
+    # One command on the critical path: both removed (status 0) is the whole stop; only when
+    # one of them failed (gone already: a stop on a stopped VIP) does the agent look again.
     printf '%s\n' "route del default via $gw dev $port metric $metric proto $proto" \
-      "addr del $ip/$mask dev $port" | ip -n "$ns" -force -batch - >/dev/null 2>&1
+      "addr del $ip/$mask dev $port" | ip -n "$ns" -force -batch - >/dev/null 2>&1 && exit 0
     if held; then reason "cannot remove $ip/$mask from $port in $ns"; exit 1; fi
     out=$(ip -n "$ns" route show default via "$gw" dev "$port" proto $proto 2>/dev/null)
     [ -z "$out" ] || { reason "cannot remove the default route via $gw in $ns"; exit 1; }
@@ -223,14 +234,15 @@ AGENT = Agent(
     name="vip",
     shortdesc="A virtual IP inside the vrouter namespace",
     longdesc="Adds an address to a port of the vrouter namespace and announces it "
-    "(gratuitous ARP for IPv4; for IPv6 the address is added nodad and announced by unsolicited "
-    "neighbour advertisements); for a public VIP also the namespace's default route via the "
+    "(gratuitous ARP for IPv4; for IPv6 the address is made usable at once, without duplicate "
+    "address detection, and announced by unsolicited neighbour advertisements, the first from "
+    "the kernel); for a public VIP also the namespace's default route via the "
     "public gateway (source the VIP; metric 0 for IPv4, which wins over the agent's fallback "
     "route via the host link, metric 1 for IPv6).",
     params=[
         Param("namespace", "namespace", "Network namespace of the vrouter.", default="vrouter"),
         Param("port", "port", "Interface in the namespace that carries the VIP.", required=True),
-        Param("ip", "address", "The VIP (IPv4 or IPv6; an IPv6 one is added nodad).",
+        Param("ip", "address", "The VIP (IPv4 or IPv6; an IPv6 one skips DAD).",
               required=True, unique=True),
         Param("cidr_netmask", "prefix length", "Prefix length of the VIP.", type="integer",
               required=True),
