@@ -1,8 +1,11 @@
 """The VIP agent with an IPv6 VIP, for real: two "vrouter" namespaces A and B and a neighbour C
-on one bridge. The VIP is added nodad (usable at once, never tentative); its unsolicited
-neighbour advertisements (router and override flags) make C's neighbour entry follow the VIP
-from A to B before C sends anything, so C reaches it at once; the public IPv6 default route goes
-with the VIP (metric 1, source the VIP) and leaves with it; ocf-tester passes."""
+on one bridge. The VIP is usable at once (never left tentative): the agent turns duplicate
+address detection off on the port and lets the kernel announce the address (ndisc_notify), or,
+where it cannot (DAD on for `all`), adds it nodad and sends the first NA with na6. Either way
+the unsolicited neighbour advertisements (router and override flags) make C's neighbour entry
+follow the VIP from A to B before C sends anything, so C reaches it at once; the public IPv6
+default route goes with the VIP (metric 1, source the VIP) and leaves with it; ocf-tester
+passes."""
 
 from __future__ import annotations
 
@@ -104,6 +107,12 @@ def _public_routes(ns: str) -> list[tuple[str | None, str | None, int]]:
                 if m["dst_len"] == 0 and m["proto"] == RTPROT_ENVROUTER_VIP]
 
 
+def _sysctl(ns: str, key: str, value: str | None = None) -> str:
+    arg = key if value is None else f"{key}={value}"
+    return subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-n" if value is None else "-qw",
+                           arg], check=True, capture_output=True, text=True).stdout.strip()
+
+
 def _ping(ns: str) -> bool:
     return subprocess.run(["ip", "netns", "exec", ns, "ping", "-6", "-n", "-q", "-c", "1", "-W",
                            "1", VIP6], capture_output=True).returncode == 0
@@ -113,8 +122,12 @@ def test_an_ipv6_vip_moves_and_is_reached_at_once(net, vip_agent):
     a, b, c = net["a"], net["b"], net["c"]
     mac_a, mac_b = _mac(a, PORT), _mac(b, PORT)
     assert _run(vip_agent, "start", _env(a)).returncode == 0
+    # the kernel's announcement: no DAD on the port, the address added without nodad and
+    # usable at once (not tentative), an unsolicited NA from the kernel (ndisc_notify)
     flags = _address_flags(a, VIP6)
-    assert flags is not None and flags & IFA_F_NODAD and not flags & IFA_F_TENTATIVE
+    assert flags is not None and not flags & IFA_F_NODAD and not flags & IFA_F_TENTATIVE
+    assert _sysctl(a, f"net.ipv6.conf.{PORT}.accept_dad") == "0"
+    assert _sysctl(a, f"net.ipv6.conf.{PORT}.ndisc_notify") == "1"
     assert _public_routes(a) == [(C_ADDR, VIP6, 1)]  # metric 1, not the kernel's 1024
     assert _run(vip_agent, "monitor", _env(a)).returncode == 0
     assert _ping(c)
@@ -124,7 +137,8 @@ def test_an_ipv6_vip_moves_and_is_reached_at_once(net, vip_agent):
     assert not vip_present(a, PORT, VIP6)
     assert _public_routes(a) == []  # the kernel would keep it, with the source cleared
     assert _run(vip_agent, "monitor", _env(a)).returncode == 7
-    assert _run(vip_agent, "start", _env(b)).returncode == 0
+    # one announcement: the kernel's alone (na6 would send only repeats, a second apart)
+    assert _run(vip_agent, "start", _env(b, arp_count="1")).returncode == 0
     # the NA, not unreachability detection (C's entry is still reachable for 15-45 s): C's
     # entry points at B before C sends anything, and says the VIP is a router
     moved = poll(lambda: (n := _neighbour(c, VIP6)) is not None and n[0] == mac_b and n, 5)
@@ -145,6 +159,35 @@ def test_an_ipv6_vip_moves_and_is_reached_at_once(net, vip_agent):
     assert not vip_present(b, PORT, VIP6) and _public_routes(b) == []
     assert _run(vip_agent, "monitor", recurring).returncode == 7
     assert _public_routes(b) == []  # nothing re-added without the address
+
+
+def test_where_dad_stays_on_the_vip_is_added_nodad_and_announced_by_na6(net, vip_agent):
+    """DAD on for `all` in B (the port's own setting would not turn it off): the agent cannot
+    rely on the kernel's announcement, adds the VIP nodad (never tentative) and sends the first
+    NA itself; C's entry still follows the VIP to B. A start that finds the VIP already there
+    announces it again."""
+    a, b, c = net["a"], net["b"], net["c"]
+    mac_a, mac_b = _mac(a, PORT), _mac(b, PORT)
+    _sysctl(b, "net.ipv6.conf.all.accept_dad", "1")
+    assert _run(vip_agent, "start", _env(a)).returncode == 0
+    assert _ping(c) and (_neighbour(c, VIP6) or (None, 0))[0] == mac_a
+    assert _run(vip_agent, "stop", _env(a)).returncode == 0
+    assert _run(vip_agent, "start", _env(b)).returncode == 0
+    flags = _address_flags(b, VIP6)
+    assert flags is not None and flags & IFA_F_NODAD and not flags & IFA_F_TENTATIVE
+    moved = poll(lambda: (n := _neighbour(c, VIP6)) is not None and n[0] == mac_b and n, 5)
+    assert moved, _neighbour(c, VIP6)
+    assert moved[1] & NTF_ROUTER
+    assert _ping(c)
+    assert _public_routes(b) == [(C_ADDR, VIP6, 1)]
+    # C's entry pointed at A again: a second start on B (the VIP present) announces it anew
+    subprocess.run(["ip", "-n", c, "-6", "neigh", "replace", VIP6, "lladdr", mac_a, "dev",
+                    "eth0", "nud", "stale"], check=True)
+    assert _run(vip_agent, "start", _env(b)).returncode == 0
+    moved = poll(lambda: (n := _neighbour(c, VIP6)) is not None and n[0] == mac_b and n, 5)
+    assert moved, _neighbour(c, VIP6)
+    assert _run(vip_agent, "stop", _env(b)).returncode == 0
+    assert not vip_present(b, PORT, VIP6) and _public_routes(b) == []
 
 
 def test_the_ipv6_vip_agent_passes_ocf_tester(net):

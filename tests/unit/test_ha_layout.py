@@ -75,6 +75,8 @@ def test_conntrackd_is_promotable_and_the_vip_start_commits_nothing():
         params = {nv.get("name"): nv.get("value") for nv in lay.resources[i].iter("nvpair")}
         assert "conntrackd_conf" not in params
     assert lay.cluster_options["load-threshold"] == "1000%"  # no throttling of failovers
+    # no VIP action of a dual-stack switchover waits for a job slot on a small controller
+    assert lay.cluster_options["node-action-limit"] == "32"
     assert lay.cluster_options["transition-delay"] == "100ms"  # no 1-s sleep in the DC
     coloc = _find(lay, "rsc_colocation", rsc="conntrackd-clone", **{"with-rsc": "vip__vrouter"})
     assert coloc and coloc[0].get("rsc-role") == "Promoted" and coloc[0].get("score") == "INFINITY"

@@ -103,6 +103,14 @@ class LayoutOptions:
     # (default 80% of the CPUs): a busy controller then moves the VIPs in several seconds
     # instead of a fraction of one. A router's actions are light; do not throttle them.
     load_threshold: str = "1000%"
+    # The DC dispatches at most node-action-limit actions to a node at a time (default: twice
+    # its cores). A switchover puts the four VIP stops (dual stack), the fence devices' moves
+    # and the monitors' cancels on the old holder, and the four VIP starts, their first
+    # monitors and the fence devices' starts on the new one: on a two-core controller the last
+    # VIP (the public IPv6 one, last in the graph) waited for a free slot, its start dispatched
+    # up to 0.3 s after its stop's result (docs/ha.md, "Where a switchover's time goes"). A
+    # router's actions are light: let every action of a transition run at once.
+    node_action_limit: str = "32"
     # The DC's controller sleeps a whole second when the CIB it fetched for the scheduler comes
     # back while its own updates are still pending — which is what happens when it schedules at
     # once after a node loss (it is still recording the loss). transition-delay debounces the
@@ -336,6 +344,7 @@ def build_layout(doc: DeploymentDocument, options: LayoutOptions | None = None) 
         "stonith-enabled": "true" if opts.stonith_enabled else "false",
         "no-quorum-policy": opts.no_quorum_policy,
         "load-threshold": opts.load_threshold,
+        "node-action-limit": opts.node_action_limit,
         "transition-delay": opts.transition_delay,
         **opts.extra_cluster_options,
     }

@@ -11,16 +11,25 @@ recurring monitor re-asserts the public route (it drifts when the link flaps) ra
 reporting it.
 
 IPv6, and why it differs:
-- the address is added ``nodad``: duplicate address detection would keep it tentative (not
+- the address must be usable at once: duplicate address detection would keep it tentative (not
   usable, not announced) for a second or more; a VIP is never held twice on purpose (fencing
-  covers the hung holder, as for IPv4);
-- the announcement is ``arp_count`` unsolicited neighbour advertisements to all nodes
-  (ff02::1) with the router and override flags and the target link-layer address, the first at
-  once and the others a second apart (``na6``, Debian package ipv6toolkit: the one tool there
-  that sets the router flag; resource-agents' ``send_ua`` sets override only, and the kernel
-  sends none for a ``nodad`` address). Override makes a neighbour replace the old holder's MAC
-  at once; without it the neighbour keeps it until unreachability detection gives up, the
-  30-45 s IPv6 failovers peers report; one NA may be lost, hence the repeats;
+  covers the hung holder, as for IPv4). The start turns DAD off on the port (``accept_dad`` 0;
+  the VIP is added only where ``all`` is 0 too) and ``ndisc_notify`` on, and adds the address
+  without ``nodad``: the kernel completes it at once and then itself sends one unsolicited
+  neighbour advertisement to all nodes (ff02::1) with the router flag (forwarding is on), the
+  override flag and the target's link-layer address — the moment the address is usable, with
+  no process to start (na6 took 15-40 ms to send its first NA on an idle machine, 70-300 ms
+  under the lab's load: its libpcap ring buffer; docs/ha.md). For a ``nodad`` address the
+  kernel sends none;
+- the other ``arp_count`` - 1 NAs come a second apart from ``na6`` (Debian package
+  ipv6toolkit: the one tool there that sets the router flag; resource-agents' ``send_ua`` sets
+  override only). Where the kernel will not announce (DAD on for ``all``, a sysctl that cannot
+  be written, a start that finds the VIP already there) the address is added ``nodad`` and na6
+  sends all ``arp_count`` at once and a second apart. Override makes a neighbour replace the
+  old holder's MAC at once; without it the neighbour keeps it until unreachability detection
+  gives up, the 30-45 s IPv6 failovers peers report; one NA may be lost, hence the repeats;
+- the public route's source must be a usable address: the route is added right after the
+  address, retried every 10 ms (at most 1 s) while the kernel has not completed it;
 - the kernel keeps an IPv6 route whose source address goes away (it only clears the source),
   so stop deletes the public route itself; and it turns metric 0 into 1024 for IPv6 (where a
   router advertisement's default route would sit too), so the public IPv6 route has metric 1.
@@ -96,10 +105,10 @@ esac
 # per family: the host prefix length, the public route's metric (IPv6 turns 0 into 1024, the
 # metric of a router advertisement's default route), how the address is added, the announcer
 case $family in
-  4) hostlen=32 metric=0 addflags= announcer=arping announcer_pkg=iputils-arping
+  4) hostlen=32 metric=0 announcer=arping announcer_pkg=iputils-arping
      is_ipv4 "$ip" || bad ip "not an IPv4 address: '$ip'"
      [ -z "$gw" ] || is_ipv4 "$gw" || bad gateway "not an IPv4 address: '$gw'" ;;
-  6) hostlen=128 metric=1 addflags=" nodad" announcer=na6 announcer_pkg=ipv6toolkit
+  6) hostlen=128 metric=1 announcer=na6 announcer_pkg=ipv6toolkit
      is_ipv6 "$ip" || bad ip "not an IPv6 address: '$ip'"
      [ -z "$gw" ] || is_ipv6 "$gw" || bad gateway "not an IPv6 address (the VIP is): '$gw'" ;;
 esac
@@ -121,16 +130,45 @@ public_route() {
 }
 announce() {  # the first at once, repeats a second apart, without waiting for them
   [ "$arp" -gt 0 ] || return 0
-  case $family in
-    4) setsid -f nsenter --net="$netns" arping -q -U -c "$arp" -I "$port" "$ip" \
-         </dev/null >/dev/null 2>&1 ;;
-    # unsolicited NAs to all nodes: router and override flags, the target's link-layer address
-    6) setsid -f nsenter --net="$netns" sh -c 'n=$1; shift
-         while na6 "$@" >/dev/null 2>&1; n=$((n - 1)); [ "$n" -gt 0 ]; do sleep 1; done' \
-         na6 "$arp" -i "$port" -s "$ip" -d ff02::1 -t "$ip" -r -o -e \
-         </dev/null >/dev/null 2>&1 ;;
-  esac
+  setsid -f nsenter --net="$netns" arping -q -U -c "$arp" -I "$port" "$ip" \
+    </dev/null >/dev/null 2>&1
 }
+# IPv6 start, run inside the namespace (nsenter: sh, then ip): the kernel announces the VIP
+# itself at the moment it becomes usable. With duplicate address detection off on the port
+# (accept_dad 0 there and for `all`) an address added without `nodad` is completed at once
+# from the kernel's work queue, and with ndisc_notify 1 the kernel then sends one unsolicited
+# NA to ff02::1 for it: router flag (forwarding is on), override flag, the target's link-layer
+# address. No process to start for the first NA (na6 took 15-40 ms to send it: libpcap's ring
+# buffer). The repeats, a second apart, come from na6. Where the kernel will not announce (a
+# start that finds the address already there, or sysctls it cannot set), the address is added
+# `nodad` and na6 sends the first NA at once, as before.
+# Arguments: port ip mask count gateway(or empty) metric proto
+START6='port=$1 ip=$2 mask=$3 n=$4 gw=$5; c=/proc/sys/net/ipv6/conf
+first=1 all=
+{ read -r all <$c/all/accept_dad; } 2>/dev/null  # (dash: status 1 at the end of a sysctl)
+if [ "$all" = 0 ] && { echo 0 >$c/$port/accept_dad && echo 1 >$c/$port/ndisc_notify; } 2>/dev/null \
+   && ip addr add "$ip/$mask" dev "$port" 2>/dev/null; then
+  first=0  # the kernel sends it
+else
+  ip addr replace "$ip/$mask" dev "$port" nodad || exit 1
+fi
+if [ -n "$gw" ]; then
+  # a route source must be a usable address: the kernel may not have completed it yet
+  i=0
+  until ip route replace default via "$gw" dev "$port" src "$ip" metric $6 proto $7 2>/dev/null
+  do
+    i=$((i + 1))
+    [ $i -lt 100 ] || { ip route replace default via "$gw" dev "$port" src "$ip" metric $6 \
+                          proto $7; exit 1; }
+    sleep 0.01
+  done
+fi
+[ "$first" = 1 ] || n=$((n - 1))
+[ "$n" -gt 0 ] || exit 0
+# unsolicited NAs to all nodes: router and override flags, the target link-layer address
+setsid -f sh -c '"'"'n=$1 first=$2; shift 2; [ "$first" = 1 ] || sleep 1
+  while na6 "$@" >/dev/null 2>&1; n=$((n - 1)); [ "$n" -gt 0 ]; do sleep 1; done'"'"' \
+  na6 "$n" "$first" -i "$port" -s "$ip" -d ff02::1 -t "$ip" -r -o -e </dev/null >/dev/null 2>&1'
 
 case $action in
 start)
@@ -143,7 +181,12 @@ start)
     # not running (yet): nothing to commit, the VIP must still start
     out=$(conntrackd -C "$conf" -c 2>&1) || echo "warning: conntrackd commit: $out" >&2
   fi
-  if ! out=$({ echo "addr replace $ip/$mask dev $port$addflags"; [ -z "$gw" ] || public_route; } \
+  if [ $family = 6 ]; then
+    out=$(nsenter --net="$netns" sh -c "$START6" start6 "$port" "$ip" "$mask" "$arp" "$gw" \
+          $metric $proto 2>&1) || { reason "adding $ip/$mask on $port in $ns: $out"; exit 1; }
+    exit 0
+  fi
+  if ! out=$({ echo "addr replace $ip/$mask dev $port"; [ -z "$gw" ] || public_route; } \
              | ip -n "$ns" -batch - 2>&1); then
     reason "adding $ip/$mask on $port in $ns: $out"; exit 1
   fi
@@ -154,8 +197,10 @@ stop)
   if [ $family = 6 ] && [ -n "$gw" ]; then
     # the kernel keeps an IPv6 route whose source address goes away (it clears the source):
     # the route goes first, in the same ip run (-force: on with the address if it is gone)
+    # One command on the critical path: both removed (status 0) is the whole stop; only when
+    # one of them failed (gone already: a stop on a stopped VIP) does the agent look again.
     printf '%s\n' "route del default via $gw dev $port metric $metric proto $proto" \
-      "addr del $ip/$mask dev $port" | ip -n "$ns" -force -batch - >/dev/null 2>&1
+      "addr del $ip/$mask dev $port" | ip -n "$ns" -force -batch - >/dev/null 2>&1 && exit 0
     if held; then reason "cannot remove $ip/$mask from $port in $ns"; exit 1; fi
     out=$(ip -n "$ns" route show default via "$gw" dev "$port" proto $proto 2>/dev/null)
     [ -z "$out" ] || { reason "cannot remove the default route via $gw in $ns"; exit 1; }
@@ -189,14 +234,15 @@ AGENT = Agent(
     name="vip",
     shortdesc="A virtual IP inside the vrouter namespace",
     longdesc="Adds an address to a port of the vrouter namespace and announces it "
-    "(gratuitous ARP for IPv4; for IPv6 the address is added nodad and announced by unsolicited "
-    "neighbour advertisements); for a public VIP also the namespace's default route via the "
+    "(gratuitous ARP for IPv4; for IPv6 the address is made usable at once, without duplicate "
+    "address detection, and announced by unsolicited neighbour advertisements, the first from "
+    "the kernel); for a public VIP also the namespace's default route via the "
     "public gateway (source the VIP; metric 0 for IPv4, which wins over the agent's fallback "
     "route via the host link, metric 1 for IPv6).",
     params=[
         Param("namespace", "namespace", "Network namespace of the vrouter.", default="vrouter"),
         Param("port", "port", "Interface in the namespace that carries the VIP.", required=True),
-        Param("ip", "address", "The VIP (IPv4 or IPv6; an IPv6 one is added nodad).",
+        Param("ip", "address", "The VIP (IPv4 or IPv6; an IPv6 one skips DAD).",
               required=True, unique=True),
         Param("cidr_netmask", "prefix length", "Prefix length of the VIP.", type="integer",
               required=True),
