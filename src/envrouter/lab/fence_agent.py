@@ -14,6 +14,10 @@ It follows the fence-agents conventions (Debian's `fence-agents`, `fencing.py`):
   still a successful fencing, as in fencing.py); ``method=cycle`` asks the switch for one power
   cycle: it answers once the node is off and powers it on by itself.
 
+What the fencer runs on a failover's path (reboot, off, on, status and monitor, options on
+stdin) the executable Pacemaker finds (`wrapper_text`) does in sh, one request through `nc -U`
+(`FAST_PATH`); this module is the reference and does the rest.
+
 The switch is `envrouter.lab.power_switch`, a process in the machine's own namespaces (nothing
 inside a node can reach the lab's power control itself); the agent, running inside a
 controller, talks to it over a unix socket in the lab's state dir (a path, so it crosses the
