@@ -165,3 +165,56 @@ def test_device_and_constraint_xml() -> None:
     # not ids `envrouter ha apply` owns (it would sweep them)
     assert not dev.get("id").startswith("envrouter-")
     assert not con.get("id").startswith("envrouter-")
+
+
+def wrapper_call(agent: str, text: str) -> tuple[int, str]:
+    out = subprocess.run([agent], input=text, capture_output=True, text=True, timeout=30)
+    return out.returncode, out.stdout
+
+
+@pytest.mark.skipif(not os.path.exists("/bin/nc") and not os.path.exists("/usr/bin/nc"),
+                    reason="netcat-openbsd (nc) is not installed")
+def test_wrapper_runs_the_fencers_actions_without_python(switch, tmp_path, monkeypatch,
+                                                         capsys) -> None:
+    """The wrapper's sh path (FAST_PATH) answers the fencer's actions like the module, with
+    no interpreter at all (one that does not exist): a fencing costs no Python start."""
+    no_python = tmp_path / "fence_envrouter_lab"
+    no_python.write_text(wrapper_text("/nonexistent/python3"))
+    no_python.chmod(0o755)
+    agent = str(no_python)
+    base = f"socket={switch.path}\nplug=ctl2\nnodename=ctl2\npcmk_host_list=ctl2\n"
+    # the same answers and exit codes as the module, step by step on the same switch
+    for step in ("action=status", "action=off", "action=status", "action=off", "action=on",
+                 "action=reboot", "action=reboot\nmethod=cycle", "option=off",
+                 "port=ctl1\naction=status"):
+        text = base + step + "\n"
+        before, n = dict(switch.power), len(switch.requests)
+        got = wrapper_call(agent, text), switch.requests[n:], dict(switch.power)
+        switch.power, switch.requests = before, switch.requests[:n]
+        want = stdin_call(monkeypatch, capsys, text), switch.requests[n:], dict(switch.power)
+        assert got == want, step
+    assert switch.power == {"ctl1": "on", "ctl2": "off"}
+    assert wrapper_call(agent, f"socket={switch.path}\naction=monitor\n")[0] == 0
+    # refused by the switch, no switch at all: 1, as the module
+    assert wrapper_call(agent, f"socket={switch.path}\nplug=x\naction=off\n")[0] == 1
+    assert wrapper_call(agent, "socket=/nonexistent/s\nplug=ctl1\naction=status\n")[0] == 1
+    # off worked, on did not: fenced all the same
+    switch.fail_on = True
+    assert wrapper_call(agent, base + "action=reboot\n") == (0, "Success: Rebooted\n")
+    assert switch.power["ctl2"] == "off"
+    # metadata without the interpreter; what the sh path leaves to the module needs it
+    assert "<resource-agent" in wrapper_call(agent, "action=metadata\n")[1]
+    assert wrapper_call(agent, f"socket={switch.path}\naction=list\n")[0] != 0
+    assert wrapper_call(agent, base + "action=reboot\nmethod=unknown\n")[0] != 0
+
+
+def test_wrapper_leaves_other_input_to_the_module(switch, tmp_path) -> None:
+    agent = tmp_path / "fence_envrouter_lab"
+    agent.write_text(wrapper_text(sys.executable))
+    agent.chmod(0o755)
+    rc, out = wrapper_call(str(agent), f"socket={switch.path}\naction=list-status\n")
+    assert (rc, out) == (0, "ctl1,ctl1,ON\nctl2,ctl2,ON\n")
+    # quoted values and unknown options: the module's parser
+    rc, out = wrapper_call(str(agent), f'socket="{switch.path}"\nplug=ctl1\naction=status\n'
+                                       "verbose=1\n")
+    assert (rc, out) == (0, "Status: ON\n")
