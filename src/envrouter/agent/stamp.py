@@ -14,8 +14,8 @@ costs one full check (a false alarm is safe; a change the stamp could not see wo
 hence everything observe reads is in it).
 
 Standard library only, and none of the heavy parts (no pyroute2, no socket module, no typing):
-`_socket` and `struct`; ctypes for setns(2) only when a namespace must be entered (Python 3.11
-has no os.setns). The process enters each namespace in turn (it is short-lived and has one
+`_socket` and `struct`; setns(2) through `_ctypes` only when a namespace must be entered
+(Python 3.11 has no os.setns). The process enters each namespace in turn (it is short-lived and has one
 thread) and returns to its own at the end.
 """
 
@@ -148,17 +148,28 @@ def _enter(fd: int) -> None:
         if hasattr(os, "setns"):  # Python 3.12
             _setns = lambda f: os.setns(f, CLONE_NEWNET)  # noqa: E731
         else:
+            _setns = _libc_setns()
+    _setns(fd)
+
+
+def _libc_setns():
+    """setns(2) from the C library through `_ctypes`, the extension module under ctypes:
+    ctypes' own package (its type classes, CDLL) costs ~2.5 ms of CPU, more than the rest of
+    the stamp. A failed call is made again through ctypes, which reports errno."""
+    import _ctypes
+
+    function = _ctypes.dlsym(_ctypes.dlopen(None), "setns")
+
+    def call(f: int) -> None:
+        if _ctypes.call_function(function, (f, CLONE_NEWNET)) != 0:
             import ctypes
 
             libc = ctypes.CDLL(None, use_errno=True)
+            if libc.setns(f, CLONE_NEWNET) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, os.strerror(err))
 
-            def call(f: int) -> None:
-                if libc.setns(f, CLONE_NEWNET) != 0:
-                    err = ctypes.get_errno()
-                    raise OSError(err, os.strerror(err))
-
-            _setns = call
-    _setns(fd)
+    return call
 
 
 def _identity(path: str) -> bytes:

@@ -102,8 +102,12 @@ fi
 # package's files the agent names), then the verdict the last Python run recorded with that
 # stamp (envrouter.ha.ocf_memo.Verdict), each of its facts checked again. Any difference: the
 # interpreter runs and decides (and records the next verdict). The facts are words without
-# blanks (the Verdict refuses others), so `read` splits them back exactly; no globbing.
+# blanks (the Verdict refuses others), so `read` splits them back exactly; no globbing. The one
+# exception, `says N TEXT` (line N of the last `run`'s output is TEXT exactly), is read into
+# `b` whole: `read` keeps the blanks inside the rest of a line, and the Verdict refuses a TEXT
+# with a blank at either end or a newline.
 VERDICT_CHECK = r"""verdict() {
+  ran=0
   { read -r rc && read -r stamp; } || return 1
   case $rc in ''|*[!0-9]*) return 1 ;; esac
   [ "$stamp" = "$ENVROUTER_OCF_INPUTS" ] || return 1
@@ -114,12 +118,21 @@ VERDICT_CHECK = r"""verdict() {
         { read -r s; } 2>/dev/null <"/proc/$p/stat" || return 1
         case $s in "$p ($b) "[!ZX]*) ;; *) return 1 ;; esac ;;
       path) [ -e "$a" ] || return 1 ;;
+      absent) [ ! -e "$a" ] || return 1 ;;
       line) { while read -r l || [ -n "$l" ]; do [ "$l" = "$b" ] && break; l=; done; } \
           2>/dev/null <"$a"
         [ "$l" = "$b" ] || return 1 ;;
       run) case $a in ''|*[!0-9]*) return 1 ;; esac
         case $b in @COMMANDS@) ;; *) return 1 ;; esac
-        set -f; timeout "$a" $b </dev/null >/dev/null 2>&1 || { set +f; return 1; }; set +f ;;
+        set -f; out=$(timeout "$a" $b </dev/null 2>/dev/null) || { set +f; return 1; }; set +f
+        ran=1 ;;
+      says) case $a in ''|*[!0-9]*) return 1 ;; esac
+        [ "$ran" = 1 ] || return 1
+        n=0; l=
+        while IFS= read -r l; do n=$((n + 1)); [ "$n" -lt "$a" ] || break; done <<END_OF_OUTPUT
+$out
+END_OF_OUTPUT
+        [ "$n" = "$a" ] && [ "$l" = "$b" ] || return 1 ;;
       *) return 1 ;;
     esac
   done
@@ -163,10 +176,17 @@ def verdict_check(agent, interpreter: str | None = None) -> str:  # agent: ocf_b
 
 
 def launcher_argv(name: str, interpreter: str | None = None) -> list[str]:
-    """The command a Python agent's executable runs (followed by the action)."""
-    paths = ", ".join(_quote(p) for p in python_path(interpreter))
-    code = (f"import sys; sys.path[:0] = [{paths}]; "
-            f"from envrouter.ha.ocf_{name} import main; main()")
+    """The command a Python agent's executable runs (followed by the action): the cyclic
+    garbage collector off (a monitor allocates little and lives milliseconds;
+    `ocf_base.load_vrouter`, where the heavy paths begin, turns it on again), the directory
+    of an editable install before the standard library, site-packages after it, where site
+    puts it (a standard module is then found without listing site-packages)."""
+    *first, site = python_path(interpreter)
+    code = "import gc; gc.disable(); import sys; "
+    if first:
+        code += f"sys.path[:0] = [{', '.join(_quote(p) for p in first)}]; "
+    code += (f"sys.path.append({_quote(site)}); "
+             f"from envrouter.ha.ocf_{name} import main; main()")
     return [interpreter or sys.executable, "-I", "-S", "-c", code]
 
 
