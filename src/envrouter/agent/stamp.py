@@ -15,8 +15,8 @@ hence everything observe reads is in it).
 
 Standard library only, and none of the heavy parts (no pyroute2, no socket module, no typing):
 `_socket` and `struct`; setns(2) through `_ctypes` only when a namespace must be entered
-(Python 3.11 has no os.setns). The process enters each namespace in turn (it is short-lived and has one
-thread) and returns to its own at the end.
+(Python 3.11 has no os.setns). The process enters each namespace in turn (it is short-lived
+and has one thread) and returns to its own at the end.
 """
 
 from __future__ import annotations

@@ -77,13 +77,13 @@ def write_memo(path: str, stamp: str, values: list[str]) -> None:
 # The launcher of a Python agent that declares `monitor_inputs` (envrouter.ha.install) computes
 # the stamp of the monitor's inputs itself — the agent's parameters and the identity of the
 # document and of the renderers' files, one `stat` — and passes it in this variable. When a
-# recurring monitor's answer rests only on facts the launcher can check in sh (a live PID with
-# its command name, a path that exists or does not, a file holding a line, a client command
-# that succeeds within a time and the lines its output starts with), the Python run records the answer with those facts and that stamp;
-# the next recurring monitor is answered by the launcher while the stamp and every fact still
-# hold, without starting Python. Any fact that no longer holds sends it to Python, which decides
-# (docs/ha.md, "Agent cost"). What to conclude is decided only by the Python agent: the
-# launcher only compares what it recorded.
+# recurring monitor's answer rests only on facts the launcher can check in sh (a live PID with its
+# command name, a path that exists or does not, a file holding a line, a client command that
+# succeeds within a time and the lines its output starts with), the Python run records the answer
+# with those facts and that stamp; the next recurring monitor is answered by the launcher while
+# the stamp and every fact still hold, without starting Python. Any fact that no longer holds
+# sends it to Python, which decides (docs/ha.md, "Agent cost"). What to conclude is decided only
+# by the Python agent: the launcher only compares what it recorded.
 INPUTS_ENV = "ENVROUTER_OCF_INPUTS"
 VERDICT_SUFFIX = ".verdict"
 VERDICT_COMMANDS = ("conntrackd",)  # the only commands a verdict may name as a fact
