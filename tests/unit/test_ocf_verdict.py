@@ -10,8 +10,7 @@ import sys
 
 import pytest
 
-from envrouter.ha import ocf_dns
-from envrouter.ha.install import agent_text, verdict_check
+from envrouter.ha.install import agent_of, agent_text, verdict_check
 from envrouter.ha.ocf_base import Agent, Param
 from envrouter.ha.ocf_memo import INPUTS_ENV, Verdict, start_verdict, verdict_path
 
@@ -106,7 +105,7 @@ def test_a_verdict_is_kept_only_for_a_recurring_monitor_the_launcher_started():
 
 
 def test_the_launcher_refuses_a_value_it_cannot_quote():
-    bad = Agent("x", "x", "x", [*ocf_dns.AGENT.params, Param("p", "p", "p", default="a b")],
+    bad = Agent("x", "x", "x", [*agent_of("dns").params, Param("p", "p", "p", default="a b")],
                 handlers={}, monitor_inputs=("document.py",))
     with pytest.raises(ValueError, match="cannot quote"):
         verdict_check(bad)

@@ -4,7 +4,8 @@ Each agent has one implementation, of one of two kinds (docs/ha.md, "Agent cost"
 - a shell agent (vip, uplink): its module's ``AGENT.script`` is the agent, written out whole;
   no action starts Python;
 - a Python agent (vrouter, conntrackd, dns, ntp): a few lines of sh that exec the interpreter
-  envrouter is installed in on ``envrouter.ha.ocf_<name>.main``, with ``-I -S`` (no site
+  envrouter is installed in on ``envrouter.ha.ocf_<name>.main`` (dns and ntp:
+  ``envrouter.ha.ocf_daemon.main(name)``), with ``-I -S`` (no site
   initialisation, no scan of site-packages and its .pth files, no environment variables) and
   the package's directories on ``sys.path`` spelled out. The monitor paths import only the
   standard library's os and sys (tests/unit/test_import_contract.py).
@@ -54,14 +55,32 @@ def python_path(interpreter: str | None = None) -> list[str]:
     return [package_parent] if package_parent == site else [package_parent, site]
 
 
+def agent_of(name: str):  # -> ocf_base.Agent
+    """Agent `name`'s table: ``envrouter.ha.ocf_<name>.AGENT``, or for an agent that only
+    runs a daemon (dns, ntp) ``ocf_daemon.SERVICE_AGENTS[name]``."""
+    from envrouter.ha.ocf_daemon import SERVICE_AGENTS
+
+    if name in SERVICE_AGENTS:
+        return SERVICE_AGENTS[name]
+    return importlib.import_module(f"envrouter.ha.ocf_{name}").AGENT
+
+
+def _entry(name: str) -> str:
+    """The Python statement a Python agent's launcher runs."""
+    from envrouter.ha.ocf_daemon import SERVICE_AGENTS
+
+    if name in SERVICE_AGENTS:
+        return f"from envrouter.ha.ocf_daemon import main; main({_quote(name)})"
+    return f"from envrouter.ha.ocf_{name} import main; main()"
+
+
 def agent_text(name: str, interpreter: str | None = None) -> str:
     """The executable for agent `name` (see the module's docstring)."""
-    module = importlib.import_module(f"envrouter.ha.ocf_{name}")
-    agent = module.AGENT
+    agent = agent_of(name)
     head = (
         "#!/bin/sh\n"
         f"# OCF resource agent ocf:envrouter:{name}, written by 'envrouter ha install' from\n"
-        f"# envrouter.ha.ocf_{name}.\n"
+        f"# {_entry(name).split(' import ')[0].removeprefix('from ')}.\n"
         'if [ "$1" = meta-data ]; then\n'
         "cat <<'END_OF_META_DATA'\n"
         f"{agent.meta_data()}"
@@ -185,8 +204,7 @@ def launcher_argv(name: str, interpreter: str | None = None) -> list[str]:
     code = "import gc; gc.disable(); import sys; "
     if first:
         code += f"sys.path[:0] = [{', '.join(_quote(p) for p in first)}]; "
-    code += (f"sys.path.append({_quote(site)}); "
-             f"from envrouter.ha.ocf_{name} import main; main()")
+    code += f"sys.path.append({_quote(site)}); {_entry(name)}"
     return [interpreter or sys.executable, "-I", "-S", "-c", code]
 
 
