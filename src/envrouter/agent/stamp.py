@@ -216,3 +216,66 @@ def kernel_stamp(namespaces: list[str], sysctls: dict[str, list[str]],
             _enter(own)
         os.close(own)
     return b"\n\0".join(parts)
+
+
+# -- what to stamp, recorded from the document ---------------------------------------------
+# what the agent's check reads, by the package's code that computes it from the document (the
+# record of a Watch is valid while these files are the same: envrouter.ha.ocf_memo)
+CHECKER = ("document.py", "agent", os.path.join("agent", "nftables"))
+
+
+class Watch:
+    """What a stamp covers for one document and scope: every namespace observe reads, the
+    sysctls the agent sets, the files it writes; `ovs` when Open vSwitch bridges are in the
+    plan (their userspace ports are not in the netlink dumps: no stamp then)."""
+
+    __slots__ = ("namespaces", "sysctls", "files", "ovs")
+
+    def __init__(self, namespaces: list[str], sysctls: dict[str, list[str]],
+                 files: list[str], ovs: bool) -> None:
+        self.namespaces = namespaces
+        self.sysctls = sysctls
+        self.files = files
+        self.ovs = ovs
+
+    FIELDS = 2  # what lines() returns
+
+    def lines(self) -> list[str]:
+        out = [f"ns\t{ns}" for ns in self.namespaces]
+        out += [f"sysctl\t{ns}\t{k}" for ns, keys in self.sysctls.items() for k in keys]
+        out += [f"file\t{f}" for f in self.files]
+        return ["ovs" if self.ovs else "", "\n".join(out)]
+
+    @classmethod
+    def parse(cls, fields: list[str]) -> Watch:
+        namespaces: list[str] = []
+        sysctls: dict[str, list[str]] = {}
+        files: list[str] = []
+        for line in fields[1].split("\n"):
+            kind, _, rest = line.partition("\t")
+            if kind == "ns":
+                namespaces.append(rest)
+            elif kind == "sysctl":
+                ns, _, key = rest.partition("\t")
+                sysctls.setdefault(ns, []).append(key)
+            elif kind == "file":
+                files.append(rest)
+        return cls(namespaces, sysctls, files, fields[0] == "ovs")
+
+    def stamp(self) -> bytes:
+        return kernel_stamp(self.namespaces, self.sysctls, self.files)
+
+
+def watch_for(doc, *, root: str, scope: str, host_netns: str) -> Watch:  # doc: a document
+    """The Watch of a document's desired state (the document model and the planner: the
+    heavy path only)."""
+    from envrouter.agent.desired import desired_state
+    from envrouter.agent.observe import relevant_namespaces
+
+    state = desired_state(doc, root=root, scope=scope, host_netns=host_netns)
+    u = state.universe
+    namespaces = sorted(relevant_namespaces(state) | set(u.namespaces) | {host_netns})
+    sysctls: dict[str, list[str]] = {}
+    for s in state.sysctls:
+        sysctls.setdefault(s.ns, []).append(s.key)
+    return Watch(namespaces, sysctls, sorted(u.files), bool(u.ovs_bridges))
