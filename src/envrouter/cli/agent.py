@@ -171,12 +171,13 @@ def _save(doc, state_dir: Path) -> None:
     write_if_changed(state_dir / "document.json", doc.model_dump_json(indent=2) + "\n", 0o600)
 
 
-def _timing(on: bool, t0: float, t_work: float) -> None:
+def _timing(on: bool, t0: float, t_work: float,
+            work: str = "document, observe, plan, apply") -> None:
     if on:
         now = time.perf_counter()
         print(
             f"timing: own work {1000 * (now - t_work):.1f} ms "
-            f"(document, observe, plan, apply); command {1000 * (now - t0):.1f} ms "
+            f"({work}); command {1000 * (now - t0):.1f} ms "
             "(with imports)",
             file=sys.stderr,
         )
@@ -229,6 +230,9 @@ def _preload() -> None:
     import envrouter.agent.apply  # noqa: F401
     import envrouter.agent.observe  # noqa: F401
     import envrouter.document  # noqa: F401
+
+
+NOOP_WORK = "the kernel's stamp, unchanged"  # --timing of a no-op from the stamp
 
 
 def _noop_record(where: Where):  # -> envrouter.agent.noop.NoopRecord | None
@@ -286,7 +290,7 @@ def apply_cmd(
         # the kernel stamped and compared: nothing the apply reads changed since it last
         # found nothing to do (envrouter.agent.noop)
         print("nothing to do: converged")
-        _timing(timing, t0, t0)
+        _timing(timing, t0, t0, NOOP_WORK)
         return
     _preload()
     tw = time.perf_counter()
