@@ -114,15 +114,19 @@ def timed(argv: list[str], label: str = "") -> tuple[float, subprocess.Completed
 # Where an `agent apply` process's CPU goes: each layer imported in a fresh interpreter, as the
 # command imports it (the CLI's Typer app, the document model, netlink), then the no-op's own
 # work (--timing).
+TYPER_PARSE = "typer._adapters, pydantic.plugin._loader"  # what Typer's parse of any command loads
 LAYERS = (
     ("interpreter start", "pass"),
     ("+ the CLI (Typer app of `envrouter agent`)", "import envrouter.cli.agent"),
-    ("+ the document model (pydantic)", "import envrouter.cli.agent, envrouter.document"),
+    ("+ Typer's parse (pydantic TypeAdapters per option)",
+     f"import envrouter.cli.agent, {TYPER_PARSE}"),
+    ("+ the document model (pydantic)",
+     f"import envrouter.cli.agent, {TYPER_PARSE}, envrouter.document"),
     ("+ netlink (the parts of pyroute2 the agent uses)",
-     "import envrouter.cli.agent as a, envrouter.document; a.lean_pyroute2(); "
+     f"import envrouter.cli.agent as a, {TYPER_PARSE}, envrouter.document; a.lean_pyroute2(); "
      "from pyroute2 import IPRoute, netns"),
     ("+ nftables, observe, plan, apply (all the command imports)",
-     "import envrouter.cli.agent as a, envrouter.document; a._preload()"),
+     f"import envrouter.cli.agent as a, {TYPER_PARSE}, envrouter.document; a._preload()"),
 )
 
 
