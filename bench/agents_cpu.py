@@ -41,6 +41,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "bench"))
 from _common import cpu_model  # noqa: E402
+from agent import make_node  # noqa: E402
 
 MONITOR_MS, VIP_MS, STEADY_PCT = 20.0, 30.0, 1.0
 
@@ -57,10 +58,6 @@ def cpu_ms(argv: list[str], env: dict[str, str]) -> tuple[float, int]:
 def load() -> str:
     a, b, c = os.getloadavg()
     return f"load average {a:.1f} {b:.1f} {c:.1f}"
-
-
-def sh(*argv: str) -> None:
-    subprocess.run(list(argv), check=True, capture_output=True)
 
 
 # ---------------------------------------------------------------------------------- local
@@ -118,11 +115,7 @@ def local(reps: int) -> int:
     os.chmod(tmp, 0o755)
     rows: list[tuple[str, float, float | None]] = []
     try:
-        sh("ip", "netns", "add", node)
-        for br, addr in (("br-mgmt", "10.20.0.11/24"), ("br-ex", "10.30.0.11/24")):
-            sh("ip", "-n", node, "link", "add", br, "type", "bridge")
-            sh("ip", "-n", node, "link", "set", br, "up")
-            sh("ip", "-n", node, "addr", "add", addr, "dev", br)
+        make_node(prefix, "node")
         doc = tmp / "document.json"
         doc.write_text(controller_document(vr).model_dump_json())
         install_agents(str(tmp / "ocf"))

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from bench.agent import make_node
 
 from agent_documents import controller_document
 from monitor_imports import imported_modules
@@ -34,19 +35,15 @@ def sh(*argv: str) -> str:
 @pytest.fixture
 def node(tmp_path):
     prefix = f"ern{secrets.token_hex(3)}"
-    host, vr = f"{prefix}-node", f"{prefix}-vr"
-    sh("ip", "netns", "add", host)
+    vr = f"{prefix}-vr"
     try:
-        for br, addr in (("br-mgmt", "10.20.0.11/24"), ("br-ex", "10.30.0.11/24")):
-            sh("ip", "-n", host, "link", "add", br, "type", "bridge")
-            sh("ip", "-n", host, "link", "set", br, "up")
-            sh("ip", "-n", host, "addr", "add", addr, "dev", br)
+        host = make_node(prefix, "node")  # the bridges br-mgmt and br-ex, the host addresses
         doc = tmp_path / "document.json"
         doc.write_text(controller_document(vr).model_dump_json())
         yield {"host": host, "vr": vr, "doc": doc, "tmp": tmp_path}
     finally:
         subprocess.run(["ip", "netns", "del", vr], capture_output=True)
-        subprocess.run(["ip", "netns", "del", host], capture_output=True)
+        subprocess.run(["ip", "netns", "del", f"{prefix}-node"], capture_output=True)
 
 
 def _apply(node) -> tuple[str, bool]:
