@@ -209,6 +209,16 @@ def test_conntrackd_promote_commits_and_demote(lab):
         assert rc == 8 and heavy_in(modules) == []
         assert _ocf(lab, "conntrackd", "demote") == 0
         assert _ocf(lab, "conntrackd", "monitor") == 0
+        # the unpromoted one's (every 10 s), the Python run that records its verdict: the
+        # daemon's socket and `conntrackd -s`'s first lines, nothing heavy either
+        from envrouter.ha.ocf_memo import INPUTS_ENV, verdict_path
+
+        rc, modules = run_monitor("conntrackd", {**env, "OCF_RESKEY_CRM_meta_interval": "10000",
+                                                 INPUTS_ENV: "the-launchers-stamp"},
+                                  importtime=True)
+        assert rc == 0 and heavy_in(modules) == []
+        recorded = Path(verdict_path(params["run_root"], "conntrackd")).read_text()
+        assert recorded.startswith("0\nthe-launchers-stamp\n") and "\nsays 2 " in recorded
         conf = Path(params["run_root"]) / ns["vr"] / "conntrackd" / "conntrackd.conf"
         assert "IPv4_Destination_Address 10.20.0.102" in conf.read_text()
     finally:
