@@ -13,6 +13,7 @@ MONITOR_HEAVY = frozenset({
     "sqlalchemy", "alembic", "typer", "click", "rich", "httpx", "yaml",
     "typing", "dataclasses", "pathlib", "subprocess", "threading", "json", "re", "inspect",
     "logging", "tempfile", "shutil", "asyncio", "email", "importlib.metadata", "ipaddress",
+    "ctypes", "binascii", "zlib", "hashlib",
 })
 
 

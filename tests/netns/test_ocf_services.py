@@ -209,6 +209,16 @@ def test_conntrackd_promote_commits_and_demote(lab):
         assert rc == 8 and heavy_in(modules) == []
         assert _ocf(lab, "conntrackd", "demote") == 0
         assert _ocf(lab, "conntrackd", "monitor") == 0
+        # the unpromoted one's (every 10 s), the Python run that records its verdict: the
+        # daemon's socket and `conntrackd -s`'s first lines, nothing heavy either
+        from envrouter.ha.ocf_memo import INPUTS_ENV, verdict_path
+
+        rc, modules = run_monitor("conntrackd", {**env, "OCF_RESKEY_CRM_meta_interval": "10000",
+                                                 INPUTS_ENV: "the-launchers-stamp"},
+                                  importtime=True)
+        assert rc == 0 and heavy_in(modules) == []
+        recorded = Path(verdict_path(params["run_root"], "conntrackd")).read_text()
+        assert recorded.startswith("0\nthe-launchers-stamp\n") and "\nsays 2 " in recorded
         conf = Path(params["run_root"]) / ns["vr"] / "conntrackd" / "conntrackd.conf"
         assert "IPv4_Destination_Address 10.20.0.102" in conf.read_text()
     finally:
@@ -403,7 +413,7 @@ def test_a_recurring_monitor_is_answered_without_python_while_nothing_changed(
     assert _run(fast, lab, "monitor", **recurring) == NO_PYTHON
 
 
-def test_the_promoted_conntrackd_monitor_is_answered_without_python_after_its_resync(lab):
+def test_the_conntrackd_monitors_are_answered_without_python_after_its_resync(lab):
     from envrouter.ha import ocf_conntrackd
 
     promoted = {"CRM_meta_interval": "5000"}
@@ -411,10 +421,13 @@ def test_the_promoted_conntrackd_monitor_is_answered_without_python_after_its_re
     marker = Path(lab["params"]["run_root"]) / lab["ns"]["vr"] / "conntrackd" / "promoted"
     assert _ocf(lab, "conntrackd", "start") == 0
     try:
-        assert _ocf(lab, "conntrackd", "monitor", CRM_meta_interval="10000") == 0
-        # unpromoted: the answer rests on the internal cache, which only Python reads
-        assert _run(fast, lab, "monitor", CRM_meta_interval="10000") == NO_PYTHON
+        unpromoted = {"CRM_meta_interval": "10000"}
+        assert _ocf(lab, "conntrackd", "monitor", **unpromoted) == 0
+        # unpromoted: the answer rests on the daemon, its socket, no marker and an empty
+        # internal cache (the first lines of `conntrackd -s`), all checked by the launcher
+        assert _run(fast, lab, "monitor", **unpromoted) == 0
         assert _ocf(lab, "conntrackd", "promote") == 0
+        assert _run(fast, lab, "monitor", **promoted) == NO_PYTHON  # the marker appeared
         assert wait_until(lambda: _ocf(lab, "conntrackd", "monitor", **promoted) == 8
                           and ocf_conntrackd.RESYNCED in marker.read_text(),
                           ocf_conntrackd.RESYNC_AFTER + 30, 0.5)
@@ -422,6 +435,12 @@ def test_the_promoted_conntrackd_monitor_is_answered_without_python_after_its_re
         assert _run(fast, lab, "monitor", **promoted) == 8
         assert _ocf(lab, "conntrackd", "demote") == 0  # the marker goes: Python decides
         assert _run(fast, lab, "monitor", **promoted) == NO_PYTHON
-        assert _ocf(lab, "conntrackd", "monitor", CRM_meta_interval="10000") == 0
+        assert _ocf(lab, "conntrackd", "monitor", **unpromoted) == 0
+        assert _run(fast, lab, "monitor", **unpromoted) == 0
+        pid = read_pid(Path(lab["params"]["run_root"]) / lab["ns"]["vr"] / "conntrackd"
+                       / "daemon.pid")
+        os.kill(pid, signal.SIGKILL)  # the daemon dies: no answer on its socket either
+        assert wait_until(lambda: not pid_running(pid, "conntrackd"), 10)
+        assert _run(fast, lab, "monitor", **unpromoted) == NO_PYTHON
     finally:
         assert _ocf(lab, "conntrackd", "stop") == 0

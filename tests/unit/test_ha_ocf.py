@@ -8,8 +8,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from envrouter.ha import ocf_conntrackd, ocf_dns, ocf_ntp, ocf_uplink, ocf_vip, ocf_vrouter
-from envrouter.ha.install import agent_text, install_agents
+from envrouter.ha import ocf_conntrackd, ocf_vrouter
+from envrouter.ha.install import agent_of, agent_text, install_agents
 from envrouter.ha.ocf_base import (
     OCF_ERR_ARGS,
     OCF_ERR_CONFIGURED,
@@ -19,10 +19,8 @@ from envrouter.ha.ocf_base import (
     run,
 )
 
-ocf_agents = {"vrouter": ocf_vrouter, "vip": ocf_vip, "conntrackd": ocf_conntrackd, "dns": ocf_dns,
-              "ntp": ocf_ntp, "uplink": ocf_uplink}
-AGENTS = {"vrouter": ocf_vrouter.AGENT, "vip": ocf_vip.AGENT, "conntrackd": ocf_conntrackd.AGENT,
-          "dns": ocf_dns.AGENT, "ntp": ocf_ntp.AGENT, "uplink": ocf_uplink.AGENT}
+AGENTS = {name: agent_of(name) for name in ("vrouter", "vip", "conntrackd", "dns", "ntp", "uplink")}
+DNS = AGENTS["dns"]
 
 
 # What each agent's meta-data must declare, written out here (not read back from the table the
@@ -96,15 +94,15 @@ def test_layout_passes_only_described_parameters_and_every_required_one(capsys):
 
 def test_exit_codes(tmp_path, capsys):
     missing = {"OCF_RESKEY_document": str(tmp_path / "absent.json")}
-    assert run(ocf_dns.AGENT, ["dns"], missing) == OCF_ERR_ARGS
-    assert run(ocf_dns.AGENT, ["dns", "migrate_to"], missing) == OCF_ERR_UNIMPLEMENTED
-    assert run(ocf_dns.AGENT, ["dns", "validate-all"], missing) == OCF_ERR_CONFIGURED
-    assert run(ocf_dns.AGENT, ["dns", "start"], missing) == OCF_ERR_CONFIGURED
+    assert run(DNS, ["dns"], missing) == OCF_ERR_ARGS
+    assert run(DNS, ["dns", "migrate_to"], missing) == OCF_ERR_UNIMPLEMENTED
+    assert run(DNS, ["dns", "validate-all"], missing) == OCF_ERR_CONFIGURED
+    assert run(DNS, ["dns", "start"], missing) == OCF_ERR_CONFIGURED
     # stop on something that cannot be running succeeds; a probe says "not running", silently
-    assert run(ocf_dns.AGENT, ["dns", "stop"], missing) == OCF_SUCCESS
+    assert run(DNS, ["dns", "stop"], missing) == OCF_SUCCESS
     capsys.readouterr()
     probe = {**missing, "OCF_RESKEY_CRM_meta_interval": "0"}
-    assert run(ocf_dns.AGENT, ["dns", "monitor"], probe) == OCF_NOT_RUNNING
+    assert run(DNS, ["dns", "monitor"], probe) == OCF_NOT_RUNNING
     assert "ocf-exit-reason" not in capsys.readouterr().err
 
 
@@ -126,7 +124,7 @@ VIP = {"port": "vr-pub", "ip": "10.0.0.1", "cidr_netmask": "24"}
 
 def test_shell_agents_follow_the_contract_without_python(installed):
     for name in ("vip", "uplink"):
-        assert ocf_agents[name].AGENT.script and not ocf_agents[name].AGENT.handlers
+        assert AGENTS[name].script and not AGENTS[name].handlers
         text = (installed / name).read_text()
         assert "python" not in text.lower().replace("envrouter.ha.ocf_", "")
         assert _sh_agent(installed, name).returncode == OCF_ERR_ARGS
@@ -190,11 +188,12 @@ def test_installed_agent_prints_meta_data_itself_and_execs_the_interpreter():
     text = agent_text("ntp", "/opt/py/bin/python")
     assert text.startswith("#!/bin/sh\n")
     assert '<resource-agent name="ntp"' in text
-    # no site initialisation: the package's directory is given, under the interpreter's prefix
+    # no site initialisation: the package's directory is given, under the interpreter's prefix,
+    # after the standard library (as site puts it); the collector off for the light paths
     assert text.rstrip().endswith(
-        "exec /opt/py/bin/python -I -S -c 'import sys; sys.path[:0] = "
-        "[\"/opt/py/lib/python3.11/site-packages\"]; "
-        "from envrouter.ha.ocf_ntp import main; main()' \"$@\"")
+        "exec /opt/py/bin/python -I -S -c 'import gc; gc.disable(); import sys; "
+        "sys.path.append(\"/opt/py/lib/python3.11/site-packages\"); "
+        "from envrouter.ha.ocf_daemon import main; main(\"ntp\")' \"$@\"")
 
 
 def test_conntrackd_resyncs_once_a_few_seconds_after_promote(tmp_path, monkeypatch):

@@ -10,8 +10,7 @@ import sys
 
 import pytest
 
-from envrouter.ha import ocf_dns
-from envrouter.ha.install import agent_text, verdict_check
+from envrouter.ha.install import agent_of, agent_text, verdict_check
 from envrouter.ha.ocf_base import Agent, Param
 from envrouter.ha.ocf_memo import INPUTS_ENV, Verdict, start_verdict, verdict_path
 
@@ -106,7 +105,7 @@ def test_a_verdict_is_kept_only_for_a_recurring_monitor_the_launcher_started():
 
 
 def test_the_launcher_refuses_a_value_it_cannot_quote():
-    bad = Agent("x", "x", "x", [*ocf_dns.AGENT.params, Param("p", "p", "p", default="a b")],
+    bad = Agent("x", "x", "x", [*agent_of("dns").params, Param("p", "p", "p", default="a b")],
                 handlers={}, monitor_inputs=("document.py",))
     with pytest.raises(ValueError, match="cannot quote"):
         verdict_check(bad)
@@ -134,3 +133,86 @@ def test_only_a_running_answer_is_recorded(tmp_path):
         agent = Agent("t", "t", "t", [], handlers={"monitor": monitor(answer)})
         assert run(agent, ["t", "monitor"], {}) == answer
         assert os.path.exists(verdict_path(str(tmp_path), "t")) == kept
+
+
+FAKE_CONNTRACKD = """#!/bin/sh
+# stands for `conntrackd -C CONF -s`: prints the file next to it
+cat "$(dirname "$0")/stats.txt"
+"""
+
+
+def _stats(count: int) -> str:
+    return (f"cache internal:\ncurrent active connections:\t{count:>12}\n"
+            "connections created:\t\t           0\tfailed:\t           0\n\n"
+            "traffic processed:\n                   0 Bytes                         0 Pckts\n")
+
+
+def test_the_launcher_reads_the_lines_of_a_commands_output(agent, tmp_path):
+    """`says`: the first lines of the last `run`'s output, tabs and runs of blanks kept, as
+    the unpromoted conntrackd's answer rests on its empty internal cache; `absent`: no
+    promoted marker."""
+    path, env, _ = agent
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "conntrackd").write_text(FAKE_CONNTRACKD)
+    (bin_dir / "conntrackd").chmod(0o755)
+    (bin_dir / "stats.txt").write_text(_stats(0))
+    env = {**env, "PATH": f"{bin_dir}:{env['PATH']}"}
+    stamp = _run(path, env).stdout.strip()
+    marker = tmp_path / "promoted"
+    verdict = Verdict(verdict_path(str(tmp_path / "run"), "dns"), stamp)
+    verdict.absent(str(marker))
+    verdict.succeeds(5, "conntrackd", "-C", str(tmp_path / "c.conf"), "-s")
+    head = _stats(0).splitlines()
+    verdict.says(1, head[0])
+    verdict.says(2, head[1])
+    assert not verdict.spoiled
+    verdict.record(0)
+    assert _run(path, env).returncode == 0
+    (bin_dir / "stats.txt").write_text(_stats(3))  # a flow in the cache: Python flushes it
+    assert _run(path, env).returncode == NO_PYTHON
+    (bin_dir / "stats.txt").write_text(_stats(0).replace("\t", " ", 1))  # not to the byte
+    assert _run(path, env).returncode == NO_PYTHON
+    (bin_dir / "stats.txt").write_text("cache internal:\n")  # shorter than the facts
+    assert _run(path, env).returncode == NO_PYTHON
+    (bin_dir / "stats.txt").write_text(_stats(0))
+    assert _run(path, env).returncode == 0
+    marker.write_text("promoted\n")  # promoted since: Python answers 8
+    assert _run(path, env).returncode == NO_PYTHON
+    marker.unlink()
+    assert _run(path, env).returncode == 0
+
+
+def test_a_says_fact_the_launcher_could_not_read_back_spoils_the_verdict(tmp_path):
+    early = Verdict(str(tmp_path / "v"), "s")
+    early.says(1, "cache internal:")  # no command ran before it
+    assert early.spoiled
+    for text in (" leading", "trailing\t", "", "two\nlines"):
+        v = Verdict(str(tmp_path / "v"), "s")
+        v.succeeds(5, "conntrackd", "-s")
+        v.says(1, text)
+        assert v.spoiled, text
+
+
+@pytest.mark.parametrize("promoted, count, facts", [
+    (False, 0, ["run", "absent", "says", "says"]),
+    (False, 4, None),  # flushed now: a change, not repeated
+    (True, 4, ["run", "line"]),  # the promoted instance's cache is not the question
+])
+def test_conntrackd_records_what_its_monitor_answer_rests_on(tmp_path, promoted, count, facts):
+    from envrouter.ha import ocf_conntrackd
+    from envrouter.ha.ocf_base import Context
+    from envrouter.ha.ocf_daemon import Instance
+
+    if ocf_conntrackd.conntrackd.EXTERNAL_CACHE:
+        pytest.skip("with an external cache the unpromoted answer does not read the cache")
+    i = Instance("ns", str(tmp_path), str(tmp_path / "pid"), "conntrackd", "digest")
+    ctx = Context("monitor", {}, {})
+    ctx.verdict = Verdict(str(tmp_path / "v"), "stamp")
+    ocf_conntrackd._verdict_facts(ctx, i, i.file(ocf_conntrackd.PROMOTED_FILE), promoted,
+                                  _stats(count))
+    if facts is None:
+        assert ctx.verdict.spoiled
+    else:
+        assert not ctx.verdict.spoiled
+        assert [f.split()[0] for f in ctx.verdict.facts] == facts

@@ -14,9 +14,9 @@ costs one full check (a false alarm is safe; a change the stamp could not see wo
 hence everything observe reads is in it).
 
 Standard library only, and none of the heavy parts (no pyroute2, no socket module, no typing):
-`_socket` and `struct`; ctypes for setns(2) only when a namespace must be entered (Python 3.11
-has no os.setns). The process enters each namespace in turn (it is short-lived and has one
-thread) and returns to its own at the end.
+`_socket` and `struct`; setns(2) through `_ctypes` only when a namespace must be entered
+(Python 3.11 has no os.setns). The process enters each namespace in turn (it is short-lived
+and has one thread) and returns to its own at the end.
 """
 
 from __future__ import annotations
@@ -148,17 +148,28 @@ def _enter(fd: int) -> None:
         if hasattr(os, "setns"):  # Python 3.12
             _setns = lambda f: os.setns(f, CLONE_NEWNET)  # noqa: E731
         else:
+            _setns = _libc_setns()
+    _setns(fd)
+
+
+def _libc_setns():
+    """setns(2) from the C library through `_ctypes`, the extension module under ctypes:
+    ctypes' own package (its type classes, CDLL) costs ~2.5 ms of CPU, more than the rest of
+    the stamp. A failed call is made again through ctypes, which reports errno."""
+    import _ctypes
+
+    function = _ctypes.dlsym(_ctypes.dlopen(None), "setns")
+
+    def call(f: int) -> None:
+        if _ctypes.call_function(function, (f, CLONE_NEWNET)) != 0:
             import ctypes
 
             libc = ctypes.CDLL(None, use_errno=True)
+            if libc.setns(f, CLONE_NEWNET) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, os.strerror(err))
 
-            def call(f: int) -> None:
-                if libc.setns(f, CLONE_NEWNET) != 0:
-                    err = ctypes.get_errno()
-                    raise OSError(err, os.strerror(err))
-
-            _setns = call
-    _setns(fd)
+    return call
 
 
 def _identity(path: str) -> bytes:
@@ -205,3 +216,66 @@ def kernel_stamp(namespaces: list[str], sysctls: dict[str, list[str]],
             _enter(own)
         os.close(own)
     return b"\n\0".join(parts)
+
+
+# -- what to stamp, recorded from the document ---------------------------------------------
+# what the agent's check reads, by the package's code that computes it from the document (the
+# record of a Watch is valid while these files are the same: envrouter.ha.ocf_memo)
+CHECKER = ("document.py", "agent", os.path.join("agent", "nftables"))
+
+
+class Watch:
+    """What a stamp covers for one document and scope: every namespace observe reads, the
+    sysctls the agent sets, the files it writes; `ovs` when Open vSwitch bridges are in the
+    plan (their userspace ports are not in the netlink dumps: no stamp then)."""
+
+    __slots__ = ("namespaces", "sysctls", "files", "ovs")
+
+    def __init__(self, namespaces: list[str], sysctls: dict[str, list[str]],
+                 files: list[str], ovs: bool) -> None:
+        self.namespaces = namespaces
+        self.sysctls = sysctls
+        self.files = files
+        self.ovs = ovs
+
+    FIELDS = 2  # what lines() returns
+
+    def lines(self) -> list[str]:
+        out = [f"ns\t{ns}" for ns in self.namespaces]
+        out += [f"sysctl\t{ns}\t{k}" for ns, keys in self.sysctls.items() for k in keys]
+        out += [f"file\t{f}" for f in self.files]
+        return ["ovs" if self.ovs else "", "\n".join(out)]
+
+    @classmethod
+    def parse(cls, fields: list[str]) -> Watch:
+        namespaces: list[str] = []
+        sysctls: dict[str, list[str]] = {}
+        files: list[str] = []
+        for line in fields[1].split("\n"):
+            kind, _, rest = line.partition("\t")
+            if kind == "ns":
+                namespaces.append(rest)
+            elif kind == "sysctl":
+                ns, _, key = rest.partition("\t")
+                sysctls.setdefault(ns, []).append(key)
+            elif kind == "file":
+                files.append(rest)
+        return cls(namespaces, sysctls, files, fields[0] == "ovs")
+
+    def stamp(self) -> bytes:
+        return kernel_stamp(self.namespaces, self.sysctls, self.files)
+
+
+def watch_for(doc, *, root: str, scope: str, host_netns: str) -> Watch:  # doc: a document
+    """The Watch of a document's desired state (the document model and the planner: the
+    heavy path only)."""
+    from envrouter.agent.desired import desired_state
+    from envrouter.agent.observe import relevant_namespaces
+
+    state = desired_state(doc, root=root, scope=scope, host_netns=host_netns)
+    u = state.universe
+    namespaces = sorted(relevant_namespaces(state) | set(u.namespaces) | {host_netns})
+    sysctls: dict[str, list[str]] = {}
+    for s in state.sysctls:
+        sysctls.setdefault(s.ns, []).append(s.key)
+    return Watch(namespaces, sysctls, sorted(u.files), bool(u.ovs_bridges))

@@ -171,12 +171,13 @@ def _save(doc, state_dir: Path) -> None:
     write_if_changed(state_dir / "document.json", doc.model_dump_json(indent=2) + "\n", 0o600)
 
 
-def _timing(on: bool, t0: float, t_work: float) -> None:
+def _timing(on: bool, t0: float, t_work: float,
+            work: str = "document, observe, plan, apply") -> None:
     if on:
         now = time.perf_counter()
         print(
             f"timing: own work {1000 * (now - t_work):.1f} ms "
-            f"(document, observe, plan, apply); command {1000 * (now - t0):.1f} ms "
+            f"({work}); command {1000 * (now - t0):.1f} ms "
             "(with imports)",
             file=sys.stderr,
         )
@@ -231,6 +232,19 @@ def _preload() -> None:
     import envrouter.document  # noqa: F401
 
 
+NOOP_WORK = "the kernel's stamp, unchanged"  # --timing of a no-op from the stamp
+
+
+def _noop_record(where: Where):  # -> envrouter.agent.noop.NoopRecord | None
+    """The no-op record of an apply from a document file (not one fetched from a server)."""
+    if where.document is None or where.server is not None:
+        return None
+    from envrouter.agent.noop import NoopRecord
+
+    return NoopRecord(document=str(where.document), root=where.root, scope=where.scope,
+                      host_netns=where.host_netns, saved=str(where.state_dir / "document.json"))
+
+
 def _steps(doc, where: Where, scope: str):
     from envrouter.agent import run_pipeline
 
@@ -271,6 +285,13 @@ def apply_cmd(
     """Converge this node to the document and save it to <state-dir>/document.json."""
     require_root("envrouter agent apply")
     t0 = time.perf_counter()
+    record = _noop_record(where)
+    if record is not None and record.converged():
+        # the kernel stamped and compared: nothing the apply reads changed since it last
+        # found nothing to do (envrouter.agent.noop)
+        print("nothing to do: converged")
+        _timing(timing, t0, t0, NOOP_WORK)
+        return
     _preload()
     tw = time.perf_counter()
     doc, scope = _load(where, fallback=False)
@@ -278,6 +299,8 @@ def apply_cmd(
     from envrouter.agent.desired import chrony_client_path
     from envrouter.agent.steps import writes_file
 
+    if record is not None:
+        record.observing(doc, scope)
     steps = run_pipeline(
         doc,
         root=where.root,
@@ -286,6 +309,8 @@ def apply_cmd(
         before_changes=lambda: _save(doc, where.state_dir),  # once the preconditions hold
         on_step=lambda step: print(step.description, flush=True),
     )
+    if record is not None:
+        record.done(steps)
     if not steps:
         print("nothing to do: converged")
     if chrony_restart and writes_file(steps, chrony_client_path(where.root)):

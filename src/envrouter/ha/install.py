@@ -4,7 +4,8 @@ Each agent has one implementation, of one of two kinds (docs/ha.md, "Agent cost"
 - a shell agent (vip, uplink): its module's ``AGENT.script`` is the agent, written out whole;
   no action starts Python;
 - a Python agent (vrouter, conntrackd, dns, ntp): a few lines of sh that exec the interpreter
-  envrouter is installed in on ``envrouter.ha.ocf_<name>.main``, with ``-I -S`` (no site
+  envrouter is installed in on ``envrouter.ha.ocf_<name>.main`` (dns and ntp:
+  ``envrouter.ha.ocf_daemon.main(name)``), with ``-I -S`` (no site
   initialisation, no scan of site-packages and its .pth files, no environment variables) and
   the package's directories on ``sys.path`` spelled out. The monitor paths import only the
   standard library's os and sys (tests/unit/test_import_contract.py).
@@ -54,14 +55,32 @@ def python_path(interpreter: str | None = None) -> list[str]:
     return [package_parent] if package_parent == site else [package_parent, site]
 
 
+def agent_of(name: str):  # -> ocf_base.Agent
+    """Agent `name`'s table: ``envrouter.ha.ocf_<name>.AGENT``, or for an agent that only
+    runs a daemon (dns, ntp) ``ocf_daemon.SERVICE_AGENTS[name]``."""
+    from envrouter.ha.ocf_daemon import SERVICE_AGENTS
+
+    if name in SERVICE_AGENTS:
+        return SERVICE_AGENTS[name]
+    return importlib.import_module(f"envrouter.ha.ocf_{name}").AGENT
+
+
+def _entry(name: str) -> str:
+    """The Python statement a Python agent's launcher runs."""
+    from envrouter.ha.ocf_daemon import SERVICE_AGENTS
+
+    if name in SERVICE_AGENTS:
+        return f"from envrouter.ha.ocf_daemon import main; main({_quote(name)})"
+    return f"from envrouter.ha.ocf_{name} import main; main()"
+
+
 def agent_text(name: str, interpreter: str | None = None) -> str:
     """The executable for agent `name` (see the module's docstring)."""
-    module = importlib.import_module(f"envrouter.ha.ocf_{name}")
-    agent = module.AGENT
+    agent = agent_of(name)
     head = (
         "#!/bin/sh\n"
         f"# OCF resource agent ocf:envrouter:{name}, written by 'envrouter ha install' from\n"
-        f"# envrouter.ha.ocf_{name}.\n"
+        f"# {_entry(name).split(' import ')[0].removeprefix('from ')}.\n"
         'if [ "$1" = meta-data ]; then\n'
         "cat <<'END_OF_META_DATA'\n"
         f"{agent.meta_data()}"
@@ -102,8 +121,12 @@ fi
 # package's files the agent names), then the verdict the last Python run recorded with that
 # stamp (envrouter.ha.ocf_memo.Verdict), each of its facts checked again. Any difference: the
 # interpreter runs and decides (and records the next verdict). The facts are words without
-# blanks (the Verdict refuses others), so `read` splits them back exactly; no globbing.
+# blanks (the Verdict refuses others), so `read` splits them back exactly; no globbing. The one
+# exception, `says N TEXT` (line N of the last `run`'s output is TEXT exactly), is read into
+# `b` whole: `read` keeps the blanks inside the rest of a line, and the Verdict refuses a TEXT
+# with a blank at either end or a newline.
 VERDICT_CHECK = r"""verdict() {
+  ran=0
   { read -r rc && read -r stamp; } || return 1
   case $rc in ''|*[!0-9]*) return 1 ;; esac
   [ "$stamp" = "$ENVROUTER_OCF_INPUTS" ] || return 1
@@ -114,12 +137,21 @@ VERDICT_CHECK = r"""verdict() {
         { read -r s; } 2>/dev/null <"/proc/$p/stat" || return 1
         case $s in "$p ($b) "[!ZX]*) ;; *) return 1 ;; esac ;;
       path) [ -e "$a" ] || return 1 ;;
+      absent) [ ! -e "$a" ] || return 1 ;;
       line) { while read -r l || [ -n "$l" ]; do [ "$l" = "$b" ] && break; l=; done; } \
           2>/dev/null <"$a"
         [ "$l" = "$b" ] || return 1 ;;
       run) case $a in ''|*[!0-9]*) return 1 ;; esac
         case $b in @COMMANDS@) ;; *) return 1 ;; esac
-        set -f; timeout "$a" $b </dev/null >/dev/null 2>&1 || { set +f; return 1; }; set +f ;;
+        set -f; out=$(timeout "$a" $b </dev/null 2>/dev/null) || { set +f; return 1; }; set +f
+        ran=1 ;;
+      says) case $a in ''|*[!0-9]*) return 1 ;; esac
+        [ "$ran" = 1 ] || return 1
+        n=0; l=
+        while IFS= read -r l; do n=$((n + 1)); [ "$n" -lt "$a" ] || break; done <<END_OF_OUTPUT
+$out
+END_OF_OUTPUT
+        [ "$n" = "$a" ] && [ "$l" = "$b" ] || return 1 ;;
       *) return 1 ;;
     esac
   done
@@ -163,10 +195,16 @@ def verdict_check(agent, interpreter: str | None = None) -> str:  # agent: ocf_b
 
 
 def launcher_argv(name: str, interpreter: str | None = None) -> list[str]:
-    """The command a Python agent's executable runs (followed by the action)."""
-    paths = ", ".join(_quote(p) for p in python_path(interpreter))
-    code = (f"import sys; sys.path[:0] = [{paths}]; "
-            f"from envrouter.ha.ocf_{name} import main; main()")
+    """The command a Python agent's executable runs (followed by the action): the cyclic
+    garbage collector off (a monitor allocates little and lives milliseconds;
+    `ocf_base.load_vrouter`, where the heavy paths begin, turns it on again), the directory
+    of an editable install before the standard library, site-packages after it, where site
+    puts it (a standard module is then found without listing site-packages)."""
+    *first, site = python_path(interpreter)
+    code = "import gc; gc.disable(); import sys; "
+    if first:
+        code += f"sys.path[:0] = [{', '.join(_quote(p) for p in first)}]; "
+    code += f"sys.path.append({_quote(site)}); {_entry(name)}"
     return [interpreter or sys.executable, "-I", "-S", "-c", code]
 
 

@@ -243,7 +243,26 @@ def _record_verdict(ctx: Context, rc: int | None) -> None:
 
 
 def main_for(agent: Agent) -> None:
-    sys.exit(run(agent))
+    leave(run(agent))
+
+
+def leave(rc: int) -> None:
+    """Exit with rc. Without the interpreter's finalization (freeing every object, a last
+    garbage collection: ~3 ms of CPU, a fifth of a monitor's) when it has nothing left to
+    do: the output flushed, no atexit callback registered, no other thread running."""
+    import atexit
+
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        sys.exit(rc)
+    threading = sys.modules.get("threading")
+    callbacks = getattr(atexit, "_ncallbacks", None)
+    if (callbacks is not None and callbacks() == 0
+            and (threading is None or threading.active_count() == 1)):
+        os._exit(rc)
+    sys.exit(rc)
 
 
 # -- parameters several agents share -------------------------------------------------------
@@ -270,6 +289,9 @@ LOG_ROOT_PARAM = Param(
 
 def load_vrouter(ctx: Context):  # -> DocVrouter
     """The document's vrouter section; a missing or bad document is a configuration error."""
+    import gc
+
+    gc.enable()  # off in the launcher for the light paths (envrouter.ha.install.launcher_argv)
     from envrouter.document import parse_document
 
     path = ctx.params.get("document", DEFAULT_DOCUMENT)

@@ -187,25 +187,37 @@ def monitor(ctx: Context) -> int:
         _resync_once_after_promote(ctx, i, marker)
     elif not promoted and not conntrackd.EXTERNAL_CACHE:
         _keep_cache_empty(ctx, i, stats)
-    _verdict_facts(ctx, i, marker, promoted)
+    _verdict_facts(ctx, i, marker, promoted, stats)
     return OCF_RUNNING_PROMOTED if promoted else OCF_SUCCESS
 
 
-def _verdict_facts(ctx: Context, i: Instance, marker: str, promoted: bool) -> None:
-    """What the promoted instance's recurring monitor answer rests on besides the daemon's
-    (ocf_daemon): it answers on its socket, it is promoted and the resync after promote is
-    done. An unpromoted instance's answer rests on what sh cannot check (no marker, an
-    empty internal cache): every such monitor runs here."""
+def _verdict_facts(ctx: Context, i: Instance, marker: str, promoted: bool,
+                   stats: str) -> None:
+    """What this recurring monitor's answer rests on besides the daemon's (ocf_daemon): it
+    answers on its socket; promoted, the marker says the resync after promote is done;
+    unpromoted, there is no marker and (with the internal cache) the cache is empty, as the
+    first two lines of `conntrackd -s` say. A cache that was not empty was flushed just now
+    (a change): that answer is not repeated."""
     if ctx.verdict is None:
         return
-    if not promoted:
-        ctx.verdict.spoiled = True
-        return
     ctx.verdict.succeeds(conntrackd.STATS_TIMEOUT, *conntrackd.stats_argv(i))
+    if promoted:
+        if conntrackd.EXTERNAL_CACHE:
+            ctx.verdict.exists(marker)
+        else:
+            ctx.verdict.has_line(marker, RESYNCED)
+        return
+    ctx.verdict.absent(marker)
     if conntrackd.EXTERNAL_CACHE:
-        ctx.verdict.exists(marker)
+        return
+    head = stats.splitlines()[:2]
+    # any output that starts with these two lines has an empty internal cache: the block is
+    # the first line, its count the next (internal_cache_size reads no further)
+    if len(head) == 2 and conntrackd.internal_cache_size("\n".join(head)) == 0:
+        ctx.verdict.says(1, head[0])
+        ctx.verdict.says(2, head[1])
     else:
-        ctx.verdict.has_line(marker, RESYNCED)
+        ctx.verdict.spoiled = True
 
 
 def _keep_cache_empty(ctx: Context, paths: Instance, stats: str) -> None:

@@ -1,6 +1,8 @@
-"""Shared shape of the agents that run one daemon inside the vrouter namespace (dns, ntp,
-conntrackd): start/stop/monitor by the per-namespace PID file, validate-all by rendering the
-configuration (which validates every value that goes into it).
+"""The agents that run one daemon inside the vrouter namespace: start/stop/monitor by the
+per-namespace PID file, validate-all by rendering the configuration (which validates every
+value that goes into it). `dns` (dnsmasq) and `ntp` (chronyd) are this and nothing more, so
+they are declared here (`SERVICE_AGENTS`, one table each: their descriptions differ, not their
+logic); conntrackd (ocf_conntrackd) adds its roles to these handlers.
 
 The monitor runs every 5-10 s, each time a new process: it must not parse the deployment
 document (pydantic) nor render anything (jinja2) when nothing changed. What it needs of the
@@ -27,6 +29,7 @@ from envrouter.ha.ocf_base import (
     Context,
     Param,
     load_vrouter,
+    main_for,
 )
 from envrouter.ha.ocf_memo import (
     inputs_stamp,
@@ -194,3 +197,30 @@ def make_daemon_agent(
         actions=clone_actions(),
         monitor_inputs=RENDERERS,
     )
+
+
+# The agents whose whole logic is this module's: the daemon of envrouter.services.<name>.
+SERVICE_AGENTS = {
+    "dns": make_daemon_agent(
+        "dns",
+        "DNS forwarder and cache (dnsmasq) in the vrouter namespace",
+        "Runs dnsmasq inside the document's vrouter namespace: forwards to the upstream DNS "
+        "servers, caches, keeps answering expired entries while every upstream is down, and "
+        "answers only on the management port (its own address and the management VIP).",
+        service_build("dns"),
+    ),
+    "ntp": make_daemon_agent(
+        "ntp",
+        "NTP server (chronyd) in the vrouter namespace",
+        "Runs chronyd -x (never touching the machine's clock) inside the document's vrouter "
+        "namespace: upstream NTP servers from the settings, the peer controllers in orphan "
+        "mode, local stratum 8, serving the management CIDR on the management port only, no "
+        "remote command port.",
+        service_build("ntp"),
+    ),
+}
+
+
+def main(name: str) -> None:
+    """The entry point of the `dns` and `ntp` executables (envrouter.ha.install)."""
+    main_for(SERVICE_AGENTS[name])

@@ -37,10 +37,17 @@ def inputs_stamp(params: dict[str, str], document: str, code: tuple[str, ...]) -
     return "\n".join(parts)
 
 
-def memo_path(directory: str, agent: str, params: dict[str, str]) -> str:
-    import binascii
+def _key(text: str) -> int:
+    """32-bit FNV-1a of text: a file name per parameter set, without importing binascii or
+    zlib for crc32 (half a millisecond of a monitor's CPU)."""
+    h = 0x811C9DC5
+    for byte in text.encode():
+        h = ((h ^ byte) * 0x01000193) & 0xFFFFFFFF
+    return h
 
-    key = binascii.crc32(repr(sorted(params.items())).encode())
+
+def memo_path(directory: str, agent: str, params: dict[str, str]) -> str:
+    key = _key(repr(sorted(params.items())))
     return os.path.join(directory, ".ocf", f"{agent}-{key:08x}")
 
 
@@ -70,13 +77,13 @@ def write_memo(path: str, stamp: str, values: list[str]) -> None:
 # The launcher of a Python agent that declares `monitor_inputs` (envrouter.ha.install) computes
 # the stamp of the monitor's inputs itself — the agent's parameters and the identity of the
 # document and of the renderers' files, one `stat` — and passes it in this variable. When a
-# recurring monitor's answer rests only on facts the launcher can check in sh (a live PID with
-# its command name, a path that exists, a file holding a line, a client command that
-# succeeds within a time), the Python run records the answer with those facts and that stamp;
-# the next recurring monitor is answered by the launcher while the stamp and every fact still
-# hold, without starting Python. Any fact that no longer holds sends it to Python, which decides
-# (docs/ha.md, "Agent cost"). What to conclude is decided only by the Python agent: the
-# launcher only compares what it recorded.
+# recurring monitor's answer rests only on facts the launcher can check in sh (a live PID with its
+# command name, a path that exists or does not, a file holding a line, a client command that
+# succeeds within a time and the lines its output starts with), the Python run records the answer
+# with those facts and that stamp; the next recurring monitor is answered by the launcher while
+# the stamp and every fact still hold, without starting Python. Any fact that no longer holds
+# sends it to Python, which decides (docs/ha.md, "Agent cost"). What to conclude is decided only
+# by the Python agent: the launcher only compares what it recorded.
 INPUTS_ENV = "ENVROUTER_OCF_INPUTS"
 VERDICT_SUFFIX = ".verdict"
 VERDICT_COMMANDS = ("conntrackd",)  # the only commands a verdict may name as a fact
@@ -90,13 +97,14 @@ class Verdict:
     """The facts this recurring monitor's answer rests on, recorded when it ends (if none of
     them was spoiled: an answer that changed something, or rests on what sh cannot check)."""
 
-    __slots__ = ("path", "stamp", "facts", "spoiled")
+    __slots__ = ("path", "stamp", "facts", "spoiled", "ran")
 
     def __init__(self, path: str, stamp: str) -> None:
         self.path = path
         self.stamp = stamp
         self.facts: list[str] = []
         self.spoiled = False
+        self.ran = False  # a `succeeds` fact was recorded: `says` facts may follow
 
     def fact(self, kind: str, *values: str) -> None:
         # one line of words: a value the launcher could not split back is not recorded
@@ -114,11 +122,25 @@ class Verdict:
     def has_line(self, path: str, line: str) -> None:
         self.fact("line", path, line)
 
+    def absent(self, path: str) -> None:
+        self.fact("absent", path)
+
     def succeeds(self, timeout: int, *argv: str) -> None:
-        """argv exits 0 within timeout s (a command of VERDICT_COMMANDS only)."""
+        """argv exits 0 within timeout s (a command of VERDICT_COMMANDS only); its output is
+        what the `says` facts after it read."""
         if argv[0] not in VERDICT_COMMANDS:
             self.spoiled = True
         self.fact("run", str(timeout), *argv)
+        self.ran = True
+
+    def says(self, number: int, text: str) -> None:
+        """Line `number` (from 1) of the output of the command of the last `succeeds` is
+        `text`, to the byte: blanks inside it are kept, none may stand at either end (the
+        launcher's `read` would drop them)."""
+        if (not self.ran or number < 1 or not text or text != text.strip()
+                or any(c in text for c in "\n\r\0")):
+            self.spoiled = True
+        self.facts.append(f"says {number} {text}")
 
     def record(self, rc: int) -> None:
         """Write the verdict (replacing the file whole), or remove a stale one if spoiled."""

@@ -71,59 +71,9 @@ def stop(ctx: Context) -> int:
     return OCF_SUCCESS
 
 
-# what the agent's check reads, by the code that computes it from the document
-CHECKER = ("document.py", "agent", os.path.join("agent", "nftables"))
-
-
-class Watch:
-    """What the recurring monitor stamps (envrouter.agent.stamp), recorded from the document."""
-
-    def __init__(self, namespace: str, namespaces: list[str], sysctls: dict[str, list[str]],
-                 files: list[str], ovs: bool) -> None:
-        self.namespace = namespace
-        self.namespaces = namespaces
-        self.sysctls = sysctls
-        self.files = files
-        self.ovs = ovs
-
-    def lines(self) -> list[str]:
-        out = [f"ns\t{ns}" for ns in self.namespaces]
-        out += [f"sysctl\t{ns}\t{k}" for ns, keys in self.sysctls.items() for k in keys]
-        out += [f"file\t{f}" for f in self.files]
-        return [self.namespace, "ovs" if self.ovs else "", "\n".join(out)]
-
-    @classmethod
-    def parse(cls, fields: list[str]) -> Watch:
-        namespaces, sysctls, files = [], {}, []
-        for line in fields[2].split("\n"):
-            kind, _, rest = line.partition("\t")
-            if kind == "ns":
-                namespaces.append(rest)
-            elif kind == "sysctl":
-                ns, _, key = rest.partition("\t")
-                sysctls.setdefault(ns, []).append(key)
-            elif kind == "file":
-                files.append(rest)
-        return cls(fields[0], namespaces, sysctls, files, fields[1] == "ovs")
-
-
-def _watch_from(doc, ctx: Context) -> Watch:  # noqa: ANN001 - a DeploymentDocument
-    from envrouter.agent.desired import desired_state
-    from envrouter.agent.observe import relevant_namespaces
-
-    state = desired_state(doc, **_where(ctx))
-    u = state.universe
-    host = _where(ctx)["host_netns"]
-    namespaces = sorted(relevant_namespaces(state) | set(u.namespaces) | {host})
-    sysctls: dict[str, list[str]] = {}
-    for s in state.sysctls:
-        sysctls.setdefault(s.ns, []).append(s.key)
-    return Watch(doc.vrouter.namespace, namespaces, sysctls, sorted(u.files),
-                 bool(u.ovs_bridges))
-
-
 def _memo(ctx: Context) -> tuple[str, str | None]:
     from envrouter.agent import lock_path
+    from envrouter.agent.stamp import CHECKER
     from envrouter.ha.ocf_memo import inputs_stamp, memo_path
 
     path = memo_path(os.path.dirname(lock_path()), "vrouter", ctx.params)
@@ -134,33 +84,32 @@ def _memo(ctx: Context) -> tuple[str, str | None]:
 
 
 def monitor(ctx: Context) -> int:
+    from envrouter.agent.stamp import Watch, watch_for
     from envrouter.ha.ocf_memo import read_memo, write_memo
 
     memo, stamp = _memo(ctx)
-    recorded = read_memo(memo, stamp, 3)
+    recorded = read_memo(memo, stamp, 1 + Watch.FIELDS)
     doc = None
     if recorded is not None:
-        watch = Watch.parse(recorded)
+        namespace, watch = recorded[0], Watch.parse(recorded[1:])
     else:
         doc = load_vrouter(ctx)
-        watch = _watch_from(doc, ctx)
+        namespace, watch = doc.vrouter.namespace, watch_for(doc, **_where(ctx))
         if stamp is not None:
             try:
-                write_memo(memo, stamp, watch.lines())
+                write_memo(memo, stamp, [namespace, *watch.lines()])
             except Exception as exc:  # noqa: BLE001 - a monitor must not fail for its memo
                 ctx.log("warning", f"cannot record what the monitor watches in {memo}: {exc}")
-    if not netns_exists(watch.namespace):
+    if not netns_exists(namespace):
         return OCF_NOT_RUNNING
     if ctx.is_probe:
         # a probe only reports; re-asserting is the recurring monitor's job
         return OCF_SUCCESS
     kernel = None
     if not watch.ovs and stamp is not None:
-        from envrouter.agent.stamp import kernel_stamp
-
         try:
             # taken before the check: a change during the check shows at the next monitor
-            kernel = kernel_stamp(watch.namespaces, watch.sysctls, watch.files)
+            kernel = watch.stamp()
             with open(memo + ".kernel", "rb") as f:
                 if f.read() == kernel:
                     return OCF_SUCCESS  # nothing changed since the node was converged
