@@ -118,7 +118,8 @@ def timed(argv: list[str], label: str = "") -> tuple[float, subprocess.Completed
 # Typer's parse of `agent apply`'s options (with Typer 0.29 a pydantic TypeAdapter per option,
 # hence the pin below 0.29: README, "Dependencies"; docs/ha.md "Agent cost")
 PARSE = ("import envrouter.cli.agent as a, typer.main; "
-         "typer.main.get_command(a.app).commands['apply'].make_context('apply', ['--document', 'x'])")
+         "typer.main.get_command(a.app).commands['apply']"
+         ".make_context('apply', ['--document', 'x'])")
 LAYERS = (
     ("interpreter start", "pass"),
     ("+ the CLI (Typer app of `envrouter agent`)", "import envrouter.cli.agent"),

@@ -41,7 +41,7 @@ from pydantic_core import PydanticCustomError
 
 from envrouter.errors import ValidationError
 from envrouter.model import names
-from envrouter.model.entities import (  # the VIPs' names
+from envrouter.model.names import (  # the VIPs' names
     VIP_FAMILIES,
     VIP_MANAGEMENT,
     VIP_MANAGEMENT6,

@@ -93,3 +93,38 @@ def test_the_agent_loads_only_the_parts_of_pyroute2_it_uses():
     assert out.returncode == 0, out.stderr
     lean, whole = map(int, out.stdout.split())
     assert lean < whole
+
+
+def test_the_agent_builds_the_document_without_pydantic_plugin_loader():
+    """`lean_pydantic_plugins`: the document is parsed and checked as before (a bad one is
+    still refused) without pydantic's plugin loader and the importlib.metadata it imports;
+    a PYDANTIC_DISABLE_PLUGINS that names only some plugins keeps the real loader."""
+    import os
+    import subprocess
+    import sys
+
+    doc = compute_document().model_dump_json()
+    code = (
+        "import sys\n"
+        "from envrouter.cli.agent import lean_pydantic_plugins\n"
+        "lean_pydantic_plugins()\n"
+        "from envrouter.document import parse_document\n"
+        "from envrouter.errors import ValidationError\n"
+        "doc = parse_document(sys.stdin.read().encode())\n"
+        "try:\n"
+        "    parse_document(b'{\"version\": 1}')\n"
+        "except ValidationError:\n"
+        "    pass\n"
+        "else:\n"
+        "    raise SystemExit('a bad document was accepted')\n"
+        "print(doc.node.hostname, 'importlib.metadata' in sys.modules)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    out = subprocess.run([sys.executable, "-c", code], input=doc, capture_output=True,
+                         text=True, timeout=60, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [compute_document().node.hostname, "False"]
+    out = subprocess.run([sys.executable, "-c", code], input=doc, capture_output=True,
+                         text=True, timeout=60, env={**env, "PYDANTIC_DISABLE_PLUGINS": "x"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[1] == "True"

@@ -35,11 +35,17 @@ IFF_UP = 1
 _libc: Any = None
 
 
-def _setns(fd: int) -> None:
+def _libc_handle() -> Any:
+    """The C library this process runs with. Also given to pyroute2's netns calls, which would
+    otherwise look it up with ctypes.util.find_library (`ldconfig -p` in a forked process)."""
     global _libc
     if _libc is None:
         _libc = ctypes.CDLL(None, use_errno=True)
-    if _libc.setns(fd, CLONE_NEWNET) != 0:
+    return _libc
+
+
+def _setns(fd: int) -> None:
+    if _libc_handle().setns(fd, CLONE_NEWNET) != 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))
 
@@ -119,7 +125,7 @@ def create_netns(ns: str) -> bool:
     from pyroute2 import netns as pnetns
 
     try:
-        pnetns.create(ns)
+        pnetns.create(ns, libc=_libc_handle())
     except OSError as exc:
         if exc.errno != errno.EEXIST:
             raise InfraError(f"cannot create network namespace {ns!r}: {exc}") from exc
@@ -133,7 +139,7 @@ def remove_netns(ns: str) -> bool:
     from pyroute2 import netns as pnetns
 
     try:
-        pnetns.remove(ns)
+        pnetns.remove(ns, libc=_libc_handle())
     except FileNotFoundError:
         return False
     return True

@@ -222,9 +222,35 @@ def lean_pyroute2() -> None:
     package.IPRoute, package.NetlinkError = IPRoute, NetlinkError
 
 
+PYDANTIC_PLUGIN_LOADER = "pydantic.plugin._loader"
+
+
+def lean_pydantic_plugins() -> None:
+    """Build the document's validators without pydantic's plugin loader. The first validator
+    pydantic builds imports that loader, which scans the installed distributions for plugins
+    (entry point group `pydantic`): the scan is cheap, but the loader's module imports
+    `importlib.metadata` (email, zipfile, csv, ...): ~20 ms of CPU of every agent command that
+    reads a document (docs/ha.md, "Agent cost"). The agent's process runs without pydantic
+    plugins (none is installed with envrouter; the document's validation is the agent's own),
+    as `PYDANTIC_DISABLE_PLUGINS=1` would ask (pydantic's own switch, which skips the scan but
+    not that import): the loader is a module whose `get_plugins` (all pydantic asks of it)
+    answers none. Nothing to do if the loader is loaded already (a validator was built) or if
+    PYDANTIC_DISABLE_PLUGINS names only some plugins (the real loader reads it)."""
+    import types
+
+    if PYDANTIC_PLUGIN_LOADER in sys.modules:
+        return
+    if os.environ.get("PYDANTIC_DISABLE_PLUGINS", "1") not in ("__all__", "1", "true"):
+        return
+    loader = types.ModuleType(PYDANTIC_PLUGIN_LOADER, lean_pydantic_plugins.__doc__)
+    loader.get_plugins = lambda: ()  # type: ignore[attr-defined]
+    sys.modules[PYDANTIC_PLUGIN_LOADER] = loader
+
+
 def _preload() -> None:
     """Import what the work needs, so --timing separates imports from work."""
     lean_pyroute2()
+    lean_pydantic_plugins()
     from pyroute2 import IPRoute, netns  # noqa: F401
 
     import envrouter.agent.apply  # noqa: F401
@@ -332,6 +358,7 @@ def status_cmd(where: Where) -> None:
     """Print 'converged' or the pending steps (exit 1)."""
     require_root("envrouter agent status")
     lean_pyroute2()
+    lean_pydantic_plugins()
     doc, scope = _load(where)
     steps = _steps(doc, where, scope)
     if not steps:
@@ -350,6 +377,7 @@ def teardown_cmd(where: Where) -> None:
     """Remove everything the agent owns on this node (for the scope); nothing else."""
     require_root("envrouter agent teardown")
     lean_pyroute2()
+    lean_pydantic_plugins()
     doc = _document(where.document, where.server, where.node, where.token_file, where.state_dir,
                     fallback=True)
     if doc is None:

@@ -12,25 +12,17 @@ from dataclasses import dataclass, field
 
 from envrouter.model.ipam import Pool
 
-VIP_MANAGEMENT = "vrouter"
-VIP_PUBLIC = "vrouter_pub"
-# The IPv6 twins, on the IPv6 prefix (cidr6) of the same two networks.
-VIP_MANAGEMENT6 = "vrouter6"
-VIP_PUBLIC6 = "vrouter_pub6"
-# name -> role of the network it lives on
-VIP_NETWORK_ROLES: dict[str, str] = {
-    VIP_MANAGEMENT: "management",
-    VIP_PUBLIC: "public",
-    VIP_MANAGEMENT6: "management",
-    VIP_PUBLIC6: "public",
-}
-# name -> address family
-VIP_FAMILIES: dict[str, int] = {
-    VIP_MANAGEMENT: 4,
-    VIP_PUBLIC: 4,
-    VIP_MANAGEMENT6: 6,
-    VIP_PUBLIC6: 6,
-}
+# The VIPs' names are fixed sets, kept with the other names (imported here for the model's
+# callers; the document imports them from names without the model's entities).
+from envrouter.model.names import (  # noqa: F401
+    VIP_FAMILIES,
+    VIP_MANAGEMENT,
+    VIP_MANAGEMENT6,
+    VIP_NETWORK_ROLES,
+    VIP_PUBLIC,
+    VIP_PUBLIC6,
+)
+
 CONTROLLER = "controller"
 
 

@@ -100,3 +100,25 @@ def known(value: object, choices: tuple[str, ...]) -> bool:
 
 def explain_choice(value: object, choices: tuple[str, ...]) -> str:
     return f"{value!r} is unknown; known: {', '.join(choices)}"
+
+
+# The VIPs' names (the model's entities and the document import them from here).
+VIP_MANAGEMENT = "vrouter"
+VIP_PUBLIC = "vrouter_pub"
+# The IPv6 twins, on the IPv6 prefix (cidr6) of the same two networks.
+VIP_MANAGEMENT6 = "vrouter6"
+VIP_PUBLIC6 = "vrouter_pub6"
+# name -> role of the network it lives on
+VIP_NETWORK_ROLES: dict[str, str] = {
+    VIP_MANAGEMENT: "management",
+    VIP_PUBLIC: "public",
+    VIP_MANAGEMENT6: "management",
+    VIP_PUBLIC6: "public",
+}
+# name -> address family
+VIP_FAMILIES: dict[str, int] = {
+    VIP_MANAGEMENT: 4,
+    VIP_PUBLIC: 4,
+    VIP_MANAGEMENT6: 6,
+    VIP_PUBLIC6: 6,
+}
