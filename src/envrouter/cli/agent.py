@@ -14,6 +14,7 @@ from typing import Any
 
 import typer
 
+from envrouter.cli import imports_without_gc
 from envrouter.cli.common import EXIT_FAILED, handle_errors, require_root
 
 app = typer.Typer(
@@ -249,13 +250,14 @@ def lean_pydantic_plugins() -> None:
 
 def _preload() -> None:
     """Import what the work needs, so --timing separates imports from work."""
-    lean_pyroute2()
-    lean_pydantic_plugins()
-    from pyroute2 import IPRoute, netns  # noqa: F401
+    with imports_without_gc():
+        lean_pyroute2()
+        lean_pydantic_plugins()
+        from pyroute2 import IPRoute, netns  # noqa: F401
 
-    import envrouter.agent.apply  # noqa: F401
-    import envrouter.agent.observe  # noqa: F401
-    import envrouter.document  # noqa: F401
+        import envrouter.agent.apply  # noqa: F401
+        import envrouter.agent.observe  # noqa: F401
+        import envrouter.document  # noqa: F401
 
 
 NOOP_WORK = "the kernel's stamp, unchanged"  # --timing of a no-op from the stamp

@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from envrouter.cli import imports_without_gc
+
 # group name -> (module, one-line help). Top-level commands are groups with a single command.
 GROUPS: dict[str, tuple[str, str]] = {
     "serve": ("envrouter.cli.serve", "Run the control plane: REST API, UI and /metrics."),
@@ -53,7 +55,8 @@ def main(argv: list[str] | None = None) -> None:
     if name not in GROUPS:
         print(f"envrouter: unknown command {name!r}; see 'envrouter --help'", file=sys.stderr)
         sys.exit(2)
-    module = importlib.import_module(GROUPS[name][0])
+    with imports_without_gc():
+        module = importlib.import_module(GROUPS[name][0])
     app = module.app
     app(args=argv[1:], prog_name=f"envrouter {name}")
 
