@@ -113,22 +113,26 @@ def timed(argv: list[str], label: str = "") -> tuple[float, subprocess.Completed
 
 
 # Where an `agent apply` process's CPU goes: each layer imported in a fresh interpreter, as the
-# command imports it (the CLI's Typer app, the document model, netlink), then the no-op's own
-# work (--timing).
-# Typer's parse of `agent apply`'s options (with Typer 0.29 a pydantic TypeAdapter per option,
-# hence the pin below 0.29: README, "Dependencies"; docs/ha.md "Agent cost")
-PARSE = ("import envrouter.cli.agent as a, typer.main; "
+# command imports it (the CLI's Typer app, Typer's parse, the document model, netlink; with the
+# garbage collector paused as envrouter.cli.imports_without_gc does), then the no-op's own work
+# (--timing).
+CLI = ("from envrouter.cli import imports_without_gc as nogc\n"
+       "with nogc():\n    import envrouter.cli.agent as a\n")
+# Typer's parse of `agent apply`'s options (Typer 0.29 builds a pydantic TypeAdapter per option
+# here, hence the pin below 0.29: README, "Dependencies"; docs/ha.md "Agent cost")
+PARSE = (f"{CLI}import typer.main\n"
          "typer.main.get_command(a.app).commands['apply']"
-         ".make_context('apply', ['--document', 'x'])")
+         ".make_context('apply', ['--document', 'x'])\n")
+DOCUMENT = "    a.lean_pydantic_plugins()\n    import envrouter.document\n"
 LAYERS = (
     ("interpreter start", "pass"),
-    ("+ the CLI (Typer app of `envrouter agent`)", "import envrouter.cli.agent"),
+    ("+ the CLI (Typer app of `envrouter agent`)", CLI),
     ("+ Typer's parse of `agent apply`", PARSE),
-    ("+ the document model (pydantic)", f"{PARSE}; import envrouter.document"),
+    ("+ the document model (pydantic)", f"{PARSE}with nogc():\n{DOCUMENT}"),
     ("+ netlink (the parts of pyroute2 the agent uses)",
-     f"{PARSE}; import envrouter.document; a.lean_pyroute2(); from pyroute2 import IPRoute, netns"),
-    ("+ nftables, observe, plan, apply (all the command imports)",
-     f"{PARSE}; import envrouter.document; a._preload()"),
+     f"{PARSE}with nogc():\n{DOCUMENT}    a.lean_pyroute2()\n"
+     "    from pyroute2 import IPRoute, netns\n"),
+    ("+ nftables, observe, plan, apply (all the command imports)", f"{PARSE}a._preload()\n"),
 )
 
 
