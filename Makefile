@@ -19,7 +19,7 @@ DEB_BENCH := $(call debs_for,$$3 == "bench")
 DEB_PACKAGING := $(call debs_for,$$3 == "packaging")
 
 .PHONY: help deps deps-runtime deps-bench deps-packaging venv test test-unit lint demo demo-down \
-  bench clean deb
+  bench clean deb conntrackd-deb conntrackd-install
 
 help:
 	@echo "make demo   - install what the lab needs, bring up the lab, print its status"
@@ -28,6 +28,7 @@ help:
 	@echo "make lint   - ruff"
 	@echo "make bench  - run the benchmarks under bench/"
 	@echo "make deb    - build the Debian packages into build/deb/ and check them with lintian"
+	@echo "make conntrackd-install - build envrouter's conntrackd package and install it (deps do)"
 
 # Install only what is missing, so a prepared machine does not wait on apt.
 define apt_install
@@ -43,9 +44,43 @@ endef
 
 deps-runtime:
 	$(call apt_install,$(DEB_RUNTIME))
+	$(MAKE) --no-print-directory conntrackd-install
 
 deps:
 	$(call apt_install,$(DEB_TEST))
+	$(MAKE) --no-print-directory conntrackd-install
+
+# envrouter's conntrackd: the upstream daemon with the patches that keep every NATed flow's port
+# on failover (packaging/conntrackd; why: docs/ha.md "At scale"). Built into build/conntrackd
+# when its sources change, with debian/control's Build-Depends installed first; installed over
+# Debian's conntrackd unless the installed one is that version (debian/changelog). `lab up` and
+# the suite check the daemon itself (`conntrackd -v`, envrouter.prerequisites).
+CONNTRACKD_DIR := build/conntrackd
+CONNTRACKD_SRC := $(shell find packaging/conntrackd -type f 2>/dev/null)
+CONNTRACKD_BUILD_DEPS = $(shell dpkg-checkbuilddeps packaging/conntrackd/debian/control 2>&1 | \
+  sed -n 's/.*Unmet build dependencies: //p' | tr ' ' '\n' | grep -E '^[a-z0-9][a-z0-9.+-]+$$')
+
+$(CONNTRACKD_DIR)/.built: $(CONNTRACKD_SRC)
+	$(call apt_install,dpkg-dev debhelper lintian curl ca-certificates)
+	$(call apt_install,$(CONNTRACKD_BUILD_DEPS))
+	rm -f $(CONNTRACKD_DIR)/*.deb $(CONNTRACKD_DIR)/*.changes $(CONNTRACKD_DIR)/*.buildinfo
+	packaging/conntrackd/build.sh $(CONNTRACKD_DIR)
+	touch $@
+
+conntrackd-deb: $(CONNTRACKD_DIR)/.built
+
+conntrackd-install:
+	@want=$$(dpkg-parsechangelog -l packaging/conntrackd/debian/changelog -S Version); \
+	if [ "$$(dpkg-query -W -f='$${Version}' conntrackd 2>/dev/null)" = "$$want" ]; then \
+	  echo "conntrackd $$want: $$(conntrackd -v | grep Features)"; \
+	else \
+	  $(MAKE) --no-print-directory conntrackd-deb && \
+	  echo "installing $$(ls $(CONNTRACKD_DIR)/conntrackd_*.deb)" && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+	    ./$(CONNTRACKD_DIR)/conntrackd_*.deb </dev/null >$(CONNTRACKD_DIR)/install.log 2>&1 \
+	    || { tail -20 $(CONNTRACKD_DIR)/install.log; exit 1; }; \
+	  conntrackd -v | grep Features; \
+	fi
 
 deps-bench:
 	$(call apt_install,$(DEB_BENCH))

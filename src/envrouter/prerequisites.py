@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,3 +68,28 @@ def describe_missing(tools: list[Tool], install_hint: str) -> str:
     packages = " ".join(sorted({t.package for t in tools}))
     return ("these programs are missing:\n" + "\n".join(lines)
             + f"\ninstall them with `{install_hint}` (apt-get install {packages})")
+
+
+# What envrouter's conntrackd (packaging/conntrackd) names in `conntrackd -v`: it sends the NAT
+# port of every NATed flow, so a peer's copy has the holder's port (docs/ha.md "At scale").
+CONNTRACKD_FEATURE = "nat-port-sync"
+
+
+def conntrackd_warning(program: str = "conntrackd") -> str | None:
+    """Why the installed conntrackd can lose NATed flows at failover, or None when it is
+    envrouter's build (or there is none: `missing` reports that)."""
+    try:
+        out = subprocess.run([program, "-v"], capture_output=True, text=True, timeout=10)
+    except FileNotFoundError:
+        return None
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"conntrackd -v failed: {e}"
+    features = next((line.split(":", 1)[1].split() for line in out.stdout.splitlines()
+                     if line.startswith("Features:")), [])
+    if CONNTRACKD_FEATURE in features:
+        return None
+    version = out.stdout.splitlines()[0].strip() if out.stdout.strip() else "unknown version"
+    return (f"conntrackd ({version}) is not envrouter's build: it sends a flow's NAT port only "
+            "when the NAT changed it, and a peer's copy can get another port, so some NATed "
+            "flows are lost at failover with a large table; install it with `make "
+            "conntrackd-install` (packaging/conntrackd)")

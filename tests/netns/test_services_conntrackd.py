@@ -168,3 +168,91 @@ def test_a_rejoining_instance_keeps_and_resends_no_ended_flow(controllers):
     assert wait_until(lambda: _kernel_has(peer.namespace, marker), 15)
     assert not _kernel_has(peer.namespace, ended)
     assert not _kernel_has(holder.namespace, ended)
+
+
+# The NAT of the flows below: the public VIP of `_vr`. These tests need envrouter's conntrackd
+# (packaging/conntrackd, `make conntrackd-install`); Debian's 1.4.7 fails both (docs/ha.md "At
+# scale": a peer's copy on another NAT port, "File exists" for a port a stale copy holds).
+PUBLIC_VIP = "10.30.0.2"
+
+
+def _insert_nat_flow(ns: str, client: str, sport: int, dport: int, nat_port: int | None) -> None:
+    nat = PUBLIC_VIP if nat_port is None else f"{PUBLIC_VIP}:{nat_port}"
+    subprocess.run(
+        ["ip", "netns", "exec", ns, "conntrack", "-I", "-p", "tcp", "-s", client, "-d", SERVER,
+         "--sport", str(sport), "--dport", str(dport), "--state", "ESTABLISHED",
+         "--timeout", "600", "-u", "SEEN_REPLY,ASSURED", "-n", nat],
+        check=True, capture_output=True)
+
+
+def _nat_ports(ns: str, client: str, sport: int, dport: int) -> list[int]:
+    """The NAT ports (the reply's destination port) of this namespace's entries for the flow
+    client:sport → SERVER:dport."""
+    out = subprocess.run(
+        ["ip", "netns", "exec", ns, "conntrack", "-L", "-p", "tcp", "-s", client,
+         "--orig-port-src", str(sport), "--orig-port-dst", str(dport)],
+        capture_output=True, text=True).stdout
+    return [int(line.split("dport=")[2].split()[0]) for line in out.splitlines()
+            if "dport=" in line]
+
+
+def _ports() -> tuple[int, int]:
+    base = 20000 + 2 * secrets.randbelow(10000)
+    return base, base + 1
+
+
+@pytest.mark.parametrize("controllers", [3], indirect=True, ids=["multicast"])
+def test_a_peer_copies_a_kept_nat_port_whatever_its_own_nat_would_choose(controllers):
+    """A flow whose client port the holder's NAT kept reaches every peer on that port, even
+    where the peer's own NAT would choose another: here it has a mapping for the same client
+    address and port towards another server port (the kernel reuses such a mapping first,
+    `find_appropriate_src`), as a peer has after creating the holder's entries in another
+    order. conntrackd 1.4.7 sent no port for a kept one, and the peer's copy took 40000-like
+    ports of the other mapping: after a failover the server's packets met no entry."""
+    vrs, _ = controllers
+    holder, peers = vrs[0], vrs[1:]
+    client = "10.20.0.50"
+    sport, other_port = _ports()
+    # the other mapping: the holder's NAT had to give that flow another port (synced with it)
+    _insert_nat_flow(holder.namespace, client, sport, 81, other_port)
+    for vr in peers:
+        assert wait_until(lambda vr=vr: _nat_ports(vr.namespace, client, sport, 81)
+                          == [other_port], 15)
+    # the holder's new flow from the same client port keeps that port
+    _insert_nat_flow(holder.namespace, client, sport, 80, sport)
+    assert _nat_ports(holder.namespace, client, sport, 80) == [sport]
+    for vr in peers:
+        assert wait_until(lambda vr=vr: _nat_ports(vr.namespace, client, sport, 80), 15), (
+            f"flow not in the kernel table of {vr.namespace}")
+        assert _nat_ports(vr.namespace, client, sport, 80) == [sport], vr.namespace
+
+
+@pytest.mark.parametrize("controllers", [3], indirect=True, ids=["multicast"])
+def test_a_peer_replaces_the_stale_copy_holding_a_new_flows_nat_port(controllers):
+    """A peer's copy of an ended flow still holds a NAT port (it missed the end: its daemon
+    was down, or the message was lost) when the holder gives that port to a new flow. The
+    peer deletes the stale copy and creates the new flow on the holder's port; conntrackd
+    1.4.7 gave up ("could not add new ct entry ...: File exists") or let its own NAT choose
+    another port, and after a failover to that peer the new flow was lost."""
+    vrs, daemons = controllers
+    holder, peers = vrs[0], vrs[1:]
+    nat_port, _ = _ports()
+    stale_client, new_client = "10.20.0.51", "10.20.0.52"
+    _insert_nat_flow(holder.namespace, stale_client, 5000, 80, nat_port)
+    for vr in peers:
+        assert wait_until(lambda vr=vr: _nat_ports(vr.namespace, stale_client, 5000, 80)
+                          == [nat_port], 15)
+    # the flow ends on the holder while its daemon is down: the peers keep their copies
+    daemons[0].stop()
+    subprocess.run(["ip", "netns", "exec", holder.namespace, "conntrack", "-D", "-p", "tcp",
+                    "-s", stale_client, "--orig-port-src", "5000"], check=True,
+                   capture_output=True)
+    daemons[0].start()
+    assert all(_nat_ports(vr.namespace, stale_client, 5000, 80) == [nat_port] for vr in peers)
+    # the holder's NAT gives the port, free again there, to a new flow from that client port
+    _insert_nat_flow(holder.namespace, new_client, nat_port, 80, nat_port)
+    for vr in peers:
+        assert wait_until(lambda vr=vr: _nat_ports(vr.namespace, new_client, nat_port, 80),
+                          15), f"new flow not in the kernel table of {vr.namespace}"
+        assert _nat_ports(vr.namespace, new_client, nat_port, 80) == [nat_port], vr.namespace
+        assert _nat_ports(vr.namespace, stale_client, 5000, 80) == [], vr.namespace

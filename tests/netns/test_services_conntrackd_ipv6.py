@@ -89,3 +89,4 @@ def test_ipv6_flows_reach_the_peers_kernel_table_with_their_nat(pair):
             "-u", "SEEN_REPLY,ASSURED")
     assert wait_until(lambda: str(marker) in _listed(b, "-p", "tcp", "-s", CLIENT6), 15)
     assert MGMT6_VIP not in _listed(b)
+

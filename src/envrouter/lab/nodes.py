@@ -50,6 +50,9 @@ def check_prerequisites() -> None:
     if missing:
         raise InfraError("the lab cannot start: "
                          + prerequisites.describe_missing(missing, "make deps-runtime"))
+    warning = prerequisites.conntrackd_warning()
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 def _read_cmdline(pid: int) -> str | None:
