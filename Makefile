@@ -61,7 +61,7 @@ CONNTRACKD_BUILD_DEPS = $(shell dpkg-checkbuilddeps packaging/conntrackd/debian/
   sed -n 's/.*Unmet build dependencies: //p' | tr ' ' '\n' | grep -E '^[a-z0-9][a-z0-9.+-]+$$')
 
 $(CONNTRACKD_DIR)/.built: $(CONNTRACKD_SRC)
-	$(call apt_install,dpkg-dev debhelper lintian curl ca-certificates)
+	$(call apt_install,build-essential dpkg-dev debhelper lintian curl ca-certificates)
 	$(call apt_install,$(CONNTRACKD_BUILD_DEPS))
 	rm -f $(CONNTRACKD_DIR)/*.deb $(CONNTRACKD_DIR)/*.changes $(CONNTRACKD_DIR)/*.buildinfo
 	packaging/conntrackd/build.sh $(CONNTRACKD_DIR)
