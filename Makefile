@@ -19,7 +19,7 @@ DEB_BENCH := $(call debs_for,$$3 == "bench")
 DEB_PACKAGING := $(call debs_for,$$3 == "packaging")
 
 .PHONY: help deps deps-runtime deps-bench deps-packaging venv test test-unit lint demo demo-down \
-  bench clean deb conntrackd-deb conntrackd-install
+  bench clean deb conntrackd-deb conntrackd-install conntrackd-build-deps
 
 help:
 	@echo "make demo   - install what the lab needs, bring up the lab, print its status"
@@ -62,14 +62,19 @@ CONNTRACKD_BUILD_DEPS = $(shell dpkg-checkbuilddeps packaging/conntrackd/debian/
 
 $(CONNTRACKD_DIR)/.built: $(CONNTRACKD_SRC)
 	$(call apt_install,build-essential dpkg-dev debhelper lintian curl ca-certificates)
-	$(call apt_install,$(CONNTRACKD_BUILD_DEPS))
+	$(MAKE) --no-print-directory conntrackd-build-deps
 	rm -f $(CONNTRACKD_DIR)/*.deb $(CONNTRACKD_DIR)/*.changes $(CONNTRACKD_DIR)/*.buildinfo
 	packaging/conntrackd/build.sh $(CONNTRACKD_DIR)
 	touch $@
 
+# a make of its own: dpkg-checkbuilddeps (dpkg-dev) is there only once the line before has run
+conntrackd-build-deps:
+	$(call apt_install,$(CONNTRACKD_BUILD_DEPS))
+
 conntrackd-deb: $(CONNTRACKD_DIR)/.built
 
 conntrackd-install:
+	$(call apt_install,dpkg-dev)
 	@want=$$(dpkg-parsechangelog -l packaging/conntrackd/debian/changelog -S Version); \
 	if [ "$$(dpkg-query -W -f='$${Version}' conntrackd 2>/dev/null)" = "$$want" ]; then \
 	  echo "conntrackd $$want: $$(conntrackd -v | grep Features)"; \
