@@ -67,9 +67,17 @@ $(CONNTRACKD_DIR)/.built: $(CONNTRACKD_SRC)
 	packaging/conntrackd/build.sh $(CONNTRACKD_DIR)
 	touch $@
 
-# a make of its own: dpkg-checkbuilddeps (dpkg-dev) is there only once the line before has run
+# a make of its own: dpkg-checkbuilddeps (dpkg-dev) is there only once the line before has run.
+# What it installs is marked automatic, as Debian's build-dependency tools leave it: only the
+# build needs it, `apt-get autoremove` may take it away, the next build installs it again.
 conntrackd-build-deps:
-	$(call apt_install,$(CONNTRACKD_BUILD_DEPS))
+	@deps="$(CONNTRACKD_BUILD_DEPS)"; \
+	if [ -n "$$deps" ]; then \
+	  echo "installing conntrackd's build dependencies: $$deps"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$deps </dev/null && \
+	  apt-mark auto $$deps >/dev/null; \
+	fi
 
 conntrackd-deb: $(CONNTRACKD_DIR)/.built
 
