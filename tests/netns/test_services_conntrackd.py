@@ -207,8 +207,8 @@ def test_a_peer_copies_a_kept_nat_port_whatever_its_own_nat_would_choose(control
     where the peer's own NAT would choose another: here it has a mapping for the same client
     address and port towards another server port (the kernel reuses such a mapping first,
     `find_appropriate_src`), as a peer has after creating the holder's entries in another
-    order. conntrackd 1.4.7 sent no port for a kept one, and the peer's copy took 40000-like
-    ports of the other mapping: after a failover the server's packets met no entry."""
+    order. conntrackd 1.4.7 sent no port for a kept one, and the peer's copy took the other
+    mapping's port: after a failover the server's packets met no entry."""
     vrs, _ = controllers
     holder, peers = vrs[0], vrs[1:]
     client = "10.20.0.50"
