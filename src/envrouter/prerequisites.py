@@ -70,14 +70,15 @@ def describe_missing(tools: list[Tool], install_hint: str) -> str:
             + f"\ninstall them with `{install_hint}` (apt-get install {packages})")
 
 
-# What envrouter's conntrackd (packaging/conntrackd) names in `conntrackd -v`: it sends the NAT
-# port of every NATed flow, so a peer's copy has the holder's port (docs/ha.md "At scale").
-CONNTRACKD_FEATURE = "nat-port-sync"
+# What envrouter's conntrackd (packaging/conntrackd) names in `conntrackd -v`, one word per fix
+# (docs/ha.md "At scale"): it sends the NAT port of every NATed flow, a peer replaces the copy
+# holding a new flow's reply tuple, and a late destroy event ends only the flow it is about.
+CONNTRACKD_FEATURES = ("nat-port-sync", "reply-holder-replace", "destroy-by-id")
 
 
 def conntrackd_warning(program: str = "conntrackd") -> str | None:
     """Why the installed conntrackd can lose NATed flows at failover, or None when it is
-    envrouter's build (or there is none: `missing` reports that)."""
+    envrouter's current build (or there is none: `missing` reports that)."""
     try:
         out = subprocess.run([program, "-v"], capture_output=True, text=True, timeout=10)
     except FileNotFoundError:
@@ -86,10 +87,10 @@ def conntrackd_warning(program: str = "conntrackd") -> str | None:
         return f"conntrackd -v failed: {e}"
     features = next((line.split(":", 1)[1].split() for line in out.stdout.splitlines()
                      if line.startswith("Features:")), [])
-    if CONNTRACKD_FEATURE in features:
+    lacking = [f for f in CONNTRACKD_FEATURES if f not in features]
+    if not lacking:
         return None
     version = out.stdout.splitlines()[0].strip() if out.stdout.strip() else "unknown version"
-    return (f"conntrackd ({version}) is not envrouter's build: it sends a flow's NAT port only "
-            "when the NAT changed it, and a peer's copy can get another port, so some NATed "
-            "flows are lost at failover with a large table; install it with `make "
-            "conntrackd-install` (packaging/conntrackd)")
+    return (f"conntrackd ({version}) is not envrouter's current build (it lacks "
+            f"{', '.join(lacking)}): NATed flows can be lost at failover with a large table; "
+            "install it with `make conntrackd-install` (packaging/conntrackd)")

@@ -256,3 +256,192 @@ def test_a_peer_replaces_the_stale_copy_holding_a_new_flows_nat_port(controllers
                           15), f"new flow not in the kernel table of {vr.namespace}"
         assert _nat_ports(vr.namespace, new_client, nat_port, 80) == [nat_port], vr.namespace
         assert _nat_ports(vr.namespace, stale_client, 5000, 80) == [], vr.namespace
+
+
+# A flow that reuses an ended flow's tuple (the client port comes round again while the holder
+# still tracks the old flow in TIME_WAIT: conntrack keeps TIME_WAIT 120 s, a client socket
+# 60 s). The kernel ends the old entry and creates a new one; when its event socket is full it
+# delivers the old entry's destroy event late (retried from 1 s on), after the new flow's own
+# events. conntrackd's cache finds objects by tuple: the late destroy ended the new flow's
+# object and sent its deletion to every peer (docs/ha.md "At scale", fifth pass).
+CLIENT = "10.20.0.50"
+UPSTREAM = "10.30.0.1"  # the server, on the holder's public side
+SMALL_EVENT_BUFFER = 256 * 1024
+
+
+def _ns_run(ns: str, *argv: str) -> str:
+    return subprocess.run(["ip", "netns", "exec", ns, *argv], check=True,
+                          capture_output=True, text=True).stdout
+
+
+def _states(ns: str, sport: int) -> list[str]:
+    """The TCP states of this namespace's entries for CLIENT:sport → UPSTREAM:5100."""
+    out = subprocess.run(
+        ["ip", "netns", "exec", ns, "conntrack", "-L", "-p", "tcp", "-s", CLIENT,
+         "--orig-port-src", str(sport), "--orig-port-dst", "5100"],
+        capture_output=True, text=True).stdout
+    return [line.split()[3] for line in out.splitlines() if "dport=" in line]
+
+
+def _event_socket_drops(ns: str) -> int:
+    """Messages the kernel could not queue to the namespace's conntrack event listeners (the
+    Drops column of /proc/net/netlink: protocol 12, netfilter, a socket in groups)."""
+    drops = 0
+    for line in _ns_run(ns, "cat", "/proc/net/netlink").splitlines()[1:]:
+        f = line.split()
+        if f[1] == "12" and int(f[3], 16) != 0:
+            drops += int(f[8])
+    return drops
+
+
+def _in_ns(ns: str, make: Callable[[], object]):
+    from pyroute2 import netns
+
+    netns.pushns(ns)
+    try:
+        return make()
+    finally:
+        netns.popns()
+
+
+@contextlib.contextmanager
+def nat_path(holder: DocVrouter):
+    """A client on the management bridge and a server behind the holder's public side, the
+    holder forwarding and SNATing to the public VIP, like a vrouter namespace."""
+    from pyroute2 import NetNS, netns
+
+    prefix = holder.namespace.rsplit("-", 1)[0]
+    sw, cl, srv = f"{prefix}-sw", f"{prefix}-cl", f"{prefix}-srv"
+    try:
+        netns.create(cl)
+        netns.create(srv)
+        with NetNS(cl) as c:
+            c.link("set", index=c.link_lookup(ifname="lo")[0], state="up")
+            c.link("add", ifname="eth0", kind="veth", peer={"ifname": "pcl", "net_ns_fd": sw})
+            idx = c.link_lookup(ifname="eth0")[0]
+            c.addr("add", index=idx, address=CLIENT, prefixlen=24)
+            c.link("set", index=idx, state="up")
+            c.route("add", dst="0.0.0.0/0", gateway=str(holder.namespace_management_address))
+        with NetNS(sw) as s:
+            s.link("set", index=s.link_lookup(ifname="pcl")[0],
+                   master=s.link_lookup(ifname="br-mgmt")[0], state="up")
+        with NetNS(holder.namespace) as h:
+            h.link("add", ifname="vr-ex", kind="veth", peer={"ifname": "eth0", "net_ns_fd": srv})
+            idx = h.link_lookup(ifname="vr-ex")[0]
+            h.addr("add", index=idx, address=PUBLIC_VIP, prefixlen=24)
+            h.link("set", index=idx, state="up")
+        with NetNS(srv) as u:
+            u.link("set", index=u.link_lookup(ifname="lo")[0], state="up")
+            idx = u.link_lookup(ifname="eth0")[0]
+            u.addr("add", index=idx, address=UPSTREAM, prefixlen=24)
+            u.link("set", index=idx, state="up")
+        _ns_run(holder.namespace, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        subprocess.run(["ip", "netns", "exec", holder.namespace, "nft", "-f", "-"], check=True,
+                       text=True, input=(
+                           "table ip nat {\n chain post {\n"
+                           "  type nat hook postrouting priority srcnat;\n"
+                           f'  oifname "vr-ex" snat to {PUBLIC_VIP}\n }}\n}}\n'))
+        yield cl, srv
+    finally:
+        remove_namespaces([cl, srv])
+
+
+@pytest.fixture
+def small_event_buffer(monkeypatch):
+    # the holder's event socket is made small so that a few hundred flows fill it while its
+    # daemon is paused (64 MiB in production: the same happens there under a burst)
+    monkeypatch.setattr(conntrackd, "NETLINK_BUFFER", SMALL_EVENT_BUFFER)
+    monkeypatch.setattr(conntrackd, "NETLINK_BUFFER_MAX", SMALL_EVENT_BUFFER)
+
+
+def test_a_late_end_of_a_reused_tuples_old_flow_keeps_the_new_flow_on_the_peers(
+        small_event_buffer):
+    import os
+    import signal
+    import socket
+    import threading
+
+    with sync_world(3) as (vrs, daemons), nat_path(vrs[0]) as (cl, srv):
+        holder, peers = vrs[0], vrs[1:]
+        listener = _in_ns(srv, lambda: socket.create_server((UPSTREAM, 5100)))
+        sockets: list[socket.socket] = [listener]
+
+        def connect(sport: int) -> tuple[socket.socket, socket.socket]:
+            def make() -> socket.socket:
+                s = socket.socket()
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind((CLIENT, sport))
+                return s
+
+            c = _in_ns(cl, make)
+            c.settimeout(10)
+            sockets.append(c)
+            c.connect((UPSTREAM, 5100))
+            s, _ = listener.accept()
+            s.settimeout(10)
+            sockets.append(s)
+            c.sendall(b"a")
+            assert s.recv(1) == b"a"
+            return c, s
+
+        try:
+            sport = 40000 + secrets.randbelow(20000)
+            c1, s1 = connect(sport)
+            for vr in peers:
+                assert wait_until(lambda vr=vr: _states(vr.namespace, sport) == ["ESTABLISHED"],
+                                  15), _states(vr.namespace, sport)
+            # the server ends it first (its side keeps TIME_WAIT, the client port is free)
+            s1.close()
+            assert c1.recv(1) == b""
+            c1.close()
+            for vr in vrs:
+                assert wait_until(lambda vr=vr: _states(vr.namespace, sport) == ["TIME_WAIT"],
+                                  15), (vr.namespace, _states(vr.namespace, sport))
+            # the holder's daemon falls behind: its event socket fills (UDP flows)
+            pid = daemons[0].pid()
+            assert pid is not None
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                udp = _in_ns(cl, lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+                sockets.append(udp)
+                before = _event_socket_drops(holder.namespace)
+                for port in range(1000, 6000):
+                    udp.sendto(b"x", (UPSTREAM, port))
+                    if port % 100 == 0 and _event_socket_drops(holder.namespace) > before:
+                        break
+                assert _event_socket_drops(holder.namespace) > before, "event socket not full"
+                # the client port comes round again: the holder ends the TIME_WAIT entry (its
+                # destroy event waits for room) and tracks the new flow
+                c2, s2 = connect(sport)
+                assert _states(holder.namespace, sport) == ["ESTABLISHED"]
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            # traffic on the new flow delivers its events as soon as there is room, while the
+            # old entry's destroy is retried every 10 ms; the flow goes on exchanging data until
+            # that destroy is delivered (no entry left that the table does not list)
+            done = threading.Event()
+
+            def exchange() -> None:
+                while not done.is_set():
+                    c2.sendall(b"b")
+                    s2.recv(1)
+
+            talker = threading.Thread(target=exchange, daemon=True)
+            talker.start()
+            try:
+                assert wait_until(lambda: int(_ns_run(holder.namespace, "conntrack", "-C"))
+                                  == len(_ns_run(holder.namespace, "conntrack", "-L")
+                                         .splitlines()), 15)
+            finally:
+                done.set()
+                talker.join(10)
+            # what the holder's daemon did with it is on its way to the peers, ahead of this
+            marker = sport + 1 if sport < 59999 else sport - 1
+            _insert_nat_flow(holder.namespace, CLIENT, marker, 5100, marker)
+            for vr in peers:
+                assert wait_until(lambda vr=vr: _states(vr.namespace, marker), 15)
+                assert _states(vr.namespace, sport) == ["ESTABLISHED"], vr.namespace
+                assert _nat_ports(vr.namespace, CLIENT, sport, 5100) == [sport], vr.namespace
+        finally:
+            for s in sockets:
+                s.close()

@@ -1,5 +1,5 @@
 """`prerequisites.conntrackd_warning`: envrouter's conntrackd names its feature in `conntrackd -v`
-(packaging/conntrackd's third patch); any other daemon gets a warning that says what it loses and
+(packaging/conntrackd's last patch); any other daemon gets a warning that says what it loses and
 how to install the right one. The two daemons' outputs are small scripts here: only one conntrackd
 can be installed at a time (the real one is checked at the suite's start, tests/conftest.py)."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from envrouter.prerequisites import CONNTRACKD_FEATURE, conntrackd_warning
+from envrouter.prerequisites import CONNTRACKD_FEATURES, conntrackd_warning
 
 STOCK = "Connection tracking userspace daemon v1.4.7. Licensed under GPLv2.\n(C) 2006-2009 x\n"
 
@@ -20,8 +20,15 @@ def _program(tmp_path: Path, output: str) -> str:
 
 
 def test_envrouter_build_has_no_warning(tmp_path: Path) -> None:
-    out = STOCK.replace("1.4.7", "1.4.8") + f"Features: {CONNTRACKD_FEATURE} reply-holder-replace\n"
+    out = STOCK.replace("1.4.7", "1.4.8") + f"Features: {' '.join(CONNTRACKD_FEATURES)}\n"
     assert conntrackd_warning(_program(tmp_path, out)) is None
+
+
+def test_an_earlier_build_names_what_it_lacks(tmp_path: Path) -> None:
+    out = STOCK.replace("1.4.7", "1.4.8") + "Features: nat-port-sync reply-holder-replace\n"
+    warning = conntrackd_warning(_program(tmp_path, out))
+    assert warning is not None
+    assert "lacks destroy-by-id" in warning and "make conntrackd-install" in warning
 
 
 def test_debian_daemon_is_named_with_the_fix(tmp_path: Path) -> None:
