@@ -72,8 +72,9 @@ def describe_missing(tools: list[Tool], install_hint: str) -> str:
 
 # What envrouter's conntrackd (packaging/conntrackd) names in `conntrackd -v`, one word per fix
 # (docs/ha.md "At scale"): it sends the NAT port of every NATed flow, a peer replaces the copy
-# holding a new flow's reply tuple, and a late destroy event ends only the flow it is about.
-CONNTRACKD_FEATURES = ("nat-port-sync", "reply-holder-replace", "destroy-by-id")
+# holding a new flow's reply tuple, a late destroy event ends only the flow it is about, and a
+# new flow's first message announces it as new (a peer replaces its copy of the tuple).
+CONNTRACKD_FEATURES = ("nat-port-sync", "reply-holder-replace", "destroy-by-id", "new-as-new")
 
 
 def conntrackd_warning(program: str = "conntrackd") -> str | None:

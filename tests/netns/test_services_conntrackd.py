@@ -445,3 +445,78 @@ def test_a_late_end_of_a_reused_tuples_old_flow_keeps_the_new_flow_on_the_peers(
         finally:
             for s in sockets:
                 s.close()
+
+
+def test_a_reopened_tuple_reaches_the_peers_with_the_holders_new_nat_port():
+    """A client port comes round again towards the same server port while the old flow is in
+    TIME_WAIT on every controller, and the holder's NAT gives the new flow another port than
+    the old one had (the old flow's port was itself a remap: another client address held the
+    client port). conntrackd sent the new flow's first message as an update (its SYN_SENT,
+    SYN_RECV and ESTABLISHED events come before the message leaves); a peer applied it to its
+    TIME_WAIT copy in place and kept the old NAT port: after a failover to it the server's
+    packets met no entry. The first message is now a new flow, which the peer puts in place
+    of its copy."""
+    import socket
+
+    with sync_world(3) as (vrs, _daemons), nat_path(vrs[0]) as (cl, srv):
+        from pyroute2 import NetNS
+
+        holder, peers = vrs[0], vrs[1:]
+        other = "10.20.0.51"  # a second client on the management network
+        with NetNS(cl) as c:
+            c.addr("add", index=c.link_lookup(ifname="eth0")[0], address=other, prefixlen=24)
+        listener = _in_ns(srv, lambda: socket.create_server((UPSTREAM, 5100)))
+        sockets: list[socket.socket] = [listener]
+
+        def connect(source: str, sport: int) -> tuple[socket.socket, socket.socket]:
+            def make() -> socket.socket:
+                s = socket.socket()
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind((source, sport))
+                return s
+
+            c = _in_ns(cl, make)
+            c.settimeout(10)
+            sockets.append(c)
+            c.connect((UPSTREAM, 5100))
+            s, _ = listener.accept()
+            s.settimeout(10)
+            sockets.append(s)
+            c.sendall(b"a")
+            assert s.recv(1) == b"a"
+            return c, s
+
+        try:
+            sport = 40000 + secrets.randbelow(20000)
+            connect(other, sport)  # holds the NAT port `sport` (the client port kept)
+            c1, s1 = connect(CLIENT, sport)  # so this flow's NAT port is another one
+            (old_port,) = _nat_ports(holder.namespace, CLIENT, sport, 5100)
+            assert old_port != sport
+            for vr in peers:
+                assert wait_until(lambda vr=vr: _nat_ports(vr.namespace, CLIENT, sport, 5100)
+                                  == [old_port], 15), vr.namespace
+            s1.close()
+            assert c1.recv(1) == b""
+            c1.close()
+            for vr in vrs:
+                assert wait_until(lambda vr=vr: _states(vr.namespace, sport) == ["TIME_WAIT"],
+                                  15), (vr.namespace, _states(vr.namespace, sport))
+            # the client port comes round again: the holder's NAT draws a new port (SNAT
+            # draws at random when the client port is taken)
+            for _ in range(20):
+                connect(CLIENT, sport)
+                (new_port,) = _nat_ports(holder.namespace, CLIENT, sport, 5100)
+                if new_port != old_port:
+                    break
+                sockets[-1].close()
+                sockets[-2].close()
+            assert new_port != old_port
+            for vr in peers:
+                assert wait_until(lambda vr=vr: _states(vr.namespace, sport) == ["ESTABLISHED"],
+                                  15), (vr.namespace, _states(vr.namespace, sport))
+                assert wait_until(lambda vr=vr: _nat_ports(vr.namespace, CLIENT, sport, 5100)
+                                  == [new_port], 15), (
+                    vr.namespace, _nat_ports(vr.namespace, CLIENT, sport, 5100), new_port)
+        finally:
+            for s in sockets:
+                s.close()

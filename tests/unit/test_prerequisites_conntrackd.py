@@ -28,7 +28,7 @@ def test_an_earlier_build_names_what_it_lacks(tmp_path: Path) -> None:
     out = STOCK.replace("1.4.7", "1.4.8") + "Features: nat-port-sync reply-holder-replace\n"
     warning = conntrackd_warning(_program(tmp_path, out))
     assert warning is not None
-    assert "lacks destroy-by-id" in warning and "make conntrackd-install" in warning
+    assert "lacks destroy-by-id, new-as-new" in warning and "make conntrackd-install" in warning
 
 
 def test_debian_daemon_is_named_with_the_fix(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from envrouter.errors import ValidationError
+from envrouter.errors import InfraError, ValidationError
 from envrouter.lab.cluster import best_view
 from envrouter.lab.drill_report import DrillReport, add_timeline, analyse
 from envrouter.lab.drill_traffic import Traffic
@@ -75,7 +75,7 @@ def run_drill(lab: Lab, drill: str, opts: DrillOptions | None = None,
     expect_move = expected_move(drill, fencing)
     watch = VipWatch(lab, drill_vips(lab))
     notes: list[str] = []
-    restored = False
+    restored = injected = False
     load_result = None
     if load is not None:
         try:
@@ -96,8 +96,15 @@ def run_drill(lab: Lab, drill: str, opts: DrillOptions | None = None,
                  timeout=30, interval=0.2)
         time.sleep(BASELINE)  # the baseline window of the measurement, not a wait
         t_start = time.time() - BASELINE
+        if (now_holder := current_holder(lab)) != holder:
+            # e.g. a loaded lab's holder losing its upstream ping while the load opened its
+            # connections: the fault would not hit the holder, and nothing would be measured
+            raise InfraError(f"the VIPs moved from {holder} to {now_holder} before the fault "
+                             f"(while the traffic started): no {drill} drill of the holder; "
+                             "the DC's pacemaker.log says why")
         log(f"{drill}: fault on {holder}")
         t_fault = time.time()
+        injected = True
         fault.inject()
         moved = False
         judge_from = t_fault + fault.settle_after
@@ -135,7 +142,7 @@ def run_drill(lab: Lab, drill: str, opts: DrillOptions | None = None,
             traffic.signal_stop()
             if load is not None:
                 load.stop()
-            if opts.restore:
+            if opts.restore and injected:
                 with contextlib.suppress(Exception):
                     fault.restore()
     tl = timeline(samples, t_fault, holder, expect_move)
