@@ -4,15 +4,11 @@ kill. Every idle, active and new connection (established at least 200 ms before 
 must answer the check after it, every UDP flow keep its NAT mapping, and the VIPs end on
 exactly one other controller. No stopwatch assertion: the times are bench/failover.py's.
 
-Needs envrouter's conntrackd (packaging/conntrackd; the suite checks at its start): with
-Debian's 1.4.7 a drill that follows another within 120 s lost a few idle connections, peers'
-copies on another NAT port (docs/ha.md "At scale"). With envrouter's build no peer holds a copy
-on another port after any drill, but some hard kills still lose idle connections (89 of 20,000
-here on 2026-12-02; 0, 0 and 162 in four drills back to back on another lab, "established, no
-check round trip"): issue #12 is open. When the ONLY failures of a drill are such idle/new TCP
-connection losses, the test is reported as XFAIL with the figures (visible in the summary); any
-other failure (a VIP on two or no controllers, an active stream or UDP flow lost, a NAT mapping
-changed, missing records) fails.
+Needs envrouter's conntrackd (packaging/conntrackd; the suite checks at its start): Debian's
+1.4.7 lost idle connections in a drill that followed another within 120 s — peers' copies on
+another NAT port, and a peer's TIME_WAIT copy of a client port that came round again updated in
+place with the old NAT port (docs/ha.md "At scale", fourth and fifth passes). Every lost flow,
+idle, active, new or UDP, fails the test.
 """
 
 from __future__ import annotations
@@ -42,10 +38,6 @@ def _drill(lab, labtools, name: str) -> dict:
     return report
 
 
-def _known_loss(failure: str) -> bool:
-    return failure.startswith(("idle TCP connections lost:", "new TCP connections"))
-
-
 def _every_flow_survived_and_the_vips_moved(report: dict) -> None:
     after = report["holder_after"]
     assert after not in (None, report["holder_before"])
@@ -57,11 +49,7 @@ def _every_flow_survived_and_the_vips_moved(report: dict) -> None:
     assert load["udp_total"] > 0 and load["udp_ok"] == load["udp_total"]
     assert report["tcp_total"] > 0 and report["tcp_surviving"] == report["tcp_total"]
     assert report["udp_surviving"] == report["udp_total"] > 0
-    others = [f for f in report["failures"] if not _known_loss(f)]
-    assert others == [], others
-    if report["failures"]:
-        pytest.xfail("issue #12 open, idle connections lost in a hard kill with envrouter's "
-                     "conntrackd (docs/ha.md At scale): " + "; ".join(report["failures"]))
+    assert report["failures"] == [], report["failures"]
     assert load["idle_ok"] == CONNECTIONS and load["new_ok"] == load["new_total"]
 
 

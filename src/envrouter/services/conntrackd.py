@@ -54,9 +54,10 @@ HASH_SIZE = 65536
 HASH_LIMIT = 262144
 SOCKET_BUFFER = 16 * 1024 * 1024  # a resync of 100,000 flows is ~12 MB of messages
 # the event socket: with reliable events (NO_ENOBUFS) conntrackd never learns of an overrun, so
-# it never grows the buffer; an overrun delays a flow's destroy event, which then ends the new
-# flow reusing its tuple (docs/ha.md, "At scale"). 8 MB overran (~46,000 drops in a 20,000
-# drill): a buffer costs memory only while events wait in it
+# it never grows the buffer; an overrun delays a flow's destroy event (envrouter's conntrackd
+# ignores it when a new flow has the tuple by then, docs/ha.md "At scale") and leaves other
+# events to go out with the flow's next one. 8 MB overran (~46,000 drops in a 20,000 drill): a
+# buffer costs memory only while events wait in it
 NETLINK_BUFFER = 64 * 1024 * 1024
 NETLINK_BUFFER_MAX = 64 * 1024 * 1024
 RESEND_QUEUE = 262144
