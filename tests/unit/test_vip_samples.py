@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from envrouter.lab.vip_samples import Sample, describe_two_holders, timeline
+from envrouter.lab.vip_samples import Sample, confirmed_holders, describe_two_holders, timeline
 
 T0 = 1_700_000_000.0
 
@@ -74,3 +74,28 @@ def test_samples_before_the_fault_do_not_count() -> None:
     tl = timeline(samples, T0, "ctl1", True)
     assert tl.max_holders == 1 and tl.first_seen_s == pytest.approx(0)
     assert timeline([], T0, "ctl1", True).samples == 0
+
+
+VIPS = {"vrouter": "10.20.0.2", "vrouter_pub": "203.0.113.2"}
+
+
+def test_a_move_read_across_a_stall_is_one_holder() -> None:
+    # ctl1 read before its stop, ctl2 after its start: the second read shows ctl1 without them
+    first = {"vrouter": ["ctl1", "ctl2"], "vrouter_pub": ["ctl2"]}
+    again = {"ctl1": set(), "ctl2": {"10.20.0.2", "203.0.113.2"}}
+    assert confirmed_holders(first, VIPS, again) == {"vrouter": ("ctl2",),
+                                                     "vrouter_pub": ("ctl2",)}
+
+
+def test_two_holders_in_both_reads_stay_two() -> None:
+    first = {"vrouter": ["ctl1", "ctl2"], "vrouter_pub": ["ctl1", "ctl2"]}
+    again = {"ctl1": {"10.20.0.2", "203.0.113.2"}, "ctl2": {"10.20.0.2", "203.0.113.2", "x"}}
+    assert confirmed_holders(first, VIPS, again) == {"vrouter": ("ctl1", "ctl2"),
+                                                     "vrouter_pub": ("ctl1", "ctl2")}
+    tl = timeline([Sample(T0 + 0.05, confirmed_holders(first, VIPS, again))], T0, "ctl1", True)
+    assert tl.max_holders == 2
+
+
+def test_a_single_holder_needs_no_second_read() -> None:
+    first = {"vrouter": ["ctl3"], "vrouter_pub": []}
+    assert confirmed_holders(first, VIPS, {}) == {"vrouter": ("ctl3",), "vrouter_pub": ()}

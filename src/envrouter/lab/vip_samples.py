@@ -37,6 +37,22 @@ class Timeline:
     longest_interval_s: float  # the longest time between two samples (their resolution)
 
 
+def confirmed_holders(held: dict[str, list[str]], vips: dict[str, str],
+                      reread: dict[str, set[str]]) -> dict[str, tuple[str, ...]]:
+    """A sample reads the controllers one after another, so a read that stalls (a loaded
+    machine) can show a VIP on the old holder (read before its stop) and on the new one (read
+    after its start): a move, not two holders. Where a VIP was seen on several controllers,
+    `reread` is a second read of those controllers' addresses, taken just after; a controller
+    keeps the VIP only if that read still shows it. Once the new holder has a VIP the old one
+    has stopped it, so the second read settles a move; a true split brain shows in both."""
+    out: dict[str, tuple[str, ...]] = {}
+    for name, nodes in held.items():
+        if len(nodes) > 1:
+            nodes = [n for n in nodes if vips[name] in reread.get(n, set())]
+        out[name] = tuple(nodes)
+    return out
+
+
 def timeline(samples: list[Sample], t_fault: float, holder_before: str,
              expect_move: bool | None) -> Timeline:
     """Summarise the samples from the fault on. The new holder is the one holding every VIP

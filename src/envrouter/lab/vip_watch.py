@@ -20,7 +20,7 @@ from pyroute2 import IPRoute
 
 from envrouter.errors import InfraError
 from envrouter.lab.nodes import Lab
-from envrouter.lab.vip_samples import Sample
+from envrouter.lab.vip_samples import Sample, confirmed_holders
 from envrouter.lab.waiting import wait_for
 
 VROUTER_NS = "vrouter"
@@ -93,7 +93,9 @@ class VipWatch:
                 name = by_address.get(address)
                 if name is not None:
                     held[name].append(node.name)
-        return Sample(t, {name: tuple(nodes) for name, nodes in held.items()})
+        several = sorted({n for nodes in held.values() if len(nodes) > 1 for n in nodes})
+        reread = {node: self._addresses(node) for node in several}
+        return Sample(t, confirmed_holders(held, self.vips, reread))
 
     def _addresses(self, node: str) -> set[str]:
         """The addresses (both families) of the node's vrouter namespace (empty: off, or none
