@@ -304,6 +304,29 @@ def _in_ns(ns: str, make: Callable[[], object]):
         netns.popns()
 
 
+def _connect(cl: str, listener, sockets: list, source: str, sport: int):
+    """A TCP connection from `source`:`sport` in the client namespace to the server's
+    listener, one byte exchanged; both ends recorded in `sockets` (closed by the test)."""
+    import socket
+
+    def make() -> socket.socket:
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((source, sport))
+        return s
+
+    c = _in_ns(cl, make)
+    c.settimeout(10)
+    sockets.append(c)
+    c.connect((UPSTREAM, 5100))
+    s, _ = listener.accept()
+    s.settimeout(10)
+    sockets.append(s)
+    c.sendall(b"a")
+    assert s.recv(1) == b"a"
+    return c, s
+
+
 @contextlib.contextmanager
 def nat_path(holder: DocVrouter):
     """A client on the management bridge and a server behind the holder's public side, the
@@ -367,22 +390,7 @@ def test_a_late_end_of_a_reused_tuples_old_flow_keeps_the_new_flow_on_the_peers(
         sockets: list[socket.socket] = [listener]
 
         def connect(sport: int) -> tuple[socket.socket, socket.socket]:
-            def make() -> socket.socket:
-                s = socket.socket()
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                s.bind((CLIENT, sport))
-                return s
-
-            c = _in_ns(cl, make)
-            c.settimeout(10)
-            sockets.append(c)
-            c.connect((UPSTREAM, 5100))
-            s, _ = listener.accept()
-            s.settimeout(10)
-            sockets.append(s)
-            c.sendall(b"a")
-            assert s.recv(1) == b"a"
-            return c, s
+            return _connect(cl, listener, sockets, CLIENT, sport)
 
         try:
             sport = 40000 + secrets.randbelow(20000)
@@ -469,22 +477,7 @@ def test_a_reopened_tuple_reaches_the_peers_with_the_holders_new_nat_port():
         sockets: list[socket.socket] = [listener]
 
         def connect(source: str, sport: int) -> tuple[socket.socket, socket.socket]:
-            def make() -> socket.socket:
-                s = socket.socket()
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                s.bind((source, sport))
-                return s
-
-            c = _in_ns(cl, make)
-            c.settimeout(10)
-            sockets.append(c)
-            c.connect((UPSTREAM, 5100))
-            s, _ = listener.accept()
-            s.settimeout(10)
-            sockets.append(s)
-            c.sendall(b"a")
-            assert s.recv(1) == b"a"
-            return c, s
+            return _connect(cl, listener, sockets, source, sport)
 
         try:
             sport = 40000 + secrets.randbelow(20000)
