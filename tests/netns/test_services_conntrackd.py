@@ -327,6 +327,17 @@ def _connect(cl: str, listener, sockets: list, source: str, sport: int):
     return c, s
 
 
+def _end_in_time_wait(vrs: list[DocVrouter], client, server, sport: int) -> None:
+    """The server ends the flow first (its side keeps TIME_WAIT, the client port is free);
+    every namespace's entry reaches TIME_WAIT."""
+    server.close()
+    assert client.recv(1) == b""
+    client.close()
+    for vr in vrs:
+        assert wait_until(lambda vr=vr: _states(vr.namespace, sport) == ["TIME_WAIT"],
+                          15), (vr.namespace, _states(vr.namespace, sport))
+
+
 @contextlib.contextmanager
 def nat_path(holder: DocVrouter):
     """A client on the management bridge and a server behind the holder's public side, the
@@ -398,13 +409,7 @@ def test_a_late_end_of_a_reused_tuples_old_flow_keeps_the_new_flow_on_the_peers(
             for vr in peers:
                 assert wait_until(lambda vr=vr: _states(vr.namespace, sport) == ["ESTABLISHED"],
                                   15), _states(vr.namespace, sport)
-            # the server ends it first (its side keeps TIME_WAIT, the client port is free)
-            s1.close()
-            assert c1.recv(1) == b""
-            c1.close()
-            for vr in vrs:
-                assert wait_until(lambda vr=vr: _states(vr.namespace, sport) == ["TIME_WAIT"],
-                                  15), (vr.namespace, _states(vr.namespace, sport))
+            _end_in_time_wait(vrs, c1, s1, sport)
             # the holder's daemon falls behind: its event socket fills (UDP flows)
             pid = daemons[0].pid()
             assert pid is not None
@@ -488,12 +493,7 @@ def test_a_reopened_tuple_reaches_the_peers_with_the_holders_new_nat_port():
             for vr in peers:
                 assert wait_until(lambda vr=vr: _nat_ports(vr.namespace, CLIENT, sport, 5100)
                                   == [old_port], 15), vr.namespace
-            s1.close()
-            assert c1.recv(1) == b""
-            c1.close()
-            for vr in vrs:
-                assert wait_until(lambda vr=vr: _states(vr.namespace, sport) == ["TIME_WAIT"],
-                                  15), (vr.namespace, _states(vr.namespace, sport))
+            _end_in_time_wait(vrs, c1, s1, sport)
             # the client port comes round again: the holder's NAT draws a new port (SNAT
             # draws at random when the client port is taken)
             for _ in range(20):
