@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
@@ -202,13 +203,23 @@ needs_simulate = pytest.mark.skipif(shutil.which("crm_simulate") is None,
 NODES = ("ctl1", "ctl2", "ctl3")
 
 
-def _settled_cib(tmp_path, monkeypatch, layout):
+def _settled_cib(tmp_path, monkeypatch, layout, *, fencing_devices=False):
     """A CIB file of three quorate controllers with the layout running (crm_simulate runs
-    every action as a success), and which node holds the VIPs."""
+    every action as a success), and which node holds the VIPs. With `fencing_devices`, the
+    lab's devices (`envrouter.lab.fence`: one per controller, never on the node it fences)
+    are configured before the layout is applied, as `lab up` does."""
     path = tmp_path / "cib.xml"
     path.write_text(subprocess.run(["cibadmin", "--empty"], capture_output=True, text=True,
                                    check=True).stdout)
     monkeypatch.setenv("CIB_file", str(path))
+    if fencing_devices:
+        from envrouter.lab import fence
+
+        for node in NODES:
+            for scope, el in (("resources", fence.device_xml(node, "/run/switch.sock")),
+                              ("constraints", fence.constraint_xml(node))):
+                subprocess.run(["cibadmin", "--create", "--scope", scope, "--xml-text",
+                                ET.tostring(el, encoding="unicode")], check=True)
     cib.apply(layout)
     for i, node in enumerate(NODES, 1):
         subprocess.run(["cibadmin", "--create", "--scope", "nodes", "--xml-text",
@@ -377,3 +388,110 @@ def test_status_expects_every_vip_the_layout_lays_out():
     ports = [(v.name, port) for v, port in vips_and_ports(sample_doc(**DUAL_STACK).vrouter)]
     assert ports == [("vrouter", "vr-mgmt"), ("vrouter_pub", "vr-pub"), ("vrouter6", "vr-mgmt"),
                      ("vrouter_pub6", "vr-pub")]
+
+
+def _devices_on(path, node):
+    status = subprocess.run(["crm_mon", "-1", "--output-as=xml"], capture_output=True,
+                            text=True, check=True, env={**os.environ, "CIB_file": str(path)}).stdout
+    return sorted(r.get("id") for r in ET.fromstring(status).iter("resource")
+                  if r.get("id", "").startswith("fence-")
+                  and node in {n.get("name") for n in r.iter("node")})
+
+
+def _with_devices_on_the_holder(path, holder):
+    """Every device that may run on the VIP holder runs there (a lab after a few drills: the
+    devices go where Pacemaker put them at each move), settled again."""
+    for node in NODES:
+        if node != holder:
+            subprocess.run(["cibadmin", "--create", "--scope", "constraints", "--xml-text",
+                            f'<rsc_location id="test-fence-{node}-on-{holder}" '
+                            f'rsc="fence-{node}" node="{holder}" score="1000"/>'], check=True)
+    up = [arg for node in NODES for arg in ("--node-up", node)]
+    subprocess.run(["crm_simulate", "-x", str(path), *up, "-S", "-O", str(path)],
+                   check=True, capture_output=True)
+    assert _devices_on(path, holder) == sorted(f"fence-{n}" for n in NODES if n != holder)
+
+
+def test_apply_orders_each_fencing_device_after_the_vips_and_a_removed_device_s_orders_are_swept(
+        tmp_path, monkeypatch):
+    lay = build_layout(sample_doc(**DUAL_STACK))
+    assert lay.vips == ("vip__vrouter", "vip__vrouter_pub", "vip__vrouter6", "vip__vrouter_pub6")
+    (start, stop) = [o for o in lay.with_fencing_devices(["fence-ctl1"]).constraints
+                     if o not in lay.constraints]
+    for order, action in ((start, "start"), (stop, "stop")):
+        # optional and one-way: never forbids, never blocks, never moves a device
+        assert (order.get("kind"), order.get("symmetrical")) == ("Optional", "false")
+        vips, device = order.findall("resource_set")
+        assert vips.get("sequential") == "false"  # the VIPs still start together
+        assert [r.get("id") for r in vips] == list(lay.vips)
+        assert [r.get("id") for r in device] == ["fence-ctl1"]
+        assert vips.get("action") == device.get("action") == action
+    if shutil.which("cibadmin") is None:
+        return
+    path = tmp_path / "cib.xml"
+    path.write_text(subprocess.run(["cibadmin", "--empty"], capture_output=True, text=True,
+                                   check=True).stdout)
+    monkeypatch.setenv("CIB_file", str(path))
+    from envrouter.lab import fence
+
+    for node in ("ctl1", "ctl2"):
+        subprocess.run(["cibadmin", "--create", "--scope", "resources", "--xml-text",
+                        ET.tostring(fence.device_xml(node, "/s"), encoding="unicode")],
+                       check=True)
+    done = cib.apply(lay)
+    assert {d for d in done if "before-fence" in d} == {
+        f"create constraint envrouter-vips-{a}-before-fence-{n}"
+        for a in ("start", "stop") for n in ("ctl1", "ctl2")}
+    assert cib.apply(lay) == []
+    # the CIB's schema refuses a device its orders still name; crmsh deletes the device's set
+    # from them, which leaves each a one-set order that orders nothing: the next apply sweeps it
+    gone = subprocess.run(["cibadmin", "--delete", "--scope", "resources", "--xml-text",
+                           '<primitive id="fence-ctl2"/>'], capture_output=True, text=True)
+    assert gone.returncode != 0 and "schema" in gone.stderr
+    subprocess.run(["crm", "configure", "delete", "fence-ctl2"], check=True,
+                   stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
+    assert sorted(cib.apply(lay)) == [
+        f"delete constraint envrouter-vips-{a}-before-fence-ctl2" for a in ("start", "stop")]
+    assert cib.apply(lay) == []
+    verify = subprocess.run(["crm_verify", "--xml-file", str(path)], capture_output=True,
+                            text=True)
+    assert "rror" not in verify.stderr, verify.stderr
+
+
+@needs_pacemaker
+@needs_simulate
+def test_a_standby_starts_the_moved_fencing_devices_after_the_vips(tmp_path, monkeypatch):
+    layout = build_layout(sample_doc(**DUAL_STACK))
+    path, holder = _settled_cib(tmp_path, monkeypatch, layout, fencing_devices=True)
+    _with_devices_on_the_holder(path, holder)
+    subprocess.run(["crm_attribute", "-N", holder, "-n", "standby", "-v", "on"], check=True)
+    graph = _graph(path, tmp_path)
+    starts = {f"{vip}_start_0" for vip in layout.vips}
+    stops = {f"{vip}_stop_0" for vip in layout.vips}
+    moved = _devices_on(path, holder)
+    assert moved
+    for dev in moved:
+        # the device leaves the standby node after the VIPs and starts after theirs
+        assert stops <= _waits_for(graph, f"{dev}_stop_0")
+        start = f"{dev}_start_0"
+        assert graph[start][0] != holder and starts <= _waits_for(graph, start)
+    for vip in layout.vips:
+        # a VIP start still waits for its own stop and for nothing else of a node
+        assert {a for a in _waits_for(graph, f"{vip}_start_0")
+                if graph.get(a, (None,))[0]} == {f"{vip}_stop_0"}
+
+
+@needs_pacemaker
+@needs_simulate
+def test_a_hard_kill_fences_first_and_moves_no_device_of_the_survivors(tmp_path, monkeypatch):
+    layout = build_layout(sample_doc(**DUAL_STACK))
+    path, holder = _settled_cib(tmp_path, monkeypatch, layout, fencing_devices=True)
+    survivors = [n for n in NODES if n != holder]
+    before = {n: _devices_on(path, n) for n in survivors}
+    graph = _graph(path, tmp_path, "--node-fail", holder)
+    (fencing,) = [a for a in graph if a.startswith("stonith-")]
+    for vip in layout.vips:
+        assert fencing in _waits_for(graph, f"{vip}_start_0")
+    for node, devices in before.items():
+        for dev in devices:  # a survivor's device stays where it runs
+            assert f"{dev}_stop_0" not in graph, (node, dev)

@@ -5,8 +5,11 @@ Mark and sweep on what the CIB really has: for every resource and constraint env
 with the CIB's (tag, attributes and children, whitespace ignored); create what is missing,
 replace what differs, delete owned elements the layout no longer has, and touch nothing else.
 Cluster options and resource defaults are compared value by value. Applying the same layout
-twice writes nothing, so the CIB's epoch does not move. ``CIB_file=<path>`` in the environment
-makes every call work on a CIB file instead of the live cluster (the tests use that).
+twice writes nothing, so the CIB's epoch does not move. The fencing devices the CIB has (the
+operator's, never envrouter's) get the layout's orders after the VIPs
+(`layout.fencing_device_orders`); apply again after adding or removing a device.
+``CIB_file=<path>`` in the environment makes every call work on a CIB file instead of the live
+cluster (the tests use that).
 """
 
 from __future__ import annotations
@@ -57,6 +60,12 @@ def _owned_resource(el: ET.Element) -> bool:
 
 def _owned_constraint(el: ET.Element) -> bool:
     return (el.get("id") or "").startswith(CONSTRAINT_PREFIX)
+
+
+def fencing_devices(resources: ET.Element) -> list[str]:
+    """The ids of the fencing devices (``class="stonith"`` primitives) the operator configured,
+    top-level or in a group, in the CIB's order."""
+    return [p.get("id") or "" for p in resources.iter("primitive") if p.get("class") == "stonith"]
 
 
 def plan_section(
@@ -113,7 +122,9 @@ def _changes(layout: Layout) -> list[tuple[str, object]]:
     for op, el in plan_section(query_section("rsc_defaults"), [defaults],
                                lambda e: e.get("id") == RSC_DEFAULTS_ID):
         out.append((f"{op} resource defaults", ("cib", "rsc_defaults", op, el)))
-    res = plan_section(query_section("resources"), layout.resources, _owned_resource)
+    resources = query_section("resources")
+    layout = layout.with_fencing_devices(fencing_devices(resources))
+    res = plan_section(resources, layout.resources, _owned_resource)
     con = plan_section(query_section("constraints"), layout.constraints, _owned_constraint)
     # constraints go before the resources they name are removed and after those are created
     for op, el in [s for s in con if s[0] == "delete"]:
