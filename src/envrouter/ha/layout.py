@@ -265,17 +265,19 @@ def _avoid_dc(vip: str, stickiness: int) -> ET.Element:
 def fencing_device_orders(vips: Sequence[str], devices: Iterable[str]) -> list[ET.Element]:
     """The fencing devices' starts wait for the VIP starts, and their stops for the VIP stops,
     in a transition that has both. A standby of the VIP holder moves the devices it ran in the
-    switchover's own transition: the new holder's executor started a device (the fencer
-    registers it, runs its agent's metadata and monitor: a Python fence agent, ~0.2 s of CPU)
-    beside the VIP starts, and the last VIP came back 224-308 ms after its dispatch instead of
-    16-76 ms (docs/ha.md, "Fencing devices out of the VIPs' way"). Optional and one-way, like
-    `_vip_stops_first`: they order, never forbid or move a device, so the last controller
-    standing may run every device and a hard kill moves nothing it did not move before. The
-    fencing itself does not wait: the fencer uses a device wherever it may run, started or not.
+    switchover's own transition, and the new holder's executor and fencer then registered and
+    started a device beside the VIP starts. With these orders, on one dual-stack lab, 10
+    standbys each way, alternating: no VIP holder for 247 ms (median) instead of 353 ms, the
+    longest ping gap 320 ms instead of 346 ms (docs/ha.md, "Fencing devices after the VIPs").
+    Optional and one-way, like `_vip_stops_first`: they order, never forbid or move a device,
+    so the last controller standing may run every device and a hard kill moves nothing it did
+    not move before. The fencing itself does not wait: the fencer uses a device wherever it
+    may run, started or not.
 
     One order per device and direction, the VIPs a set (``sequential=false``: they start
-    together, as without the order) before it: a device removed from the CIB invalidates only
-    its own two orders until the next apply removes them."""
+    together, as without the order) before it. The CIB's schema refuses to delete a device an
+    order names; `crm configure delete` takes the device's set out of its two orders, which
+    then order nothing until the next apply removes them."""
     out: list[ET.Element] = []
     for dev in devices:
         for action in ("start", "stop"):
