@@ -185,3 +185,19 @@ def ovs_lab(lab_pool: LabPool) -> Any:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The OVS lab's tests last: each lab is built once and only one is up at a time."""
     items.sort(key=lambda item: "ovs_lab" in getattr(item, "fixturenames", ()))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The package test's `make deb` starts now, in the background (tests/lab/debbuild.py)."""
+    import debbuild
+
+    if os.geteuid() == 0 and any(item.path.name == "test_package.py" and
+                                 not any(m.name == "skip" for m in item.iter_markers())
+                                 for item in session.items):
+        debbuild.start()
+
+
+def pytest_sessionfinish() -> None:
+    import debbuild
+
+    debbuild.stop()

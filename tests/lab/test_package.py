@@ -2,9 +2,10 @@
 to a newer build through `envrouter upgrade --runner ssh` while traffic flows, then purge.
 
 - `make deb` builds the three packages (skipped when build/deb/ was built from the same
-  sources); the "newer build" is the same packages repacked with `dpkg-deb` under version
-  VERSION+b1 (a rebuild: what an upgrade replaces is the point, not new code), which costs
-  seconds instead of another dh-virtualenv build.
+  sources; started in the background when the session is collected: tests/lab/debbuild.py);
+  the "newer build" is the same packages repacked with `dpkg-deb` under version VERSION+b1
+  (a rebuild: what an upgrade replaces is the point, not new code), which costs seconds
+  instead of another dh-virtualenv build.
 - `apt-get install ./envrouter_….deb ./envrouter-controller_….deb ./envrouter-server_….deb`,
   then the units: `systemd-analyze verify`, and their ExecStart lines run by hand (there is no
   systemd here): envrouter-serve as its User= with its EnvironmentFile= until /healthz answers,
@@ -40,6 +41,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import debbuild
 import pytest
 
 from envrouter.waiting import wait_until
@@ -47,8 +49,8 @@ from envrouter.waiting import wait_until
 pytestmark = [pytest.mark.root, pytest.mark.lab]
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DEB_DIR = os.path.join(REPO, "build", "deb")
-PACKAGES = ("envrouter", "envrouter-controller", "envrouter-server")
+DEB_DIR = debbuild.DEB_DIR
+PACKAGES = debbuild.PACKAGES
 UNITS = ("envrouter-serve.service", "envrouter-metrics.service", "envrouter-metrics.timer")
 UNIT_DIR = "/lib/systemd/system"
 # what the packages' maintainer scripts and units create beside their files
@@ -66,30 +68,8 @@ def _must(argv: list[str], timeout: float = 600, **kw: Any) -> subprocess.Comple
     return proc
 
 
-# what goes into the packages: a change elsewhere (docs, tests) needs no new build
-PACKAGED = ("src", "debian", "pyproject.toml", "Makefile")
-
-
-def _packaged_files(root: str) -> dict[str, bytes]:
-    files = _must(["git", "ls-files", "--cached", "--others", "--exclude-standard", "--",
-                   *PACKAGED], cwd=REPO).stdout.split()
-    out = {}
-    for f in files:
-        with contextlib.suppress(OSError), open(os.path.join(root, f), "rb") as fh:
-            out[f] = fh.read()
-    return out
-
-
-def _built_from_this_tree() -> bool:
-    """`make deb` keeps the copy it built from (build/deb/src): the same packaged files?"""
-    return _packaged_files(REPO) == _packaged_files(os.path.join(DEB_DIR, "src"))
-
-
 def _debs(directory: str) -> dict[str, str]:
-    out = {}
-    for path in glob.glob(os.path.join(directory, "*.deb")):
-        out[os.path.basename(path).split("_", 1)[0]] = path
-    return out
+    return debbuild.debs(directory)
 
 
 def _field(deb: str, name: str) -> str:
@@ -122,10 +102,9 @@ def debs() -> dict[str, dict[str, str]]:
     """{"old": {package: path}, "new": {...}}: built by `make deb` unless up to date."""
     if os.geteuid() != 0:
         pytest.skip("installing packages needs root")
+    failed = debbuild.built()  # started in the background at collection (conftest)
+    assert failed is None, failed
     built = _debs(DEB_DIR)
-    if set(built) != set(PACKAGES) or not _built_from_this_tree():
-        _must(["make", "deb"], cwd=REPO, timeout=1200)
-        built = _debs(DEB_DIR)
     assert set(built) == set(PACKAGES), built
     old = _field(built["envrouter"], "Version")
     new_dir = os.path.join(REPO, "build", "deb-newer")
