@@ -161,6 +161,46 @@ def test_an_ipv6_vip_moves_and_is_reached_at_once(net, vip_agent):
     assert _public_routes(b) == []  # nothing re-added without the address
 
 
+def _tentative_vip(ns: str) -> None:
+    """The VIP on A's port, still in duplicate address detection (five probes a second apart:
+    tentative for 5 s and more), as a start finds it when the kernel has not completed it."""
+    _sysctl(ns, f"net.ipv6.conf.{PORT}.accept_dad", "1")
+    _sysctl(ns, f"net.ipv6.conf.{PORT}.dad_transmits", "5")
+    subprocess.run(["ip", "-n", ns, "addr", "add", f"{VIP6}/{PLEN}", "dev", PORT], check=True)
+    assert (_address_flags(ns, VIP6) or 0) & IFA_F_TENTATIVE
+
+
+def test_the_public_route_does_not_wait_for_the_kernel_to_complete_the_vip(net, vip_agent):
+    """A route whose source is a tentative address is refused ("Invalid source address"); the
+    start does not wait for the kernel (it waited up to 1 s, then failed): the route via the
+    gateway is in when the start returns, forwarding needs no source, and the source follows
+    once the address is usable."""
+    a = net["a"]
+    _tentative_vip(a)
+    assert _run(vip_agent, "start", _env(a)).returncode == 0
+    assert (_address_flags(a, VIP6) or 0) & IFA_F_TENTATIVE  # not completed yet
+    assert _public_routes(a) == [(C_ADDR, None, 1)]
+    assert poll(lambda: _public_routes(a) == [(C_ADDR, VIP6, 1)], 20, interval=0.1), \
+        _public_routes(a)
+    assert not (_address_flags(a, VIP6) or 0) & IFA_F_TENTATIVE
+    assert _ping(net["c"])
+    assert _run(vip_agent, "stop", _env(a)).returncode == 0
+    assert not vip_present(a, PORT, VIP6) and _public_routes(a) == []
+
+
+def test_a_stop_before_the_vip_was_usable_leaves_no_route_behind(net, vip_agent):
+    """The detached process that sets the route's source cannot bring the route back after a
+    stop: a route's source must be a local address."""
+    a = net["a"]
+    _tentative_vip(a)
+    assert _run(vip_agent, "start", _env(a)).returncode == 0
+    assert _public_routes(a) == [(C_ADDR, None, 1)]
+    assert _run(vip_agent, "stop", _env(a)).returncode == 0
+    assert not vip_present(a, PORT, VIP6) and _public_routes(a) == []
+    # its tries end within 5 s: nothing comes back meanwhile or after
+    assert not poll(lambda: _public_routes(a), 7, interval=0.2)
+
+
 def test_where_dad_stays_on_the_vip_is_added_nodad_and_announced_by_na6(net, vip_agent):
     """DAD on for `all` in B (the port's own setting would not turn it off): the agent cannot
     rely on the kernel's announcement, adds the VIP nodad (never tentative) and sends the first

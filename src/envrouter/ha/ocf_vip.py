@@ -28,8 +28,12 @@ IPv6, and why it differs:
   sends all ``arp_count`` at once and a second apart. Override makes a neighbour replace the
   old holder's MAC at once; without it the neighbour keeps it until unreachability detection
   gives up, the 30-45 s IPv6 failovers peers report; one NA may be lost, hence the repeats;
-- the public route's source must be a usable address: the route is added right after the
-  address, retried every 10 ms (at most 1 s) while the kernel has not completed it;
+- the public route's source must be a usable address, which the kernel completes from its
+  work queue (late on a busy controller; a second later if DAD still runs on an address
+  that was there already). Forwarding needs no source: when the route with the source is
+  refused, the start adds it without, and a detached process sets the source as soon as the
+  kernel allows (every 10 ms, at most 5 s; a recurring monitor re-asserts it too). Before,
+  the start waited for it: 1.3 s for a start that found the VIP tentative;
 - the kernel keeps an IPv6 route whose source address goes away (it only clears the source),
   so stop deletes the public route itself; and it turns metric 0 into 1024 for IPv6 (where a
   router advertisement's default route would sit too), so the public IPv6 route has metric 1.
@@ -152,23 +156,33 @@ if [ "$all" = 0 ] && { echo 0 >$c/$port/accept_dad && echo 1 >$c/$port/ndisc_not
 else
   ip addr replace "$ip/$mask" dev "$port" nodad || exit 1
 fi
+pin=
 if [ -n "$gw" ]; then
-  # a route source must be a usable address: the kernel may not have completed it yet
-  i=0
-  until ip route replace default via "$gw" dev "$port" src "$ip" metric $6 proto $7 2>/dev/null
-  do
-    i=$((i + 1))
-    [ $i -lt 100 ] || { ip route replace default via "$gw" dev "$port" src "$ip" metric $6 \
-                          proto $7; exit 1; }
-    sleep 0.01
-  done
+  # A route source must be a usable address, and the kernel may not have completed it yet
+  # (from its work queue, late on a busy controller; a second where DAD still runs on it).
+  # Forwarding does not need the source: the route goes in at once without it, and the
+  # source (the VIP, for the namespace'"'"'s own traffic) follows in the background.
+  if ! ip route replace default via "$gw" dev "$port" src "$ip" metric $6 proto $7 2>/dev/null
+  then
+    ip route replace default via "$gw" dev "$port" metric $6 proto $7 || exit 1
+    pin=1
+  fi
 fi
 [ "$first" = 1 ] || n=$((n - 1))
-[ "$n" -gt 0 ] || exit 0
-# unsolicited NAs to all nodes: router and override flags, the target link-layer address
-setsid -f sh -c '"'"'n=$1 first=$2; shift 2; [ "$first" = 1 ] || sleep 1
+[ -n "$pin" ] || [ "$n" -gt 0 ] || exit 0
+# In the background: the route'"'"'s source (tried every 10 ms for at most 5 s; it fails for
+# good once the address is gone, so a stop meanwhile is not undone; a recurring monitor
+# re-asserts it too), then the unsolicited NAs to all nodes: router and override flags, the
+# target link-layer address.
+setsid -f sh -c '"'"'n=$1 first=$2 pin=$3 gw=$4 metric=$5 proto=$6; shift 6
+  port=$2 ip=$4 i=0  # from the na6 arguments: -i PORT -s IP ...
+  while [ -n "$pin" ] && [ $i -lt 500 ] && ! ip route replace default via "$gw" dev "$port" \
+      src "$ip" metric "$metric" proto "$proto" 2>/dev/null; do i=$((i + 1)); sleep 0.01; done
+  [ "$n" -gt 0 ] || exit 0
+  [ "$first" = 1 ] || sleep 1
   while na6 "$@" >/dev/null 2>&1; n=$((n - 1)); [ "$n" -gt 0 ]; do sleep 1; done'"'"' \
-  na6 "$n" "$first" -i "$port" -s "$ip" -d ff02::1 -t "$ip" -r -o -e </dev/null >/dev/null 2>&1'
+  na6 "$n" "$first" "$pin" "$gw" $6 $7 -i "$port" -s "$ip" -d ff02::1 -t "$ip" -r -o -e \
+  </dev/null >/dev/null 2>&1'
 
 case $action in
 start)
