@@ -114,7 +114,7 @@ lint: venv
 
 test: deps venv
 	$(VENV)/bin/ruff check src tests bench
-	$(PY) -m pytest -q -ra
+	$(PY) -m pytest -q -ra --durations=30
 
 test-unit: venv
 	$(PY) -m pytest -q tests/unit
