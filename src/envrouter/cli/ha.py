@@ -69,7 +69,9 @@ def apply(
     stickiness: Stickiness = 100,
     dry_run: bool = typer.Option(False, help="only print what would change"),
 ) -> None:
-    """Apply the layout to the CIB; changes only what differs (twice = no change)."""
+    """Apply the layout to the CIB; changes only what differs (twice = no change).
+
+    Also orders the CIB's fencing devices after the VIPs: apply again after adding one."""
     from envrouter.ha import cib
 
     lay = _layout(document, agent_document, stonith, stickiness)
