@@ -49,7 +49,6 @@ from envrouter.waiting import wait_until
 pytestmark = [pytest.mark.root, pytest.mark.lab]
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DEB_DIR = debbuild.DEB_DIR
 PACKAGES = debbuild.PACKAGES
 UNITS = ("envrouter-serve.service", "envrouter-metrics.service", "envrouter-metrics.timer")
 UNIT_DIR = "/lib/systemd/system"
@@ -66,10 +65,6 @@ def _must(argv: list[str], timeout: float = 600, **kw: Any) -> subprocess.Comple
     proc = _run(argv, timeout=timeout, **kw)
     assert proc.returncode == 0, f"{shlex.join(argv)}: {proc.stdout[-2000:]}{proc.stderr[-3000:]}"
     return proc
-
-
-def _debs(directory: str) -> dict[str, str]:
-    return debbuild.debs(directory)
 
 
 def _field(deb: str, name: str) -> str:
@@ -104,7 +99,7 @@ def debs() -> dict[str, dict[str, str]]:
         pytest.skip("installing packages needs root")
     failed = debbuild.built()  # started in the background at collection (conftest)
     assert failed is None, failed
-    built = _debs(DEB_DIR)
+    built = debbuild.debs()
     assert set(built) == set(PACKAGES), built
     old = _field(built["envrouter"], "Version")
     new_dir = os.path.join(REPO, "build", "deb-newer")
