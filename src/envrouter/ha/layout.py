@@ -131,7 +131,12 @@ class Layout:
     constraints: list[ET.Element]
     cluster_options: dict[str, str]  # crm_config, cib-bootstrap-options
     rsc_defaults: dict[str, str]
-    vips: tuple[str, ...] = ()  # the VIP primitives' ids, in the graph's order
+    @property
+    def vips(self) -> tuple[str, ...]:
+        """The VIP primitives' ids, in the layout's order."""
+        return tuple(r.get("id") or "" for r in self.resources
+                     if r.tag == "primitive" and r.get("provider") == PROVIDER
+                     and r.get("type") == "vip")
 
     def with_fencing_devices(self, devices: Iterable[str]) -> Layout:
         """The layout with the orders that keep the fencing devices found in the CIB out of
@@ -395,7 +400,7 @@ def build_layout(doc: DeploymentDocument, options: LayoutOptions | None = None) 
         "migration-threshold": str(opts.migration_threshold),
         "failure-timeout": opts.failure_timeout,
     }
-    return Layout(resources, constraints, cluster, defaults, tuple(vip_ids))
+    return Layout(resources, constraints, cluster, defaults)
 
 
 RSC_DEFAULTS_ID = "envrouter-rsc-defaults"
