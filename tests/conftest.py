@@ -97,7 +97,8 @@ def status_of(node: str, holder: str | None, nodes, entries: int, sync_errors: i
                               role="Started", active=True, failed=False, managed=True,
                               blocked=False, target_role=None, node=n) for n in nodes]
     if holder:
-        res.append(m.ResourceInstance(id="vip__vrouter", parent="vrouter-vips", agent="ocf:x",
+        # the layout's one VIP primitive, carrying every VIP (envrouter.ha.layout.VIPS)
+        res.append(m.ResourceInstance(id="vips", parent=None, agent="ocf:envrouter:vip",
                                       role="Started", active=True, failed=False, managed=True,
                                       blocked=False, target_role=None, node=holder))
     cluster = m.ClusterState(available=True, quorate=True, dc=nodes[0], stonith_enabled=False,
@@ -111,11 +112,10 @@ def status_of(node: str, holder: str | None, nodes, entries: int, sync_errors: i
     st = m.Status(
         node=node, namespace="vrouter", document="/var/lib/envrouter/document.json",
         document_error=None, namespace_present=True, cluster=cluster,
-        vips=[m.VipStatus(name="vrouter", resource="vip__vrouter", address="10.20.0.2",
+        vips=[m.VipStatus(name="vrouter", resource="vips", address="10.20.0.2",
                           pacemaker_nodes=[holder] if holder else [], here=node == holder),
-              m.VipStatus(name="vrouter_pub", resource="vip__vrouter_pub",
-                          address="203.0.113.2", pacemaker_nodes=[holder] if holder else [],
-                          here=node == holder)],
+              m.VipStatus(name="vrouter_pub", resource="vips", address="203.0.113.2",
+                          pacemaker_nodes=[holder] if holder else [], here=node == holder)],
         conntrackd=m.ConntrackdStatus(configured=True, answering=True, stats=stats),
         conntrack=m.ConntrackTable(entries=entries, max=262144),
         dns=m.DnsStatus(listen="10.20.0.5", answering=True,

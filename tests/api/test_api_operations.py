@@ -46,7 +46,7 @@ def test_health_is_what_each_controller_said(app, client, make_env, fake_status)
     assert (ctl1["node"], ctl2["node"]) == ("ctl1", "ctl2")
     assert [v["here"] for v in ctl1["vips"]] == [True, True]
     assert [v["here"] for v in ctl2["vips"]] == [False, False]
-    assert {r["id"] for r in ctl1["resources"]} == {"dns-clone", "vrouter-vips"}
+    assert {r["id"] for r in ctl1["resources"]} == {"dns-clone", "vips"}
     assert {r["id"] for r in ctl2["resources"]} == {"dns-clone"}
     assert ctl1["conntrackd"] == {"configured": True, "answering": True, "internal_cache": 42,
                                   "external_cache": 7, "sync_errors": 0, "error": None}

@@ -168,7 +168,8 @@ def test_layout_applied_twice_and_run_by_pacemaker(node):
     args = ["--document", doc, "--agent-document", doc, "--no-stonith"]
     first = n.nx(ENVROUTER, "ha", "apply", *args)
     assert first.returncode == 0, first.stderr
-    assert "create resource vip__vrouter" in first.stdout
+    # one primitive carries every VIP; no one-VIP primitive of the layouts before
+    assert "create resource vips" in first.stdout and "vip__" not in first.stdout
     epoch = _epoch(n)
     second = n.nx(ENVROUTER, "ha", "apply", *args)
     assert second.returncode == 0, second.stderr
@@ -180,8 +181,8 @@ def test_layout_applied_twice_and_run_by_pacemaker(node):
 
     def all_up() -> bool:
         return (all(where(r).endswith("running on: node1") for r in (
-                    "vip__vrouter", "vip__vrouter_pub", "vrouter-clone", "dns-clone",
-                    "ntp-clone", "ping_upstream-clone", "uplink-clone"))
+                    "vips", "vrouter-clone", "dns-clone", "ntp-clone",
+                    "ping_upstream-clone", "uplink-clone"))
                 and where("conntrackd-clone").endswith("node1 Promoted"))
 
     try:

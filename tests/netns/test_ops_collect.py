@@ -145,6 +145,9 @@ def test_collect_reports_what_the_daemons_report(world) -> None:
     assert not st.cluster.available  # no Pacemaker in this network namespace
     vips = {v.name: v for v in st.vips}
     assert vips["vrouter"].here is True and vips["vrouter_pub"].here is False
+    # every VIP is carried by the layout's one primitive `vips` (not in any CIB here)
+    assert {v.resource for v in st.vips} == {"vips"}
+    assert all(v.pacemaker_nodes == [] for v in st.vips)
     # conntrackd: the three flows in the internal cache, over UDP to the peer, no errors
     x = st.conntrackd.stats
     assert st.conntrackd.answering and x.internal_active >= 3 and x.transport == "UDP"
@@ -185,8 +188,11 @@ def test_cli_status_and_metrics(world) -> None:
                                **os.environ, "COLUMNS": "160"})
     assert table.returncode == 1
     for text in ("conntrackd", "NAT table", "DNS (dnsmasq)", "NTP (chrony)", "DEGRADED",
-                 "vip__vrouter", world["vr1"]):
+                 world["vr1"]):
         assert text in table.stdout, text
+    # the VIPs table names the resource that carries the management VIP: `vips`
+    assert any("vips" in line and VIP in line for line in table.stdout.splitlines()), \
+        table.stdout
     prom = world["base"] / "envrouter.prom"
     res = subprocess.run([*ENVROUTER, "metrics", "--output", str(prom), *args],
                          capture_output=True, text=True, timeout=60)

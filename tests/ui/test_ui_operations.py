@@ -55,7 +55,7 @@ def test_operations_view_follows_the_controllers(page: Page, ops_server: Server,
     expect(ctl1).to_contain_text("42 / 262144")
     expect(ctl1).to_contain_text("upstreams 1/1 reachable")
     expect(ctl1).to_contain_text("synchronised · stratum 3")
-    expect(ctl1).to_contain_text("vrouter-vips Started")
+    expect(ctl1).to_contain_text("vips Started")
     expect(ctl2.locator("td").nth(1)).to_have_text("none")  # VIPs held
     expect(page.locator("#moves")).to_contain_text("No move seen.")
     drill = page.locator('#drills tr[data-drill="1700000000-hard-kill"]')

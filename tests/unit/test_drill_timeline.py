@@ -170,7 +170,7 @@ def test_bands_from_holder_samples_show_two_holders_as_a_conflict() -> None:
 def test_events_the_fault_the_move_and_given_ones() -> None:
     report, server, clients, pings = report_and_records(moved_after=0.9)
     tl = drill_timeline(report, server, clients, pings, T0,
-                        events=[[0.45, "token lost"], [0.8, "vip__vrouter start on ctl2"]])
+                        events=[[0.45, "token lost"], [0.8, "vips start on ctl2"]])
     assert [(round(e.t, 2), e.kind) for e in tl.events] == [
         (0.0, "fault"), (0.45, "event"), (0.8, "event"), (0.9, "vip")]
     assert tl.events[0].label == "fault: hard-kill on ctl1"
@@ -251,6 +251,23 @@ def test_events_from_the_pacemaker_logs() -> None:
                       [pytest.approx(1.402), "vip__vrouter start on ctl1"],
                       [pytest.approx(1.41), "fencing (reboot) of ctl3 requested"],
                       [pytest.approx(2.95), "ctl3 fenced (reboot) by ctl2"]]
+
+
+def test_events_from_the_pacemaker_logs_of_the_one_vip_primitive() -> None:
+    """The layout's one primitive `vips` carries every VIP: its start is the event (the logs
+    of the layouts before, one `vip__<name>` each, still read as above); another resource's
+    operation is none."""
+    import time
+
+    fault = time.mktime(time.strptime("2026 Dec 01 20:16:45", "%Y %b %d %H:%M:%S"))
+    log = "\n".join([
+        pcmk("20:16:46.402", "pacemaker-controld", "Result of start operation for vips on ctl2: "
+             "ok | CIB update 53, graph action confirmed; call=45 key=vips_start_0"),
+        pcmk("20:16:46.510", "pacemaker-controld", "Result of start operation for dns on ctl2: "
+             "ok | CIB update 54, graph action confirmed; call=46 key=dns_start_0"),
+    ])
+    events = pacemaker_events([log], fault, fault - 1.5, fault + 6)
+    assert events == [[pytest.approx(1.402), "vips start on ctl2"]]
 
 
 def test_the_drill_writes_the_log_events_into_its_timeline(tmp_path) -> None:

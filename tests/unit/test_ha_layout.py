@@ -52,48 +52,50 @@ def _find(layout, tag, **attrs):
 def test_resources_named_from_the_document():
     lay = build_layout(sample_doc())
     ids = [r.get("id") for r in lay.resources]
-    assert ids == ["vrouter-clone", "vip__vrouter", "vip__vrouter_pub", "conntrackd-clone",
-                   "dns-clone", "ntp-clone", "ping_upstream-clone", "uplink-clone"]
-    pub = lay.resources[2]
-    params = {nv.get("name"): nv.get("value") for nv in pub.iter("nvpair")}
+    assert ids == ["vrouter-clone", "vips", "conntrackd-clone", "dns-clone", "ntp-clone",
+                   "ping_upstream-clone", "uplink-clone"]
+    vips = lay.resources[1]
+    assert (vips.get("class"), vips.get("provider"), vips.get("type")) == (
+        "ocf", "envrouter", "vip")
+    params = {nv.get("name"): nv.get("value") for nv in vips.iter("nvpair")}
     params.pop("conntrackd_conf", None)  # see the conntrackd test
-    assert params == {"namespace": "vrouter", "port": "vr-pub", "ip": "10.30.0.2",
-                      "cidr_netmask": "24", "gateway": "10.30.0.1"}
-    mgmt = {nv.get("name"): nv.get("value") for nv in lay.resources[1].iter("nvpair")}
-    assert "gateway" not in mgmt and mgmt["port"] == "vr-mgmt"
+    # every VIP on its port, the public one with the gateway (its default route); the public
+    # one first
+    assert params == {"namespace": "vrouter",
+                      "addresses": "vr-pub,10.30.0.2/24,10.30.0.1 vr-mgmt,10.20.0.2/24"}
+    assert [r.get("id") for r in lay.resources if r.get("type") == "vip"] == ["vips"]
 
 
 def test_conntrackd_is_promotable_and_the_vip_start_commits_nothing():
     lay = build_layout(sample_doc())
-    clone = lay.resources[3]
+    clone = lay.resources[2]
     meta = {nv.get("name"): nv.get("value") for nv in clone.find("meta_attributes")}
     assert meta["promotable"] == "true" and meta["promoted-max"] == "1"
     assert meta["notify"] == "false" and meta["interleave"] == "true"
-    for i, vip in ((1, "vip__vrouter"), (2, "vip__vrouter_pub")):
-        # no order chains the VIP start behind demote/promote, and nothing to commit: the
-        # peers inject the flows into their kernel table as they arrive
-        assert not _find(lay, "rsc_order", first="conntrackd-clone", then=vip)
-        params = {nv.get("name"): nv.get("value") for nv in lay.resources[i].iter("nvpair")}
-        assert "conntrackd_conf" not in params
+    # no order chains the VIP start behind demote/promote, and nothing to commit: the peers
+    # inject the flows into their kernel table as they arrive
+    assert not _find(lay, "rsc_order", first="conntrackd-clone", then="vips")
+    params = {nv.get("name"): nv.get("value") for nv in lay.resources[1].iter("nvpair")}
+    assert "conntrackd_conf" not in params
     assert lay.cluster_options["load-threshold"] == "1000%"  # no throttling of failovers
     # no VIP action of a dual-stack switchover waits for a job slot on a small controller
     assert lay.cluster_options["node-action-limit"] == "32"
     assert lay.cluster_options["transition-delay"] == "100ms"  # no 1-s sleep in the DC
-    coloc = _find(lay, "rsc_colocation", rsc="conntrackd-clone", **{"with-rsc": "vip__vrouter"})
+    coloc = _find(lay, "rsc_colocation", rsc="conntrackd-clone", **{"with-rsc": "vips"})
     assert coloc and coloc[0].get("rsc-role") == "Promoted" and coloc[0].get("score") == "INFINITY"
 
 
-def test_vips_colocated_with_each_other_and_the_clone_and_ordered_after_it():
+def test_the_vips_are_with_the_clone_and_ordered_after_it():
     lay = build_layout(sample_doc())
-    assert _find(lay, "rsc_colocation", rsc="vip__vrouter_pub", **{"with-rsc": "vip__vrouter"})
-    for vip in ("vip__vrouter", "vip__vrouter_pub"):
-        assert _find(lay, "rsc_colocation", rsc=vip, **{"with-rsc": "vrouter-clone"})
-        order = _find(lay, "rsc_order", first="vrouter-clone", then=vip)
-        assert order and order[0].get("kind") == "Mandatory"
-        loc = [c for c in lay.constraints if c.tag == "rsc_location" and c.get("rsc") == vip]
-        ops = sorted(e.get("operation") for e in loc[0].iter("expression"))
-        assert ops == ["lte", "not_defined"]
-        assert loc[0].find("rule").get("score") == "-INFINITY"
+    assert _find(lay, "rsc_colocation", rsc="vips", **{"with-rsc": "vrouter-clone"})
+    order = _find(lay, "rsc_order", first="vrouter-clone", then="vips")
+    assert order and order[0].get("kind") == "Mandatory"
+    (loc,) = _find(lay, "rsc_location", id="envrouter-vips-needs-upstream")
+    ops = sorted(e.get("operation") for e in loc.iter("expression"))
+    assert ops == ["lte", "not_defined"]
+    assert loc.find("rule").get("score") == "-INFINITY"
+    # nothing names a VIP resource of the layouts before (one primitive per VIP)
+    assert not [c for c in lay.constraints if "vip__" in ET.tostring(c, encoding="unicode")]
 
 
 def test_dns_and_ntp_follow_the_clone_and_ping_targets_the_public_gateway():
@@ -151,7 +153,7 @@ def test_apply_twice_changes_nothing(tmp_path, monkeypatch):
     monkeypatch.setenv("CIB_file", str(path))
     lay = build_layout(sample_doc(), LayoutOptions(stonith_enabled=False))
     first = cib.apply(lay)
-    assert "create resource vip__vrouter" in first
+    assert "create resource vips" in first
     epoch = cib.epoch()
     assert cib.apply(lay) == []
     assert cib.epoch() == epoch
@@ -162,7 +164,7 @@ def test_apply_twice_changes_nothing(tmp_path, monkeypatch):
                                                "address": "10.30.0.3", "prefixlen": 24,
                                                "user_defined": True}),
                         LayoutOptions(stonith_enabled=False))
-    assert cib.apply(lay2) == ["replace resource vip__vrouter_pub"]
+    assert cib.apply(lay2) == ["replace resource vips"]
     verify = subprocess.run(["crm_verify", "--xml-file", str(path)], capture_output=True,
                             text=True)
     assert "rror" not in verify.stderr, verify.stderr
@@ -170,9 +172,9 @@ def test_apply_twice_changes_nothing(tmp_path, monkeypatch):
 
 def test_the_vips_mildly_avoid_the_dc_without_ever_moving_for_it():
     lay = build_layout(sample_doc(), LayoutOptions(resource_stickiness=100))
-    (loc,) = [c for c in lay.constraints if c.get("id") == "envrouter-vip__vrouter-avoids-dc"]
+    (loc,) = [c for c in lay.constraints if c.get("id") == "envrouter-vips-avoids-dc"]
     rule = loc.find("rule")
-    assert loc.get("rsc") == "vip__vrouter"
+    assert loc.get("rsc") == "vips"
     # a bonus below the stickiness (never forces a move), never a negative score (that would
     # forbid the DC, e.g. the last node standing)
     assert 0 < int(rule.get("score")) < 100
@@ -190,12 +192,12 @@ def test_vips_leave_a_node_whose_uplink_lost_carrier():
               if nv.get("name") in ("bridge", "exclude", "name")}
     # the namespace's own port on the bridge is not an uplink
     assert params == {"bridge": "br-ex", "exclude": "vr-pub-h", "name": "envrouter_uplink"}
-    for vip in ("vip__vrouter", "vip__vrouter_pub"):
-        (loc,) = _find(lay, "rsc_location", id=f"envrouter-{vip}-needs-uplink")
-        (expr,) = loc.iter("expression")
-        # only a defined 0 bans: a node without the agent keeps the ping rule alone
-        assert (loc.find("rule").get("score"), expr.get("attribute"), expr.get("operation"),
-                expr.get("value")) == ("-INFINITY", "envrouter_uplink", "lte", "0")
+    (loc,) = _find(lay, "rsc_location", id="envrouter-vips-needs-uplink")
+    (expr,) = loc.iter("expression")
+    # only a defined 0 bans: a node without the agent keeps the ping rule alone
+    assert (loc.get("rsc"), loc.find("rule").get("score"), expr.get("attribute"),
+            expr.get("operation"), expr.get("value")) == (
+        "vips", "-INFINITY", "envrouter_uplink", "lte", "0")
 
 
 needs_simulate = pytest.mark.skipif(shutil.which("crm_simulate") is None,
@@ -237,7 +239,7 @@ def _settled_cib(tmp_path, monkeypatch, layout, *, fencing_devices=False):
     status = subprocess.run(["crm_mon", "-1", "--output-as=xml"], capture_output=True,
                             text=True, check=True).stdout
     (holder,) = {n.get("name") for r in ET.fromstring(status).iter("resource")
-                 if r.get("id") == "vip__vrouter" for n in r.iter("node")}
+                 if r.get("id") == "vips" for n in r.iter("node")}
     return path, holder
 
 
@@ -276,8 +278,8 @@ def test_a_planned_move_stops_the_vips_before_anything_else_on_the_old_holder(
         tmp_path, monkeypatch, stack):
     doc = sample_doc(**DUAL_STACK) if stack == "dual" else sample_doc()
     layout = build_layout(doc, LayoutOptions(stonith_enabled=False))
-    vips = [r.get("id") for r in layout.resources if r.get("id", "").startswith("vip__")]
-    assert len(vips) == (4 if stack == "dual" else 2)
+    vips = ["vips"]  # one resource, whatever the families
+    assert [r.get("id") for r in layout.resources if r.get("type") == "vip"] == vips
     path, holder = _settled_cib(tmp_path, monkeypatch, layout)
     subprocess.run(["crm_attribute", "-N", holder, "-n", "standby", "-v", "on"], check=True)
     graph = _graph(path, tmp_path)
@@ -304,8 +306,7 @@ def test_the_vrouter_restarting_in_place_is_a_valid_transition(tmp_path, monkeyp
     path, holder = _settled_cib(tmp_path, monkeypatch,
                                 build_layout(sample_doc(), LayoutOptions(stonith_enabled=False)))
     graph = _graph(path, tmp_path, "-i", f"vrouter_monitor_10000@{holder}=1")
-    assert {"vrouter_stop_0", "vrouter_start_0", "vip__vrouter_start_0",
-            "dns_start_0"} <= graph.keys()
+    assert {"vrouter_stop_0", "vrouter_start_0", "vips_start_0", "dns_start_0"} <= graph.keys()
 
 
 def test_no_action_of_the_layout_writes_a_pending_record():
@@ -327,64 +328,93 @@ DUAL_STACK = {
 }
 
 
-def test_ipv6_vips_laid_out_like_the_ipv4_ones_with_the_management_vip():
-    from envrouter.ha.layout import (
-        MANAGEMENT6_VIP_ID,
-        OWNED_RESOURCE_IDS,
-        PUBLIC6_VIP_ID,
-        vip_resource_id,
-    )
-    from envrouter.model.entities import VIP_MANAGEMENT6, VIP_PUBLIC6
-
-    assert (MANAGEMENT6_VIP_ID, PUBLIC6_VIP_ID) == (
-        vip_resource_id(VIP_MANAGEMENT6), vip_resource_id(VIP_PUBLIC6))
-    assert {MANAGEMENT6_VIP_ID, PUBLIC6_VIP_ID} <= OWNED_RESOURCE_IDS  # swept when IPv6 goes
+def test_ipv6_vips_are_in_the_same_resource_as_the_ipv4_ones():
     v4 = build_layout(sample_doc())
     lay = build_layout(sample_doc(**DUAL_STACK))
-    ids = [r.get("id") for r in lay.resources]
-    assert ids[:5] == ["vrouter-clone", "vip__vrouter", "vip__vrouter_pub", "vip__vrouter6",
-                       "vip__vrouter_pub6"]
-    assert MANAGEMENT6_VIP_ID not in [r.get("id") for r in v4.resources]
-    by_id = {r.get("id"): {nv.get("name"): nv.get("value") for nv in r.iter("nvpair")}
-             for r in lay.resources}
-    assert by_id["vip__vrouter6"] == {"namespace": "vrouter", "port": "vr-mgmt",
-                                      "ip": "fd00:20::2", "cidr_netmask": "64"}
-    assert by_id["vip__vrouter_pub6"] == {"namespace": "vrouter", "port": "vr-pub",
-                                          "ip": "2001:db8:30::2", "cidr_netmask": "64",
-                                          "gateway": "2001:db8:30::1"}
-    for vip in ("vip__vrouter6", "vip__vrouter_pub6"):
-        # what an IPv4 VIP has, the IPv6 one has: with and after the clone, the upstream and
-        # uplink rules, one holder with the management VIP (so with the promoted conntrackd)
-        assert _find(lay, "rsc_colocation", rsc=vip, **{"with-rsc": "vrouter-clone"})
-        order = _find(lay, "rsc_order", first="vrouter-clone", then=vip)
-        assert order and order[0].get("kind") == "Mandatory"
-        coloc = _find(lay, "rsc_colocation", rsc=vip, **{"with-rsc": "vip__vrouter"})
-        assert coloc and coloc[0].get("score") == "INFINITY"
-        assert {c.get("id").removeprefix(f"envrouter-{vip}") for c in lay.constraints
-                if c.tag == "rsc_location" and c.get("rsc") == vip} == {
-            "-needs-upstream", "-needs-uplink"}
-    # the IPv4 part of the layout is unchanged by IPv6
-    v4_ids = {c.get("id") for c in v4.constraints}
-    assert v4_ids < {c.get("id") for c in lay.constraints}
+    assert [r.get("id") for r in lay.resources] == [r.get("id") for r in v4.resources]
+    params = {nv.get("name"): nv.get("value") for nv in lay.resources[1].iter("nvpair")}
+    assert params == {"namespace": "vrouter", "addresses": (
+        "vr-pub,10.30.0.2/24,10.30.0.1 vr-mgmt,10.20.0.2/24 "
+        "vr-pub,2001:db8:30::2/64,2001:db8:30::1 vr-mgmt,fd00:20::2/64")}
+    # the constraints are the IPv4 layout's: IPv6 adds an address list, no resource
+    assert [ET.tostring(c) for c in lay.constraints] == [ET.tostring(c) for c in v4.constraints]
 
 
-def test_ipv6_vips_commit_the_external_cache_like_the_ipv4_ones(monkeypatch):
+def test_the_vips_commit_the_external_cache_once(monkeypatch):
     from envrouter.services import conntrackd as ctd
 
     monkeypatch.setattr(ctd, "EXTERNAL_CACHE", True)
     lay = build_layout(sample_doc(**DUAL_STACK))
-    confs = {r.get("id"): {nv.get("name"): nv.get("value") for nv in r.iter("nvpair")}.get(
-        "conntrackd_conf") for r in lay.resources if r.get("id", "").startswith("vip__")}
-    assert len(confs) == 4 and len(set(confs.values())) == 1 and None not in confs.values()
+    params = {nv.get("name"): nv.get("value") for nv in lay.resources[1].iter("nvpair")}
+    assert params["conntrackd_conf"].endswith("conntrackd.conf")
+
+
+@needs_pacemaker
+def test_apply_replaces_the_one_vip_primitives_of_an_older_layout(tmp_path, monkeypatch):
+    """A CIB laid out before the VIPs were one resource (a primitive per VIP, its constraints):
+    the apply deletes every old primitive and its constraints before it creates `vips`, so the
+    old and the new resources never hold the same addresses at once."""
+    path = tmp_path / "cib.xml"
+    path.write_text(subprocess.run(["cibadmin", "--empty"], capture_output=True, text=True,
+                                   check=True).stdout)
+    monkeypatch.setenv("CIB_file", str(path))
+    lay = build_layout(sample_doc(), LayoutOptions(stonith_enabled=False))
+    cib.apply(lay)
+    for con in ET.fromstring(subprocess.run(["cibadmin", "--query", "--scope", "constraints"],
+                                            capture_output=True, text=True, check=True).stdout):
+        if "vips" in (con.get("rsc"), con.get("first"), con.get("then"), con.get("with-rsc")):
+            subprocess.run(["cibadmin", "--delete", "--scope", "constraints", "--xml-text",
+                            f'<{con.tag} id="{con.get("id")}"/>'], check=True)
+    subprocess.run(["cibadmin", "--delete", "--scope", "resources", "--xml-text",
+                    '<primitive id="vips"/>'], check=True)
+    for vid, ip in (("vip__vrouter", "10.20.0.2"), ("vip__vrouter_pub", "10.30.0.2")):
+        subprocess.run(["cibadmin", "--create", "--scope", "resources", "--xml-text",
+                        f'<primitive id="{vid}" class="ocf" provider="envrouter" type="vip">'
+                        f'<instance_attributes id="{vid}-ia"><nvpair id="{vid}-ip" name="ip" '
+                        f'value="{ip}"/></instance_attributes></primitive>'], check=True)
+        subprocess.run(["cibadmin", "--create", "--scope", "constraints", "--xml-text",
+                        f'<rsc_colocation id="envrouter-{vid}-with-vrouter" rsc="{vid}" '
+                        'with-rsc="vrouter-clone" score="INFINITY"/>'], check=True)
+    # and a fencing device with the older layout's orders, by the ids the layout still uses,
+    # naming the old primitives (a resource set): replaced in place, they would make the
+    # schema refuse the deletion of the primitives they name
+    from envrouter.lab import fence
+
+    subprocess.run(["cibadmin", "--create", "--scope", "resources", "--xml-text",
+                    ET.tostring(fence.device_xml("ctl2", "/s"), encoding="unicode")], check=True)
+    for action in ("start", "stop"):
+        oid = f"envrouter-vips-{action}-before-fence-ctl2"
+        subprocess.run(["cibadmin", "--create", "--scope", "constraints", "--xml-text",
+                        f'<rsc_order id="{oid}" kind="Optional" symmetrical="false">'
+                        f'<resource_set id="{oid}-vips" sequential="false" action="{action}">'
+                        '<resource_ref id="vip__vrouter"/><resource_ref id="vip__vrouter_pub"/>'
+                        f'</resource_set><resource_set id="{oid}-device" action="{action}">'
+                        '<resource_ref id="fence-ctl2"/></resource_set></rsc_order>'],
+                       check=True)
+    steps = cib.plan(lay)
+    for action in ("start", "stop"):
+        oid = f"envrouter-vips-{action}-before-fence-ctl2"
+        assert steps.index(f"delete constraint {oid}") < steps.index(
+            "delete resource vip__vrouter") < steps.index(f"create constraint {oid}")
+    old = ["delete resource vip__vrouter", "delete resource vip__vrouter_pub"]
+    assert set(old) < set(steps)
+    assert max(steps.index(o) for o in old) < steps.index("create resource vips")
+    assert steps.index("delete constraint envrouter-vip__vrouter-with-vrouter") < steps.index(
+        "delete resource vip__vrouter")
+    cib.apply(lay)
+    ids = [r.get("id") for r in ET.fromstring(subprocess.run(
+        ["cibadmin", "--query", "--scope", "resources"], capture_output=True, text=True,
+        check=True).stdout)]
+    assert "vips" in ids and not [i for i in ids if i.startswith("vip__")]
+    assert cib.apply(lay) == []
 
 
 def test_status_expects_every_vip_the_layout_lays_out():
     from envrouter.ops.collect import expected_resources, vips_and_ports
 
     for doc in (sample_doc(), sample_doc(**DUAL_STACK)):
-        laid_out = [r.get("id") for r in build_layout(doc).resources
-                    if r.get("id", "").startswith("vip__")]
-        assert [i for i in expected_resources(doc.vrouter) if i.startswith("vip__")] == laid_out
+        laid_out = [r.get("id") for r in build_layout(doc).resources]
+        assert [i for i in expected_resources(doc.vrouter) if i in laid_out] == laid_out[:-1]
     ports = [(v.name, port) for v, port in vips_and_ports(sample_doc(**DUAL_STACK).vrouter)]
     assert ports == [("vrouter", "vr-mgmt"), ("vrouter_pub", "vr-pub"), ("vrouter6", "vr-mgmt"),
                      ("vrouter_pub6", "vr-pub")]
@@ -412,20 +442,16 @@ def _with_devices_on_the_holder(path, holder):
     assert _devices_on(path, holder) == sorted(f"fence-{n}" for n in NODES if n != holder)
 
 
-def test_apply_orders_each_fencing_device_after_the_vips_and_a_removed_device_s_orders_are_swept(
+def test_apply_orders_each_fencing_device_after_the_vips_and_deleting_a_device_deletes_its_orders(
         tmp_path, monkeypatch):
     lay = build_layout(sample_doc(**DUAL_STACK))
-    assert lay.vips == ("vip__vrouter", "vip__vrouter_pub", "vip__vrouter6", "vip__vrouter_pub6")
     (start, stop) = [o for o in lay.with_fencing_devices(["fence-ctl1"]).constraints
                      if o not in lay.constraints]
     for order, action in ((start, "start"), (stop, "stop")):
         # optional and one-way: never forbids, never blocks, never moves a device
         assert (order.get("kind"), order.get("symmetrical")) == ("Optional", "false")
-        vips, device = order.findall("resource_set")
-        assert vips.get("sequential") == "false"  # the VIPs still start together
-        assert [r.get("id") for r in vips] == list(lay.vips)
-        assert [r.get("id") for r in device] == ["fence-ctl1"]
-        assert vips.get("action") == device.get("action") == action
+        assert (order.get("first"), order.get("then")) == ("vips", "fence-ctl1")
+        assert order.get("first-action") == order.get("then-action") == action
     if shutil.which("cibadmin") is None:
         return
     path = tmp_path / "cib.xml"
@@ -443,15 +469,16 @@ def test_apply_orders_each_fencing_device_after_the_vips_and_a_removed_device_s_
         f"create constraint envrouter-vips-{a}-before-fence-{n}"
         for a in ("start", "stop") for n in ("ctl1", "ctl2")}
     assert cib.apply(lay) == []
-    # the CIB's schema refuses a device its orders still name; crmsh deletes the device's set
-    # from them, which leaves each a one-set order that orders nothing: the next apply sweeps it
+    # the CIB's schema refuses a device its orders still name; crmsh deletes them with it, and
+    # the next apply has nothing to add or sweep
     gone = subprocess.run(["cibadmin", "--delete", "--scope", "resources", "--xml-text",
                            '<primitive id="fence-ctl2"/>'], capture_output=True, text=True)
     assert gone.returncode != 0 and "schema" in gone.stderr
     subprocess.run(["crm", "configure", "delete", "fence-ctl2"], check=True,
                    stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
-    assert sorted(cib.apply(lay)) == [
-        f"delete constraint envrouter-vips-{a}-before-fence-ctl2" for a in ("start", "stop")]
+    orders = subprocess.run(["cibadmin", "--query", "--scope", "constraints"],
+                            capture_output=True, text=True, check=True).stdout
+    assert "before-fence-ctl2" not in orders and "before-fence-ctl1" in orders
     assert cib.apply(lay) == []
     verify = subprocess.run(["crm_verify", "--xml-file", str(path)], capture_output=True,
                             text=True)
@@ -466,8 +493,7 @@ def test_a_standby_starts_the_moved_fencing_devices_after_the_vips(tmp_path, mon
     _with_devices_on_the_holder(path, holder)
     subprocess.run(["crm_attribute", "-N", holder, "-n", "standby", "-v", "on"], check=True)
     graph = _graph(path, tmp_path)
-    starts = {f"{vip}_start_0" for vip in layout.vips}
-    stops = {f"{vip}_stop_0" for vip in layout.vips}
+    starts, stops = {"vips_start_0"}, {"vips_stop_0"}
     moved = _devices_on(path, holder)
     assert moved
     for dev in moved:
@@ -475,10 +501,9 @@ def test_a_standby_starts_the_moved_fencing_devices_after_the_vips(tmp_path, mon
         assert stops <= _waits_for(graph, f"{dev}_stop_0")
         start = f"{dev}_start_0"
         assert graph[start][0] != holder and starts <= _waits_for(graph, start)
-    for vip in layout.vips:
-        # a VIP start still waits for its own stop and for nothing else of a node
-        assert {a for a in _waits_for(graph, f"{vip}_start_0")
-                if graph.get(a, (None,))[0]} == {f"{vip}_stop_0"}
+    # the VIP start still waits for its own stop and for nothing else of a node
+    assert {a for a in _waits_for(graph, "vips_start_0")
+            if graph.get(a, (None,))[0]} == {"vips_stop_0"}
 
 
 @needs_pacemaker
@@ -490,8 +515,7 @@ def test_a_hard_kill_fences_first_and_moves_no_device_of_the_survivors(tmp_path,
     before = {n: _devices_on(path, n) for n in survivors}
     graph = _graph(path, tmp_path, "--node-fail", holder)
     (fencing,) = [a for a in graph if a.startswith("stonith-")]
-    for vip in layout.vips:
-        assert fencing in _waits_for(graph, f"{vip}_start_0")
+    assert fencing in _waits_for(graph, "vips_start_0")
     for node, devices in before.items():
         for dev in devices:  # a survivor's device stays where it runs
             assert f"{dev}_stop_0" not in graph, (node, dev)

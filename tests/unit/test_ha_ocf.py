@@ -30,9 +30,9 @@ DAEMON = {"document": DOC, "run_root": ("/run/envrouter", False),
           "log_root": ("/var/log/envrouter", False)}
 EXPECTED_PARAMS = {
     "vrouter": {"document": DOC, "root": ("/", False), "host_netns": (None, False)},
-    "vip": {"namespace": ("vrouter", False), "port": (None, True), "ip": (None, True),
-            "cidr_netmask": (None, True), "gateway": (None, False), "arp_count": ("2", False),
-            "conntrackd_conf": (None, False)},
+    "vip": {"namespace": ("vrouter", False), "addresses": (None, False),
+            "port": (None, False), "ip": (None, False), "cidr_netmask": (None, False),
+            "gateway": (None, False), "arp_count": ("2", False), "conntrackd_conf": (None, False)},
     "conntrackd": {**DAEMON, "transport": ("auto", False),
                    "multicast_group": ("225.0.0.50", False), "port": ("3780", False)},
     "dns": DAEMON,
@@ -132,7 +132,11 @@ def test_shell_agents_follow_the_contract_without_python(installed):
         assert _sh_agent(installed, name, "usage").returncode == OCF_SUCCESS
         meta = _sh_agent(installed, name, "meta-data")
         assert meta.returncode == 0 and f'<resource-agent name="{name}"' in meta.stdout
-    # a VIP without its address: configuration error naming the parameters; a probe: 7
+    # no VIP at all: configuration error naming the parameter; a probe: 7
+    out = _sh_agent(installed, "vip", "start")
+    assert out.returncode == OCF_ERR_CONFIGURED
+    assert out.stderr.splitlines() == ["ocf-exit-reason:missing required parameter(s): addresses"]
+    # the one-address form without its address: the error names its parameters
     out = _sh_agent(installed, "vip", "start", port="vr-pub")
     assert out.returncode == OCF_ERR_CONFIGURED
     assert out.stderr.splitlines() == [
@@ -270,3 +274,50 @@ def test_an_unpromoted_instance_keeps_its_internal_cache_empty(monkeypatch):
     assert calls == []
     ocf_conntrackd._keep_cache_empty(ctx, None, STATS)
     assert calls == [("-f", "internal")]
+
+
+ADDRESSES = ("vr-mgmt,10.0.0.2/24 vr-pub,192.0.2.10/24,192.0.2.1 vr-mgmt,fd00::2/64 "
+             "vr-pub,2001:db8::10/64,2001:db8::1")
+
+
+def test_the_vip_list_is_checked_entry_by_entry_naming_the_entry(installed):
+    ok = _sh_agent(installed, "vip", "validate-all", addresses=ADDRESSES)
+    assert ok.returncode == OCF_SUCCESS, ok.stderr
+    # blanks of any kind separate the entries; the one-address parameters are then ignored
+    assert _sh_agent(installed, "vip", "validate-all", ip="bad",
+                     addresses=ADDRESSES.replace(" ", "\n\t")).returncode == OCF_SUCCESS
+    for entry, why in (("vr-mgmt", "not PORT,ADDRESS/PREFIX[,GATEWAY]"),
+                       ("vr-mgmt,10.0.0.2", "no prefix length"),
+                       ("vr-mgmt,10.0.0.256/24", "not an IPv4 address: '10.0.0.256'"),
+                       ("vr-mgmt,10.0.0.2/33", "not a prefix length: '33'"),
+                       ("vr-mgmt,fd00::2/129", "not a prefix length: '129'"),
+                       ("vr-mgmt,fd00::2/64,10.0.0.1",
+                        "not an IPv6 address (the VIP is): '10.0.0.1'"),
+                       ("vr-mgmt,10.0.0.2/24,fd00::1", "not an IPv4 address: 'fd00::1'"),
+                       ("vr-mgmt,10.0.0.2/24,10.0.0.1,x", "not an IPv4 address: '10.0.0.1,x'"),
+                       ("-x,10.0.0.2/24", "not an interface name: '-x'"),
+                       ("vr;x,10.0.0.2/24", "not an interface name: 'vr;x'")):
+        out = _sh_agent(installed, "vip", "validate-all",
+                        addresses=f"vr-pub,10.9.0.1/24 {entry}")
+        assert out.returncode == OCF_ERR_CONFIGURED, entry
+        assert out.stderr.splitlines()[-1] == f"ocf-exit-reason:vip: addresses: '{entry}': {why}"
+        assert _sh_agent(installed, "vip", "stop", addresses=entry).returncode == OCF_SUCCESS
+        assert _sh_agent(installed, "vip", "monitor", CRM_meta_interval="0",
+                         addresses=entry).returncode == OCF_NOT_RUNNING
+    for addresses, why in (
+            ("vr-pub,10.0.0.1/24,10.0.0.254 vr-pub,10.0.1.1/24,10.0.1.254",
+             "two IPv4 gateways: '10.0.0.254', '10.0.1.254'"),
+            ("vr-pub,fd00::1/64,fd00::fe vr-ex,fd01::1/64,fd01::fe",
+             "two IPv6 gateways: 'fd00::fe', 'fd01::fe'"),
+            ("vr-pub,10.0.0.1/24 vr-mgmt,10.0.0.1/24", "'10.0.0.1' twice")):
+        out = _sh_agent(installed, "vip", "validate-all", addresses=addresses)
+        assert out.returncode == OCF_ERR_CONFIGURED, addresses
+        assert out.stderr.splitlines()[-1] == f"ocf-exit-reason:vip: addresses: {why}"
+    out = _sh_agent(installed, "vip", "validate-all", addresses=ADDRESSES, arp_count="x")
+    assert out.returncode == OCF_ERR_CONFIGURED and "vip: arp_count: " in out.stderr
+    # no such namespace: monitor 7, stop succeeds, start fails
+    gone = {"addresses": ADDRESSES, "namespace": "ert-no-such-namespace"}
+    assert _sh_agent(installed, "vip", "monitor", **gone).returncode == OCF_NOT_RUNNING
+    assert _sh_agent(installed, "vip", "stop", **gone).returncode == OCF_SUCCESS
+    out = _sh_agent(installed, "vip", "start", **gone)
+    assert out.returncode == 1 and "does not exist" in out.stderr

@@ -1,14 +1,18 @@
 """assess(): which states are degraded and how the reason reads; the metrics built from the same
-Status. Every Status here is built from outputs captured from the real tools (test_ops_data)."""
+Status. Every Status here is built from outputs captured from the real tools (test_ops_data).
+Every VIP is carried by the layout's one primitive ``vips``: each has its VipStatus, all with
+that resource and its nodes (as `envrouter.ops.collect` builds them)."""
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from envrouter.ha.layout import VIPS
 from envrouter.ops.assess import assess
 from envrouter.ops.collect import expected_resources
 from envrouter.ops.metrics import registry_for, render
@@ -38,12 +42,29 @@ def data(name: str) -> str:
     return (DATA / name).read_text()
 
 
+def vips_on(text: str, *nodes: str, target_role: str | None = None) -> str:
+    """crm_mon XML `text` with the `vips` primitive active on `nodes` (none: stopped), as
+    crm_mon shows it."""
+    ids = {"ctl1": 1, "ctl2": 2, "ctl3": 3}
+    role = "Started" if nodes else "Stopped"
+    tr = f' target_role="{target_role}"' if target_role else ""
+    head = (f'<resource id="{VIPS}" resource_agent="ocf:envrouter:vip" role="{role}"{tr} '
+            f'active="{str(bool(nodes)).lower()}" orphaned="false" blocked="false" '
+            'managed="true" failed="false" failure_ignored="false" '
+            f'nodes_running_on="{len(nodes)}"')
+    element = (head + ">" + "".join(f'<node name="{n}" id="{ids[n]}" cached="true"/>'
+                                    for n in nodes) + "</resource>") if nodes else head + "/>"
+    new, n = re.subn(rf'<resource id="{VIPS}" [^>]*>.*?</resource>', element, text, flags=re.S)
+    assert n == 1, "the fixture has one vips primitive"
+    return new
+
+
 def make_status(crm: str = "crm_mon_healthy.xml", node: str = "ctl1", *,
                 crm_text: str | None = None) -> Status:
     cluster = parse_crm_mon(crm_text if crm_text is not None else data(crm))
-    vips = [VipStatus(name=n, resource=f"vip__{n}", address=a,
-                      pacemaker_nodes=cluster.active_nodes(f"vip__{n}"),
-                      here=node in cluster.active_nodes(f"vip__{n}"))
+    vips = [VipStatus(name=n, resource=VIPS, address=a,
+                      pacemaker_nodes=cluster.active_nodes(VIPS),
+                      here=node in cluster.active_nodes(VIPS))
             for n, a in (("vrouter", "192.168.0.2"), ("vrouter_pub", "203.0.113.2"))]
     chaos = parse_dnsmasq_chaos(data("dig_noall_answer.txt"))
     sources = parse_chrony_sources_csv(data("chronyc_csv_sources_lab.txt"))
@@ -121,16 +142,21 @@ def test_cluster_unavailable_still_checks_the_daemons() -> None:
                           "dns: dnsmasq not answering on 192.168.0.200 (connection timed out)"]
 
 
-def test_vip_nowhere_and_vip_twice_and_apart() -> None:
-    st = make_status()
-    st.vips[0].pacemaker_nodes = []
-    st.vips[0].here = False
-    assert "VIP vip__vrouter (192.168.0.2): not running" in assess(st)
-    st = make_status()
-    st.vips[1].pacemaker_nodes = ["ctl1", "ctl2"]
-    reasons = assess(st)
-    assert "VIP vip__vrouter_pub (203.0.113.2): running on ctl1 and ctl2" in reasons
-    assert any(r.startswith("VIPs apart") for r in reasons)
+def test_vips_nowhere_and_twice_and_a_vip_apart() -> None:
+    """`vips` stopped or active on two nodes: one reason, naming every VIP it carries."""
+    st = make_status(crm_text=vips_on(data("crm_mon_healthy.xml")))
+    assert assess(st) == ["VIP vips (192.168.0.2, 203.0.113.2): not running"]
+    st = make_status(crm_text=vips_on(data("crm_mon_healthy.xml"), target_role="Stopped"))
+    assert assess(st) == ["VIP vips (192.168.0.2, 203.0.113.2): stopped (target-role=Stopped)"]
+    st = make_status(crm_text=vips_on(data("crm_mon_healthy.xml"), "ctl1", "ctl2"))
+    assert assess(st) == ["VIP vips (192.168.0.2, 203.0.113.2): running on ctl1 and ctl2"]
+    # one primitive cannot run the VIPs apart; a kernel can still hold one of them apart: ctl2's
+    # namespace has the public VIP while Pacemaker runs `vips` on ctl1
+    st = make_status(node="ctl2")
+    st.vips[1].here = True
+    assert assess(st) == [
+        "VIP 203.0.113.2: configured in namespace vrouter on ctl2 but Pacemaker runs "
+        "vips on ctl1 (split brain?)"]
 
 
 def test_kernel_and_pacemaker_disagree_on_a_vip() -> None:
@@ -138,21 +164,20 @@ def test_kernel_and_pacemaker_disagree_on_a_vip() -> None:
     st.vips[0].here = True  # ctl2's namespace has the VIP, Pacemaker runs it on ctl1
     assert assess(st) == [
         "VIP 192.168.0.2: configured in namespace vrouter on ctl2 but Pacemaker runs "
-        "vip__vrouter on ctl1 (split brain?)"]
+        "vips on ctl1 (split brain?)"]
     st = make_status(node="ctl1")
     st.vips[1].here = False
     assert assess(st) == [
-        "VIP 203.0.113.2: Pacemaker runs vip__vrouter_pub on ctl1 but the address is missing "
+        "VIP 203.0.113.2: Pacemaker runs vips on ctl1 but the address is missing "
         "from namespace vrouter"]
 
 
 def test_conntrackd_promoted_away_from_the_vips() -> None:
     text = data("crm_mon_healthy.xml").replace('role="Promoted"', 'role="Unpromoted"')
     assert "resource conntrackd: promoted nowhere" in assess(make_status(crm_text=text))
-    st = make_status("crm_mon_vip_banned.xml", node="ctl2")
-    st.vips[0].pacemaker_nodes = st.vips[1].pacemaker_nodes = ["ctl3"]
-    st.vips[0].here = st.vips[1].here = None
-    assert "resource conntrackd: promoted on ctl2 but the VIPs are on ctl3" in assess(st)
+    st = make_status(crm_text=vips_on(data("crm_mon_vip_banned.xml"), "ctl3"), node="ctl2")
+    assert st.vips[0].pacemaker_nodes == st.vips[1].pacemaker_nodes == ["ctl3"]
+    assert assess(st) == ["resource conntrackd: promoted on ctl2 but the VIPs are on ctl3"]
 
 
 def test_conntrackd_down_and_sync_errors_growing() -> None:
@@ -226,8 +251,11 @@ def test_namespace_missing_and_resource_not_configured() -> None:
     st.namespace_present = False
     st.vips[0].here = st.vips[1].here = False
     reasons = assess(st)
-    assert reasons[0] == "VIP 192.168.0.2: Pacemaker runs vip__vrouter on ctl1 but the address " \
-                         "is missing from namespace vrouter"
+    assert reasons[:2] == [
+        "VIP 192.168.0.2: Pacemaker runs vips on ctl1 but the address is missing from "
+        "namespace vrouter",
+        "VIP 203.0.113.2: Pacemaker runs vips on ctl1 but the address is missing from "
+        "namespace vrouter"]
     assert "namespace vrouter: missing on ctl1" in reasons
     st = make_status()
     st.expected_resources.append("extra-clone")

@@ -1,6 +1,7 @@
 """Parsers of the tools' reports, against outputs captured from the real tools on this machine
-(tests/unit/test_ops_data/: crm_mon of the lab's 3-controller cluster, healthy and degraded;
-conntrackd 1.4.7 over UDP and multicast; chronyc 4.3 CSV; dnsmasq 2.90 CHAOS answers)."""
+(tests/unit/test_ops_data/: crm_mon of the lab's 3-controller cluster, healthy and degraded,
+its two VIP primitives since made the layout's one ``vips``; conntrackd 1.4.7 over UDP and
+multicast; chronyc 4.3 CSV; dnsmasq 2.90 CHAOS answers)."""
 
 from __future__ import annotations
 
@@ -35,10 +36,11 @@ def test_crm_mon_healthy_cluster() -> None:
     assert [(n.name, n.online, n.is_dc) for n in c.nodes] == [
         ("ctl1", True, False), ("ctl2", True, True), ("ctl3", True, False)]
     assert all(n.eligible for n in c.nodes)
-    assert c.top_ids == ["vrouter-clone", "vip__vrouter", "vip__vrouter_pub",
-                         "conntrackd-clone", "dns-clone", "ntp-clone", "ping_upstream-clone"]
-    assert c.active_nodes("vip__vrouter") == ["ctl1"]
-    assert c.active_nodes("vip__vrouter_pub") == ["ctl1"]
+    assert c.top_ids == ["vrouter-clone", "vips", "conntrackd-clone", "dns-clone", "ntp-clone",
+                         "ping_upstream-clone"]
+    assert c.active_nodes("vips") == ["ctl1"]
+    (vips,) = c.instances("vips")
+    assert vips.agent == "ocf:envrouter:vip" and vips.parent is None
     for clone in ("vrouter-clone", "dns-clone", "ntp-clone", "ping_upstream-clone",
                   "conntrackd-clone"):
         assert c.active_nodes(clone) == ["ctl1", "ctl2", "ctl3"], clone
@@ -61,8 +63,7 @@ def test_crm_mon_stopped_clone() -> None:
 
 def test_crm_mon_vips_moved_and_promotion_followed() -> None:
     c = parse_crm_mon(data("crm_mon_vip_banned.xml"))
-    assert c.active_nodes("vip__vrouter") == ["ctl2"]
-    assert c.active_nodes("vip__vrouter_pub") == ["ctl2"]
+    assert c.active_nodes("vips") == ["ctl2"]
     assert c.active_nodes("conntrackd-clone", role="Promoted") == ["ctl2"]
 
 
@@ -109,7 +110,7 @@ def test_crm_mon_node_attributes_and_where_each_primitive_runs() -> None:
         "ctl2": {"master-conntrackd": "100", "pingd": "1000"},
         "ctl3": {"master-conntrackd": "100", "pingd": "1000"}}
     on = c.running_on()
-    assert on["vip__vrouter"] == ["ctl1"] and on["vip__vrouter_pub"] == ["ctl1"]
+    assert on["vips"] == ["ctl1"]
     for primitive in ("vrouter", "conntrackd", "dns", "ntp", "ping_upstream"):
         assert sorted(on[primitive]) == ["ctl1", "ctl2", "ctl3"], primitive
     stopped = parse_crm_mon(data("crm_mon_dns_stopped.xml")).running_on()

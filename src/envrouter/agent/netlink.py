@@ -24,12 +24,11 @@ from envrouter.agent.namespaces import (  # noqa: F401
     sysctl_path,
 )
 from envrouter.errors import InfraError
+from envrouter.model.names import RTPROT_ENVROUTER, RTPROT_ENVROUTER_VIP  # noqa: F401
 
 T = TypeVar("T")
 
 CLONE_NEWNET = 0x40000000
-RTPROT_ENVROUTER = 77  # routes the agent owns
-RTPROT_ENVROUTER_VIP = 78  # the public default route the HA layer sets (never stale)
 IFF_UP = 1
 
 _libc: Any = None

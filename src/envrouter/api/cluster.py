@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 from envrouter.errors import InfraError
-from envrouter.ha.layout import MANAGEMENT_VIP_ID
+from envrouter.ha.layout import VIPS
 from envrouter.ops.model import ClusterState
 from envrouter.ops.parse import ParseError, parse_crm_mon
 
@@ -25,7 +25,7 @@ from envrouter.ops.parse import ParseError, parse_crm_mon
 def summarize(state: ClusterState, source: str) -> dict[str, Any]:
     """What the API shows of a parsed crm_mon (pure)."""
     holders = [r.node for r in state.resources
-               if r.id == MANAGEMENT_VIP_ID and r.active and r.node]
+               if r.id == VIPS and r.active and r.node]
     return {
         "source": source,
         "quorate": state.quorate,

@@ -175,7 +175,7 @@ class VrouterSettingsPublic(BaseModel):
     bridge_kind: str
     host_link_cidr: str
     namespace: str
-    ipv6: bool = Field(description="the vrouter serves IPv6 too (refused: not served yet)")
+    ipv6: bool = Field(description="the vrouter serves IPv6 too (dual stack)")
     ipv6_egress: str = Field(
         description="nat66: SNAT to the public IPv6 VIP; routed: no NAT (the upstream routes "
         "the management prefix to the VIP)"
@@ -196,8 +196,8 @@ class VrouterSettingsUpdate(_In):
     namespace: str | None = Field(None, max_length=32)
     ipv6: bool | None = Field(
         None,
-        description="serve IPv6 through the vrouter; true is refused until the data path "
-        "carries IPv6 (issue 17)",
+        description="serve IPv6 through the vrouter too (dual stack): needs an IPv6 prefix on "
+        "the management and public networks and a public IPv6 gateway",
     )
     ipv6_egress: Ipv6Egress | None = None
 

@@ -68,6 +68,14 @@ def fencing_devices(resources: ET.Element) -> list[str]:
     return [p.get("id") or "" for p in resources.iter("primitive") if p.get("class") == "stonith"]
 
 
+def names_resources(constraint: ET.Element) -> set[str]:
+    """The resource ids a constraint names: its rsc, with-rsc, first, then, and the members
+    of its resource sets."""
+    ids = {constraint.get(a) for a in ("rsc", "with-rsc", "first", "then")}
+    ids |= {r.get("id") for r in constraint.iter("resource_ref")}
+    return {i for i in ids if i}
+
+
 def plan_section(
     current: ET.Element, desired: list[ET.Element], owned
 ) -> list[tuple[str, ET.Element]]:
@@ -125,11 +133,22 @@ def _changes(layout: Layout) -> list[tuple[str, object]]:
     resources = query_section("resources")
     layout = layout.with_fencing_devices(fencing_devices(resources))
     res = plan_section(resources, layout.resources, _owned_resource)
-    con = plan_section(query_section("constraints"), layout.constraints, _owned_constraint)
-    # constraints go before the resources they name are removed and after those are created
+    constraints = query_section("constraints")
+    con = plan_section(constraints, layout.constraints, _owned_constraint)
+    # a constraint replaced in place that names a resource about to go (an older layout's
+    # order by the same id) would make the schema refuse that resource's deletion: it goes
+    # with the deletions and comes back with the creations
+    gone = {el.get("id") for op, el in res if op == "delete"}
+    have = {c.get("id"): c for c in constraints}
+    con = [step for op, el in con for step in (
+        [("delete", have[el.get("id")]), ("create", el)]
+        if op == "replace" and names_resources(have[el.get("id")]) & gone else [(op, el)])]
+    # constraints go before the resources they name are removed and after those are created;
+    # resources that go before those that come: a resource replaced by one of another id
+    # (the one-VIP primitives by `vips`) never runs beside it, holding the same addresses
     for op, el in [s for s in con if s[0] == "delete"]:
         out.append((f"{op} constraint {el.get('id')}", ("cib", "constraints", op, el)))
-    for op, el in res:
+    for op, el in sorted(res, key=lambda s: s[0] != "delete"):
         out.append((f"{op} resource {el.get('id')}", ("cib", "resources", op, el)))
     for op, el in [s for s in con if s[0] != "delete"]:
         out.append((f"{op} constraint {el.get('id')}", ("cib", "constraints", op, el)))

@@ -1,15 +1,14 @@
 """The Pacemaker resource layout of the vrouter, generated from the deployment document (pure).
 
-Names (docs/ha.md): primitives ``vrouter``, ``vip__<vip name>`` (``vip__vrouter``,
-``vip__vrouter_pub``, and with IPv6 ``vip__vrouter6``, ``vip__vrouter_pub6``), ``conntrackd``,
-``dns``, ``ntp``, ``ping_upstream``; a clone of X is ``X-clone``; every constraint id starts
-with ``envrouter-``. These fixed names are how `envrouter.ha.cib` recognises what it owns (mark
-and sweep).
+Names (docs/ha.md): primitives ``vrouter``, ``vips`` (every VIP: management and public, IPv4
+and IPv6), ``conntrackd``, ``dns``, ``ntp``, ``ping_upstream``, ``uplink``; a clone of X is
+``X-clone``; every constraint id starts with ``envrouter-``. These fixed names are how
+`envrouter.ha.cib` recognises what it owns (mark and sweep).
 
 Constraints, and why:
-- the VIPs with each other and with the vrouter clone, started after it (mandatory); the IPv6
-  VIPs exactly like the IPv4 ones, all of them colocated with the management VIP (one holder
-  for both families: one conntrackd table, one place the nodes' gateways are);
+- the VIPs are one resource (one holder for both roles and both families: one conntrackd
+  table, one place the nodes' gateways are; a switchover is one stop and one start), with the
+  vrouter clone and started after it (mandatory);
 - conntrackd's promoted instance with the management VIP. The new holder must know the flows
   before traffic arrives: its peers write them into its kernel table as they arrive
   (`envrouter.services.conntrackd.EXTERNAL_CACHE` off); with an external cache the VIP agent
@@ -33,7 +32,7 @@ Constraints, and why:
   starts after the VIP starts and stops after the VIP stops in a transition that has both
   (optional, one-way): a standby that moves devices does not start them beside the VIPs;
 - resource-stickiness so the VIPs do not fail back needlessly;
-- the management VIP (the public one follows it) mildly prefers a node that is not the DC
+- the VIPs mildly prefer a node that is not the DC
   (score below the stickiness): a crash of a holder that is also the DC costs a DC election
   before anything is scheduled.
 """
@@ -41,20 +40,14 @@ Constraints, and why:
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from envrouter.agent.desired import host_port
-from envrouter.document import (
-    VIP_MANAGEMENT,
-    VIP_MANAGEMENT6,
-    VIP_PUBLIC,
-    VIP_PUBLIC6,
-    DeploymentDocument,
-    DocVip,
-)
+from envrouter.document import DeploymentDocument, DocVrouter
 from envrouter.errors import ValidationError
 from envrouter.ha.ocf_base import DEFAULT_DOCUMENT, PROVIDER
+from envrouter.ha.ocf_vip import address_entry, addresses_param
 
 VROUTER = "vrouter"
 CONNTRACKD = "conntrackd"
@@ -71,24 +64,17 @@ def clone_id(primitive: str) -> str:
     return f"{primitive}-clone"
 
 
-def vip_resource_id(vip_name: str) -> str:
-    return f"vip__{vip_name}"
+# The one primitive that carries every VIP of the vrouter, both roles and both families
+# (ocf:envrouter:vip, parameter ``addresses``): they always share one holder, and a switchover
+# is one stop and one start instead of one per VIP (docs/ha.md, "One resource for the VIPs").
+VIPS = "vips"
 
-
-def vip_id(vip: DocVip) -> str:
-    return vip_resource_id(vip.name)
-
-
-MANAGEMENT_VIP_ID = vip_resource_id(VIP_MANAGEMENT)  # vip__vrouter
-PUBLIC_VIP_ID = vip_resource_id(VIP_PUBLIC)  # vip__vrouter_pub
-MANAGEMENT6_VIP_ID = vip_resource_id(VIP_MANAGEMENT6)  # vip__vrouter6
-PUBLIC6_VIP_ID = vip_resource_id(VIP_PUBLIC6)  # vip__vrouter_pub6
-
-
-# every top-level resource id the layout can produce: what cib.py may replace or remove
+# every top-level resource id the layout can produce: what cib.py may replace or remove (the
+# one-VIP primitives of the layouts before 2026-12-03, ``vip__<name>``, are owned through their
+# provider and swept by the next apply)
 OWNED_RESOURCE_IDS = frozenset(
     {clone_id(VROUTER), clone_id(CONNTRACKD), clone_id(DNS), clone_id(NTP), clone_id(PING),
-     clone_id(UPLINK), MANAGEMENT_VIP_ID, PUBLIC_VIP_ID, MANAGEMENT6_VIP_ID, PUBLIC6_VIP_ID}
+     clone_id(UPLINK), VIPS}
 )
 
 
@@ -131,18 +117,10 @@ class Layout:
     constraints: list[ET.Element]
     cluster_options: dict[str, str]  # crm_config, cib-bootstrap-options
     rsc_defaults: dict[str, str]
-    @property
-    def vips(self) -> tuple[str, ...]:
-        """The VIP primitives' ids, in the layout's order."""
-        return tuple(r.get("id") or "" for r in self.resources
-                     if r.tag == "primitive" and r.get("provider") == PROVIDER
-                     and r.get("type") == "vip")
-
     def with_fencing_devices(self, devices: Iterable[str]) -> Layout:
         """The layout with the orders that keep the fencing devices found in the CIB out of
         the VIPs' way (`fencing_device_orders`): what `envrouter ha apply` applies."""
-        return replace(self, constraints=[*self.constraints,
-                                          *fencing_device_orders(self.vips, devices)])
+        return replace(self, constraints=[*self.constraints, *fencing_device_orders(devices)])
 
 
 def _nvset(parent: ET.Element, tag: str, owner: str, pairs: dict[str, str]) -> None:
@@ -267,8 +245,8 @@ def _avoid_dc(vip: str, stickiness: int) -> ET.Element:
     return loc
 
 
-def fencing_device_orders(vips: Sequence[str], devices: Iterable[str]) -> list[ET.Element]:
-    """The fencing devices' starts wait for the VIP starts, and their stops for the VIP stops,
+def fencing_device_orders(devices: Iterable[str]) -> list[ET.Element]:
+    """The fencing devices' starts wait for the VIP start, and their stops for the VIP stop,
     in a transition that has both. A standby of the VIP holder moves the devices it ran in the
     switchover's own transition, and the new holder's executor and fencer then registered and
     started a device beside the VIP starts. With these orders, on one dual-stack lab, 10
@@ -279,23 +257,27 @@ def fencing_device_orders(vips: Sequence[str], devices: Iterable[str]) -> list[E
     not move before. The fencing itself does not wait: the fencer uses a device wherever it
     may run, started or not.
 
-    One order per device and direction, the VIPs a set (``sequential=false``: they start
-    together, as without the order) before it. The CIB's schema refuses to delete a device an
-    order names; `crm configure delete` takes the device's set out of its two orders, which
-    then order nothing until the next apply removes them."""
-    out: list[ET.Element] = []
-    for dev in devices:
-        for action in ("start", "stop"):
-            oid = f"{CONSTRAINT_PREFIX}vips-{action}-before-{dev}"
-            order = ET.Element("rsc_order", id=oid, kind="Optional", symmetrical="false")
-            first = ET.SubElement(order, "resource_set", id=f"{oid}-vips", sequential="false",
-                                  action=action)
-            for vip in vips:
-                ET.SubElement(first, "resource_ref", id=vip)
-            then = ET.SubElement(order, "resource_set", id=f"{oid}-device", action=action)
-            ET.SubElement(then, "resource_ref", id=dev)
-            out.append(order)
-    return out
+    One order per device and action. The CIB's schema refuses to delete a device an order
+    names; `crm configure delete` deletes the device's orders with it."""
+    return [_order(f"{VIPS}-{action}-before-{dev}", VIPS, dev, first_action=action,
+                   then_action=action, kind="Optional", symmetrical=False)
+            for dev in devices for action in ("start", "stop")]
+
+
+def vip_addresses(vr: DocVrouter) -> str:
+    """The VIP primitive's ``addresses``: every VIP of the document on its port, the public ones
+    with their family's gateway; the public IPv4 VIP first (the agent adds them in one ``ip``
+    run, and IPv4's outage ends with the public VIP)."""
+    entries = [address_entry(vr.public_port, str(vr.vip_public.address), vr.vip_public.prefixlen,
+                             str(vr.public_gateway)),
+               address_entry(vr.management_port, str(vr.vip_management.address),
+                             vr.vip_management.prefixlen)]
+    if vr.vip_management6 is not None and vr.vip_public6 is not None:
+        entries += [address_entry(vr.public_port, str(vr.vip_public6.address),
+                                  vr.vip_public6.prefixlen, str(vr.public_gateway6)),
+                    address_entry(vr.management_port, str(vr.vip_management6.address),
+                                  vr.vip_management6.prefixlen)]
+    return addresses_param(entries)
 
 
 def build_layout(doc: DeploymentDocument, options: LayoutOptions | None = None) -> Layout:
@@ -314,35 +296,20 @@ def build_layout(doc: DeploymentDocument, options: LayoutOptions | None = None) 
     resources.append(vrouter)
     vclone = clone_id(VROUTER)
 
-    vip_ids = []
     commit = {}
     from envrouter.services import conntrackd as ctd
 
     if vr.conntrack_sync and ctd.EXTERNAL_CACHE:  # else the peers' kernels have the flows
         commit = {"conntrackd_conf": str(ctd.paths_for(vr).file(ctd.CONF))}
-    vips: list[tuple[DocVip, dict[str, str]]] = [
-        (vr.vip_management, {}), (vr.vip_public, {"gateway": str(vr.public_gateway)})]
-    if vr.vip_management6 is not None and vr.vip_public6 is not None:
-        vips += [(vr.vip_management6, {}),
-                 (vr.vip_public6, {"gateway": str(vr.public_gateway6)})]
-    for vip, extra in vips:
-        port = vr.management_port if vip.role == "management" else vr.public_port
-        rid = vip_id(vip)
-        vip_ids.append(rid)
-        params = {"namespace": vr.namespace, "port": port, "ip": str(vip.address),
-                  "cidr_netmask": str(vip.prefixlen), **extra, **commit}
-        resources.append(_primitive(rid, "ocf", PROVIDER, "vip", params, [
-            *_start_stop("20s", "20s"),
-            {"name": "monitor", "interval": opts.vip_monitor_interval, "timeout": "20s"}]))
-    mgmt_vip = vip_ids[0]
-    for rid in vip_ids:
-        constraints.append(_colocation(f"{rid}-with-vrouter", rid, vclone))
-        constraints.append(_order(f"vrouter-then-{rid}", vclone, rid))
-        constraints.append(_needs_upstream(rid))
-        constraints.append(_needs_uplink(rid))
-    for rid in vip_ids[1:]:
-        constraints.append(_colocation(f"{rid}-with-{mgmt_vip}", rid, mgmt_vip))
-    constraints.append(_avoid_dc(mgmt_vip, opts.resource_stickiness))
+    resources.append(_primitive(VIPS, "ocf", PROVIDER, "vip", {
+        "namespace": vr.namespace, "addresses": vip_addresses(vr), **commit}, [
+        *_start_stop("20s", "20s"),
+        {"name": "monitor", "interval": opts.vip_monitor_interval, "timeout": "20s"}]))
+    constraints.append(_colocation(f"{VIPS}-with-vrouter", VIPS, vclone))
+    constraints.append(_order(f"vrouter-then-{VIPS}", vclone, VIPS))
+    constraints.append(_needs_upstream(VIPS))
+    constraints.append(_needs_uplink(VIPS))
+    constraints.append(_avoid_dc(VIPS, opts.resource_stickiness))
 
     if vr.conntrack_sync:
         prim = _primitive(CONNTRACKD, "ocf", PROVIDER, "conntrackd", doc_param, [
@@ -356,7 +323,7 @@ def build_layout(doc: DeploymentDocument, options: LayoutOptions | None = None) 
         cclone = clone_id(CONNTRACKD)
         constraints.append(_colocation("conntrackd-with-vrouter", cclone, vclone))
         constraints.append(_order("vrouter-then-conntrackd", vclone, cclone))
-        constraints.append(_colocation(f"conntrackd-promoted-with-{mgmt_vip}", cclone, mgmt_vip,
+        constraints.append(_colocation(f"conntrackd-promoted-with-{VIPS}", cclone, VIPS,
                                        rsc_role="Promoted"))
 
     for name in (DNS, NTP):
@@ -384,8 +351,7 @@ def build_layout(doc: DeploymentDocument, options: LayoutOptions | None = None) 
         # the old holder's conntrackd goes on originating the flows it forwards until the VIPs
         # have left it
         later.insert(0, (clone_id(CONNTRACKD), "demote"))
-    for rid in vip_ids:
-        constraints.extend(_vip_stops_first(rid, then, action) for then, action in later)
+    constraints.extend(_vip_stops_first(VIPS, then, action) for then, action in later)
 
     cluster = {
         "stonith-enabled": "true" if opts.stonith_enabled else "false",

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from envrouter.document import VIP_MANAGEMENT, VIP_MANAGEMENT6, VIP_PUBLIC, VIP_PUBLIC6
-from envrouter.ha.layout import vip_resource_id
+from envrouter.ha.layout import VIPS
 from envrouter.lab import fence
 from envrouter.lab.cluster import best_view
 from envrouter.lab.nodes import Lab
@@ -194,7 +194,7 @@ def collect_status(lab: Lab) -> dict[str, Any]:
         else:
             holders = vip_holders(lab, address)
             holder = holders if holders else "nowhere"
-        crm = (view.resources.get(vip_resource_id(vname)) if view else None) or []
+        crm = (view.resources.get(VIPS) if view else None) or []
         vips.append({"name": vname, "address": address, "holder": holder, "pacemaker": crm})
     return {
         "state_dir": plan.state_dir,

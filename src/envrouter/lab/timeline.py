@@ -288,7 +288,7 @@ def drill_timeline(report: Mapping[str, Any], server: Mapping[str, Any],
 _PCMK_LINE = re.compile(
     r"^(\w{3} +\d+ \d\d:\d\d:\d\d)\.(\d{3}) \S+ \S+ +\[\d+\] \(\w+\)\s+\w+: (.*)$")
 _PCMK_EVENTS = (
-    (re.compile(r"Result of (start|stop) operation for (vip__\S+) on (\S+): (\w+)"),
+    (re.compile(r"Result of (start|stop) operation for (vips|vip__\S+) on (\S+): (\w+)"),
      lambda m: f"{m[2]} {m[1]} on {m[3]}" + ("" if m[4] == "ok" else f": {m[4]}")),
     (re.compile(r"Node (\S+) state is now lost"), lambda m: f"{m[1]} lost (membership)"),
     (re.compile(r"Requesting fencing \((\w+)\) targeting node (\S+)"),

@@ -11,6 +11,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+# The kernel route protocols (rtm_protocol) of envrouter's routes: what each owner may replace
+# or remove, and never anybody else's.
+RTPROT_ENVROUTER = 77  # routes the agent owns
+RTPROT_ENVROUTER_VIP = 78  # the public default routes the HA layer's VIP agent sets
+
 # Network roles: one network per role except "other" (see SINGLE_NETWORK_ROLES).
 NETWORK_ROLES: tuple[str, ...] = ("admin", "management", "public", "storage", "other")
 SINGLE_NETWORK_ROLES = frozenset({"admin", "management", "public", "storage"})

@@ -8,8 +8,8 @@ What counts as degraded, and why:
 - no quorum / no DC / a node offline, unclean or in standby: the cluster can no longer move the
   VIPs freely (standby is deliberate, but the redundancy is still gone while it lasts);
 - a resource of the layout missing from the CIB, an instance failed, unmanaged or blocked, a
-  clone not running on a node where Pacemaker may run it, a VIP running nowhere or twice, the
-  two VIPs apart, conntrackd promoted anywhere but where the VIPs are;
+  clone not running on a node where Pacemaker may run it, the VIPs' resource running nowhere or
+  twice, conntrackd promoted anywhere but where the VIPs are;
 - the kernel disagreeing with Pacemaker about a VIP on this node (split brain or a lost address);
 - on this node, a daemon Pacemaker believes started that does not answer; conntrackd's sync
   errors growing since the previous sample; the conntrack table nearly full; a DNS upstream
@@ -29,6 +29,7 @@ from envrouter.ops.model import (
     DnsStatus,
     NtpStatus,
     Status,
+    VipStatus,
 )
 
 CONNTRACK_FULL_RATIO = 0.9
@@ -83,20 +84,20 @@ def _resource_reasons(st: Status) -> list[str]:
                        if any(i.target_role == "Stopped" for i in c.instances(rid))
                        else "not running")
                 out.append(f"resource {rid}: {how} on {', '.join(missing)}")
+    # one sentence per resource, naming every VIP it carries (one resource carries them all)
+    by_resource: dict[str, list[VipStatus]] = {}
     for vip in st.vips:
-        if vip.resource not in c.top_ids:
-            continue
-        if not vip.pacemaker_nodes:
-            stopped = any(i.target_role == "Stopped" for i in c.instances(vip.resource))
-            out.append(f"VIP {vip.resource} ({vip.address}): "
+        if vip.resource in c.top_ids:
+            by_resource.setdefault(vip.resource, []).append(vip)
+    for rid, vips in by_resource.items():
+        nodes = vips[0].pacemaker_nodes
+        what = f"VIP {rid} ({', '.join(v.address for v in vips)})"
+        if not nodes:
+            stopped = any(i.target_role == "Stopped" for i in c.instances(rid))
+            out.append(f"{what}: "
                        f"{'stopped (target-role=Stopped)' if stopped else 'not running'}")
-        elif len(vip.pacemaker_nodes) > 1:
-            out.append(f"VIP {vip.resource} ({vip.address}): running on "
-                       f"{' and '.join(vip.pacemaker_nodes)}")
-    holders = {tuple(v.pacemaker_nodes) for v in st.vips if v.pacemaker_nodes}
-    if len(holders) > 1:
-        out.append("VIPs apart: " + ", ".join(
-            f"{v.resource} on {' '.join(v.pacemaker_nodes)}" for v in st.vips))
+        elif len(nodes) > 1:
+            out.append(f"{what}: running on {' and '.join(nodes)}")
     cclone = clone_id(CONNTRACKD)
     if cclone in st.expected_resources and cclone in c.top_ids:
         promoted = c.active_nodes(cclone, role="Promoted")

@@ -27,13 +27,11 @@ from envrouter.document import DeploymentDocument, DocVip, DocVrouter, parse_doc
 from envrouter.ha.layout import (
     CONNTRACKD,
     DNS,
-    MANAGEMENT_VIP_ID,
     NTP,
     PING,
-    PUBLIC_VIP_ID,
+    VIPS,
     VROUTER,
     clone_id,
-    vip_id,
 )
 from envrouter.ha.ocf_base import DEFAULT_DOCUMENT
 from envrouter.ha.ocf_conntrackd import PROMOTED_FILE  # written by that agent on promote
@@ -106,9 +104,7 @@ def vips_and_ports(vr: DocVrouter) -> list[tuple[DocVip, str]]:
 
 def expected_resources(vr: DocVrouter | None) -> list[str]:
     """The top-level resource ids the layout (envrouter.ha.layout) creates for this document."""
-    ids = [clone_id(VROUTER), MANAGEMENT_VIP_ID, PUBLIC_VIP_ID]
-    if vr is not None:
-        ids[1:] = [vip_id(vip) for vip, _ in vips_and_ports(vr)]
+    ids = [clone_id(VROUTER), VIPS]
     if vr is None or vr.conntrack_sync:
         ids.append(clone_id(CONNTRACKD))
     ids += [clone_id(DNS), clone_id(NTP), clone_id(PING)]
@@ -281,14 +277,13 @@ def collect(opts: CollectOptions | None = None, run: Run = run_command) -> Statu
             from envrouter.agent.vip import vip_present
 
             for vip, port in vips_and_ports(vr):
-                rid = vip_id(vip)
                 try:
                     here: bool | None = (vip_present(namespace, port, str(vip.address))
                                          if present else False)
                 except Exception:  # noqa: BLE001 - netlink refused: unknown, not "absent"
                     here = None
-                vips.append(VipStatus(name=vip.name, resource=rid, address=str(vip.address),
-                                      pacemaker_nodes=cluster.active_nodes(rid)
+                vips.append(VipStatus(name=vip.name, resource=VIPS, address=str(vip.address),
+                                      pacemaker_nodes=cluster.active_nodes(VIPS)
                                       if cluster.available else [], here=here))
         status = Status(
             node=node_f.result(), namespace=namespace, document=opts.document if doc else None,

@@ -240,7 +240,7 @@ class NtpStatus:
 @dataclass
 class VipStatus:
     name: str  # vrouter | vrouter_pub
-    resource: str  # vip__vrouter
+    resource: str  # the Pacemaker resource carrying it: vips
     address: str
     pacemaker_nodes: list[str]  # where crm_mon says it runs
     here: bool | None  # the address is in this node's namespace (kernel), None = unknown
