@@ -155,16 +155,37 @@ def _changes(layout: Layout) -> list[tuple[str, object]]:
     return out
 
 
+# how long apply waits for the deleted resources to stop before it creates others
+SETTLE_TIMEOUT_S = 120
+
+
+def _stopped_before_created(stopping: bool) -> None:
+    """Between the deletions of resources and the creations: a deleted resource is stopped by
+    a transition of its own, and a resource created meanwhile may start in the same one, beside
+    it (the older layout's one-VIP primitives removing the addresses `vips` just added). The
+    live cluster settles first (`crm_resource --wait`); a CIB file has nothing to stop. A
+    cluster that does not settle in time (another resource failing over and over) does not
+    stop the apply halfway: the creations follow, as without the wait."""
+    if stopping and "CIB_file" not in os.environ:
+        _run(["crm_resource", "--wait", f"--timeout={SETTLE_TIMEOUT_S}s"],
+             ok=tuple(range(256)))
+
+
 def apply(layout: Layout) -> list[str]:
     """Bring the CIB to the layout; returns what changed ([] when it already matched)."""
     done = []
+    deleted = False
     for desc, action in _changes(layout):
         if action[0] == "attr":  # type: ignore[index]
             _, kind, name, value = action  # type: ignore[misc]
             _run(["crm_attribute", "--type", kind, "--name", name, "--update", value])
         else:
             _, scope, op, el = action  # type: ignore[misc]
+            if scope == "resources" and op != "delete":
+                _stopped_before_created(deleted)
+                deleted = False
             _write(scope, op, el)
+            deleted = deleted or (scope == "resources" and op == "delete")
         done.append(desc)
     return done
 
