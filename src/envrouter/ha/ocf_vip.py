@@ -81,6 +81,17 @@ def address_entry(port: str, address: str, prefixlen: int, gateway: str | None =
 def addresses_param(entries: Iterable[str]) -> str:
     return " ".join(entries)
 
+
+# split ENTRY: its parts into port, ip, mask and gw (empty without one); rest: ADDRESS/PREFIX.
+# One definition for the agent and the two scripts it runs in other shells (the start inside
+# the namespace, the detached announcer); it holds no quote, so it goes inside theirs as is.
+SPLIT = r"""split() {
+  port=${1%%,*} rest=${1#*,} gw=
+  case $rest in *,*) gw=${rest#*,} rest=${rest%%,*} ;; esac
+  ip=${rest%/*} mask=${rest##*/}
+}"""
+assert "'" not in SPLIT and '"' not in SPLIT
+
 SCRIPT = r"""
 ns=${OCF_RESKEY_namespace:-vrouter}; arp=${OCF_RESKEY_arp_count:-2}
 conf=$OCF_RESKEY_conntrackd_conf; addrs=$OCF_RESKEY_addresses
@@ -148,6 +159,7 @@ else
   legacy=0
 fi
 
+@SPLIT@
 # field KIND ENTRY: the parameter to name in an error about part KIND of ENTRY
 field() {
   if [ $legacy = 1 ]; then echo "$1"; else echo "addresses: '$2'"; fi
@@ -157,11 +169,8 @@ field() {
 v4= v6= ports6= gw4= gw6= count=0 seen=
 for e in $addrs; do
   count=$((count + 1))
-  port=${e%%,*} rest=${e#*,}
-  [ "$rest" != "$e" ] || bad "$(field port "$e")" "not PORT,ADDRESS/PREFIX[,GATEWAY]"
-  gw=
-  case $rest in *,*) gw=${rest#*,} rest=${rest%%,*} ;; esac
-  ip=${rest%/*} mask=${rest##*/}
+  case $e in *,*) ;; *) bad "$(field port "$e")" "not PORT,ADDRESS/PREFIX[,GATEWAY]" ;; esac
+  split "$e"
   [ "$ip" != "$rest" ] || bad "$(field cidr_netmask "$e")" "no prefix length"
   case $ip in
     *:*) is_ipv6 "$ip" || bad "$(field ip "$e")" "not an IPv6 address: '$ip'"
@@ -196,12 +205,6 @@ case $conf in -*|*[!A-Za-z0-9._/@:-]*) bad conntrackd_conf "not a path: '$conf'"
 netns=/run/netns/$ns
 NL='
 '
-# split ENTRY into port ip mask gw
-split() {
-  port=${1%%,*} rest=${1#*,} gw=
-  case $rest in *,*) gw=${rest#*,} rest=${rest%%,*} ;; esac
-  ip=${rest%/*} mask=${rest##*/}
-}
 # an ip -batch line: the public VIP's default route of its family
 route() {
   case $1 in *:*) m=@METRIC6@ ;; *) m=@METRIC4@ ;; esac
@@ -236,11 +239,7 @@ held() {
 # same `ip` run (the public IPv6 route without its source: see below).
 # Arguments: arp_count proto; environment: V4, V6, PORTS6
 START='n=$1 proto=$2; c=/proc/sys/net/ipv6/conf
-split() {
-  port=${1%%,*} rest=${1#*,} gw=
-  case $rest in *,*) gw=${rest#*,} rest=${rest%%,*} ;; esac
-  ip=${rest%/*} mask=${rest##*/}
-}
+@SPLIT@
 set -f
 kernel=0 all=
 if [ -n "$V6" ]; then
@@ -288,11 +287,7 @@ fi
 # at most 5 s (it fails for good once the address is gone, so a stop meanwhile is not undone;
 # a recurring monitor re-asserts it too).
 setsid -f sh -c '"'"'n=$1 first=$2 proto=$3; set -f
-  split() {
-    port=${1%%,*} rest=${1#*,} gw=
-    case $rest in *,*) gw=${rest#*,} rest=${rest%%,*} ;; esac
-    ip=${rest%/*} mask=${rest##*/}
-  }
+  @SPLIT@
   for e in $V6; do
     split "$e"
     [ -n "$gw" ] || continue
@@ -364,7 +359,7 @@ monitor)
   [ $probe = 1 ] || [ $rc = 0 ] || echo "warning: cannot re-assert the public routes in $ns" >&2
   exit 0 ;;
 esac
-""".replace("@PROTO@", str(RTPROT_ENVROUTER_VIP)).replace(
+""".replace("@SPLIT@", SPLIT).replace("@PROTO@", str(RTPROT_ENVROUTER_VIP)).replace(
     "@METRIC4@", str(METRIC4)).replace("@METRIC6@", str(METRIC6))
 
 
