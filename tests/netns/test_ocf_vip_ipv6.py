@@ -16,7 +16,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from cleanup import remove_namespaces
 from pyroute2 import IPRoute, NetNS, netns
+from vip_helpers import mac, ocf_env, run_agent
 
 from envrouter.agent.netlink import RTPROT_ENVROUTER_VIP
 from envrouter.agent.vip import vip_present
@@ -59,26 +61,13 @@ def net():
                         "nodad"], check=True)
         yield names
     finally:
-        for ns in names.values():
-            try:
-                netns.remove(ns)
-            except OSError:
-                pass
+        remove_namespaces(names.values())
 
 
 def _env(ns: str, **extra: str) -> dict[str, str]:
     params = {"namespace": ns, "port": PORT, "ip": VIP6, "cidr_netmask": PLEN,
               "gateway": C_ADDR, "arp_count": "3", **extra}
-    return {**os.environ, **{f"OCF_RESKEY_{k}": v for k, v in params.items()}}
-
-
-def _run(agent: str, action: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([agent, action], env=env, capture_output=True, text=True, timeout=30)
-
-
-def _mac(ns: str, ifname: str) -> str:
-    with IPRoute(netns=ns, flags=0) as ip:
-        return ip.get_links(ip.link_lookup(ifname=ifname)[0])[0].get_attr("IFLA_ADDRESS")
+    return ocf_env(**params)
 
 
 def _neighbour(ns: str, address: str) -> tuple[str | None, int] | None:
@@ -120,8 +109,8 @@ def _ping(ns: str) -> bool:
 
 def test_an_ipv6_vip_moves_and_is_reached_at_once(net, vip_agent):
     a, b, c = net["a"], net["b"], net["c"]
-    mac_a, mac_b = _mac(a, PORT), _mac(b, PORT)
-    assert _run(vip_agent, "start", _env(a)).returncode == 0
+    mac_a, mac_b = mac(a, PORT), mac(b, PORT)
+    assert run_agent(vip_agent, "start", _env(a)).returncode == 0
     # the kernel's announcement: no DAD on the port, the address added without nodad and
     # usable at once (not tentative), an unsolicited NA from the kernel (ndisc_notify)
     flags = _address_flags(a, VIP6)
@@ -129,16 +118,16 @@ def test_an_ipv6_vip_moves_and_is_reached_at_once(net, vip_agent):
     assert _sysctl(a, f"net.ipv6.conf.{PORT}.accept_dad") == "0"
     assert _sysctl(a, f"net.ipv6.conf.{PORT}.ndisc_notify") == "1"
     assert _public_routes(a) == [(C_ADDR, VIP6, 1)]  # metric 1, not the kernel's 1024
-    assert _run(vip_agent, "monitor", _env(a)).returncode == 0
+    assert run_agent(vip_agent, "monitor", _env(a)).returncode == 0
     assert _ping(c)
     assert (_neighbour(c, VIP6) or (None, 0))[0] == mac_a
 
-    assert _run(vip_agent, "stop", _env(a)).returncode == 0
+    assert run_agent(vip_agent, "stop", _env(a)).returncode == 0
     assert not vip_present(a, PORT, VIP6)
     assert _public_routes(a) == []  # the kernel would keep it, with the source cleared
-    assert _run(vip_agent, "monitor", _env(a)).returncode == 7
+    assert run_agent(vip_agent, "monitor", _env(a)).returncode == 7
     # one announcement: the kernel's alone (na6 would send only repeats, a second apart)
-    assert _run(vip_agent, "start", _env(b, arp_count="1")).returncode == 0
+    assert run_agent(vip_agent, "start", _env(b, arp_count="1")).returncode == 0
     # the NA, not unreachability detection (C's entry is still reachable for 15-45 s): C's
     # entry points at B before C sends anything, and says the VIP is a router
     moved = poll(lambda: (n := _neighbour(c, VIP6)) is not None and n[0] == mac_b and n, 5)
@@ -150,14 +139,14 @@ def test_an_ipv6_vip_moves_and_is_reached_at_once(net, vip_agent):
     # a recurring monitor re-asserts the public route, a probe only reports
     subprocess.run(["ip", "-n", b, "-6", "route", "del", "default", "via", C_ADDR, "dev", PORT,
                     "metric", "1", "proto", str(RTPROT_ENVROUTER_VIP)], check=True)
-    assert _run(vip_agent, "monitor", _env(b)).returncode == 0 and _public_routes(b) == []
+    assert run_agent(vip_agent, "monitor", _env(b)).returncode == 0 and _public_routes(b) == []
     recurring = _env(b, CRM_meta_interval="2000")
-    assert _run(vip_agent, "monitor", recurring).returncode == 0
+    assert run_agent(vip_agent, "monitor", recurring).returncode == 0
     assert _public_routes(b) == [(C_ADDR, VIP6, 1)]
-    assert _run(vip_agent, "stop", _env(b)).returncode == 0
-    assert _run(vip_agent, "stop", _env(b)).returncode == 0  # again
+    assert run_agent(vip_agent, "stop", _env(b)).returncode == 0
+    assert run_agent(vip_agent, "stop", _env(b)).returncode == 0  # again
     assert not vip_present(b, PORT, VIP6) and _public_routes(b) == []
-    assert _run(vip_agent, "monitor", recurring).returncode == 7
+    assert run_agent(vip_agent, "monitor", recurring).returncode == 7
     assert _public_routes(b) == []  # nothing re-added without the address
 
 
@@ -177,14 +166,14 @@ def test_the_public_route_does_not_wait_for_the_kernel_to_complete_the_vip(net, 
     once the address is usable."""
     a = net["a"]
     _tentative_vip(a)
-    assert _run(vip_agent, "start", _env(a)).returncode == 0
+    assert run_agent(vip_agent, "start", _env(a)).returncode == 0
     assert (_address_flags(a, VIP6) or 0) & IFA_F_TENTATIVE  # not completed yet
     assert _public_routes(a) == [(C_ADDR, None, 1)]
     assert poll(lambda: _public_routes(a) == [(C_ADDR, VIP6, 1)], 20, interval=0.1), \
         _public_routes(a)
     assert not (_address_flags(a, VIP6) or 0) & IFA_F_TENTATIVE
     assert _ping(net["c"])
-    assert _run(vip_agent, "stop", _env(a)).returncode == 0
+    assert run_agent(vip_agent, "stop", _env(a)).returncode == 0
     assert not vip_present(a, PORT, VIP6) and _public_routes(a) == []
 
 
@@ -193,9 +182,9 @@ def test_a_stop_before_the_vip_was_usable_leaves_no_route_behind(net, vip_agent)
     stop: a route's source must be a local address."""
     a = net["a"]
     _tentative_vip(a)
-    assert _run(vip_agent, "start", _env(a)).returncode == 0
+    assert run_agent(vip_agent, "start", _env(a)).returncode == 0
     assert _public_routes(a) == [(C_ADDR, None, 1)]
-    assert _run(vip_agent, "stop", _env(a)).returncode == 0
+    assert run_agent(vip_agent, "stop", _env(a)).returncode == 0
     assert not vip_present(a, PORT, VIP6) and _public_routes(a) == []
     # its tries end within 5 s: nothing comes back meanwhile or after
     assert not poll(lambda: _public_routes(a), 7, interval=0.2)
@@ -207,12 +196,12 @@ def test_where_dad_stays_on_the_vip_is_added_nodad_and_announced_by_na6(net, vip
     NA itself; C's entry still follows the VIP to B. A start that finds the VIP already there
     announces it again."""
     a, b, c = net["a"], net["b"], net["c"]
-    mac_a, mac_b = _mac(a, PORT), _mac(b, PORT)
+    mac_a, mac_b = mac(a, PORT), mac(b, PORT)
     _sysctl(b, "net.ipv6.conf.all.accept_dad", "1")
-    assert _run(vip_agent, "start", _env(a)).returncode == 0
+    assert run_agent(vip_agent, "start", _env(a)).returncode == 0
     assert _ping(c) and (_neighbour(c, VIP6) or (None, 0))[0] == mac_a
-    assert _run(vip_agent, "stop", _env(a)).returncode == 0
-    assert _run(vip_agent, "start", _env(b)).returncode == 0
+    assert run_agent(vip_agent, "stop", _env(a)).returncode == 0
+    assert run_agent(vip_agent, "start", _env(b)).returncode == 0
     flags = _address_flags(b, VIP6)
     assert flags is not None and flags & IFA_F_NODAD and not flags & IFA_F_TENTATIVE
     moved = poll(lambda: (n := _neighbour(c, VIP6)) is not None and n[0] == mac_b and n, 5)
@@ -223,10 +212,10 @@ def test_where_dad_stays_on_the_vip_is_added_nodad_and_announced_by_na6(net, vip
     # C's entry pointed at A again: a second start on B (the VIP present) announces it anew
     subprocess.run(["ip", "-n", c, "-6", "neigh", "replace", VIP6, "lladdr", mac_a, "dev",
                     "eth0", "nud", "stale"], check=True)
-    assert _run(vip_agent, "start", _env(b)).returncode == 0
+    assert run_agent(vip_agent, "start", _env(b)).returncode == 0
     moved = poll(lambda: (n := _neighbour(c, VIP6)) is not None and n[0] == mac_b and n, 5)
     assert moved, _neighbour(c, VIP6)
-    assert _run(vip_agent, "stop", _env(b)).returncode == 0
+    assert run_agent(vip_agent, "stop", _env(b)).returncode == 0
     assert not vip_present(b, PORT, VIP6) and _public_routes(b) == []
 
 

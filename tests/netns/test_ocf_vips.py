@@ -15,7 +15,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from cleanup import remove_namespaces
 from pyroute2 import IPRoute, NetNS, netns
+from vip_helpers import mac, ocf_env, run_agent
 
 from envrouter.agent.netlink import RTPROT_ENVROUTER_VIP
 from envrouter.agent.vip import vip_present
@@ -67,20 +69,12 @@ def net():
                                 "nodad"], check=True)
         yield names
     finally:
-        for ns in names.values():
-            try:
-                netns.remove(ns)
-            except OSError:
-                pass
+        remove_namespaces(names.values())
 
 
 def _env(ns: str, **extra: str) -> dict[str, str]:
     params = {"namespace": ns, "addresses": ADDRESSES, "arp_count": "2", **extra}
-    return {**os.environ, **{f"OCF_RESKEY_{k}": v for k, v in params.items()}}
-
-
-def _run(agent: str, action: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([agent, action], env=env, capture_output=True, text=True, timeout=30)
+    return ocf_env(**params)
 
 
 def _held(ns: str) -> dict[str, bool]:
@@ -94,11 +88,6 @@ def _public_routes(ns: str) -> set[tuple[int, str | None, str | None, int]]:
                  m.get_attr("RTA_PRIORITY") or 0)
                 for m in ip.get_routes(table=254)
                 if m["dst_len"] == 0 and m["proto"] == RTPROT_ENVROUTER_VIP}
-
-
-def _mac(ns: str, ifname: str) -> str:
-    with IPRoute(netns=ns, flags=0) as ip:
-        return ip.get_links(ip.link_lookup(ifname=ifname)[0])[0].get_attr("IFLA_ADDRESS")
 
 
 def _neighbour(ns: str, address: str) -> str | None:
@@ -121,32 +110,33 @@ def _learn(names: dict[str, str], side: str) -> None:
                         "2", dst], check=True, capture_output=True)
     for node, dst, port in (("c", MGMT4, "vr-mgmt"), ("c", MGMT6, "vr-mgmt"),
                             ("u", PUB4, "vr-pub"), ("u", PUB6, "vr-pub")):
-        assert _neighbour(names[node], dst) == _mac(names[side], port)
+        assert _neighbour(names[node], dst) == mac(names[side], port)
 
 
 def test_all_vips_move_as_one_resource_and_are_announced(net, vip_agent):
     a, b = net["a"], net["b"]
-    assert _run(vip_agent, "monitor", _env(a)).returncode == 7
-    out = _run(vip_agent, "start", _env(a))
+    assert run_agent(vip_agent, "monitor", _env(a)).returncode == 7
+    out = run_agent(vip_agent, "start", _env(a))
     assert out.returncode == 0, out.stderr
     assert all(_held(a).values()) and not any(_held(b).values())
     assert poll(lambda: _public_routes(a) == ROUTES, timeout=10)  # the IPv6 source may follow
-    assert _run(vip_agent, "monitor", _env(a)).returncode == 0
+    assert run_agent(vip_agent, "monitor", _env(a)).returncode == 0
     _learn(net, "a")
 
     # one address lost: failed, not "running" and not "stopped"
     subprocess.run(["ip", "-n", a, "addr", "del", f"{PUB6}/64", "dev", "vr-pub"], check=True)
-    out = _run(vip_agent, "monitor", _env(a))
+    out = run_agent(vip_agent, "monitor", _env(a))
     assert out.returncode == 1 and "3 of the 4 VIPs held" in out.stderr
-    assert _run(vip_agent, "start", _env(a)).returncode == 0  # the recovery's start completes it
+    # the recovery's start completes it
+    assert run_agent(vip_agent, "start", _env(a)).returncode == 0
     assert all(_held(a).values())
 
     # the move: one stop on A, one start on B
-    assert _run(vip_agent, "stop", _env(a)).returncode == 0
+    assert run_agent(vip_agent, "stop", _env(a)).returncode == 0
     assert not any(_held(a).values()) and _public_routes(a) == set()
-    assert _run(vip_agent, "monitor", _env(a)).returncode == 7
-    assert _run(vip_agent, "stop", _env(a)).returncode == 0  # again: nothing to do
-    out = _run(vip_agent, "start", _env(b))
+    assert run_agent(vip_agent, "monitor", _env(a)).returncode == 7
+    assert run_agent(vip_agent, "stop", _env(a)).returncode == 0  # again: nothing to do
+    out = run_agent(vip_agent, "start", _env(b))
     assert out.returncode == 0, out.stderr
     assert all(_held(b).values())
     assert poll(lambda: _public_routes(b) == ROUTES, timeout=10)
@@ -154,17 +144,17 @@ def test_all_vips_move_as_one_resource_and_are_announced(net, vip_agent):
     # a thing (gratuitous ARP for IPv4, unsolicited NA with override for IPv6)
     for node, dst, port in (("c", MGMT4, "vr-mgmt"), ("c", MGMT6, "vr-mgmt"),
                             ("u", PUB4, "vr-pub"), ("u", PUB6, "vr-pub")):
-        assert poll(lambda n=node, d=dst, p=port: _neighbour(net[n], d) == _mac(b, p),
+        assert poll(lambda n=node, d=dst, p=port: _neighbour(net[n], d) == mac(b, p),
                     timeout=10), (node, dst)
     # a recurring monitor re-asserts a public route that went; a probe only reports
     recurring = {**_env(b), "OCF_RESKEY_CRM_meta_interval": "2000"}
     subprocess.run(["ip", "-n", b, "route", "del", "default", "via", U4, "dev", "vr-pub",
                     "metric", str(METRIC4), "proto", str(RTPROT_ENVROUTER_VIP)], check=True)
-    assert _run(vip_agent, "monitor", _env(b)).returncode == 0
+    assert run_agent(vip_agent, "monitor", _env(b)).returncode == 0
     assert (2, U4, PUB4, METRIC4) not in _public_routes(b)  # a probe only reports
-    assert _run(vip_agent, "monitor", recurring).returncode == 0
+    assert run_agent(vip_agent, "monitor", recurring).returncode == 0
     assert _public_routes(b) == ROUTES  # re-asserted
-    assert _run(vip_agent, "stop", _env(b)).returncode == 0
+    assert run_agent(vip_agent, "stop", _env(b)).returncode == 0
     assert not any(_held(b).values()) and _public_routes(b) == set()
 
 
@@ -174,11 +164,11 @@ def test_a_start_that_finds_some_vips_there_completes_them(net, vip_agent):
     a = net["a"]
     subprocess.run(["ip", "-n", a, "addr", "add", f"{MGMT6}/64", "dev", "vr-mgmt", "nodad"],
                    check=True)
-    out = _run(vip_agent, "start", _env(a))
+    out = run_agent(vip_agent, "start", _env(a))
     assert out.returncode == 0, out.stderr
     assert all(_held(a).values())
     assert poll(lambda: _public_routes(a) == ROUTES, timeout=10)
-    assert _run(vip_agent, "stop", _env(a)).returncode == 0
+    assert run_agent(vip_agent, "stop", _env(a)).returncode == 0
     assert not any(_held(a).values()) and _public_routes(a) == set()
 
 
