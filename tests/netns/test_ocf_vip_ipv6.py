@@ -9,16 +9,13 @@ passes."""
 
 from __future__ import annotations
 
-import os
 import secrets
-import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 from cleanup import remove_namespaces
 from pyroute2 import IPRoute, NetNS, netns
-from vip_helpers import mac, ocf_env, run_agent
+from vip_helpers import mac, ocf_env, ocf_tester, run_agent
 
 from envrouter.agent.netlink import RTPROT_ENVROUTER_VIP
 from envrouter.agent.vip import vip_present
@@ -220,24 +217,7 @@ def test_where_dad_stays_on_the_vip_is_added_nodad_and_announced_by_na6(net, vip
 
 
 def test_the_ipv6_vip_agent_passes_ocf_tester(net):
-    from envrouter.ha.install import install_agents
-
-    # ocf-tester runs the meta-data check as user nobody: every directory must be open to it
-    root = Path(f"/run/{net['a']}-ocf")
-    root.mkdir(mode=0o755)
-    try:
-        os.chmod(root, 0o755)
-        install_agents(str(root))
-        _ocf_tester(net, str(root / "resource.d" / "envrouter" / "vip"))
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def _ocf_tester(net, vip_agent: str) -> None:
-    argv = ["ocf-tester", "-n", "t-vip6"]
-    for k, v in {"namespace": net["a"], "port": PORT, "ip": VIP6, "cidr_netmask": PLEN,
-                 "gateway": C_ADDR, "arp_count": "1"}.items():
-        argv += ["-o", f"{k}={v}"]
-    out = subprocess.run([*argv, vip_agent], capture_output=True, text=True, timeout=120)
+    out = ocf_tester(net["a"], {"namespace": net["a"], "port": PORT, "ip": VIP6,
+                                "cidr_netmask": PLEN, "gateway": C_ADDR, "arp_count": "1"})
     assert out.returncode == 0, out.stdout + out.stderr
     assert not vip_present(net["a"], PORT, VIP6) and _public_routes(net["a"]) == []

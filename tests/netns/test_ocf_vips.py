@@ -8,16 +8,13 @@ the list form."""
 
 from __future__ import annotations
 
-import os
 import secrets
-import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 from cleanup import remove_namespaces
 from pyroute2 import IPRoute, NetNS, netns
-from vip_helpers import mac, ocf_env, run_agent
+from vip_helpers import mac, ocf_env, ocf_tester, run_agent
 
 from envrouter.agent.netlink import RTPROT_ENVROUTER_VIP
 from envrouter.agent.vip import vip_present
@@ -173,20 +170,7 @@ def test_a_start_that_finds_some_vips_there_completes_them(net, vip_agent):
 
 
 def test_the_vip_agent_passes_ocf_tester_with_the_list(net):
-    from envrouter.ha.install import install_agents
-
-    # ocf-tester runs the meta-data check as user nobody: every directory must be open to it
-    root = Path(f"/run/{net['a']}-ocf")
-    root.mkdir(mode=0o755)
-    try:
-        os.chmod(root, 0o755)
-        install_agents(str(root))
-        argv = ["ocf-tester", "-n", "t-vips"]
-        for k, v in {"namespace": net["a"], "addresses": ADDRESSES, "arp_count": "1"}.items():
-            argv += ["-o", f"{k}={v}"]
-        out = subprocess.run([*argv, str(root / "resource.d" / "envrouter" / "vip")],
-                             capture_output=True, text=True, timeout=120)
-        assert out.returncode == 0, out.stdout + out.stderr
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    out = ocf_tester(net["a"], {"namespace": net["a"], "addresses": ADDRESSES,
+                                "arp_count": "1"})
+    assert out.returncode == 0, out.stdout + out.stderr
     assert not any(_held(net["a"]).values()) and _public_routes(net["a"]) == set()
