@@ -99,6 +99,11 @@ def _sysctl(ns: str, key: str, value: str | None = None) -> str:
                            arg], check=True, capture_output=True, text=True).stdout.strip()
 
 
+def _routes_go(ns: str) -> bool:
+    """The public route is gone, or goes within the stop's linger (arp_count + 1 s)."""
+    return bool(poll(lambda: _public_routes(ns) == [], 15, interval=0.1))
+
+
 def _ping(ns: str) -> bool:
     return subprocess.run(["ip", "netns", "exec", ns, "ping", "-6", "-n", "-q", "-c", "1", "-W",
                            "1", VIP6], capture_output=True).returncode == 0
@@ -121,7 +126,10 @@ def test_an_ipv6_vip_moves_and_is_reached_at_once(net, vip_agent):
 
     assert run_agent(vip_agent, "stop", _env(a)).returncode == 0
     assert not vip_present(a, PORT, VIP6)
-    assert _public_routes(a) == []  # the kernel would keep it, with the source cleared
+    # the stop's detached process removes it arp_count + 1 s later (the old holder forwards
+    # meanwhile; the kernel would keep it for good, with the source cleared)
+    assert _public_routes(a) in ([(C_ADDR, None, 1)], [])
+    assert _routes_go(a)
     assert run_agent(vip_agent, "monitor", _env(a)).returncode == 7
     # one announcement: the kernel's alone (na6 would send only repeats, a second apart)
     assert run_agent(vip_agent, "start", _env(b, arp_count="1")).returncode == 0
@@ -142,7 +150,7 @@ def test_an_ipv6_vip_moves_and_is_reached_at_once(net, vip_agent):
     assert _public_routes(b) == [(C_ADDR, VIP6, 1)]
     assert run_agent(vip_agent, "stop", _env(b)).returncode == 0
     assert run_agent(vip_agent, "stop", _env(b)).returncode == 0  # again
-    assert not vip_present(b, PORT, VIP6) and _public_routes(b) == []
+    assert not vip_present(b, PORT, VIP6) and _routes_go(b)
     assert run_agent(vip_agent, "monitor", recurring).returncode == 7
     assert _public_routes(b) == []  # nothing re-added without the address
 
@@ -171,7 +179,7 @@ def test_the_public_route_does_not_wait_for_the_kernel_to_complete_the_vip(net, 
     assert not (_address_flags(a, VIP6) or 0) & IFA_F_TENTATIVE
     assert _ping(net["c"])
     assert run_agent(vip_agent, "stop", _env(a)).returncode == 0
-    assert not vip_present(a, PORT, VIP6) and _public_routes(a) == []
+    assert not vip_present(a, PORT, VIP6) and _routes_go(a)
 
 
 def test_a_stop_before_the_vip_was_usable_leaves_no_route_behind(net, vip_agent):
@@ -182,7 +190,7 @@ def test_a_stop_before_the_vip_was_usable_leaves_no_route_behind(net, vip_agent)
     assert run_agent(vip_agent, "start", _env(a)).returncode == 0
     assert _public_routes(a) == [(C_ADDR, None, 1)]
     assert run_agent(vip_agent, "stop", _env(a)).returncode == 0
-    assert not vip_present(a, PORT, VIP6) and _public_routes(a) == []
+    assert not vip_present(a, PORT, VIP6) and _routes_go(a)
     # its tries end within 5 s: nothing comes back meanwhile or after
     assert not poll(lambda: _public_routes(a), 7, interval=0.2)
 
@@ -213,11 +221,11 @@ def test_where_dad_stays_on_the_vip_is_added_nodad_and_announced_by_na6(net, vip
     moved = poll(lambda: (n := _neighbour(c, VIP6)) is not None and n[0] == mac_b and n, 5)
     assert moved, _neighbour(c, VIP6)
     assert run_agent(vip_agent, "stop", _env(b)).returncode == 0
-    assert not vip_present(b, PORT, VIP6) and _public_routes(b) == []
+    assert not vip_present(b, PORT, VIP6) and _routes_go(b)
 
 
 def test_the_ipv6_vip_agent_passes_ocf_tester(net):
     out = ocf_tester(net["a"], {"namespace": net["a"], "port": PORT, "ip": VIP6,
                                 "cidr_netmask": PLEN, "gateway": C_ADDR, "arp_count": "1"})
     assert out.returncode == 0, out.stdout + out.stderr
-    assert not vip_present(net["a"], PORT, VIP6) and _public_routes(net["a"]) == []
+    assert not vip_present(net["a"], PORT, VIP6) and _routes_go(net["a"])

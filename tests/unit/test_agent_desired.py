@@ -34,8 +34,9 @@ def test_controller_vrouter_scope():
     assert RouteSpec("vr1", "10.40.0.0/24", "169.254.77.1", "vr-ns", 0) in st.routes
     keys = {(s.ns, s.key): s.value for s in st.sysctls}
     assert keys[("vr1", "net.ipv4.ip_forward")] == "1"
-    assert keys[("vr1", "net.ipv4.conf.all.rp_filter")] == "2"
-    assert keys[("vr1", "net.ipv4.conf.vr-pub.rp_filter")] == "2"
+    assert keys[("vr1", "net.ipv4.conf.all.rp_filter")] == "0"  # the ports say
+    assert keys[("vr1", "net.ipv4.conf.vr-pub.rp_filter")] == "0"  # no address without its VIP
+    assert keys[("vr1", "net.ipv4.conf.vr-mgmt.rp_filter")] == "2"
     assert keys[("vr1", "net.netfilter.nf_conntrack_tcp_be_liberal")] == "1"
     assert keys[("", "net.ipv4.ip_forward")] == "1"
     assert SysctlSpec("vr1", "net.ipv4.ip_nonlocal_bind", "1") in st.sysctls

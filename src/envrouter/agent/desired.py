@@ -255,10 +255,17 @@ def desired_state(
         for key, value in (
             ("net.ipv4.ip_forward", "1"),
             ("net.ipv4.ip_nonlocal_bind", "1"),
-            ("net.ipv4.conf.all.rp_filter", "2"),
+            # the kernel applies the larger of `all` and the port's value. Loose on the
+            # ports with an address of their own; off on the public port, which has an
+            # address only while it holds the public VIP: the kernel drops, under any
+            # rp_filter, a packet that arrives on a port without an IPv4 address and whose
+            # source is routed elsewhere. Off, the old holder goes on forwarding the replies
+            # of its flows that still reach it during a switchover (docs/ha.md, "The old
+            # holder forwards until the neighbours follow")
+            ("net.ipv4.conf.all.rp_filter", "0"),
             ("net.ipv4.conf.default.rp_filter", "2"),
             (f"net.ipv4.conf.{vr.management_port}.rp_filter", "2"),
-            (f"net.ipv4.conf.{vr.public_port}.rp_filter", "2"),
+            (f"net.ipv4.conf.{vr.public_port}.rp_filter", "0"),
             (f"net.ipv4.conf.{NS_LINK}.rp_filter", "2"),
             ("net.netfilter.nf_conntrack_tcp_be_liberal", "1"),
         ):

@@ -8,17 +8,17 @@ the new one instead of one per VIP. Four VIP agents at once on the same cores, e
 start an action of its own with its CIB update, took 60-177 ms of execution each on the lab
 (docs/ha.md, "One resource for the VIPs").
 
-start: with ``conntrackd_conf`` set and present, first commit the node's conntrackd external
-cache into the kernel (``conntrackd -C CONF -c``; the synced flows must be known before their
-packets arrive here, or the new holder resets them); then every address, and for a public VIP
-(a gateway given) the family's default route via the public gateway with the VIP as source, in
-one ``ip -batch`` inside the namespace (``replace``: idempotent; the IPv6 route in a second
-run, see below); then the announcements, from one detached process (always, even when the
-addresses were present): gratuitous ARP (``arping``) for IPv4, unsolicited neighbour
-advertisements for IPv6. stop removes them, in one ``ip -batch``. monitor: every address
-present -> 0, none -> 7, some -> 1 (failed: Pacemaker stops the rest and starts again); a
-recurring monitor re-asserts the public routes (they drift when the link flaps) rather than
-reporting them. The one-address parameters of the layouts before (``port``, ``ip``,
+start: with ``conntrackd_conf`` set and present, first commit the node's conntrackd external cache
+into the kernel (``conntrackd -C CONF -c``; the synced flows must be known before their packets
+arrive here, or the new holder resets them); then every address, and for a public VIP (a gateway
+given) the family's default route via the public gateway with the VIP as source, in one ``ip
+-batch`` inside the namespace (``replace``: idempotent; the IPv6 route without its source at first,
+see below); then the announcements, from detached processes (always, even when the addresses were
+present): gratuitous ARP (``arping``) for IPv4, unsolicited neighbour advertisements for IPv6. stop
+removes the addresses in one ``ip -batch`` (the public IPv6 route a few seconds later, see below).
+monitor: every address present -> 0, none -> 7, some -> 1 (failed: Pacemaker stops the rest and
+starts again); a recurring monitor re-asserts the public routes (they drift when the link flaps)
+rather than reporting them. The one-address parameters of the layouts before (``port``, ``ip``,
 ``cidr_netmask``, ``gateway``) are still read when ``addresses`` is empty: a CIB that was not
 applied again since the agents were upgraded keeps working.
 
@@ -47,7 +47,12 @@ IPv6, and why it differs:
   the kernel allows (every 10 ms, at most 5 s; a recurring monitor re-asserts it too). Before,
   the start waited for it: 1.3 s for a start that found the VIP tentative;
 - the kernel keeps an IPv6 route whose source address goes away (it only clears the source),
-  so stop deletes the public route itself; and it turns metric 0 into 1024 for IPv6 (where a
+  so stop deletes the public route itself, ``arp_count`` + 1 s later from a detached process,
+  with a route of the VIP's prefix on its port that stop adds before it removes the address:
+  meanwhile the old holder goes on forwarding the flows whose packets still reach it, until
+  the new holder's announcements have moved the neighbours (IPv4 flows take the namespace's
+  fallback route; docs/ha.md, "The old holder forwards until the neighbours follow"); and the
+  kernel turns metric 0 into 1024 for IPv6 (where a
   router advertisement's default route would sit too), so the public IPv6 route has metric 1
   (`METRIC6`).
 
@@ -71,6 +76,10 @@ from envrouter.model.names import RTPROT_ENVROUTER_VIP
 # the host link); 1 for IPv6, where the kernel turns 0 into 1024
 METRIC4 = 0
 METRIC6 = 1
+# The route of an IPv6 VIP's prefix that stop keeps on its port for a while: above the 256 of
+# the kernel's own prefix route, because the kernel removes, with an address, the first route of
+# its prefix on the port (the lowest metric): its own, and then ours is left to remove.
+PREFIX_METRIC6 = 1024
 
 
 def address_entry(port: str, address: str, prefixlen: int, gateway: str | None = None) -> str:
@@ -327,23 +336,38 @@ start)
   exit 0 ;;
 stop)
   [ -e "$netns" ] || exit 0
-  # One command on the critical path of a switchover: every address, and the public IPv6 route
-  # (the kernel keeps an IPv6 route whose source address goes away: it only clears the source;
-  # it removes the IPv4 one with its source address). -force: on with the rest when one is
-  # gone already. All removed (status 0) is the whole stop; only when something failed (gone
-  # already: a stop on a stopped VIP) does the agent look again.
+  # One command on the critical path of a switchover: every address goes. -force: on with the
+  # rest when one is gone already. All done (status 0) is the whole stop; only when something
+  # failed (gone already: a stop on a stopped VIP) does the agent look again.
+  # The old holder goes on forwarding the flows whose packets still reach it until the new
+  # holder's announcements have moved the neighbours (docs/ha.md, "The old holder forwards
+  # until the neighbours follow"). IPv4 needs nothing here: the kernel removes the public
+  # route with its source address, and the flows take the namespace's fallback route. IPv6 has
+  # no fallback, and the namespace no IPv6 address of its own: the public route stays (the
+  # kernel keeps an IPv6 route whose source address goes away, it only clears the source), and
+  # each VIP's prefix stays routed on its port by a route of our own (the kernel removes its
+  # own prefix route with the address; PREFIX_METRIC6), for arp_count + 1 s.
   { for e in $v6; do
-      split "$e"
-      [ -z "$gw" ] || echo "route del default via $gw dev $port metric @METRIC6@ proto $proto"
+      split "$e"; echo "route replace $ip/$mask dev $port metric @PREFIX6@ proto $proto"
     done
     for e in $v4 $v6; do split "$e"; echo "addr del $ip/$mask dev $port"; done
-  } | ip -n "$ns" -force -batch - >/dev/null 2>&1 && exit 0
-  held
-  [ "$n_held" = 0 ] || { reason "cannot remove $n_held of $(echo $addrs) in $ns"; exit 1; }
-  if [ -n "$gw6" ]; then
-    out=$(ip -n "$ns" -6 route show default via "$gw6" proto $proto 2>/dev/null)
-    [ -z "$out" ] || { reason "cannot remove the default route via $gw6 in $ns"; exit 1; }
-  fi
+  } | ip -n "$ns" -force -batch - >/dev/null 2>&1 || {
+    held
+    [ "$n_held" = 0 ] || { reason "cannot remove $n_held of $(echo $addrs) in $ns"; exit 1; }
+  }
+  [ -n "$v6" ] || exit 0
+  # then a detached process removes those routes, unless an IPv6 VIP is back here meanwhile
+  # (a start here keeps the routes it needs; a recurring monitor re-asserts the public one)
+  V6=$v6 setsid -f sh -c 'sleep "$1"; ns=$2 proto=$3; set -f
+    @SPLIT@
+    back=$(for e in $V6; do split "$e"; echo "addr show dev $port to $ip/128"; done |
+           ip -o -force -n "$ns" -batch - 2>/dev/null)
+    [ -z "$back" ] || exit 0
+    for e in $V6; do
+      split "$e"; echo "route del $ip/$mask dev $port metric @PREFIX6@ proto $proto"
+      [ -z "$gw" ] || echo "route del default via $gw dev $port metric @METRIC6@ proto $proto"
+    done | exec ip -n "$ns" -force -batch -' linger $((arp + 1)) "$ns" $proto \
+    </dev/null >/dev/null 2>&1
   exit 0 ;;
 monitor)
   [ -e "$netns" ] || exit 7
@@ -360,7 +384,8 @@ monitor)
   exit 0 ;;
 esac
 """.replace("@SPLIT@", SPLIT).replace("@PROTO@", str(RTPROT_ENVROUTER_VIP)).replace(
-    "@METRIC4@", str(METRIC4)).replace("@METRIC6@", str(METRIC6))
+    "@METRIC4@", str(METRIC4)).replace("@METRIC6@", str(METRIC6)).replace(
+    "@PREFIX6@", str(PREFIX_METRIC6))
 
 
 AGENT = Agent(

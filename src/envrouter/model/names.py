@@ -14,7 +14,8 @@ from dataclasses import dataclass
 # The kernel route protocols (rtm_protocol) of envrouter's routes: what each owner may replace
 # or remove, and never anybody else's.
 RTPROT_ENVROUTER = 77  # routes the agent owns
-RTPROT_ENVROUTER_VIP = 78  # the public default routes the HA layer's VIP agent sets
+# the HA layer's VIP agent: the public default routes, the IPv6 prefixes a stop keeps a while
+RTPROT_ENVROUTER_VIP = 78
 
 # Network roles: one network per role except "other" (see SINGLE_NETWORK_ROLES).
 NETWORK_ROLES: tuple[str, ...] = ("admin", "management", "public", "storage", "other")
