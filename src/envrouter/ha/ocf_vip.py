@@ -46,15 +46,14 @@ IPv6, and why it differs:
   in the same ``ip`` run as the addresses, and the detached process sets the source as soon as
   the kernel allows (every 10 ms, at most 5 s; a recurring monitor re-asserts it too). Before,
   the start waited for it: 1.3 s for a start that found the VIP tentative;
-- the kernel keeps an IPv6 route whose source address goes away (it only clears the source),
-  so stop deletes the public route itself, ``arp_count`` + 1 s later from a detached process,
-  with a route of the VIP's prefix on its port that stop adds before it removes the address:
-  meanwhile the old holder goes on forwarding the flows whose packets still reach it, until
-  the new holder's announcements have moved the neighbours (IPv4 flows take the namespace's
-  fallback route; docs/ha.md, "The old holder forwards until the neighbours follow"); and the
-  kernel turns metric 0 into 1024 for IPv6 (where a
-  router advertisement's default route would sit too), so the public IPv6 route has metric 1
-  (`METRIC6`).
+- the kernel keeps an IPv6 route whose source address goes away (it only clears the source), so stop
+  deletes the public route itself, ``arp_count`` + 1 s later from a detached process, with a route
+  of the VIP's prefix on its port that stop adds before it removes the address: meanwhile the old
+  holder goes on forwarding the flows whose packets still reach it, until the new holder's
+  announcements have moved the neighbours (IPv4 flows take the namespace's fallback route;
+  docs/ha.md, "The old holder forwards until the neighbours follow"); and the kernel turns metric 0
+  into 1024 for IPv6 (where a router advertisement's default route would sit too), so the public
+  IPv6 route has metric 1 (`METRIC6`).
 
 One implementation, in /bin/sh (`SCRIPT`): the VIP start and stop are on the critical path of
 every failover and the monitor runs every 2 s, so none of them may pay for a Python start
