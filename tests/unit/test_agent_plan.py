@@ -163,6 +163,37 @@ def test_stale_objects_removed_vips_kept():
     ]
 
 
+def test_a_port_made_again_gets_its_sysctls_again():
+    """A veth whose peer is lost is deleted and created again: the new device starts with the
+    namespace's defaults (rp_filter 2), whatever the old one said, so its own sysctls are set
+    again (the public port's rp_filter 0, docs/agent.md)."""
+    st = desired_state(controller_document("vr1"), scope="vrouter")
+    obs = as_observed(st)
+    del obs.links[("", "vr-pub-h")]  # the host end is gone: the pair is made again
+    steps = [s.description for s in plan(st, obs)]
+    made = steps.index("namespace vr1: create veth pair vr-pub/vr-pub-h (vr-pub-h on host)")
+    assert steps.index("namespace vr1: sysctl net.ipv4.conf.vr-pub.rp_filter=0") > made
+    # the other port's and the namespace's own sysctls hold: not set again
+    assert not [s for s in steps if "vr-mgmt.rp_filter" in s or "all.rp_filter" in s]
+
+
+def test_a_new_default_is_followed_by_every_interface_of_its_setting():
+    """The kernel copies a new `default` into every interface whose own value was never
+    written: a fresh namespace whose interfaces read 0 like its default (inherited from the
+    machine's) would see the public port turn to 2 when default is set, so the interfaces'
+    values are written after it, even those that read right."""
+    st = desired_state(controller_document("vr1"), scope="vrouter")
+    obs = as_observed(st)
+    obs.sysctls[("vr1", "net.ipv4.conf.default.rp_filter")] = "0"
+    steps = [s.description for s in plan(st, obs)]
+    assert steps == [
+        "namespace vr1: sysctl net.ipv4.conf.default.rp_filter=2",
+        "namespace vr1: sysctl net.ipv4.conf.vr-mgmt.rp_filter=2",
+        "namespace vr1: sysctl net.ipv4.conf.vr-pub.rp_filter=0",
+        "namespace vr1: sysctl net.ipv4.conf.vr-ns.rp_filter=2",
+    ]
+
+
 def test_foreign_clash_and_missing_bridge():
     st = desired_state(controller_document("vr1"), scope="vrouter")
     obs = bare_node()

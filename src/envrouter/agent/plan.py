@@ -103,6 +103,9 @@ class _Plan:
     steps: list[Step] = field(default_factory=list)
     gone_ns: set[str] = field(default_factory=set)  # namespaces this plan deletes
     gone_links: set[tuple[str, str]] = field(default_factory=set)
+    # links this plan creates or moves into their namespace: a new device starts with its
+    # namespace's defaults, whatever the device of that name said when it was observed
+    made_links: set[tuple[str, str]] = field(default_factory=set)
     fresh: bool = False  # the namespace is created by this plan: nothing in it yet
 
     def add(self, step: Step) -> None:
@@ -209,6 +212,7 @@ def plan_veths(p: _Plan) -> None:
                 p.add(_del_link(v.host_ns, v.host_name, f"delete veth {v.host_name} (peer lost)"))
             if host_in_ns is not None:
                 p.add(_del_link(v.ns, v.host_name, f"delete veth {v.host_name}"))
+            p.made_links |= {(v.ns, v.name), (v.host_ns, v.host_name)}
             p.add(AddVeth(ns=v.ns, name=v.name, peer_ns=v.host_ns, peer=v.host_name,
                           description=_said(v.ns, f"create veth pair {v.name}/{v.host_name} "
                                             f"({v.host_name} on {_where(v.host_ns)})")))
@@ -255,6 +259,7 @@ def plan_ovs_ports(p: _Plan) -> None:
             p.add(OvsAddPort(ns=x.host_ns, bridge=x.bridge, port=x.name, description=_said(
                 x.host_ns, f"add OVS internal port {x.name} to {x.bridge}")))
         if create or ns_end is None:
+            p.made_links.add((x.ns, x.name))
             p.add(MoveLink(ns=x.host_ns, name=x.name, to_ns=x.ns,
                            description=_said(x.host_ns, f"move {x.name} to {_where(x.ns)}")))
             p.add(_mark(x.ns, x.name))
@@ -349,12 +354,32 @@ def plan_nft(p: _Plan) -> None:
                           description=_said(t.ns, f"load nftables table {t.family} {t.name}")))
 
 
+def _conf_key(key: str) -> tuple[str, str, str] | None:
+    """A per-interface key as (family, interface, setting): net.ipv4.conf.vr-pub.rp_filter is
+    ("ipv4", "vr-pub", "rp_filter"), the interface also "all" or "default"; else None."""
+    parts = key.split(".")
+    if len(parts) < 5 or parts[:3] not in (["net", "ipv4", "conf"], ["net", "ipv6", "conf"]):
+        return None
+    return parts[1], ".".join(parts[3:-1]), parts[-1]
+
+
 def plan_sysctls(p: _Plan) -> None:
+    """Each key whose value differs, in the desired order. A per-interface key is set even when
+    it reads right: on an interface this plan makes (a new device starts with the namespace's
+    defaults, whatever the old one said), and after a new `default` of its setting (the kernel
+    copies a new default into every interface whose own value was never written; the desired
+    state lists `default` before the interfaces)."""
+    new_defaults: set[tuple[str, str, str]] = set()
     for s in p.d.sysctls:
-        have = None if p.created(s.ns) else p.o.sysctls.get((s.ns, s.key))
+        conf = _conf_key(s.key)
+        forced = conf is not None and (
+            (s.ns, conf[1]) in p.made_links or (s.ns, conf[0], conf[2]) in new_defaults)
+        have = None if p.created(s.ns) or forced else p.o.sysctls.get((s.ns, s.key))
         if have != s.value:
             p.add(SetSysctl(ns=s.ns, key=s.key, value=s.value,
                             description=_said(s.ns, f"sysctl {s.key}={s.value}")))
+            if conf is not None and conf[1] == "default":
+                new_defaults.add((s.ns, conf[0], conf[2]))
 
 
 def plan_files(p: _Plan) -> None:
